@@ -1,0 +1,278 @@
+//! One subcommand per domain command (`grantflow approve-grant --grant X --decided-on D`),
+//! built from a table of each command's fields: flags have the JSON field names in kebab
+//! case, and the values go into the same command JSON that `exec` and HTTP take.
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use serde_json::{json, Map, Value};
+
+/// How a field is given on the command line.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// `--field value`
+    Text,
+    /// `--field a --field b` (a JSON array)
+    List,
+    /// `--field` (true when present)
+    Flag,
+    /// `--field 3` (a JSON number)
+    Number,
+    /// `--reported-equivalent-amount` and `--reported-equivalent-currency`
+    Equivalent,
+}
+
+use Kind::{Equivalent, Flag, List, Number, Text};
+
+/// Each command's fields (the common `command_id` and `expected_version` are added to all).
+const COMMANDS: &[(&str, &str, &[(&str, Kind)])] = &[
+    (
+        "register-fund",
+        "Register a fund with its base currency",
+        &[("fund", Text), ("name", Text), ("currency", Text)],
+    ),
+    (
+        "record-contribution",
+        "Record money received by a fund from a donor",
+        &[
+            ("fund", Text),
+            ("donor", Text),
+            ("amount", Text),
+            ("received_on", Text),
+            ("original_amount", Text),
+            ("original_currency", Text),
+            ("currency", Text),
+        ],
+    ),
+    (
+        "submit-proposal",
+        "Submit a proposal (a grant before approval) under a fund",
+        &[
+            ("fund", Text),
+            ("grant", Text),
+            ("title", Text),
+            ("amount", Text),
+            ("country", Text),
+            ("regions", List),
+            ("starts_on", Text),
+            ("ends_on", Text),
+            ("activities", List),
+            ("currency", Text),
+        ],
+    ),
+    (
+        "reject-proposal",
+        "Reject a proposal",
+        &[("grant", Text), ("reason", Text)],
+    ),
+    (
+        "approve-grant",
+        "Approve a proposal, committing its amount",
+        &[
+            ("grant", Text),
+            ("decided_on", Text),
+            ("reported_equivalent", Equivalent),
+        ],
+    ),
+    (
+        "assign-agency",
+        "Assign an implementing agency with an allocation",
+        &[
+            ("grant", Text),
+            ("agency", Text),
+            ("allocation", Text),
+            ("lead", Flag),
+            ("currency", Text),
+        ],
+    ),
+    (
+        "revise-allocation",
+        "Set an agency's allocation anew",
+        &[
+            ("grant", Text),
+            ("agency", Text),
+            ("allocation", Text),
+            ("reason", Text),
+            ("currency", Text),
+        ],
+    ),
+    (
+        "withdraw-agency",
+        "Remove an agency that holds no money of the grant",
+        &[("grant", Text), ("agency", Text), ("reason", Text)],
+    ),
+    (
+        "record-disbursement",
+        "Record a transfer (tranche) to an agency",
+        &[
+            ("grant", Text),
+            ("agency", Text),
+            ("amount", Text),
+            ("paid_on", Text),
+            ("reference", Text),
+            ("currency", Text),
+        ],
+    ),
+    (
+        "record-expenditure",
+        "Record spending reported by an agency",
+        &[
+            ("grant", Text),
+            ("agency", Text),
+            ("amount", Text),
+            ("period_end", Text),
+            ("currency", Text),
+        ],
+    ),
+    (
+        "record-refund",
+        "Record unspent money returned by an agency",
+        &[
+            ("grant", Text),
+            ("agency", Text),
+            ("amount", Text),
+            ("received_on", Text),
+            ("reference", Text),
+            ("currency", Text),
+        ],
+    ),
+    (
+        "revise-grant",
+        "Revise a grant's amount and/or end date",
+        &[
+            ("grant", Text),
+            ("reason", Text),
+            ("amount", Text),
+            ("ends_on", Text),
+            ("decided_on", Text),
+            ("currency", Text),
+        ],
+    ),
+    (
+        "suspend-grant",
+        "Pause a grant (no disbursements)",
+        &[("grant", Text), ("reason", Text)],
+    ),
+    (
+        "resume-grant",
+        "Resume a suspended grant",
+        &[("grant", Text), ("reason", Text)],
+    ),
+    (
+        "cancel-grant",
+        "Cancel a grant; its undisbursed commitment returns to the fund",
+        &[("grant", Text), ("reason", Text)],
+    ),
+    (
+        "close-grant",
+        "Close a grant operationally",
+        &[("grant", Text), ("closed_on", Text)],
+    ),
+    (
+        "finalize-grant",
+        "Close a grant financially (every agency balance settled)",
+        &[("grant", Text)],
+    ),
+];
+
+/// Whether a subcommand name is a domain command.
+pub fn is_command(name: &str) -> bool {
+    COMMANDS.iter().any(|(command, _, _)| *command == name)
+}
+
+/// The clap subcommands, one per domain command.
+pub fn subcommands() -> Vec<Command> {
+    COMMANDS
+        .iter()
+        .map(|(name, about, fields)| {
+            let mut command = Command::new(*name).about(*about);
+            for (field, kind) in fields.iter().copied() {
+                command = add_field(command, field, kind);
+            }
+            command
+                .arg(text_arg("command_id").help("idempotency key (1 to 128 printable ASCII)"))
+                .arg(text_arg("expected_version").help("the stream version you last saw"))
+                .arg(
+                    Arg::new("json")
+                        .long("json")
+                        .action(ArgAction::SetTrue)
+                        .help("print the result as JSON"),
+                )
+        })
+        .collect()
+}
+
+fn text_arg(field: &'static str) -> Arg {
+    Arg::new(field)
+        .long(field.replace('_', "-"))
+        .value_name(field.to_uppercase())
+        .action(ArgAction::Set)
+}
+
+fn add_field(command: Command, field: &'static str, kind: Kind) -> Command {
+    match kind {
+        Text | Number => command.arg(text_arg(field)),
+        List => command.arg(
+            text_arg(field)
+                .action(ArgAction::Append)
+                .help("repeat for more"),
+        ),
+        Flag => command.arg(
+            Arg::new(field)
+                .long(field.replace('_', "-"))
+                .action(ArgAction::SetTrue),
+        ),
+        Equivalent => command
+            .arg(text_arg("reported_equivalent_amount").help("information only, e.g. 260000000"))
+            .arg(text_arg("reported_equivalent_currency").help("information only, e.g. JPY")),
+    }
+}
+
+/// The command JSON for a matched subcommand.
+pub fn body(name: &str, matches: &ArgMatches) -> Value {
+    let mut object = Map::new();
+    object.insert("command".into(), json!(name));
+    let fields = COMMANDS
+        .iter()
+        .find(|(command, _, _)| *command == name)
+        .map(|(_, _, fields)| *fields)
+        .unwrap_or_default();
+    let common = [("command_id", Text), ("expected_version", Number)];
+    for (field, kind) in fields.iter().chain(common.iter()).copied() {
+        if let Some(value) = field_value(matches, field, kind) {
+            object.insert(field.into(), value);
+        }
+    }
+    Value::Object(object)
+}
+
+fn field_value(matches: &ArgMatches, field: &str, kind: Kind) -> Option<Value> {
+    match kind {
+        Text => matches.get_one::<String>(field).map(|v| json!(v)),
+        Number => matches
+            .get_one::<String>(field)
+            .map(|v| match v.parse::<u64>() {
+                Ok(number) => json!(number),
+                Err(_) => json!(v),
+            }),
+        List => matches
+            .get_many::<String>(field)
+            .map(|values| json!(values.collect::<Vec<_>>())),
+        Flag => matches.get_flag(field).then_some(Value::Bool(true)),
+        Equivalent => {
+            let amount = matches.get_one::<String>("reported_equivalent_amount");
+            let currency = matches.get_one::<String>("reported_equivalent_currency");
+            match (amount, currency) {
+                (None, None) => None,
+                (amount, currency) => {
+                    let mut equivalent = Map::new();
+                    if let Some(amount) = amount {
+                        equivalent.insert("amount".into(), json!(amount));
+                    }
+                    if let Some(currency) = currency {
+                        equivalent.insert("currency".into(), json!(currency));
+                    }
+                    Some(Value::Object(equivalent))
+                }
+            }
+        }
+    }
+}

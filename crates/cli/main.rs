@@ -1,0 +1,228 @@
+//! The `grantflow` command line: parse, call the engine, render. Exit status: 0 success;
+//! 1 a command was rejected, a check failed, an id is unknown or an import was refused;
+//! 2 usage error, not a grantflow store, or I/O error.
+
+mod command_args;
+mod demo;
+mod exec;
+mod render;
+mod verbs;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// How a verb ended, when it did not simply succeed.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1: a command was rejected, a check failed, an id is unknown, an import refused.
+    Failed,
+}
+
+/// grantflow: an event-sourced funding-workflow engine for a trust fund's grants.
+#[derive(Parser, Debug)]
+#[command(name = "grantflow", version, about, long_about = None)]
+pub struct Cli {
+    /// The data directory (a sled store).
+    #[arg(
+        long,
+        global = true,
+        env = "GRANTFLOW_DATA",
+        default_value = "./grantflow-data"
+    )]
+    pub data: PathBuf,
+    /// Who issues commands (when the command JSON names no actor).
+    #[arg(long, global = true, env = "GRANTFLOW_ACTOR")]
+    pub actor: Option<String>,
+    #[command(subcommand)]
+    pub verb: Verb,
+}
+
+/// The verbs besides the one-per-command subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Verb {
+    /// Run commands given as JSON Lines (from FILE or standard input), one result line each.
+    Exec {
+        /// The file of commands; standard input when absent or `-`.
+        file: Option<PathBuf>,
+    },
+    /// A grant's figures, or the list of grants.
+    Grant {
+        #[command(subcommand)]
+        action: GrantAction,
+    },
+    /// A fund's figures.
+    Fund {
+        #[command(subcommand)]
+        action: FundAction,
+    },
+    /// The audit trail of a grant or fund: every event with before and after figures.
+    Audit {
+        /// A grant or fund id.
+        id: String,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// CSV (RFC 4180) instead of a table.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
+    /// Stored events as JSON Lines (the exact hashed bytes, with their hash).
+    Events {
+        /// The first position (inclusive).
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Only this stream (e.g. grant-MEX-2012-01).
+        #[arg(long)]
+        stream: Option<String>,
+        /// At most this many events.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Keep waiting for new events.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Verify the log: hash chain, gapless positions and versions, projections.
+    Verify {
+        /// A checkpoint (from `grantflow checkpoint`) the log must extend.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Verify an exported JSON Lines file instead of the store.
+        #[arg(long)]
+        export: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the head of the log as a checkpoint (JSON) for an auditor to keep.
+    Checkpoint,
+    /// Rebuild every projection from the log.
+    Replay {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export the whole log.
+    Export {
+        /// `jsonl` (the log's envelopes).
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Import an exported log into an empty store (every hash is verified first).
+    Import {
+        /// The JSON Lines file.
+        file: PathBuf,
+    },
+    /// Load the worked example (UNTFHS, Mexico, 2012) and print what it did.
+    Demo {
+        /// Print each result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `grantflow grant ...`
+#[derive(Subcommand, Debug)]
+pub enum GrantAction {
+    /// One grant's figures.
+    Show {
+        /// The grant id.
+        id: String,
+        /// As of this log position.
+        #[arg(long)]
+        at: Option<u64>,
+        /// As of this recorded time (RFC 3339).
+        #[arg(long = "as-of")]
+        as_of: Option<String>,
+        /// JSON (contract.md's fields).
+        #[arg(long)]
+        json: bool,
+    },
+    /// One row per grant.
+    List {
+        /// Only grants of this fund.
+        #[arg(long)]
+        fund: Option<String>,
+        /// Only grants in this status.
+        #[arg(long)]
+        status: Option<String>,
+        /// JSON (an array of grant figures).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `grantflow fund ...`
+#[derive(Subcommand, Debug)]
+pub enum FundAction {
+    /// One fund's figures.
+    Show {
+        /// The fund id.
+        id: String,
+        /// As of this log position.
+        #[arg(long)]
+        at: Option<u64>,
+        /// As of this recorded time (RFC 3339).
+        #[arg(long = "as-of")]
+        as_of: Option<String>,
+        /// JSON (contract.md's fields).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let command = Cli::command().subcommands(command_args::subcommands());
+    let matches = command.get_matches();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(dispatch(matches));
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(matches: clap::ArgMatches) -> anyhow::Result<Outcome> {
+    let data: PathBuf = matches
+        .get_one::<PathBuf>("data")
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("./grantflow-data"));
+    let actor = matches.get_one::<String>("actor").cloned();
+    if let Some((name, sub)) = matches.subcommand() {
+        if command_args::is_command(name) {
+            let body = command_args::body(name, sub);
+            return verbs::one_command(&data, actor, body, sub.get_flag("json")).await;
+        }
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    verbs::run(cli).await
+}

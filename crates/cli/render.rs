@@ -1,0 +1,254 @@
+//! Human-readable output: tables for people; `--json` elsewhere gives contract.md's fields.
+
+use std::fmt::Write;
+
+use grantflow_domain::{FundView, GrantView, World};
+use grantflow_engine::audit::VerifyReport;
+use grantflow_engine::query::{AsOf, AuditEntry, Subject};
+use grantflow_engine::CommandOutcome;
+
+/// One line for a command's result.
+pub fn outcome(outcome: &CommandOutcome) -> String {
+    match outcome {
+        CommandOutcome::Accepted {
+            command_id,
+            events,
+            replayed,
+        } => {
+            let mut line = format!(
+                "accepted{} (command id {command_id}):",
+                if *replayed { ", replayed" } else { "" }
+            );
+            for event in events {
+                let _ = write!(
+                    line,
+                    " {} at position {} ({} v{});",
+                    event.event_type, event.position, event.stream, event.version
+                );
+            }
+            line.pop();
+            line
+        }
+        CommandOutcome::Rejected { rejection, .. } => {
+            format!("rejected [{}]: {}", rejection.code, rejection.message)
+        }
+    }
+}
+
+/// " as of position P" / " as of T" for messages.
+pub fn as_of_suffix(as_of: &AsOf) -> String {
+    match as_of {
+        AsOf::Head => String::new(),
+        AsOf::Position(position) => format!(" as of position {position}"),
+        AsOf::Time(time) => format!(" as of {time}"),
+    }
+}
+
+/// An amount with thousands separators: "3209232.40" becomes "3,209,232.40".
+pub fn human(amount: &str) -> String {
+    let (sign, digits) = match amount.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", amount),
+    };
+    let (int, frac) = match digits.split_once('.') {
+        Some((int, frac)) => (int, Some(frac)),
+        None => (digits, None),
+    };
+    let mut grouped = String::new();
+    for (index, digit) in int.chars().enumerate() {
+        if index > 0 && (int.len() - index) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    match frac {
+        Some(frac) => format!("{sign}{grouped}.{frac}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+/// A grant's figures.
+pub fn grant(view: &GrantView, _world: &World) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "grant     {}  ({})", view.grant, view.status);
+    let _ = writeln!(out, "title     {}", view.title);
+    let _ = writeln!(out, "fund      {}  currency {}", view.fund, view.currency);
+    let rows = [
+        ("requested", &view.requested),
+        ("amount", &view.amount),
+        ("allocated", &view.allocated),
+        ("unallocated", &view.unallocated),
+        ("disbursed", &view.disbursed),
+        ("expended", &view.expended),
+        ("refunded", &view.refunded),
+    ];
+    for (name, value) in rows {
+        let _ = writeln!(out, "{name:<12}{:>20}", human(value));
+    }
+    if !view.agencies.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<12}{:>5}{:>18}{:>18}{:>18}{:>18}{:>18}",
+            "agency", "lead", "allocation", "disbursed", "expended", "refunded", "balance"
+        );
+        for agency in &view.agencies {
+            let _ = writeln!(
+                out,
+                "{:<12}{:>5}{:>18}{:>18}{:>18}{:>18}{:>18}",
+                agency.agency,
+                if agency.lead { "yes" } else { "" },
+                human(&agency.allocation),
+                human(&agency.disbursed),
+                human(&agency.expended),
+                human(&agency.refunded),
+                human(&agency.balance)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nversion {}  position {}",
+        view.version, view.position
+    );
+    out
+}
+
+/// One row per grant.
+pub fn grant_list(views: &[GrantView]) -> String {
+    let mut out = format!(
+        "{:<20}{:<14}{:<11}{:<5}{:>18}{:>18}{:>18}\n",
+        "grant", "fund", "status", "cur", "amount", "allocated", "disbursed"
+    );
+    for view in views {
+        let _ = writeln!(
+            out,
+            "{:<20}{:<14}{:<11}{:<5}{:>18}{:>18}{:>18}",
+            view.grant,
+            view.fund,
+            view.status,
+            view.currency,
+            human(&view.amount),
+            human(&view.allocated),
+            human(&view.disbursed)
+        );
+    }
+    let _ = writeln!(out, "{} grant(s)", views.len());
+    out
+}
+
+/// A fund's figures.
+pub fn fund(view: &FundView) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "fund      {}  ({})", view.fund, view.name);
+    let _ = writeln!(out, "currency  {}  grants {}", view.currency, view.grants);
+    let rows = [
+        ("received", &view.received),
+        ("committed", &view.committed),
+        ("available", &view.available),
+        ("disbursed", &view.disbursed),
+        ("refunded", &view.refunded),
+        ("cash", &view.cash),
+    ];
+    for (name, value) in rows {
+        let _ = writeln!(out, "{name:<12}{:>20}", human(value));
+    }
+    let _ = writeln!(
+        out,
+        "\nversion {}  position {}",
+        view.version, view.position
+    );
+    out
+}
+
+/// The audit trail as a readable list.
+pub fn audit(subject: &Subject, entries: &[AuditEntry]) -> String {
+    let mut out = format!(
+        "audit trail of {} ({} events)\n",
+        subject.stream(),
+        entries.len()
+    );
+    for entry in entries {
+        let _ = writeln!(
+            out,
+            "\n#{:<6} {}  {:<18} {:<20} {}",
+            entry.position, entry.recorded_at, entry.actor, entry.command, entry.event_type
+        );
+        if let Some(reason) = entry.payload.get("reason").and_then(|r| r.as_str()) {
+            let _ = writeln!(out, "        reason: {reason}");
+        }
+        for change in &entry.changes {
+            let _ = writeln!(
+                out,
+                "        {:<28} {:>18} -> {}",
+                change.field, change.before, change.after
+            );
+        }
+    }
+    out
+}
+
+/// The audit trail as CSV (RFC 4180): one row per changed figure.
+pub fn audit_csv(entries: &[AuditEntry]) -> String {
+    let mut out =
+        String::from("position,recorded_at,actor,command,type,command_id,field,before,after\r\n");
+    for entry in entries {
+        let head = [
+            entry.position.to_string(),
+            entry.recorded_at.clone(),
+            entry.actor.clone(),
+            entry.command.clone(),
+            entry.event_type.clone(),
+            entry.command_id.clone(),
+        ];
+        let changes: Vec<[String; 3]> = if entry.changes.is_empty() {
+            vec![[String::new(), String::new(), String::new()]]
+        } else {
+            entry
+                .changes
+                .iter()
+                .map(|c| [c.field.clone(), c.before.clone(), c.after.clone()])
+                .collect()
+        };
+        for change in changes {
+            let row: Vec<String> = head
+                .iter()
+                .chain(change.iter())
+                .map(|f| csv_field(f))
+                .collect();
+            out.push_str(&row.join(","));
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+pub fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
+/// What `verify` found.
+pub fn verify(report: &VerifyReport) -> String {
+    match &report.failure {
+        None => format!(
+            "ok: {} events verified (hash chain, gapless positions and versions, payloads, \
+             projections{})\nhead: position {} hash {}\n",
+            report.events,
+            if report.checkpoint_checked {
+                ", checkpoint"
+            } else {
+                ""
+            },
+            report.head.position,
+            report.head.hash
+        ),
+        Some(failure) => format!(
+            "FAILED at position {}: {}\nlast good event: position {} hash {}\n",
+            failure.position, failure.detail, report.head.position, report.head.hash
+        ),
+    }
+}

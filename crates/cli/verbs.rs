@@ -1,0 +1,379 @@
+//! The verbs: open the store, call the engine, render.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+use futures::StreamExt;
+use grantflow_engine::audit::{self, Checkpoint};
+use grantflow_engine::query::{self, AsOf, Subject};
+use grantflow_engine::{transfer, Engine, Submission};
+use grantflow_store::{EventStore, SledStore};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use crate::{demo, exec, render, Cli, FundAction, GrantAction, Outcome, Verb};
+
+/// Opens the store: `create` for verbs that write; read verbs need an existing store.
+pub fn open_store(data: &Path, create: bool) -> anyhow::Result<Arc<dyn EventStore>> {
+    let store = if create {
+        SledStore::open(data)
+    } else {
+        SledStore::open_existing(data)
+    };
+    let store = store.with_context(|| format!("cannot open the store at {}", data.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Opens the engine over the store, showing progress if the catch-up is long.
+pub async fn open_engine(data: &Path, create: bool) -> anyhow::Result<Engine> {
+    let store = open_store(data, create)?;
+    let bar = progress_bar("catching up");
+    let engine = Engine::open_with_progress(store, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await?;
+    bar.finish_and_clear();
+    Ok(engine)
+}
+
+/// A progress bar on standard error (drawn only when it is a terminal).
+pub fn progress_bar(message: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message);
+    bar
+}
+
+/// `grantflow <command> --flag value ...`
+pub async fn one_command(
+    data: &Path,
+    actor: Option<String>,
+    body: Value,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    let engine = open_engine(data, true).await?;
+    let outcome = engine.submit(Submission::cli(body, actor)).await;
+    engine.close().await?;
+    let outcome = outcome?;
+    if json {
+        println!("{}", outcome.to_json());
+    } else {
+        println!("{}", render::outcome(&outcome));
+    }
+    Ok(if outcome.is_ok() {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// Every other verb.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let data = cli.data.as_path();
+    match cli.verb {
+        Verb::Exec { file } => exec::run(data, cli.actor, file).await,
+        Verb::Grant { action } => grant(data, action).await,
+        Verb::Fund { action } => fund(data, action).await,
+        Verb::Audit { id, json, csv } => audit_trail(data, &id, json, csv).await,
+        Verb::Events {
+            from,
+            stream,
+            limit,
+            follow,
+        } => events(data, from, stream, limit, follow).await,
+        Verb::Verify {
+            checkpoint,
+            export,
+            json,
+        } => verify(data, checkpoint.as_deref(), export.as_deref(), json).await,
+        Verb::Checkpoint => {
+            let store = open_store(data, false)?;
+            let checkpoint = Checkpoint::of(store.as_ref()).await?;
+            println!("{}", serde_json::to_string(&checkpoint)?);
+            Ok(Outcome::Success)
+        }
+        Verb::Replay { json } => replay(data, json).await,
+        Verb::Export { format, output } => export(data, &format, output.as_deref()).await,
+        Verb::Import { file } => import(data, &file).await,
+        Verb::Demo { json } => demo::run(data, json).await,
+    }
+}
+
+async fn grant(data: &Path, action: GrantAction) -> anyhow::Result<Outcome> {
+    let engine = open_engine(data, false).await?;
+    match action {
+        GrantAction::Show {
+            id,
+            at,
+            as_of,
+            json,
+        } => {
+            let as_of = AsOf::from_options(at, as_of.as_deref())?;
+            let model = query::model_as_of(&engine, &as_of).await?;
+            let Some(view) = model.world.grant_view(&id) else {
+                eprintln!("no grant `{id}`{}", render::as_of_suffix(&as_of));
+                return Ok(Outcome::Failed);
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print!("{}", render::grant(&view, &model.world));
+            }
+        }
+        GrantAction::List { fund, status, json } => {
+            let model = engine.snapshot();
+            let views: Vec<_> = model
+                .world
+                .grant_ids()
+                .iter()
+                .filter_map(|id| model.world.grant_view(id))
+                .filter(|view| fund.as_ref().is_none_or(|fund| &view.fund == fund))
+                .filter(|view| status.as_ref().is_none_or(|status| &view.status == status))
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else {
+                print!("{}", render::grant_list(&views));
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+async fn fund(data: &Path, action: FundAction) -> anyhow::Result<Outcome> {
+    let engine = open_engine(data, false).await?;
+    let FundAction::Show {
+        id,
+        at,
+        as_of,
+        json,
+    } = action;
+    let as_of = AsOf::from_options(at, as_of.as_deref())?;
+    let model = query::model_as_of(&engine, &as_of).await?;
+    let Some(view) = model.world.fund_view(&id) else {
+        eprintln!("no fund `{id}`{}", render::as_of_suffix(&as_of));
+        return Ok(Outcome::Failed);
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print!("{}", render::fund(&view));
+    }
+    Ok(Outcome::Success)
+}
+
+async fn audit_trail(data: &Path, id: &str, json: bool, csv: bool) -> anyhow::Result<Outcome> {
+    let engine = open_engine(data, false).await?;
+    let subject = match engine.with_model(|model| Subject::resolve(&model.world, id)) {
+        Ok(subject) => subject,
+        Err(error) => {
+            eprintln!("{error}");
+            return Ok(Outcome::Failed);
+        }
+    };
+    let entries = query::audit_trail(&engine, &subject).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+    } else if csv {
+        print!("{}", render::audit_csv(&entries));
+    } else {
+        print!("{}", render::audit(&subject, &entries));
+    }
+    Ok(Outcome::Success)
+}
+
+async fn events(
+    data: &Path,
+    from: u64,
+    stream: Option<String>,
+    limit: Option<u64>,
+    follow: bool,
+) -> anyhow::Result<Outcome> {
+    let store = open_store(data, false)?;
+    let mut remaining = limit.unwrap_or(u64::MAX);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if follow {
+        let mut events = grantflow_store::subscription::subscribe(store, from.max(1), stream);
+        while remaining > 0 {
+            let Some(event) = events.next().await else {
+                break;
+            };
+            writeln!(out, "{}", event?.to_line())?;
+            out.flush()?;
+            remaining -= 1;
+        }
+        return Ok(Outcome::Success);
+    }
+    let head = store.head().await?.position;
+    let mut next = from.max(1);
+    while next <= head && remaining > 0 {
+        let want = (head + 1 - next).min(grantflow_engine::FOLD_PAGE_EVENTS as u64) as usize;
+        let page = store.read(next, want).await?;
+        if page.is_empty() {
+            break;
+        }
+        for event in page {
+            next = event.position + 1;
+            if stream
+                .as_ref()
+                .is_some_and(|stream| &event.stream != stream)
+            {
+                continue;
+            }
+            writeln!(out, "{}", event.to_line())?;
+            remaining -= 1;
+            if remaining == 0 {
+                break;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(Outcome::Success)
+}
+
+async fn verify(
+    data: &Path,
+    checkpoint: Option<&Path>,
+    export: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    let checkpoint = match checkpoint {
+        Some(path) => Some(read_checkpoint(path)?),
+        None => None,
+    };
+    let report = match export {
+        Some(file) => {
+            let (checker, failure) = transfer::verify_file(file, checkpoint.clone())?;
+            let events = checker.events();
+            let head = checker.last().clone();
+            let failure = failure.or_else(|| checker.finish().err());
+            audit::VerifyReport {
+                events,
+                head,
+                failure,
+                checkpoint_checked: checkpoint.is_some(),
+            }
+        }
+        None => {
+            let store = open_store(data, false)?;
+            let bar = progress_bar("verifying");
+            let report = audit::verify(store.as_ref(), checkpoint, &|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+            .await?;
+            bar.finish_and_clear();
+            report
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render::verify(&report));
+    }
+    Ok(if report.ok() {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
+}
+
+fn read_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the checkpoint {}", path.display()))?;
+    let line = text
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("");
+    serde_json::from_str(line).with_context(|| {
+        format!(
+            "{} is not a checkpoint (a JSON line with position, hash and recorded_at)",
+            path.display()
+        )
+    })
+}
+
+async fn replay(data: &Path, json: bool) -> anyhow::Result<Outcome> {
+    let store = open_store(data, false)?;
+    let bar = progress_bar("replaying");
+    let (_, report) = audit::replay(store.as_ref(), &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await?;
+    bar.finish_and_clear();
+    store.close().await?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "replayed {} events in {:.3} s ({:.0} events/s); projections rebuilt from the log",
+            report.events, report.seconds, report.events_per_second
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+async fn export(data: &Path, format: &str, output: Option<&Path>) -> anyhow::Result<Outcome> {
+    if format != "jsonl" {
+        return Err(anyhow!(
+            "unknown export format `{format}`; this build exports `jsonl`"
+        ));
+    }
+    let store = open_store(data, false)?;
+    let bar = progress_bar("exporting");
+    let progress = |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    match output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            transfer::export_jsonl(store.as_ref(), &mut out, &progress).await?;
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            transfer::export_jsonl(store.as_ref(), &mut out, &progress).await?;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(Outcome::Success)
+}
+
+async fn import(data: &Path, file: &Path) -> anyhow::Result<Outcome> {
+    if !file.exists() {
+        return Err(anyhow!("cannot read {}: no such file", file.display()));
+    }
+    let store = open_store(data, true)?;
+    let bar = progress_bar("importing");
+    let result = transfer::import_file(store.as_ref(), file, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await;
+    bar.finish_and_clear();
+    store.close().await?;
+    match result {
+        Ok(events) => {
+            let checkpoint = Checkpoint::of(store.as_ref()).await?;
+            println!(
+                "imported {events} events; head position {} hash {}",
+                checkpoint.position, checkpoint.hash
+            );
+            Ok(Outcome::Success)
+        }
+        Err(error) => {
+            eprintln!("import refused: {error}");
+            Ok(Outcome::Failed)
+        }
+    }
+}

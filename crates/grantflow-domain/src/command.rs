@@ -1,0 +1,271 @@
+//! Commands: what a client asks for, already checked for shape and field values.
+
+use crate::money::{Amount, Currency, DecimalText};
+use crate::values::{Country, Date};
+use serde::{Deserialize, Serialize};
+
+/// The kebab-case names of all commands, in domain.md's order.
+pub const COMMAND_NAMES: &[&str] = &[
+    "register-fund",
+    "record-contribution",
+    "submit-proposal",
+    "reject-proposal",
+    "approve-grant",
+    "assign-agency",
+    "revise-allocation",
+    "withdraw-agency",
+    "record-disbursement",
+    "record-expenditure",
+    "record-refund",
+    "revise-grant",
+    "suspend-grant",
+    "resume-grant",
+    "cancel-grant",
+    "close-grant",
+    "finalize-grant",
+];
+
+/// A parsed command with the fields every command shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandRequest {
+    /// The client's idempotency key, if given.
+    pub command_id: Option<String>,
+    /// The actor named in the body, if any (the engine decides where the actor comes from).
+    pub actor: Option<String>,
+    /// The target stream's version the client last saw, if given.
+    pub expected_version: Option<u64>,
+    /// The command itself.
+    pub command: Command,
+}
+
+/// An amount in a currency named by the command itself (information only, e.g. the yen
+/// figure of a USD grant); already exact, since its currency is known at parse time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ForeignAmount {
+    /// Minor units of `currency`.
+    pub amount: Amount,
+    /// Its currency.
+    pub currency: Currency,
+}
+
+/// One command of domain.md, with contract.md's fields. Amounts in the fund's currency stay
+/// [`DecimalText`] until decide knows the fund; `currency` is the optional check that the
+/// client means the fund's currency.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)] // the fields are contract.md's, documented there
+pub enum Command {
+    /// A new fund with its currency.
+    RegisterFund {
+        fund: String,
+        name: String,
+        currency: Currency,
+    },
+    /// Money received by a fund from a donor.
+    RecordContribution {
+        fund: String,
+        donor: String,
+        amount: DecimalText,
+        received_on: Date,
+        original: Option<ForeignAmount>,
+        currency: Option<Currency>,
+    },
+    /// A proposal under a fund.
+    SubmitProposal {
+        fund: String,
+        grant: String,
+        title: String,
+        amount: DecimalText,
+        country: Option<Country>,
+        regions: Vec<String>,
+        starts_on: Option<Date>,
+        ends_on: Option<Date>,
+        activities: Vec<String>,
+        currency: Option<Currency>,
+    },
+    /// The proposal ends without a grant.
+    RejectProposal { grant: String, reason: String },
+    /// The fund commits the requested amount.
+    ApproveGrant {
+        grant: String,
+        decided_on: Date,
+        reported_equivalent: Option<ForeignAmount>,
+    },
+    /// An agency joins the grant with an allocation.
+    AssignAgency {
+        grant: String,
+        agency: String,
+        allocation: DecimalText,
+        lead: bool,
+        currency: Option<Currency>,
+    },
+    /// An agency's allocation is set anew.
+    ReviseAllocation {
+        grant: String,
+        agency: String,
+        allocation: DecimalText,
+        reason: String,
+        currency: Option<Currency>,
+    },
+    /// An agency leaves the grant.
+    WithdrawAgency {
+        grant: String,
+        agency: String,
+        reason: String,
+    },
+    /// A transfer to one agency.
+    RecordDisbursement {
+        grant: String,
+        agency: String,
+        amount: DecimalText,
+        paid_on: Date,
+        reference: Option<String>,
+        currency: Option<Currency>,
+    },
+    /// An agency reports spending.
+    RecordExpenditure {
+        grant: String,
+        agency: String,
+        amount: DecimalText,
+        period_end: Date,
+        currency: Option<Currency>,
+    },
+    /// An agency returns money.
+    RecordRefund {
+        grant: String,
+        agency: String,
+        amount: DecimalText,
+        received_on: Date,
+        reference: Option<String>,
+        currency: Option<Currency>,
+    },
+    /// A new amount and/or end date.
+    ReviseGrant {
+        grant: String,
+        reason: String,
+        amount: Option<DecimalText>,
+        ends_on: Option<Date>,
+        decided_on: Option<Date>,
+        currency: Option<Currency>,
+    },
+    /// A pause.
+    SuspendGrant { grant: String, reason: String },
+    /// The end of a pause.
+    ResumeGrant { grant: String, reason: String },
+    /// The grant stops.
+    CancelGrant { grant: String, reason: String },
+    /// Operational closure.
+    CloseGrant { grant: String, closed_on: Date },
+    /// Financial closure.
+    FinalizeGrant { grant: String },
+}
+
+impl Command {
+    /// The kebab-case name, e.g. `"approve-grant"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::RegisterFund { .. } => "register-fund",
+            Command::RecordContribution { .. } => "record-contribution",
+            Command::SubmitProposal { .. } => "submit-proposal",
+            Command::RejectProposal { .. } => "reject-proposal",
+            Command::ApproveGrant { .. } => "approve-grant",
+            Command::AssignAgency { .. } => "assign-agency",
+            Command::ReviseAllocation { .. } => "revise-allocation",
+            Command::WithdrawAgency { .. } => "withdraw-agency",
+            Command::RecordDisbursement { .. } => "record-disbursement",
+            Command::RecordExpenditure { .. } => "record-expenditure",
+            Command::RecordRefund { .. } => "record-refund",
+            Command::ReviseGrant { .. } => "revise-grant",
+            Command::SuspendGrant { .. } => "suspend-grant",
+            Command::ResumeGrant { .. } => "resume-grant",
+            Command::CancelGrant { .. } => "cancel-grant",
+            Command::CloseGrant { .. } => "close-grant",
+            Command::FinalizeGrant { .. } => "finalize-grant",
+        }
+    }
+
+    /// The stream the command is checked against (`expected_version`): `fund-<id>` for
+    /// register-fund and record-contribution, else `grant-<id>`.
+    pub fn target_stream(&self) -> String {
+        match self.fund_target() {
+            Some(fund) => fund_stream(fund),
+            None => grant_stream(self.grant_id().unwrap_or_default()),
+        }
+    }
+
+    /// The fund a fund command targets (register-fund, record-contribution).
+    pub fn fund_target(&self) -> Option<&str> {
+        match self {
+            Command::RegisterFund { fund, .. } | Command::RecordContribution { fund, .. } => {
+                Some(fund)
+            }
+            _ => None,
+        }
+    }
+
+    /// The grant the command names, if any (every command but the two fund commands).
+    pub fn grant_id(&self) -> Option<&str> {
+        match self {
+            Command::RegisterFund { .. } | Command::RecordContribution { .. } => None,
+            Command::SubmitProposal { grant, .. }
+            | Command::RejectProposal { grant, .. }
+            | Command::ApproveGrant { grant, .. }
+            | Command::AssignAgency { grant, .. }
+            | Command::ReviseAllocation { grant, .. }
+            | Command::WithdrawAgency { grant, .. }
+            | Command::RecordDisbursement { grant, .. }
+            | Command::RecordExpenditure { grant, .. }
+            | Command::RecordRefund { grant, .. }
+            | Command::ReviseGrant { grant, .. }
+            | Command::SuspendGrant { grant, .. }
+            | Command::ResumeGrant { grant, .. }
+            | Command::CancelGrant { grant, .. }
+            | Command::CloseGrant { grant, .. }
+            | Command::FinalizeGrant { grant } => Some(grant),
+        }
+    }
+
+    /// The optional `currency` the client gave to check against the fund's.
+    pub fn stated_currency(&self) -> Option<Currency> {
+        match self {
+            Command::RecordContribution { currency, .. }
+            | Command::SubmitProposal { currency, .. }
+            | Command::AssignAgency { currency, .. }
+            | Command::ReviseAllocation { currency, .. }
+            | Command::RecordDisbursement { currency, .. }
+            | Command::RecordExpenditure { currency, .. }
+            | Command::RecordRefund { currency, .. }
+            | Command::ReviseGrant { currency, .. } => *currency,
+            _ => None,
+        }
+    }
+
+    /// The amounts in the fund's currency, with their field names.
+    pub fn fund_amounts(&self) -> Vec<(&'static str, &DecimalText)> {
+        match self {
+            Command::RecordContribution { amount, .. }
+            | Command::SubmitProposal { amount, .. }
+            | Command::RecordDisbursement { amount, .. }
+            | Command::RecordExpenditure { amount, .. }
+            | Command::RecordRefund { amount, .. } => vec![("amount", amount)],
+            Command::AssignAgency { allocation, .. }
+            | Command::ReviseAllocation { allocation, .. } => {
+                vec![("allocation", allocation)]
+            }
+            Command::ReviseGrant {
+                amount: Some(amount),
+                ..
+            } => vec![("amount", amount)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The stream name of a fund: `fund-<id>`.
+pub fn fund_stream(fund: &str) -> String {
+    format!("fund-{fund}")
+}
+
+/// The stream name of a grant: `grant-<id>`.
+pub fn grant_stream(grant: &str) -> String {
+    format!("grant-{grant}")
+}

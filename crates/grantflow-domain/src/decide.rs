@@ -1,0 +1,374 @@
+//! `decide`: checks a parsed command against the world and returns the events it appends.
+//! Check order: (1) shape (already done by the parser); (2) existence of the fund/grant;
+//! (3) `expected_version`; (4) the stated currency, then the amounts' decimals; (5) state;
+//! (6) the command's own rules, in domain.md's order.
+
+use crate::command::{Command, CommandRequest};
+use crate::error::{DomainError, ErrorCode};
+use crate::event::{Event, ReportedAmount};
+use crate::money::{Amount, Currency, DecimalText, Money};
+use crate::world::{AgencyState, FundState, GrantState, Status, World};
+
+/// Decides what `request`, issued by `actor`, appends, or why it is rejected.
+pub fn decide(
+    world: &World,
+    actor: &str,
+    request: &CommandRequest,
+) -> Result<Vec<Event>, DomainError> {
+    let command = &request.command;
+    let target = resolve(world, command)?;
+    check_version(world, request)?;
+    if let Some(currency) = target.currency() {
+        check_money(currency, command)?;
+    }
+    match target {
+        Target::NewFund => register_fund(command),
+        Target::Fund(fund) => record_contribution(fund, command),
+        Target::NewGrant(fund) => submit_proposal(actor, fund, command),
+        Target::Grant(grant, fund) => {
+            check_state(grant, command)?;
+            let ctx = GrantCtx { actor, grant, fund };
+            decide_grant(&ctx, command)
+        }
+    }
+}
+
+/// What a command acts on, once its existence is checked.
+enum Target<'a> {
+    NewFund,
+    Fund(&'a FundState),
+    NewGrant(&'a FundState),
+    Grant(&'a GrantState, &'a FundState),
+}
+
+impl Target<'_> {
+    fn currency(&self) -> Option<Currency> {
+        match self {
+            Target::NewFund => None,
+            Target::Fund(fund) | Target::NewGrant(fund) | Target::Grant(_, fund) => {
+                Some(fund.currency)
+            }
+        }
+    }
+}
+
+fn resolve<'a>(world: &'a World, command: &Command) -> Result<Target<'a>, DomainError> {
+    match command {
+        Command::RegisterFund { fund, .. } => match world.fund(fund) {
+            Some(_) => Err(DomainError::new(
+                ErrorCode::FundExists,
+                format!("fund {fund} already exists"),
+            )),
+            None => Ok(Target::NewFund),
+        },
+        Command::RecordContribution { fund, .. } => known_fund(world, fund).map(Target::Fund),
+        Command::SubmitProposal { fund, grant, .. } => {
+            let fund = known_fund(world, fund)?;
+            match world.grant(grant) {
+                Some(existing) => Err(DomainError::new(
+                    ErrorCode::GrantExists,
+                    format!(
+                        "grant {grant} already exists (under fund {}); choose another id",
+                        existing.fund
+                    ),
+                )),
+                None => Ok(Target::NewGrant(fund)),
+            }
+        }
+        _ => {
+            let id = command.grant_id().unwrap_or_default();
+            let grant = world.grant(id).ok_or_else(|| {
+                DomainError::new(
+                    ErrorCode::UnknownGrant,
+                    format!("grant {id} does not exist"),
+                )
+            })?;
+            Ok(Target::Grant(grant, known_fund(world, &grant.fund)?))
+        }
+    }
+}
+
+fn known_fund<'a>(world: &'a World, fund: &str) -> Result<&'a FundState, DomainError> {
+    world.fund(fund).ok_or_else(|| {
+        DomainError::new(
+            ErrorCode::UnknownFund,
+            format!("fund {fund} does not exist"),
+        )
+    })
+}
+
+fn check_version(world: &World, request: &CommandRequest) -> Result<(), DomainError> {
+    let Some(expected) = request.expected_version else {
+        return Ok(());
+    };
+    let stream = request.command.target_stream();
+    let actual = world.stream_version(&stream);
+    if actual == expected {
+        return Ok(());
+    }
+    Err(DomainError::new(
+        ErrorCode::VersionConflict,
+        format!("stream {stream} is at version {actual}, not the expected {expected}; reload it and decide again"),
+    ))
+}
+
+fn check_money(currency: Currency, command: &Command) -> Result<(), DomainError> {
+    if let Some(stated) = command.stated_currency() {
+        if stated != currency {
+            return Err(DomainError::new(
+                ErrorCode::CurrencyMismatch,
+                format!("{}: the fund's currency is {currency}, not {stated}; amounts are in {currency}", command.name()),
+            ));
+        }
+    }
+    for (field, text) in command.fund_amounts() {
+        exact(text, currency, command, field)?;
+    }
+    Ok(())
+}
+
+/// An amount of the command in the fund's currency, exact.
+fn exact(
+    text: &DecimalText,
+    currency: Currency,
+    command: &Command,
+    field: &str,
+) -> Result<Money, DomainError> {
+    let label = format!("{}: field `{field}`", command.name());
+    let amount = text.to_amount_in(currency, &label)?;
+    Ok(Money::new(amount, currency.decimals()))
+}
+
+/// The states in which a grant command is allowed.
+pub fn allowed_states(command_name: &str) -> &'static [Status] {
+    use Status::*;
+    match command_name {
+        "reject-proposal" | "approve-grant" => &[Proposed],
+        "assign-agency" | "record-disbursement" | "suspend-grant" => &[Approved, Active],
+        "revise-allocation" | "withdraw-agency" | "revise-grant" | "cancel-grant"
+        | "close-grant" => &[Approved, Active, Suspended],
+        "record-expenditure" | "record-refund" => &[Approved, Active, Suspended, Closed, Cancelled],
+        "resume-grant" => &[Suspended],
+        "finalize-grant" => &[Closed, Cancelled],
+        _ => &[],
+    }
+}
+
+fn check_state(grant: &GrantState, command: &Command) -> Result<(), DomainError> {
+    let allowed = allowed_states(command.name());
+    if allowed.contains(&grant.status) {
+        return Ok(());
+    }
+    let names: Vec<&str> = allowed.iter().map(Status::as_str).collect();
+    Err(DomainError::new(
+        ErrorCode::InvalidState,
+        format!(
+            "grant {} is {}; {} is allowed only when it is {}",
+            grant.grant,
+            grant.status.as_str(),
+            command.name(),
+            or_list(&names)
+        ),
+    ))
+}
+
+fn or_list(items: &[&str]) -> String {
+    match items {
+        [] => "never".to_string(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// `amount` with thousands separators and the currency code: "3,209,232.40 USD".
+pub(crate) fn human(amount: Amount, currency: Currency) -> String {
+    format!("{} {currency}", amount.format_human(currency.decimals()))
+}
+
+fn register_fund(command: &Command) -> Result<Vec<Event>, DomainError> {
+    let Command::RegisterFund {
+        fund,
+        name,
+        currency,
+    } = command
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(vec![Event::FundRegistered {
+        fund: fund.clone(),
+        name: name.clone(),
+        currency: *currency,
+    }])
+}
+
+fn record_contribution(fund: &FundState, command: &Command) -> Result<Vec<Event>, DomainError> {
+    let Command::RecordContribution {
+        donor,
+        amount,
+        received_on,
+        original,
+        ..
+    } = command
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(vec![Event::ContributionRecorded {
+        fund: fund.fund.clone(),
+        donor: donor.clone(),
+        amount: exact(amount, fund.currency, command, "amount")?,
+        received_on: *received_on,
+        original_amount: original
+            .map(|original| Money::new(original.amount, original.currency.decimals())),
+        original_currency: original.map(|original| original.currency),
+    }])
+}
+
+fn submit_proposal(
+    actor: &str,
+    fund: &FundState,
+    command: &Command,
+) -> Result<Vec<Event>, DomainError> {
+    let Command::SubmitProposal {
+        grant,
+        title,
+        amount,
+        country,
+        regions,
+        starts_on,
+        ends_on,
+        activities,
+        ..
+    } = command
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(vec![Event::GrantProposed {
+        grant: grant.clone(),
+        fund: fund.fund.clone(),
+        title: title.clone(),
+        currency: fund.currency,
+        requested: exact(amount, fund.currency, command, "amount")?,
+        country: country.clone(),
+        regions: regions.clone(),
+        starts_on: *starts_on,
+        ends_on: *ends_on,
+        activities: activities.clone(),
+        submitted_by: actor.to_string(),
+    }])
+}
+
+/// A grant command's context: who asks, the grant and its fund.
+pub(crate) struct GrantCtx<'a> {
+    pub(crate) actor: &'a str,
+    pub(crate) grant: &'a GrantState,
+    pub(crate) fund: &'a FundState,
+}
+
+impl GrantCtx<'_> {
+    pub(crate) fn currency(&self) -> Currency {
+        self.fund.currency
+    }
+
+    pub(crate) fn money(&self, amount: Amount) -> Money {
+        Money::new(amount, self.currency().decimals())
+    }
+
+    pub(crate) fn human(&self, amount: Amount) -> String {
+        human(amount, self.currency())
+    }
+
+    pub(crate) fn id(&self) -> String {
+        self.grant.grant.clone()
+    }
+
+    pub(crate) fn available(&self) -> Amount {
+        self.fund.received - self.fund.committed
+    }
+
+    pub(crate) fn agency(&self, agency: &str) -> Result<&AgencyState, DomainError> {
+        self.grant.agency(agency).ok_or_else(|| {
+            let current: Vec<&str> = self
+                .grant
+                .agencies
+                .iter()
+                .map(|state| state.agency.as_str())
+                .collect();
+            let listed = if current.is_empty() {
+                "none".to_string()
+            } else {
+                current.join(", ")
+            };
+            DomainError::new(
+                ErrorCode::AgencyNotAssigned,
+                format!(
+                    "agency {agency} is not assigned to grant {}; its agencies are: {listed}",
+                    self.grant.grant
+                ),
+            )
+        })
+    }
+
+    /// Four eyes: whoever proposed the grant does not approve or revise it.
+    pub(crate) fn check_four_eyes(&self, command: &str) -> Result<(), DomainError> {
+        if self.actor != self.grant.submitted_by {
+            return Ok(());
+        }
+        Err(DomainError::new(
+            ErrorCode::FourEyesViolation,
+            format!(
+                "grant {} was proposed by {}; {command} must be issued by someone else (four-eyes rule)",
+                self.grant.grant, self.grant.submitted_by
+            ),
+        ))
+    }
+
+    /// A `fund.commitment_revised` event if the commitment moves from `previous` to `next`.
+    pub(crate) fn commitment_revised(&self, previous: Amount, next: Amount, cause: &str) -> Event {
+        Event::CommitmentRevised {
+            fund: self.fund.fund.clone(),
+            grant: self.id(),
+            previous_commitment: self.money(previous),
+            commitment: self.money(next),
+            cause: cause.to_string(),
+        }
+    }
+
+    pub(crate) fn exact(
+        &self,
+        text: &DecimalText,
+        command: &Command,
+        field: &str,
+    ) -> Result<Amount, DomainError> {
+        exact(text, self.currency(), command, field).map(|money| money.amount)
+    }
+}
+
+fn decide_grant(ctx: &GrantCtx, command: &Command) -> Result<Vec<Event>, DomainError> {
+    use crate::rules::*;
+    match command {
+        Command::RejectProposal { reason, .. } => Ok(vec![Event::GrantRejected {
+            grant: ctx.id(),
+            reason: reason.clone(),
+        }]),
+        Command::ApproveGrant {
+            decided_on,
+            reported_equivalent,
+            ..
+        } => approve_grant(
+            ctx,
+            *decided_on,
+            reported_equivalent.map(|reported| ReportedAmount {
+                amount: Money::new(reported.amount, reported.currency.decimals()),
+                currency: reported.currency,
+            }),
+        ),
+        Command::AssignAgency { .. } => assign_agency(ctx, command),
+        Command::ReviseAllocation { .. } => revise_allocation(ctx, command),
+        Command::WithdrawAgency { agency, reason, .. } => withdraw_agency(ctx, agency, reason),
+        Command::RecordDisbursement { .. } => record_disbursement(ctx, command),
+        Command::RecordExpenditure { .. } => record_expenditure(ctx, command),
+        Command::RecordRefund { .. } => record_refund(ctx, command),
+        Command::ReviseGrant { .. } => revise_grant(ctx, command),
+        _ => decide_lifecycle(ctx, command),
+    }
+}

@@ -1,0 +1,361 @@
+//! Events: what happened, as stored in the log. Each event's payload is a compact JSON object
+//! with its own fields in a fixed order, amounts as decimal strings with the currency's
+//! decimals, dates `YYYY-MM-DD`. [`Event::from_parts`] reads back exactly what
+//! [`Event::payload_json`] wrote.
+
+use crate::command::{fund_stream, grant_stream, COMMAND_NAMES};
+use crate::error::DomainError;
+use crate::money::{Currency, Money};
+use crate::values::{Country, Date};
+use crate::world::Status;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Payload schema version of every event type today.
+pub const EVENT_SCHEMA: u32 = 1;
+
+/// Every event type, in contract.md's order.
+pub const EVENT_TYPES: &[&str] = &[
+    "fund.registered",
+    "fund.contribution_recorded",
+    "grant.proposed",
+    "grant.rejected",
+    "grant.approved",
+    "fund.grant_committed",
+    "grant.agency_assigned",
+    "grant.allocation_revised",
+    "grant.agency_withdrawn",
+    "grant.disbursement_recorded",
+    "grant.expenditure_recorded",
+    "grant.refund_recorded",
+    "grant.revised",
+    "fund.commitment_revised",
+    "grant.suspended",
+    "grant.resumed",
+    "grant.cancelled",
+    "grant.closed",
+    "grant.finalized",
+];
+
+/// The commands whose effect can revise a grant's commitment (`fund.commitment_revised`'s `cause`).
+pub const COMMITMENT_CAUSES: &[&str] = &[
+    "revise-grant",
+    "cancel-grant",
+    "finalize-grant",
+    "record-refund",
+];
+
+/// An amount in a currency other than the fund's, kept as information (e.g. the yen figure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportedAmount {
+    /// The amount with its currency's decimals.
+    pub amount: Money,
+    /// Its currency.
+    pub currency: Currency,
+}
+
+/// One event. Every grant event carries `grant`, every fund event `fund`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload", deny_unknown_fields)]
+#[allow(missing_docs)] // fields are named as in contract.md and documented in the crate README
+pub enum Event {
+    /// `fund.registered`
+    #[serde(rename = "fund.registered")]
+    FundRegistered {
+        fund: String,
+        name: String,
+        currency: Currency,
+    },
+    /// `fund.contribution_recorded`
+    #[serde(rename = "fund.contribution_recorded")]
+    ContributionRecorded {
+        fund: String,
+        donor: String,
+        amount: Money,
+        received_on: Date,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        original_amount: Option<Money>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        original_currency: Option<Currency>,
+    },
+    /// `grant.proposed`
+    #[serde(rename = "grant.proposed")]
+    GrantProposed {
+        grant: String,
+        fund: String,
+        title: String,
+        currency: Currency,
+        requested: Money,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        country: Option<Country>,
+        regions: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        starts_on: Option<Date>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ends_on: Option<Date>,
+        activities: Vec<String>,
+        submitted_by: String,
+    },
+    /// `grant.rejected`
+    #[serde(rename = "grant.rejected")]
+    GrantRejected { grant: String, reason: String },
+    /// `grant.approved`
+    #[serde(rename = "grant.approved")]
+    GrantApproved {
+        grant: String,
+        fund: String,
+        amount: Money,
+        decided_on: Date,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reported_equivalent: Option<ReportedAmount>,
+    },
+    /// `fund.grant_committed`: the fund commits `commitment` (= the approved `amount`).
+    #[serde(rename = "fund.grant_committed")]
+    GrantCommitted {
+        fund: String,
+        grant: String,
+        amount: Money,
+        commitment: Money,
+    },
+    /// `grant.agency_assigned`
+    #[serde(rename = "grant.agency_assigned")]
+    AgencyAssigned {
+        grant: String,
+        agency: String,
+        lead: bool,
+        allocation: Money,
+    },
+    /// `grant.allocation_revised`
+    #[serde(rename = "grant.allocation_revised")]
+    AllocationRevised {
+        grant: String,
+        agency: String,
+        previous_allocation: Money,
+        allocation: Money,
+        reason: String,
+    },
+    /// `grant.agency_withdrawn`: `allocation` is what the withdrawal releases.
+    #[serde(rename = "grant.agency_withdrawn")]
+    AgencyWithdrawn {
+        grant: String,
+        agency: String,
+        allocation: Money,
+        reason: String,
+    },
+    /// `grant.disbursement_recorded` (the first one moves an approved grant to active)
+    #[serde(rename = "grant.disbursement_recorded")]
+    DisbursementRecorded {
+        grant: String,
+        agency: String,
+        amount: Money,
+        paid_on: Date,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// `grant.expenditure_recorded`
+    #[serde(rename = "grant.expenditure_recorded")]
+    ExpenditureRecorded {
+        grant: String,
+        agency: String,
+        amount: Money,
+        period_end: Date,
+    },
+    /// `grant.refund_recorded`
+    #[serde(rename = "grant.refund_recorded")]
+    RefundRecorded {
+        grant: String,
+        agency: String,
+        amount: Money,
+        received_on: Date,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// `grant.revised`: previous and new amount and end date.
+    #[serde(rename = "grant.revised")]
+    GrantRevised {
+        grant: String,
+        previous_amount: Money,
+        amount: Money,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_ends_on: Option<Date>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ends_on: Option<Date>,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decided_on: Option<Date>,
+    },
+    /// `fund.commitment_revised`: a grant's commitment changed because of `cause` (a command name).
+    #[serde(rename = "fund.commitment_revised")]
+    CommitmentRevised {
+        fund: String,
+        grant: String,
+        previous_commitment: Money,
+        commitment: Money,
+        cause: String,
+    },
+    /// `grant.suspended`
+    #[serde(rename = "grant.suspended")]
+    GrantSuspended { grant: String, reason: String },
+    /// `grant.resumed`: `status` is the state the grant returns to.
+    #[serde(rename = "grant.resumed")]
+    GrantResumed {
+        grant: String,
+        status: Status,
+        reason: String,
+    },
+    /// `grant.cancelled`
+    #[serde(rename = "grant.cancelled")]
+    GrantCancelled { grant: String, reason: String },
+    /// `grant.closed`
+    #[serde(rename = "grant.closed")]
+    GrantClosed { grant: String, closed_on: Date },
+    /// `grant.finalized`
+    #[serde(rename = "grant.finalized")]
+    GrantFinalized { grant: String },
+}
+
+/// The stored shape of an event, to split the payload out byte for byte.
+#[derive(Deserialize)]
+struct Tagged<'a> {
+    #[serde(borrow)]
+    payload: &'a RawValue,
+}
+
+impl Event {
+    /// The dotted event type, e.g. `"grant.approved"`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Event::FundRegistered { .. } => "fund.registered",
+            Event::ContributionRecorded { .. } => "fund.contribution_recorded",
+            Event::GrantProposed { .. } => "grant.proposed",
+            Event::GrantRejected { .. } => "grant.rejected",
+            Event::GrantApproved { .. } => "grant.approved",
+            Event::GrantCommitted { .. } => "fund.grant_committed",
+            Event::AgencyAssigned { .. } => "grant.agency_assigned",
+            Event::AllocationRevised { .. } => "grant.allocation_revised",
+            Event::AgencyWithdrawn { .. } => "grant.agency_withdrawn",
+            Event::DisbursementRecorded { .. } => "grant.disbursement_recorded",
+            Event::ExpenditureRecorded { .. } => "grant.expenditure_recorded",
+            Event::RefundRecorded { .. } => "grant.refund_recorded",
+            Event::GrantRevised { .. } => "grant.revised",
+            Event::CommitmentRevised { .. } => "fund.commitment_revised",
+            Event::GrantSuspended { .. } => "grant.suspended",
+            Event::GrantResumed { .. } => "grant.resumed",
+            Event::GrantCancelled { .. } => "grant.cancelled",
+            Event::GrantClosed { .. } => "grant.closed",
+            Event::GrantFinalized { .. } => "grant.finalized",
+        }
+    }
+
+    /// The stream the event belongs to: `fund-<id>` or `grant-<id>`.
+    pub fn stream(&self) -> String {
+        match self {
+            Event::FundRegistered { fund, .. }
+            | Event::ContributionRecorded { fund, .. }
+            | Event::GrantCommitted { fund, .. }
+            | Event::CommitmentRevised { fund, .. } => fund_stream(fund),
+            _ => grant_stream(self.grant().unwrap_or_default()),
+        }
+    }
+
+    /// The grant the event names, if any (every grant event, and the fund events about a grant).
+    pub fn grant(&self) -> Option<&str> {
+        match self {
+            Event::FundRegistered { .. } | Event::ContributionRecorded { .. } => None,
+            Event::GrantProposed { grant, .. }
+            | Event::GrantRejected { grant, .. }
+            | Event::GrantApproved { grant, .. }
+            | Event::GrantCommitted { grant, .. }
+            | Event::AgencyAssigned { grant, .. }
+            | Event::AllocationRevised { grant, .. }
+            | Event::AgencyWithdrawn { grant, .. }
+            | Event::DisbursementRecorded { grant, .. }
+            | Event::ExpenditureRecorded { grant, .. }
+            | Event::RefundRecorded { grant, .. }
+            | Event::GrantRevised { grant, .. }
+            | Event::CommitmentRevised { grant, .. }
+            | Event::GrantSuspended { grant, .. }
+            | Event::GrantResumed { grant, .. }
+            | Event::GrantCancelled { grant, .. }
+            | Event::GrantClosed { grant, .. }
+            | Event::GrantFinalized { grant } => Some(grant),
+        }
+    }
+
+    /// The payload's schema version.
+    pub fn schema(&self) -> u32 {
+        EVENT_SCHEMA
+    }
+
+    /// The payload as compact JSON with a fixed field order.
+    pub fn payload_json(&self) -> String {
+        let tagged = match serde_json::to_string(self) {
+            Ok(text) => text,
+            Err(_) => return "{}".to_string(),
+        };
+        match serde_json::from_str::<Tagged>(&tagged) {
+            Ok(parts) => parts.payload.get().to_string(),
+            Err(_) => "{}".to_string(),
+        }
+    }
+
+    /// Reads an event back from its type and payload (the inverse of
+    /// [`Event::event_type`] and [`Event::payload_json`]).
+    pub fn from_parts(event_type: &str, payload_json: &str) -> Result<Event, DomainError> {
+        if !EVENT_TYPES.contains(&event_type) {
+            return Err(DomainError::malformed(format!(
+                "unknown event type {event_type:?}"
+            )));
+        }
+        let payload: serde_json::Value = serde_json::from_str(payload_json).map_err(|error| {
+            DomainError::malformed(format!("{event_type} payload is not JSON: {error}"))
+        })?;
+        let tagged = serde_json::json!({ "type": event_type, "payload": payload });
+        let event: Event = serde_json::from_value(tagged).map_err(|error| {
+            DomainError::malformed(format!("{event_type} payload does not fit: {error}"))
+        })?;
+        event.check_stored()?;
+        Ok(event)
+    }
+
+    /// Checks what serde cannot: that a commitment revision names a known cause.
+    fn check_stored(&self) -> Result<(), DomainError> {
+        if let Event::CommitmentRevised { cause, .. } = self {
+            if !COMMITMENT_CAUSES.contains(&cause.as_str()) {
+                return Err(DomainError::malformed(format!(
+                    "fund.commitment_revised has an unknown cause {cause:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The command that appends this event (for `fund.commitment_revised`, its cause).
+pub fn command_of_event(event: &Event) -> &'static str {
+    match event {
+        Event::FundRegistered { .. } => "register-fund",
+        Event::ContributionRecorded { .. } => "record-contribution",
+        Event::GrantProposed { .. } => "submit-proposal",
+        Event::GrantRejected { .. } => "reject-proposal",
+        Event::GrantApproved { .. } | Event::GrantCommitted { .. } => "approve-grant",
+        Event::AgencyAssigned { .. } => "assign-agency",
+        Event::AllocationRevised { .. } => "revise-allocation",
+        Event::AgencyWithdrawn { .. } => "withdraw-agency",
+        Event::DisbursementRecorded { .. } => "record-disbursement",
+        Event::ExpenditureRecorded { .. } => "record-expenditure",
+        Event::RefundRecorded { .. } => "record-refund",
+        Event::GrantRevised { .. } => "revise-grant",
+        Event::CommitmentRevised { cause, .. } => COMMAND_NAMES
+            .iter()
+            .copied()
+            .find(|name| name == cause)
+            .unwrap_or("revise-grant"),
+        Event::GrantSuspended { .. } => "suspend-grant",
+        Event::GrantResumed { .. } => "resume-grant",
+        Event::GrantCancelled { .. } => "cancel-grant",
+        Event::GrantClosed { .. } => "close-grant",
+        Event::GrantFinalized { .. } => "finalize-grant",
+    }
+}

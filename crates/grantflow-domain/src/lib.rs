@@ -1,0 +1,35 @@
+//! grantflow's pure domain: money, ids, commands, events and the decider.
+//!
+//! Invariants: no IO, no async, no floating point for money. `decide` is a pure function of
+//! the world and a parsed command; `evolve` folds events into the world; the views are read
+//! from the world. Every rejected command returns a [`DomainError`] with a stable
+//! [`ErrorCode`] and a message with the figures.
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod codes;
+pub mod command;
+pub mod decide;
+pub mod error;
+pub mod event;
+pub mod evolve;
+pub mod money;
+pub mod parse;
+mod rules;
+pub mod values;
+pub mod view;
+pub mod world;
+
+pub use command::{
+    fund_stream, grant_stream, Command, CommandRequest, ForeignAmount, COMMAND_NAMES,
+};
+pub use decide::{allowed_states, decide};
+pub use error::{DomainError, ErrorCode, ERROR_CODES};
+pub use event::{command_of_event, Event, ReportedAmount, EVENT_SCHEMA, EVENT_TYPES};
+pub use evolve::evolve;
+pub use money::{parse_amount, Amount, Currency, DecimalText, Money};
+pub use parse::parse_command;
+pub use values::{is_valid_id, Country, Date};
+pub use view::{AgencyView, FundView, GrantDetails, GrantView};
+pub use world::{AgencyState, FundState, GrantState, Status, StreamState, World};

@@ -1,0 +1,640 @@
+//! `parse_command`: the "shape and field values" check of contract.md, from a JSON value to a
+//! [`CommandRequest`]. Every problem is `malformed_command` naming the field, except amount
+//! syntax, which is `invalid_amount` (and reported after every shape problem).
+
+use crate::command::{Command, CommandRequest, ForeignAmount, COMMAND_NAMES};
+use crate::error::DomainError;
+use crate::money::{Currency, DecimalText};
+use crate::values::{is_valid_id, Country, Date};
+use serde_json::{Map, Value};
+
+/// Longest free text (name, title, reason, activity), in characters.
+pub const TEXT_CHARS_MAX: usize = 4096;
+/// Longest short label (region, reference), in characters.
+pub const LABEL_CHARS_MAX: usize = 256;
+/// Most items in a list field (regions, activities).
+pub const LIST_ITEMS_MAX: usize = 64;
+/// Longest command id, in characters (printable ASCII).
+pub const COMMAND_ID_CHARS_MAX: usize = 128;
+/// Longest actor name, in characters.
+pub const ACTOR_CHARS_MAX: usize = 128;
+/// The fields every command may carry.
+pub const COMMON_FIELDS: &[&str] = &["command", "command_id", "actor", "expected_version"];
+
+/// Parses one command object (contract.md, "Commands as JSON").
+pub fn parse_command(value: &Value) -> Result<CommandRequest, DomainError> {
+    let Some(map) = value.as_object() else {
+        return Err(DomainError::malformed("a command must be a JSON object"));
+    };
+    let name = command_name(map)?;
+    check_known_fields(map, name)?;
+    let mut fields = Fields {
+        command: name,
+        map,
+        amount_error: None,
+    };
+    let request = CommandRequest {
+        command_id: command_id(map)?,
+        actor: actor(map)?,
+        expected_version: expected_version(map)?,
+        command: parse_body(&mut fields)?,
+    };
+    match fields.amount_error {
+        Some(error) => Err(error),
+        None => Ok(request),
+    }
+}
+
+fn command_name(map: &Map<String, Value>) -> Result<&'static str, DomainError> {
+    let name = match map.get("command") {
+        None | Some(Value::Null) => {
+            return Err(DomainError::malformed(format!(
+                "field `command` is required: one of {}",
+                COMMAND_NAMES.join(", ")
+            )))
+        }
+        Some(Value::String(name)) => name,
+        Some(_) => return Err(DomainError::malformed("field `command` must be a string")),
+    };
+    COMMAND_NAMES
+        .iter()
+        .copied()
+        .find(|known| known == name)
+        .ok_or_else(|| {
+            DomainError::malformed(format!(
+                "unknown command {}; known commands: {}",
+                shown(name),
+                COMMAND_NAMES.join(", ")
+            ))
+        })
+}
+
+/// The fields each command accepts besides the common ones.
+pub fn command_fields(name: &str) -> &'static [&'static str] {
+    match name {
+        "register-fund" => &["fund", "name", "currency"],
+        "record-contribution" => &[
+            "fund",
+            "donor",
+            "amount",
+            "received_on",
+            "original_amount",
+            "original_currency",
+            "currency",
+        ],
+        "submit-proposal" => &[
+            "fund",
+            "grant",
+            "title",
+            "amount",
+            "country",
+            "regions",
+            "starts_on",
+            "ends_on",
+            "activities",
+            "currency",
+        ],
+        "reject-proposal" => &["grant", "reason"],
+        "withdraw-agency" => &["grant", "agency", "reason"],
+        "approve-grant" => &["grant", "decided_on", "reported_equivalent"],
+        "assign-agency" => &["grant", "agency", "allocation", "lead", "currency"],
+        "revise-allocation" => &["grant", "agency", "allocation", "reason", "currency"],
+        "record-disbursement" => &[
+            "grant",
+            "agency",
+            "amount",
+            "paid_on",
+            "reference",
+            "currency",
+        ],
+        "record-expenditure" => &["grant", "agency", "amount", "period_end", "currency"],
+        "record-refund" => &[
+            "grant",
+            "agency",
+            "amount",
+            "received_on",
+            "reference",
+            "currency",
+        ],
+        "revise-grant" => &[
+            "grant",
+            "reason",
+            "amount",
+            "ends_on",
+            "decided_on",
+            "currency",
+        ],
+        "suspend-grant" | "resume-grant" | "cancel-grant" => &["grant", "reason"],
+        "close-grant" => &["grant", "closed_on"],
+        "finalize-grant" => &["grant"],
+        _ => &[],
+    }
+}
+
+fn check_known_fields(map: &Map<String, Value>, name: &str) -> Result<(), DomainError> {
+    let allowed = command_fields(name);
+    match map
+        .keys()
+        .find(|key| !COMMON_FIELDS.contains(&key.as_str()) && !allowed.contains(&key.as_str()))
+    {
+        Some(key) => Err(DomainError::malformed(format!(
+            "unknown field {} for {name}; it accepts {}",
+            shown(key),
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn command_id(map: &Map<String, Value>) -> Result<Option<String>, DomainError> {
+    let Some(value) = present(map, "command_id") else {
+        return Ok(None);
+    };
+    let ok = value.as_str().filter(|id| {
+        (1..=COMMAND_ID_CHARS_MAX).contains(&id.len())
+            && id.bytes().all(|b| (0x20..=0x7e).contains(&b))
+    });
+    match ok {
+        Some(id) => Ok(Some(id.to_string())),
+        None => Err(DomainError::malformed(format!(
+            "field `command_id` must be a string of 1 to {COMMAND_ID_CHARS_MAX} printable ASCII characters"
+        ))),
+    }
+}
+
+fn actor(map: &Map<String, Value>) -> Result<Option<String>, DomainError> {
+    let Some(value) = present(map, "actor") else {
+        return Ok(None);
+    };
+    let ok = value.as_str().filter(|actor| {
+        !actor.trim().is_empty()
+            && actor.chars().count() <= ACTOR_CHARS_MAX
+            && !actor.chars().any(char::is_control)
+    });
+    match ok {
+        Some(actor) => Ok(Some(actor.to_string())),
+        None => Err(DomainError::malformed(format!(
+            "field `actor` must be a non-empty string of at most {ACTOR_CHARS_MAX} characters without control characters"
+        ))),
+    }
+}
+
+fn expected_version(map: &Map<String, Value>) -> Result<Option<u64>, DomainError> {
+    match present(map, "expected_version") {
+        None => Ok(None),
+        Some(value) => value.as_u64().map(Some).ok_or_else(|| {
+            DomainError::malformed("field `expected_version` must be a non-negative integer (0 for a stream not yet created)")
+        }),
+    }
+}
+
+fn present<'a>(map: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+    map.get(field).filter(|value| !value.is_null())
+}
+
+/// Bound on how much of a bad input a message repeats.
+const SHOWN_CHARS_MAX: usize = 64;
+
+fn shown(text: &str) -> String {
+    let cut: String = text.chars().take(SHOWN_CHARS_MAX).collect();
+    if cut.len() < text.len() {
+        format!("{cut:?}...")
+    } else {
+        format!("{cut:?}")
+    }
+}
+
+fn parse_body(f: &mut Fields) -> Result<Command, DomainError> {
+    match f.command {
+        "register-fund" => Ok(Command::RegisterFund {
+            fund: f.id("fund")?,
+            name: f.text("name")?,
+            currency: f.currency("currency")?,
+        }),
+        "record-contribution" => parse_contribution(f),
+        "submit-proposal" => parse_proposal(f),
+        "reject-proposal" => Ok(Command::RejectProposal {
+            grant: f.id("grant")?,
+            reason: f.text("reason")?,
+        }),
+        "approve-grant" => Ok(Command::ApproveGrant {
+            grant: f.id("grant")?,
+            decided_on: f.date("decided_on")?,
+            reported_equivalent: f.reported_equivalent()?,
+        }),
+        "assign-agency" => Ok(Command::AssignAgency {
+            grant: f.id("grant")?,
+            agency: f.id("agency")?,
+            allocation: f.amount("allocation")?,
+            lead: f.opt_bool("lead")?.unwrap_or(false),
+            currency: f.opt_currency("currency")?,
+        }),
+        "revise-allocation" => Ok(Command::ReviseAllocation {
+            grant: f.id("grant")?,
+            agency: f.id("agency")?,
+            allocation: f.amount("allocation")?,
+            reason: f.text("reason")?,
+            currency: f.opt_currency("currency")?,
+        }),
+        "withdraw-agency" => Ok(Command::WithdrawAgency {
+            grant: f.id("grant")?,
+            agency: f.id("agency")?,
+            reason: f.text("reason")?,
+        }),
+        _ => parse_grant_command(f),
+    }
+}
+
+fn parse_grant_command(f: &mut Fields) -> Result<Command, DomainError> {
+    match f.command {
+        "record-disbursement" => Ok(Command::RecordDisbursement {
+            grant: f.id("grant")?,
+            agency: f.id("agency")?,
+            amount: f.amount("amount")?,
+            paid_on: f.date("paid_on")?,
+            reference: f.opt_label("reference")?,
+            currency: f.opt_currency("currency")?,
+        }),
+        "record-expenditure" => Ok(Command::RecordExpenditure {
+            grant: f.id("grant")?,
+            agency: f.id("agency")?,
+            amount: f.amount("amount")?,
+            period_end: f.date("period_end")?,
+            currency: f.opt_currency("currency")?,
+        }),
+        "record-refund" => Ok(Command::RecordRefund {
+            grant: f.id("grant")?,
+            agency: f.id("agency")?,
+            amount: f.amount("amount")?,
+            received_on: f.date("received_on")?,
+            reference: f.opt_label("reference")?,
+            currency: f.opt_currency("currency")?,
+        }),
+        "revise-grant" => parse_revise_grant(f),
+        "suspend-grant" => Ok(Command::SuspendGrant {
+            grant: f.id("grant")?,
+            reason: f.text("reason")?,
+        }),
+        "resume-grant" => Ok(Command::ResumeGrant {
+            grant: f.id("grant")?,
+            reason: f.text("reason")?,
+        }),
+        "cancel-grant" => Ok(Command::CancelGrant {
+            grant: f.id("grant")?,
+            reason: f.text("reason")?,
+        }),
+        "close-grant" => Ok(Command::CloseGrant {
+            grant: f.id("grant")?,
+            closed_on: f.date("closed_on")?,
+        }),
+        _ => Ok(Command::FinalizeGrant {
+            grant: f.id("grant")?,
+        }),
+    }
+}
+
+fn parse_contribution(f: &mut Fields) -> Result<Command, DomainError> {
+    let fund = f.id("fund")?;
+    let donor = f.id("donor")?;
+    let amount = f.amount("amount")?;
+    let received_on = f.date("received_on")?;
+    let currency = f.opt_currency("currency")?;
+    let original_currency = f.opt_currency("original_currency")?;
+    let original_text = f.opt_amount_text("original_amount")?;
+    let original = match (original_text, original_currency) {
+        (None, None) => None,
+        (Some(text), Some(currency)) => f
+            .exact(&text, currency, "original_amount")
+            .map(|amount| ForeignAmount { amount, currency }),
+        (Some(_), None) => {
+            return Err(DomainError::malformed(
+                "field `original_currency` is required with `original_amount`",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(DomainError::malformed(
+                "field `original_amount` is required with `original_currency`",
+            ))
+        }
+    };
+    Ok(Command::RecordContribution {
+        fund,
+        donor,
+        amount,
+        received_on,
+        original,
+        currency,
+    })
+}
+
+fn parse_proposal(f: &mut Fields) -> Result<Command, DomainError> {
+    let command = Command::SubmitProposal {
+        fund: f.id("fund")?,
+        grant: f.id("grant")?,
+        title: f.text("title")?,
+        amount: f.amount("amount")?,
+        country: f.opt_country("country")?,
+        regions: f.list("regions", LABEL_CHARS_MAX)?,
+        starts_on: f.opt_date("starts_on")?,
+        ends_on: f.opt_date("ends_on")?,
+        activities: f.list("activities", TEXT_CHARS_MAX)?,
+        currency: f.opt_currency("currency")?,
+    };
+    if let Command::SubmitProposal {
+        starts_on: Some(starts_on),
+        ends_on: Some(ends_on),
+        ..
+    } = &command
+    {
+        if ends_on < starts_on {
+            return Err(DomainError::malformed(format!(
+                "field `ends_on` ({ends_on}) is before `starts_on` ({starts_on})"
+            )));
+        }
+    }
+    Ok(command)
+}
+
+fn parse_revise_grant(f: &mut Fields) -> Result<Command, DomainError> {
+    let grant = f.id("grant")?;
+    let reason = f.text("reason")?;
+    let amount = f.opt_amount_text("amount")?;
+    let ends_on = f.opt_date("ends_on")?;
+    if amount.is_none() && ends_on.is_none() {
+        return Err(DomainError::malformed(
+            "revise-grant needs field `amount` or field `ends_on` (or both)",
+        ));
+    }
+    Ok(Command::ReviseGrant {
+        grant,
+        reason,
+        amount: amount.map(|text| f.syntax(&text, "amount")),
+        ends_on,
+        decided_on: f.opt_date("decided_on")?,
+        currency: f.opt_currency("currency")?,
+    })
+}
+
+/// Reads a command's fields; remembers the first amount syntax error so that every shape
+/// problem (`malformed_command`) is reported before it.
+struct Fields<'a> {
+    command: &'static str,
+    map: &'a Map<String, Value>,
+    amount_error: Option<DomainError>,
+}
+
+impl<'a> Fields<'a> {
+    fn required(&self, field: &str) -> Result<&'a Value, DomainError> {
+        present(self.map, field).ok_or_else(|| {
+            DomainError::malformed(format!("{}: field `{field}` is required", self.command))
+        })
+    }
+
+    fn wrong(&self, field: &str, expected: &str) -> DomainError {
+        DomainError::malformed(format!(
+            "{}: field `{field}` must be {expected}",
+            self.command
+        ))
+    }
+
+    fn string(&self, field: &str, value: &Value) -> Result<String, DomainError> {
+        value
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| self.wrong(field, "a string"))
+    }
+
+    fn id(&self, field: &str) -> Result<String, DomainError> {
+        let text = self.string(field, self.required(field)?)?;
+        if is_valid_id(&text) {
+            return Ok(text);
+        }
+        Err(self.wrong(field, "an id of 1 to 64 letters, digits, '-', '_' or '.'"))
+    }
+
+    fn text(&self, field: &str) -> Result<String, DomainError> {
+        let text = self.string(field, self.required(field)?)?;
+        self.check_text(field, text, TEXT_CHARS_MAX)
+    }
+
+    fn check_text(
+        &self,
+        field: &str,
+        text: String,
+        chars_max: usize,
+    ) -> Result<String, DomainError> {
+        if text.trim().is_empty() {
+            return Err(self.wrong(field, "a non-empty string"));
+        }
+        if text.chars().count() > chars_max {
+            return Err(self.wrong(field, &format!("at most {chars_max} characters")));
+        }
+        if text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(self.wrong(field, "text without control characters"));
+        }
+        Ok(text)
+    }
+
+    fn opt_label(&self, field: &str) -> Result<Option<String>, DomainError> {
+        let Some(value) = present(self.map, field) else {
+            return Ok(None);
+        };
+        let text = self.string(field, value)?;
+        self.check_text(field, text, LABEL_CHARS_MAX).map(Some)
+    }
+
+    fn list(&self, field: &str, chars_max: usize) -> Result<Vec<String>, DomainError> {
+        let Some(value) = present(self.map, field) else {
+            return Ok(Vec::new());
+        };
+        let items = value
+            .as_array()
+            .ok_or_else(|| self.wrong(field, "an array of strings"))?;
+        if items.len() > LIST_ITEMS_MAX {
+            return Err(self.wrong(
+                field,
+                &format!("an array of at most {LIST_ITEMS_MAX} items"),
+            ));
+        }
+        items
+            .iter()
+            .map(|item| {
+                let text = item
+                    .as_str()
+                    .ok_or_else(|| self.wrong(field, "an array of strings"))?;
+                self.check_text(field, text.to_string(), chars_max)
+            })
+            .collect()
+    }
+
+    fn date(&self, field: &str) -> Result<Date, DomainError> {
+        let value = self.required(field)?;
+        self.date_value(field, value)
+    }
+
+    fn opt_date(&self, field: &str) -> Result<Option<Date>, DomainError> {
+        present(self.map, field)
+            .map(|value| self.date_value(field, value))
+            .transpose()
+    }
+
+    fn date_value(&self, field: &str, value: &Value) -> Result<Date, DomainError> {
+        value
+            .as_str()
+            .and_then(Date::parse)
+            .ok_or_else(|| self.wrong(field, "a real calendar date written YYYY-MM-DD"))
+    }
+
+    fn currency(&self, field: &str) -> Result<Currency, DomainError> {
+        let value = self.required(field)?;
+        self.currency_value(field, value)
+    }
+
+    fn opt_currency(&self, field: &str) -> Result<Option<Currency>, DomainError> {
+        present(self.map, field)
+            .map(|value| self.currency_value(field, value))
+            .transpose()
+    }
+
+    fn currency_value(&self, field: &str, value: &Value) -> Result<Currency, DomainError> {
+        value
+            .as_str()
+            .and_then(Currency::parse)
+            .ok_or_else(|| self.wrong(field, "an ISO 4217 currency code such as \"USD\""))
+    }
+
+    fn opt_country(&self, field: &str) -> Result<Option<Country>, DomainError> {
+        present(self.map, field)
+            .map(|value| {
+                value.as_str().and_then(Country::parse).ok_or_else(|| {
+                    self.wrong(field, "an ISO 3166-1 alpha-2 country code such as \"MX\"")
+                })
+            })
+            .transpose()
+    }
+
+    fn opt_bool(&self, field: &str) -> Result<Option<bool>, DomainError> {
+        present(self.map, field)
+            .map(|value| {
+                value
+                    .as_bool()
+                    .ok_or_else(|| self.wrong(field, "true or false"))
+            })
+            .transpose()
+    }
+
+    /// A required amount: its text now (shape), its syntax checked but reported later.
+    fn amount(&mut self, field: &str) -> Result<DecimalText, DomainError> {
+        let value = self.required(field)?;
+        let text = self.amount_text(field, value)?;
+        Ok(self.syntax(&text, field))
+    }
+
+    fn opt_amount_text(&mut self, field: &str) -> Result<Option<String>, DomainError> {
+        match present(self.map, field) {
+            None => Ok(None),
+            Some(value) => self.amount_text(field, value).map(Some),
+        }
+    }
+
+    /// The text of an amount; a JSON number is an `invalid_amount` (remembered), any other
+    /// non-string a shape error.
+    fn amount_text(&mut self, field: &str, value: &Value) -> Result<String, DomainError> {
+        match value {
+            Value::String(text) => Ok(text.clone()),
+            Value::Number(number) => {
+                self.remember(DomainError::invalid_amount(format!(
+                    "{}: field `{field}` is the JSON number {number}; write amounts as strings, e.g. \"{number}\"",
+                    self.command
+                )));
+                Ok("1".to_string())
+            }
+            _ => Err(self.wrong(
+                field,
+                "a decimal amount written as a string, e.g. \"1000.00\"",
+            )),
+        }
+    }
+
+    fn syntax(&mut self, text: &str, field: &str) -> DecimalText {
+        match DecimalText::parse(text, &format!("{}: field `{field}`", self.command)) {
+            Ok(decimal) => decimal,
+            Err(error) => {
+                self.remember(error);
+                DecimalText {
+                    int: "1".to_string(),
+                    frac: String::new(),
+                }
+            }
+        }
+    }
+
+    /// An amount whose currency the command itself names, exact now.
+    fn exact(
+        &mut self,
+        text: &str,
+        currency: Currency,
+        field: &str,
+    ) -> Option<crate::money::Amount> {
+        let decimal = self.syntax(text, field);
+        let label = format!("{}: field `{field}` ({currency})", self.command);
+        match decimal.to_amount(currency.decimals(), &label) {
+            Ok(amount) => Some(amount),
+            Err(error) => {
+                self.remember(error);
+                None
+            }
+        }
+    }
+
+    fn reported_equivalent(&mut self) -> Result<Option<ForeignAmount>, DomainError> {
+        let field = "reported_equivalent";
+        let Some(value) = present(self.map, field) else {
+            return Ok(None);
+        };
+        let object = value
+            .as_object()
+            .ok_or_else(|| self.wrong(field, "an object {\"amount\", \"currency\"}"))?;
+        if let Some(key) = object
+            .keys()
+            .find(|key| *key != "amount" && *key != "currency")
+        {
+            return Err(self.wrong(
+                field,
+                &format!(
+                    "an object with only `amount` and `currency`, not {}",
+                    shown(key)
+                ),
+            ));
+        }
+        let currency = object
+            .get("currency")
+            .and_then(Value::as_str)
+            .and_then(Currency::parse)
+            .ok_or_else(|| {
+                self.wrong("reported_equivalent.currency", "an ISO 4217 currency code")
+            })?;
+        let amount_value = object
+            .get("amount")
+            .filter(|value| !value.is_null())
+            .ok_or_else(|| {
+                DomainError::malformed(format!(
+                    "{}: field `reported_equivalent.amount` is required",
+                    self.command
+                ))
+            })?;
+        let text = self.amount_text("reported_equivalent.amount", amount_value)?;
+        Ok(self
+            .exact(&text, currency, "reported_equivalent.amount")
+            .map(|amount| ForeignAmount { amount, currency }))
+    }
+
+    fn remember(&mut self, error: DomainError) {
+        if self.amount_error.is_none() {
+            self.amount_error = Some(error);
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Small value types parsed at the edge: ids, dates and country codes.
+
+use crate::codes::is_country;
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// Longest id (fund, grant, agency, donor), in characters.
+pub const ID_CHARS_MAX: usize = 64;
+/// Length of a date's text, `YYYY-MM-DD`.
+pub const DATE_CHARS: usize = 10;
+/// Earliest year a date may name (there is no year 0 in the calendar people write).
+pub const DATE_YEAR_MIN: i32 = 1;
+
+/// Whether `text` is a valid id: 1 to 64 of letters, digits, `-`, `_` and `.`.
+pub fn is_valid_id(text: &str) -> bool {
+    (1..=ID_CHARS_MAX).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// A real calendar date, written `YYYY-MM-DD`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date(NaiveDate);
+
+impl Date {
+    /// Parses exactly `YYYY-MM-DD` naming a real day (2012-02-30 is not one).
+    pub fn parse(text: &str) -> Option<Date> {
+        let bytes = text.as_bytes();
+        let shape_ok = bytes.len() == DATE_CHARS
+            && bytes.iter().enumerate().all(|(index, byte)| match index {
+                4 | 7 => *byte == b'-',
+                _ => byte.is_ascii_digit(),
+            });
+        if !shape_ok {
+            return None;
+        }
+        let year: i32 = text.get(0..4)?.parse().ok()?;
+        let month: u32 = text.get(5..7)?.parse().ok()?;
+        let day: u32 = text.get(8..10)?.parse().ok()?;
+        if year < DATE_YEAR_MIN {
+            return None;
+        }
+        NaiveDate::from_ymd_opt(year, month, day).map(Date)
+    }
+
+    /// The underlying calendar date.
+    pub fn naive(&self) -> NaiveDate {
+        self.0
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            self.0.year(),
+            self.0.month(),
+            self.0.day()
+        )
+    }
+}
+
+impl fmt::Debug for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Date {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Date {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Date, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Date::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not a date: {text:?}")))
+    }
+}
+
+/// An ISO 3166-1 alpha-2 country code, e.g. `MX`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Country(String);
+
+impl Country {
+    /// The country for an upper-case alpha-2 code.
+    pub fn parse(code: &str) -> Option<Country> {
+        is_country(code).then(|| Country(code.to_string()))
+    }
+
+    /// The two-letter code.
+    pub fn code(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Country {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Country {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Country {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Country, D::Error> {
+        let code = String::deserialize(deserializer)?;
+        Country::parse(&code)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a country code: {code:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(Date::parse("2012-09-27").unwrap().to_string(), "2012-09-27");
+        assert_eq!(Date::parse("2012-02-29").unwrap().to_string(), "2012-02-29");
+        for bad in [
+            "2012-02-30",
+            "2011-02-29",
+            "2012-2-3",
+            "2012-13-01",
+            "0000-01-01",
+            "2012-09-27T00",
+            "２012-01-01",
+            "",
+        ] {
+            assert_eq!(Date::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids() {
+        assert!(is_valid_id("MEX-1") && is_valid_id("UN_Women.2") && is_valid_id(&"a".repeat(64)));
+        for bad in ["", "a b", "a/b", "a\u{7}", "é", &"a".repeat(65)] {
+            assert!(!is_valid_id(bad), "{bad}");
+        }
+    }
+}

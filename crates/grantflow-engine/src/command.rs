@@ -1,0 +1,232 @@
+//! A command on its way in: parsing at the edge, the actor, the idempotency key and body
+//! hash, and the result shape of contract.md.
+
+use grantflow_domain::{parse_command, CommandRequest, DomainError, ErrorCode};
+use grantflow_store::{EventRef, Hash};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+/// Where the actor of a command comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActorSource {
+    /// The command line: the body's `actor`, else this default (`--actor`, `GRANTFLOW_ACTOR`).
+    BodyOr(Option<String>),
+    /// HTTP: the token's actor; a body that names one is malformed.
+    Fixed(String),
+}
+
+/// A command as it arrives: a JSON value and where its actor comes from.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The command body (contract.md's command JSON).
+    pub body: Value,
+    /// Who issues it.
+    pub actor: ActorSource,
+}
+
+impl Submission {
+    /// A command-line submission.
+    pub fn cli(body: Value, default_actor: Option<String>) -> Self {
+        Submission {
+            body,
+            actor: ActorSource::BodyOr(default_actor),
+        }
+    }
+}
+
+/// Why a command was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// contract.md's error code, e.g. `over_disbursement`.
+    pub code: String,
+    /// A sentence a person can act on.
+    pub message: String,
+}
+
+impl From<DomainError> for Rejection {
+    fn from(error: DomainError) -> Self {
+        Rejection {
+            code: error.code.as_str().to_string(),
+            message: error.message,
+        }
+    }
+}
+
+/// The result of one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandOutcome {
+    /// Appended and durable (or, with `replayed`, appended earlier under the same id).
+    Accepted {
+        /// The command id.
+        command_id: String,
+        /// Where its events landed.
+        events: Vec<EventRef>,
+        /// An idempotent repeat: nothing new was appended.
+        replayed: bool,
+    },
+    /// Rejected; the log is untouched.
+    Rejected {
+        /// The command id, when one was given or made.
+        command_id: Option<String>,
+        /// Why.
+        rejection: Rejection,
+    },
+}
+
+impl CommandOutcome {
+    /// Whether the command was accepted.
+    pub fn is_ok(&self) -> bool {
+        matches!(self, CommandOutcome::Accepted { .. })
+    }
+
+    /// The error code of a rejection.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            CommandOutcome::Accepted { .. } => None,
+            CommandOutcome::Rejected { rejection, .. } => Some(&rejection.code),
+        }
+    }
+
+    /// contract.md's result JSON.
+    pub fn to_json(&self) -> Value {
+        match self {
+            CommandOutcome::Accepted {
+                command_id,
+                events,
+                replayed,
+            } => {
+                let mut object = json!({"ok": true, "command_id": command_id, "events": events});
+                if *replayed {
+                    object["replayed"] = Value::Bool(true);
+                }
+                object
+            }
+            CommandOutcome::Rejected {
+                command_id,
+                rejection,
+            } => json!({
+                "ok": false,
+                "command_id": command_id,
+                "error": {"code": rejection.code, "message": rejection.message},
+            }),
+        }
+    }
+
+    pub(crate) fn rejected(command_id: Option<String>, error: DomainError) -> Self {
+        CommandOutcome::Rejected {
+            command_id,
+            rejection: error.into(),
+        }
+    }
+}
+
+/// A parsed command ready for the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub request: CommandRequest,
+    pub actor: String,
+    pub command_id: String,
+    /// Whether the client chose the id (only then can it be a repeat).
+    pub client_id: bool,
+    pub body_hash: Hash,
+}
+
+/// Parses and checks a submission on the caller's task, off the writer's critical path.
+pub(crate) fn prepare(submission: Submission) -> Result<Prepared, CommandOutcome> {
+    let given_id = submission
+        .body
+        .get("command_id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut request = parse_command(&submission.body)
+        .map_err(|error| CommandOutcome::rejected(given_id.clone(), error))?;
+    let actor = resolve_actor(&request, submission.actor)
+        .map_err(|error| CommandOutcome::rejected(given_id.clone(), error))?;
+    request.actor = Some(actor.clone());
+    let (command_id, client_id) = match request.command_id.clone() {
+        Some(id) => (id, true),
+        None => (uuid::Uuid::new_v4().to_string(), false),
+    };
+    let body_hash = body_hash(&submission.body, &actor);
+    Ok(Prepared {
+        request,
+        actor,
+        command_id,
+        client_id,
+        body_hash,
+    })
+}
+
+fn resolve_actor(request: &CommandRequest, source: ActorSource) -> Result<String, DomainError> {
+    match (source, &request.actor) {
+        (ActorSource::Fixed(_), Some(_)) => Err(DomainError {
+            code: ErrorCode::MalformedCommand,
+            message: "field `actor` is not allowed over HTTP: the actor is the bearer token's"
+                .into(),
+        }),
+        (ActorSource::Fixed(actor), None) => Ok(actor),
+        (ActorSource::BodyOr(_), Some(actor)) => Ok(actor.clone()),
+        (ActorSource::BodyOr(Some(actor)), None) => {
+            let request_like = serde_json::json!({"actor": actor});
+            // The default actor obeys the same rules as one in the body.
+            match parse_actor(&request_like) {
+                Some(error) => Err(error),
+                None => Ok(actor),
+            }
+        }
+        (ActorSource::BodyOr(None), None) => Err(DomainError {
+            code: ErrorCode::MalformedCommand,
+            message: "missing field `actor`: name who issues the command in the body, with \
+                      --actor, or with GRANTFLOW_ACTOR"
+                .into(),
+        }),
+    }
+}
+
+/// Checks a default actor by the parser's own rules (by parsing a minimal command).
+fn parse_actor(actor: &Value) -> Option<DomainError> {
+    let mut probe = json!({"command": "finalize-grant", "grant": "probe"});
+    probe["actor"] = actor["actor"].clone();
+    parse_command(&probe).err()
+}
+
+/// SHA-256 of the body as canonical JSON (keys sorted), with the resolved actor in it:
+/// "equal JSON values, actor included".
+fn body_hash(body: &Value, actor: &str) -> Hash {
+    let mut object: Map<String, Value> = body.as_object().cloned().unwrap_or_default();
+    object.insert("actor".into(), Value::String(actor.to_string()));
+    let mut bytes = Vec::new();
+    write_canonical(&Value::Object(object), &mut bytes);
+    Sha256::digest(&bytes).into()
+}
+
+/// Compact JSON with object keys sorted at every level, whatever map order serde_json keeps.
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (index, key) in keys.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_canonical(&Value::String(key.clone()), out);
+                out.push(b':');
+                write_canonical(&map[key], out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+    }
+}

@@ -1,0 +1,296 @@
+//! grantflow's engine: joins the pure domain (decide/evolve) and the event store.
+//!
+//! - [`Engine`] owns the single writer: commands are parsed on the caller's task, queued on a
+//!   bounded channel, decided in groups against the in-memory [`World`], appended as one
+//!   durable batch, and acknowledged only once that batch is durable (group commit).
+//! - The read model (current figures) is a fold of the log, published after each durable batch
+//!   and snapshotted in the store so that opening a large store does not replay everything.
+//! - [`query`] answers "as of position P / recorded time T" and the audit trail by folding the
+//!   log; [`audit`] verifies the chain and rebuilds projections; [`transfer`] exports and
+//!   imports the log as JSON Lines.
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod audit;
+mod command;
+pub mod query;
+pub mod transfer;
+mod writer;
+
+use std::sync::{Arc, RwLock};
+
+use grantflow_domain::{evolve, Event, World};
+use grantflow_store::{Envelope, EventStore, StoreError};
+use tokio::sync::{mpsc, oneshot};
+
+pub use command::{ActorSource, CommandOutcome, Rejection, Submission};
+
+/// How many commands the writer decides and appends in one durable batch at the most.
+pub const BATCH_COMMANDS_MAX: usize = 2_048;
+/// How many commands may wait in the writer's queue before submitters wait.
+pub const QUEUE_COMMANDS_MAX: usize = 16_384;
+/// How many events are read from the store per page when folding the log.
+pub const FOLD_PAGE_EVENTS: usize = 4_096;
+/// A projection snapshot is saved after this many new events (and on close).
+pub const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
+/// The name of the projection snapshot in the store.
+pub const SNAPSHOT_NAME: &str = "world";
+/// Version of the snapshot format; an unknown one is ignored and the log replayed instead.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// Errors of the engine layer (a rejected command is not an error: see [`CommandOutcome`]).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event cannot be decoded as a domain event.
+    #[error("corrupt event at position {position}: {detail}")]
+    Corrupt {
+        /// The position of the bad event.
+        position: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The writer has stopped (after a storage failure or on close).
+    #[error("the engine's writer has stopped: {0}")]
+    WriterStopped(String),
+    /// A query named something that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A query was malformed.
+    #[error("{0}")]
+    BadQuery(String),
+}
+
+/// The read model: the world as of a position.
+#[derive(Debug, Clone, Default)]
+pub struct ReadModel {
+    /// Every fund and grant.
+    pub world: World,
+    /// The last position folded in.
+    pub position: u64,
+}
+
+impl ReadModel {
+    /// Folds one stored event in, checking it decodes.
+    pub fn apply(&mut self, envelope: &Envelope) -> Result<Event, EngineError> {
+        let event = decode(envelope)?;
+        evolve(&mut self.world, envelope.position, &event);
+        self.position = envelope.position;
+        Ok(event)
+    }
+}
+
+/// Decodes a stored envelope's payload into a domain event.
+pub fn decode(envelope: &Envelope) -> Result<Event, EngineError> {
+    Event::from_parts(&envelope.event_type, &envelope.payload).map_err(|error| {
+        EngineError::Corrupt {
+            position: envelope.position,
+            detail: format!(
+                "{} payload does not decode: {}",
+                envelope.event_type, error.message
+            ),
+        }
+    })
+}
+
+/// Progress of a long fold: (events done, events in all).
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
+
+/// The engine: one per store.
+pub struct Engine {
+    store: Arc<dyn EventStore>,
+    read_model: Arc<RwLock<ReadModel>>,
+    queue: mpsc::Sender<writer::Job>,
+    writer: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Opens the engine on a store: loads the projection snapshot and folds in the events
+    /// after it, then starts the writer.
+    pub async fn open(store: Arc<dyn EventStore>) -> Result<Engine, EngineError> {
+        Self::open_with_progress(store, &|_, _| {}).await
+    }
+
+    /// As [`Engine::open`], reporting progress of the catch-up fold.
+    pub async fn open_with_progress(
+        store: Arc<dyn EventStore>,
+        progress: Progress<'_>,
+    ) -> Result<Engine, EngineError> {
+        let model = load_read_model(store.as_ref(), progress).await?;
+        let read_model = Arc::new(RwLock::new(model.clone()));
+        let (queue, jobs) = mpsc::channel(QUEUE_COMMANDS_MAX);
+        let handle = writer::spawn(store.clone(), read_model.clone(), model, jobs);
+        Ok(Engine {
+            store,
+            read_model,
+            queue,
+            writer: tokio::sync::Mutex::new(Some(handle)),
+        })
+    }
+
+    /// The store under this engine.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// A copy of the current read model (durable state only).
+    pub fn snapshot(&self) -> ReadModel {
+        match self.read_model.read() {
+            Ok(model) => model.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Runs `f` on the current read model without copying it.
+    pub fn with_model<T>(&self, f: impl FnOnce(&ReadModel) -> T) -> T {
+        match self.read_model.read() {
+            Ok(model) => f(&model),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    /// Queues a command; the returned [`Pending`] resolves once its batch is durable (or the
+    /// command is rejected). Waits while the queue is full.
+    pub async fn enqueue(&self, submission: Submission) -> Result<Pending, EngineError> {
+        let (reply, receiver) = oneshot::channel();
+        let job = match command::prepare(submission) {
+            Ok(prepared) => writer::Job::command(prepared, reply),
+            Err(outcome) => return Ok(Pending::ready(outcome)),
+        };
+        self.queue
+            .send(job)
+            .await
+            .map_err(|_| EngineError::WriterStopped("queue closed".into()))?;
+        Ok(Pending { receiver })
+    }
+
+    /// Submits a command and waits until it is durable or rejected.
+    pub async fn submit(&self, submission: Submission) -> Result<CommandOutcome, EngineError> {
+        self.enqueue(submission).await?.wait().await
+    }
+
+    /// Stops the writer after the queued commands, saves a projection snapshot and closes the
+    /// store.
+    pub async fn close(&self) -> Result<(), EngineError> {
+        let handle = self.writer.lock().await.take();
+        if let Some(handle) = handle {
+            // Dropping our sender alone does not stop the writer while clones exist; a
+            // close job does.
+            let (reply, receiver) = oneshot::channel();
+            let _ = self.queue.send(writer::Job::close(reply)).await;
+            let _ = receiver.await;
+            let _ = handle.await;
+        }
+        let model = self.snapshot();
+        save_snapshot(self.store.as_ref(), &model).await?;
+        self.store.close().await?;
+        Ok(())
+    }
+}
+
+/// A queued command's result, once durable.
+pub struct Pending {
+    receiver: oneshot::Receiver<Result<CommandOutcome, EngineError>>,
+}
+
+impl Pending {
+    /// An outcome known without the writer (a line that is not even a command).
+    pub fn ready(outcome: CommandOutcome) -> Pending {
+        let (reply, receiver) = oneshot::channel();
+        let _ = reply.send(Ok(outcome));
+        Pending { receiver }
+    }
+
+    /// Waits for the outcome.
+    pub async fn wait(self) -> Result<CommandOutcome, EngineError> {
+        self.receiver
+            .await
+            .map_err(|_| EngineError::WriterStopped("the writer dropped a command".into()))?
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SnapshotFile {
+    format: u32,
+    position: u64,
+    world: World,
+}
+
+/// Saves the read model as the store's projection snapshot.
+pub async fn save_snapshot(store: &dyn EventStore, model: &ReadModel) -> Result<(), EngineError> {
+    let file = SnapshotFile {
+        format: SNAPSHOT_FORMAT,
+        position: model.position,
+        world: model.world.clone(),
+    };
+    let bytes = serde_json::to_vec(&file).map_err(|e| EngineError::BadQuery(e.to_string()))?;
+    store
+        .save_snapshot(SNAPSHOT_NAME, model.position, bytes)
+        .await?;
+    Ok(())
+}
+
+/// Loads the snapshot (when usable) and folds in the rest of the log.
+async fn load_read_model(
+    store: &dyn EventStore,
+    progress: Progress<'_>,
+) -> Result<ReadModel, EngineError> {
+    let head = store.head().await?;
+    let mut model = ReadModel::default();
+    if let Some((position, bytes)) = store.load_snapshot(SNAPSHOT_NAME).await? {
+        match serde_json::from_slice::<SnapshotFile>(&bytes) {
+            Ok(file) if file.format == SNAPSHOT_FORMAT && position <= head.position => {
+                model = ReadModel {
+                    world: file.world,
+                    position: file.position,
+                };
+            }
+            Ok(_) => tracing::warn!(
+                snapshot = position,
+                head = head.position,
+                "projection snapshot unusable (format or position); replaying the whole log"
+            ),
+            Err(error) => tracing::warn!(%error, "projection snapshot unreadable; replaying"),
+        }
+    }
+    fold_into(store, &mut model, head.position, progress).await?;
+    Ok(model)
+}
+
+/// Folds the events after `model.position` up to `until` (inclusive) into the model.
+pub async fn fold_into(
+    store: &dyn EventStore,
+    model: &mut ReadModel,
+    until: u64,
+    progress: Progress<'_>,
+) -> Result<(), EngineError> {
+    let start = model.position;
+    while model.position < until {
+        let want = (until - model.position).min(FOLD_PAGE_EVENTS as u64) as usize;
+        let page = store.read(model.position + 1, want).await?;
+        if page.is_empty() {
+            return Err(EngineError::Corrupt {
+                position: model.position + 1,
+                detail: format!("the log ends at {} but its head is {until}", model.position),
+            });
+        }
+        for envelope in &page {
+            expect_position(envelope, model.position + 1)?;
+            model.apply(envelope)?;
+        }
+        progress(model.position - start, until - start);
+    }
+    Ok(())
+}
+
+fn expect_position(envelope: &Envelope, expected: u64) -> Result<(), EngineError> {
+    if envelope.position == expected {
+        return Ok(());
+    }
+    Err(EngineError::Corrupt {
+        position: expected,
+        detail: format!("expected position {expected}, found {}", envelope.position),
+    })
+}

@@ -1,0 +1,284 @@
+//! Questions about the past: figures as of a log position or a recorded time, and the audit
+//! trail of a grant or fund with the figures before and after every event.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use grantflow_domain::{command_of_event, World};
+use grantflow_store::EventStore;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{Engine, EngineError, ReadModel, FOLD_PAGE_EVENTS};
+
+/// Which moment a query is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsOf {
+    /// Now (the durable head).
+    Head,
+    /// After the event at this position (0: before the first event).
+    Position(u64),
+    /// After every event recorded at or before this time (`recorded_at` order).
+    Time(String),
+}
+
+impl AsOf {
+    /// From the CLI's `--at` and `--as-of` (at most one of them).
+    pub fn from_options(at: Option<u64>, as_of: Option<&str>) -> Result<AsOf, EngineError> {
+        match (at, as_of) {
+            (Some(_), Some(_)) => Err(EngineError::BadQuery(
+                "give either a position (--at) or a time (--as-of), not both".into(),
+            )),
+            (Some(position), None) => Ok(AsOf::Position(position)),
+            (None, Some(time)) => Ok(AsOf::Time(normalize_time(time)?)),
+            (None, None) => Ok(AsOf::Head),
+        }
+    }
+}
+
+/// Parses an RFC 3339 time and writes it as the log does (UTC, microseconds), truncating
+/// finer precision so that string order is time order.
+pub fn normalize_time(text: &str) -> Result<String, EngineError> {
+    let parsed = DateTime::parse_from_rfc3339(text).map_err(|error| {
+        EngineError::BadQuery(format!(
+            "`{text}` is not an RFC 3339 time such as 2012-09-27T00:00:00Z: {error}"
+        ))
+    })?;
+    Ok(parsed
+        .with_timezone(&Utc)
+        .to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+/// The read model as of a moment: the live one for now, else a fold of the log's prefix.
+pub async fn model_as_of(engine: &Engine, as_of: &AsOf) -> Result<ReadModel, EngineError> {
+    let current = engine.snapshot();
+    match as_of {
+        AsOf::Head => Ok(current),
+        AsOf::Position(position) if *position >= current.position => Ok(current),
+        _ => {
+            let mut model = ReadModel::default();
+            fold_until(engine.store().as_ref(), &mut model, as_of).await?;
+            Ok(model)
+        }
+    }
+}
+
+/// Folds the log from the model's position while events are within `as_of`.
+async fn fold_until(
+    store: &dyn EventStore,
+    model: &mut ReadModel,
+    as_of: &AsOf,
+) -> Result<(), EngineError> {
+    let head = store.head().await?.position;
+    let end = match as_of {
+        AsOf::Position(position) => (*position).min(head),
+        _ => head,
+    };
+    while model.position < end {
+        let want = (end - model.position).min(FOLD_PAGE_EVENTS as u64) as usize;
+        let page = store.read(model.position + 1, want).await?;
+        if page.is_empty() {
+            break;
+        }
+        for envelope in &page {
+            if let AsOf::Time(time) = as_of {
+                if envelope.recorded_at.as_str() > time.as_str() {
+                    return Ok(());
+                }
+            }
+            model.apply(envelope)?;
+        }
+    }
+    Ok(())
+}
+
+/// One line of an audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    /// Log position.
+    pub position: u64,
+    /// When the engine recorded it.
+    pub recorded_at: String,
+    /// Who issued the command.
+    pub actor: String,
+    /// The command (kebab-case) that appended it.
+    pub command: String,
+    /// The command id.
+    pub command_id: String,
+    /// The event type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The event's own fields (reason, dates, amounts).
+    pub payload: Value,
+    /// The figures that changed: field, before, after.
+    pub changes: Vec<Change>,
+    /// All figures before the event (null before the stream began).
+    pub before: Value,
+    /// All figures after it.
+    pub after: Value,
+}
+
+/// One changed figure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// The figure, e.g. `allocated` or `agencies.IOM.disbursed`.
+    pub field: String,
+    /// Its value before (empty when it did not exist).
+    pub before: String,
+    /// Its value after (empty when it no longer exists).
+    pub after: String,
+}
+
+/// The subject of an audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A grant id.
+    Grant(String),
+    /// A fund id.
+    Fund(String),
+}
+
+impl Subject {
+    /// Resolves an id (or a stream name `grant-X` / `fund-X`) against the current world.
+    pub fn resolve(world: &World, id: &str) -> Result<Subject, EngineError> {
+        if world.grant_view(id).is_some() {
+            return Ok(Subject::Grant(id.to_string()));
+        }
+        if world.fund_view(id).is_some() {
+            return Ok(Subject::Fund(id.to_string()));
+        }
+        if let Some(grant) = id.strip_prefix("grant-") {
+            if world.grant_view(grant).is_some() {
+                return Ok(Subject::Grant(grant.to_string()));
+            }
+        }
+        if let Some(fund) = id.strip_prefix("fund-") {
+            if world.fund_view(fund).is_some() {
+                return Ok(Subject::Fund(fund.to_string()));
+            }
+        }
+        Err(EngineError::NotFound(format!(
+            "no grant or fund with id `{id}`"
+        )))
+    }
+
+    /// The stream whose events make the trail.
+    pub fn stream(&self) -> String {
+        match self {
+            Subject::Grant(id) => format!("grant-{id}"),
+            Subject::Fund(id) => format!("fund-{id}"),
+        }
+    }
+
+    fn view(&self, world: &World) -> Value {
+        let view = match self {
+            Subject::Grant(id) => world.grant_view(id).map(|v| serde_json::to_value(v)),
+            Subject::Fund(id) => world.fund_view(id).map(|v| serde_json::to_value(v)),
+        };
+        match view {
+            Some(Ok(value)) => value,
+            _ => Value::Null,
+        }
+    }
+}
+
+/// The audit trail of a grant or fund: every event of its stream, with the figures before
+/// and after it (figures include the effect of every earlier event of the log).
+pub async fn audit_trail(
+    engine: &Engine,
+    subject: &Subject,
+) -> Result<Vec<AuditEntry>, EngineError> {
+    let store = engine.store().as_ref();
+    let stream = subject.stream();
+    let head = store.head().await?.position;
+    let mut model = ReadModel::default();
+    let mut entries = Vec::new();
+    while model.position < head {
+        let want = (head - model.position).min(FOLD_PAGE_EVENTS as u64) as usize;
+        let page = store.read(model.position + 1, want).await?;
+        if page.is_empty() {
+            break;
+        }
+        for envelope in &page {
+            let ours = envelope.stream == stream;
+            let before = if ours {
+                subject.view(&model.world)
+            } else {
+                Value::Null
+            };
+            let event = model.apply(envelope)?;
+            if ours {
+                let after = subject.view(&model.world);
+                entries.push(AuditEntry {
+                    position: envelope.position,
+                    recorded_at: envelope.recorded_at.clone(),
+                    actor: envelope.actor.clone(),
+                    command: command_of_event(&event).to_string(),
+                    command_id: envelope.command_id.clone(),
+                    event_type: envelope.event_type.clone(),
+                    payload: serde_json::from_str(&envelope.payload).unwrap_or(Value::Null),
+                    changes: changes(&before, &after),
+                    before,
+                    after,
+                });
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// The figures that differ between two views (version and position left out).
+pub fn changes(before: &Value, after: &Value) -> Vec<Change> {
+    let before = flatten(before);
+    let after = flatten(after);
+    let mut fields: Vec<&String> = before.keys().chain(after.keys()).collect();
+    fields.sort();
+    fields.dedup();
+    fields
+        .into_iter()
+        .filter(|field| !matches!(field.as_str(), "version" | "position"))
+        .filter_map(|field| {
+            let old = before.get(field).cloned().unwrap_or_default();
+            let new = after.get(field).cloned().unwrap_or_default();
+            (old != new).then(|| Change {
+                field: field.clone(),
+                before: old,
+                after: new,
+            })
+        })
+        .collect()
+}
+
+/// Flattens a view: scalars by name, agencies as `agencies.<agency>.<field>`.
+fn flatten(view: &Value) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(object) = view.as_object() else {
+        return out;
+    };
+    for (key, value) in object {
+        match value {
+            Value::Array(items) if key == "agencies" => {
+                for item in items {
+                    let name = item.get("agency").and_then(Value::as_str).unwrap_or("?");
+                    if let Some(fields) = item.as_object() {
+                        for (field, v) in fields.iter().filter(|(f, _)| *f != "agency") {
+                            out.insert(format!("agencies.{name}.{field}"), scalar(v));
+                        }
+                    }
+                }
+            }
+            other => {
+                out.insert(key.clone(), scalar(other));
+            }
+        }
+    }
+    out
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}

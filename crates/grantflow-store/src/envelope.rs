@@ -1,0 +1,537 @@
+//! The stored event (the envelope), its canonical bytes and the hash chain.
+//!
+//! contract.md, "Hash chain": `hash(n) = SHA-256(hash(n-1) || canonical bytes of event n)`,
+//! `hash(0)` = 32 zero bytes. The canonical bytes are the envelope as compact JSON, fields in
+//! contract order, `hash` left out. A printed line ([`Envelope::to_line`]) is exactly those
+//! bytes with `,"hash":"<hex>"` inserted before the final `}`, so anyone can re-check an export
+//! with a few lines of any language.
+//!
+//! Invariants:
+//! - `payload` is kept byte-exact: it is hashed as stored, never re-serialised.
+//! - [`Envelope::from_line`] accepts only lines that [`Envelope::to_line`] would print (it
+//!   re-serialises and compares), so two different texts never carry the same hash.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// The hash "before" the first event.
+pub const ZERO_HASH: Hash = [0; 32];
+
+/// Length of `recorded_at` in its one accepted shape, `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub const RECORDED_AT_LEN: usize = 27;
+
+/// The `strftime` pattern of `recorded_at` (fixed microsecond precision, so that strings
+/// order as times).
+const RECORDED_AT_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+/// One stored event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Global position, gapless from 1.
+    pub position: u64,
+    /// `fund-<id>` or `grant-<id>`.
+    pub stream: String,
+    /// Version within the stream, gapless from 1.
+    pub version: u64,
+    /// Dotted past-tense type (`type` in JSON).
+    pub event_type: String,
+    /// Payload schema version.
+    pub schema: u32,
+    /// RFC 3339 UTC, `YYYY-MM-DDTHH:MM:SS.ffffffZ`; never before the previous event's.
+    pub recorded_at: String,
+    /// Who issued the command.
+    pub actor: String,
+    /// The command's idempotency key.
+    pub command_id: String,
+    /// Groups the events of one command.
+    pub correlation_id: String,
+    /// The payload: compact JSON object text, kept byte-exact.
+    pub payload: String,
+    /// The previous event's hash ([`ZERO_HASH`] for position 1).
+    pub prev_hash: Hash,
+    /// This event's hash: SHA-256(prev_hash || canonical bytes).
+    pub hash: Hash,
+}
+
+/// Why an envelope line or a chain was refused. Every variant that can know the position
+/// names it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// The line is not an envelope at all (bad JSON, a missing, unknown or mistyped field).
+    #[error("not an envelope: {detail}")]
+    Malformed {
+        /// What is wrong.
+        detail: String,
+    },
+    /// The line parses but a field breaks a rule of the envelope (hex, time, payload).
+    #[error("event {position}: {detail}")]
+    InvalidField {
+        /// The event's position.
+        position: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The line parses but is not byte-for-byte what grantflow prints (spacing, field order,
+    /// escapes, ...), so its hash would not prove its text.
+    #[error("event {position}: the line is not in canonical form (compact JSON, fields in contract order)")]
+    NotCanonical {
+        /// The event's position.
+        position: u64,
+    },
+    /// The stored hash is not the hash of the event's content.
+    #[error("event {position}: hash mismatch (stored {stored}, computed {computed})")]
+    HashMismatch {
+        /// The event's position.
+        position: u64,
+        /// The hash the event carries (hex).
+        stored: String,
+        /// The hash of its content (hex).
+        computed: String,
+    },
+    /// The event does not continue the chain (position, prev_hash, version or time).
+    #[error("event {position}: {detail}")]
+    Chain {
+        /// The event's position.
+        position: u64,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+impl EnvelopeError {
+    /// The position of the bad event, when the line got far enough to tell.
+    pub fn position(&self) -> Option<u64> {
+        match self {
+            EnvelopeError::Malformed { .. } => None,
+            EnvelopeError::InvalidField { position, .. }
+            | EnvelopeError::NotCanonical { position }
+            | EnvelopeError::HashMismatch { position, .. }
+            | EnvelopeError::Chain { position, .. } => Some(*position),
+        }
+    }
+}
+
+/// The current time as `recorded_at` text: RFC 3339 UTC with microseconds,
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().format(RECORDED_AT_FORMAT).to_string()
+}
+
+/// Whether `text` is a `recorded_at` in its one accepted shape (a real UTC time,
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`).
+pub fn is_valid_recorded_at(text: &str) -> bool {
+    text.len() == RECORDED_AT_LEN
+        && chrono::NaiveDateTime::parse_from_str(text, RECORDED_AT_FORMAT)
+            .map(|time| time.format(RECORDED_AT_FORMAT).to_string() == text)
+            .unwrap_or(false)
+}
+
+/// The hash of an event: SHA-256 of the previous hash (32 raw bytes) then its canonical bytes.
+pub fn chain_hash(prev_hash: &Hash, canonical_bytes: &[u8]) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash);
+    hasher.update(canonical_bytes);
+    hasher.finalize().into()
+}
+
+/// Appends `text` as a JSON string, escaped exactly as serde_json escapes it.
+fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    // Writing a &str to a Vec cannot fail: serde_json only errors on I/O or on map keys.
+    if serde_json::to_writer(&mut *out, text).is_err() {
+        unreachable_string_error(out, text);
+    }
+}
+
+/// Never reached (see `push_json_string`); kept panic-free by writing a lossless fallback.
+#[cold]
+fn unreachable_string_error(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    for ch in text.chars() {
+        let mut buf = [0u16; 2];
+        for unit in ch.encode_utf16(&mut buf) {
+            out.extend_from_slice(format!("\\u{unit:04x}").as_bytes());
+        }
+    }
+    out.push(b'"');
+}
+
+impl Envelope {
+    /// The canonical bytes: compact JSON, fields in contract order, `hash` left out, payload
+    /// verbatim.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.payload.len());
+        self.write_canonical_fields(&mut out);
+        out.push(b'}');
+        out
+    }
+
+    /// Everything of the canonical bytes but the final `}`.
+    fn write_canonical_fields(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"position\":");
+        out.extend_from_slice(self.position.to_string().as_bytes());
+        out.extend_from_slice(b",\"stream\":");
+        push_json_string(out, &self.stream);
+        out.extend_from_slice(b",\"version\":");
+        out.extend_from_slice(self.version.to_string().as_bytes());
+        out.extend_from_slice(b",\"type\":");
+        push_json_string(out, &self.event_type);
+        out.extend_from_slice(b",\"schema\":");
+        out.extend_from_slice(self.schema.to_string().as_bytes());
+        out.extend_from_slice(b",\"recorded_at\":");
+        push_json_string(out, &self.recorded_at);
+        out.extend_from_slice(b",\"actor\":");
+        push_json_string(out, &self.actor);
+        out.extend_from_slice(b",\"command_id\":");
+        push_json_string(out, &self.command_id);
+        out.extend_from_slice(b",\"correlation_id\":");
+        push_json_string(out, &self.correlation_id);
+        out.extend_from_slice(b",\"payload\":");
+        out.extend_from_slice(self.payload.as_bytes());
+        out.extend_from_slice(b",\"prev_hash\":\"");
+        out.extend_from_slice(hex::encode(self.prev_hash).as_bytes());
+        out.push(b'"');
+    }
+
+    /// SHA-256(prev_hash || canonical bytes): what `hash` must be.
+    pub fn compute_hash(&self) -> Hash {
+        chain_hash(&self.prev_hash, &self.canonical_bytes())
+    }
+
+    /// The printed line (`events`, `export --format jsonl`): the canonical bytes with
+    /// `,"hash":"<hex>"` before the final `}`. No line ending.
+    pub fn to_line(&self) -> String {
+        let mut out = Vec::with_capacity(340 + self.payload.len());
+        self.write_canonical_fields(&mut out);
+        out.extend_from_slice(b",\"hash\":\"");
+        out.extend_from_slice(hex::encode(self.hash).as_bytes());
+        out.extend_from_slice(b"\"}");
+        // Every piece is valid UTF-8 (JSON escapes of &str, ASCII, the payload &str).
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Parses a printed line strictly: all fields, in contract order, nothing else, the
+    /// payload a compact JSON object, hex as 64 lowercase digits, `recorded_at` in its fixed
+    /// shape, the line byte-for-byte canonical, and `hash` the hash of the content. One
+    /// trailing `\n` or `\r\n` is ignored.
+    pub fn from_line(line: &str) -> Result<Envelope, EnvelopeError> {
+        let line = line
+            .strip_suffix("\r\n")
+            .or_else(|| line.strip_suffix('\n'))
+            .unwrap_or(line);
+        let envelope = Self::parse_fields(line.as_bytes())?;
+        let position = envelope.position;
+        if envelope.to_line().as_bytes() != line.as_bytes() {
+            return Err(EnvelopeError::NotCanonical { position });
+        }
+        envelope.check_hash()?;
+        Ok(envelope)
+    }
+
+    /// Decodes a line's fields and checks each one's shape (not canonical form, not the hash).
+    fn parse_fields(line: &[u8]) -> Result<Envelope, EnvelopeError> {
+        let wire: WireEnvelope<'_> =
+            serde_json::from_slice(line).map_err(|error| EnvelopeError::Malformed {
+                detail: error.to_string(),
+            })?;
+        let position = wire.position;
+        let invalid = |detail: String| EnvelopeError::InvalidField { position, detail };
+        let payload = wire.payload.get();
+        if !is_compact_json_object(payload) {
+            return Err(invalid("payload is not a compact JSON object".to_string()));
+        }
+        if !is_valid_recorded_at(&wire.recorded_at) {
+            return Err(invalid(format!(
+                "recorded_at {:?} is not YYYY-MM-DDTHH:MM:SS.ffffffZ",
+                wire.recorded_at
+            )));
+        }
+        let prev_hash = parse_hex_hash(&wire.prev_hash)
+            .ok_or_else(|| invalid("prev_hash is not 64 lowercase hex digits".to_string()))?;
+        let hash = match wire.hash {
+            Some(text) => parse_hex_hash(&text)
+                .ok_or_else(|| invalid("hash is not 64 lowercase hex digits".to_string()))?,
+            None => return Err(invalid("missing field `hash`".to_string())),
+        };
+        Ok(Envelope {
+            position,
+            stream: wire.stream,
+            version: wire.version,
+            event_type: wire.event_type,
+            schema: wire.schema,
+            recorded_at: wire.recorded_at,
+            actor: wire.actor,
+            command_id: wire.command_id,
+            correlation_id: wire.correlation_id,
+            payload: payload.to_string(),
+            prev_hash,
+            hash,
+        })
+    }
+
+    /// Decodes stored canonical bytes (no `hash` field) and attaches the stored hash. Does not
+    /// re-hash: reading stays cheap; `verify` re-hashes.
+    pub(crate) fn from_canonical(bytes: &[u8], hash: Hash) -> Result<Envelope, EnvelopeError> {
+        let wire: WireEnvelope<'_> =
+            serde_json::from_slice(bytes).map_err(|error| EnvelopeError::Malformed {
+                detail: error.to_string(),
+            })?;
+        let position = wire.position;
+        if wire.hash.is_some() {
+            return Err(EnvelopeError::InvalidField {
+                position,
+                detail: "stored canonical bytes carry a hash".to_string(),
+            });
+        }
+        let prev_hash =
+            parse_hex_hash(&wire.prev_hash).ok_or_else(|| EnvelopeError::InvalidField {
+                position,
+                detail: "prev_hash is not 64 lowercase hex digits".to_string(),
+            })?;
+        Ok(Envelope {
+            position,
+            stream: wire.stream,
+            version: wire.version,
+            event_type: wire.event_type,
+            schema: wire.schema,
+            recorded_at: wire.recorded_at,
+            actor: wire.actor,
+            command_id: wire.command_id,
+            correlation_id: wire.correlation_id,
+            payload: wire.payload.get().to_string(),
+            prev_hash,
+            hash,
+        })
+    }
+
+    /// Checks that `hash` is the hash of the content.
+    pub fn check_hash(&self) -> Result<(), EnvelopeError> {
+        let computed = self.compute_hash();
+        if computed != self.hash {
+            return Err(EnvelopeError::HashMismatch {
+                position: self.position,
+                stored: hex::encode(self.hash),
+                computed: hex::encode(computed),
+            });
+        }
+        Ok(())
+    }
+
+    /// The envelope as a JSON value for HTTP responses, `hash` included. Field order follows
+    /// the contract when serde_json keeps insertion order; the payload is embedded as JSON
+    /// (an unparsable payload, which the store never holds, is embedded as a string).
+    pub fn to_json_value(&self) -> serde_json::Value {
+        let payload = serde_json::from_str(&self.payload)
+            .unwrap_or_else(|_| serde_json::Value::String(self.payload.clone()));
+        let mut map = serde_json::Map::new();
+        map.insert("position".into(), self.position.into());
+        map.insert("stream".into(), self.stream.clone().into());
+        map.insert("version".into(), self.version.into());
+        map.insert("type".into(), self.event_type.clone().into());
+        map.insert("schema".into(), self.schema.into());
+        map.insert("recorded_at".into(), self.recorded_at.clone().into());
+        map.insert("actor".into(), self.actor.clone().into());
+        map.insert("command_id".into(), self.command_id.clone().into());
+        map.insert("correlation_id".into(), self.correlation_id.clone().into());
+        map.insert("payload".into(), payload);
+        map.insert("prev_hash".into(), hex::encode(self.prev_hash).into());
+        map.insert("hash".into(), hex::encode(self.hash).into());
+        serde_json::Value::Object(map)
+    }
+}
+
+/// The JSON shape of a line. Field order and spacing are enforced by re-serialising.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireEnvelope<'a> {
+    position: u64,
+    stream: String,
+    version: u64,
+    #[serde(rename = "type")]
+    event_type: String,
+    schema: u32,
+    recorded_at: String,
+    actor: String,
+    command_id: String,
+    correlation_id: String,
+    #[serde(borrow)]
+    payload: &'a RawValue,
+    prev_hash: String,
+    #[serde(default)]
+    hash: Option<String>,
+}
+
+/// 64 lowercase hex digits to a hash.
+pub fn parse_hex_hash(text: &str) -> Option<Hash> {
+    if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut hash = ZERO_HASH;
+    hex::decode_to_slice(text, &mut hash).ok()?;
+    Some(hash)
+}
+
+/// Whether `text` (already known to be valid JSON) is an object with no whitespace outside
+/// strings.
+pub fn is_compact_json_object(text: &str) -> bool {
+    if !text.starts_with('{') {
+        return false;
+    }
+    let mut in_string = false;
+    let mut escaped = false;
+    for byte in text.bytes() {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else {
+            match byte {
+                b'"' => in_string = true,
+                b' ' | b'\t' | b'\n' | b'\r' => return false,
+                _ => {}
+            }
+        }
+    }
+    true
+}
+
+/// Checks that envelopes continue a chain, one at a time and in order: positions gapless,
+/// `prev_hash` the previous hash, `hash` the hash of the content, each stream's versions
+/// gapless from 1, `recorded_at` well-formed and never going back. Used by `verify` and by
+/// import.
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    position: u64,
+    hash: Hash,
+    recorded_at: String,
+    stream_versions: HashMap<String, u64>,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChainVerifier {
+    /// A verifier for a log from its first event.
+    pub fn new() -> ChainVerifier {
+        Self::starting_after(0, ZERO_HASH)
+    }
+
+    /// A verifier for the events after `position`, whose hash is `hash`. Streams start at
+    /// version 0 unless set with [`ChainVerifier::set_stream_version`].
+    pub fn starting_after(position: u64, hash: Hash) -> ChainVerifier {
+        ChainVerifier {
+            position,
+            hash,
+            recorded_at: String::new(),
+            stream_versions: HashMap::new(),
+        }
+    }
+
+    /// Declares a stream's version before the next event (when starting mid-log).
+    pub fn set_stream_version(&mut self, stream: &str, version: u64) {
+        self.stream_versions.insert(stream.to_string(), version);
+    }
+
+    /// Declares the `recorded_at` of the event before the next one (when starting mid-log).
+    pub fn set_recorded_at(&mut self, recorded_at: &str) {
+        self.recorded_at = recorded_at.to_string();
+    }
+
+    /// Checks that `envelope` is the next event of the chain, and advances.
+    pub fn check(&mut self, envelope: &Envelope) -> Result<(), EnvelopeError> {
+        let position = envelope.position;
+        let chain = |detail: String| EnvelopeError::Chain { position, detail };
+        let expected_position = self.position.saturating_add(1);
+        if position != expected_position {
+            return Err(EnvelopeError::Chain {
+                position: expected_position,
+                detail: format!("expected position {expected_position}, found {position}"),
+            });
+        }
+        if envelope.prev_hash != self.hash {
+            return Err(chain(format!(
+                "prev_hash {} is not the hash of position {} ({})",
+                hex::encode(envelope.prev_hash),
+                self.position,
+                hex::encode(self.hash)
+            )));
+        }
+        envelope.check_hash()?;
+        let version = self.stream_versions.get(&envelope.stream).copied().unwrap_or(0);
+        if envelope.version != version.saturating_add(1) {
+            return Err(chain(format!(
+                "stream {} expected version {}, found {}",
+                envelope.stream,
+                version.saturating_add(1),
+                envelope.version
+            )));
+        }
+        if !is_valid_recorded_at(&envelope.recorded_at) {
+            return Err(chain(format!(
+                "recorded_at {:?} is not YYYY-MM-DDTHH:MM:SS.ffffffZ",
+                envelope.recorded_at
+            )));
+        }
+        if envelope.recorded_at < self.recorded_at {
+            return Err(chain(format!(
+                "recorded_at {} is before the previous event's {}",
+                envelope.recorded_at, self.recorded_at
+            )));
+        }
+        self.position = position;
+        self.hash = envelope.hash;
+        self.recorded_at.clone_from(&envelope.recorded_at);
+        self.stream_versions
+            .insert(envelope.stream.clone(), envelope.version);
+        Ok(())
+    }
+
+    /// The last checked position and hash (the starting point before any check).
+    pub fn head(&self) -> (u64, Hash) {
+        (self.position, self.hash)
+    }
+
+    /// The `recorded_at` of the last checked event (empty before any).
+    pub fn recorded_at(&self) -> &str {
+        &self.recorded_at
+    }
+
+    /// The version of each stream seen so far.
+    pub fn stream_versions(&self) -> &HashMap<String, u64> {
+        &self.stream_versions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_at_shape() {
+        assert!(is_valid_recorded_at(&now_rfc3339()));
+        assert!(is_valid_recorded_at("2024-02-29T23:59:59.000001Z"));
+        assert!(!is_valid_recorded_at("2023-02-29T23:59:59.000001Z"));
+        assert!(!is_valid_recorded_at("2024-02-29T23:59:59.0000010Z"));
+        assert!(!is_valid_recorded_at("2024-02-29T23:59:59Z"));
+        assert!(!is_valid_recorded_at("2024-02-29 23:59:59.000001Z"));
+    }
+
+    #[test]
+    fn compact_object() {
+        assert!(is_compact_json_object(r#"{"a":"b c","d":[1,2]}"#));
+        assert!(is_compact_json_object(r#"{"a":"\" x"}"#));
+        assert!(!is_compact_json_object(r#"{"a": 1}"#));
+        assert!(!is_compact_json_object(r#"[1]"#));
+    }
+}

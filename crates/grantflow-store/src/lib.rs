@@ -1,0 +1,193 @@
+//! grantflow's event log.
+//!
+//! The store knows bytes, streams, positions and hashes, never grants or funds. It turns
+//! [`NewEvent`]s into stored envelopes (contract.md: position, stream, version, type, schema,
+//! recorded_at, actor, command_id, correlation_id, payload, prev_hash, hash), chains them with
+//! SHA-256, keeps a durable command-id index, and hands them back by position or by stream.
+//!
+//! [`EventStore`] is the async trait every backend implements (sled now, PostgreSQL later):
+//! no backend type appears in its signatures.
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod envelope;
+pub mod sled_store;
+pub mod subscription;
+
+use async_trait::async_trait;
+
+pub use envelope::{Envelope, EnvelopeError, Hash, ZERO_HASH};
+pub use sled_store::SledStore;
+
+/// How many events one [`EventStore::read`] call returns at the most.
+pub const READ_EVENTS_MAX: usize = 10_000;
+
+/// One event to append, before the store gives it a position, version, time and hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// `fund-<id>` or `grant-<id>`.
+    pub stream: String,
+    /// Dotted past-tense type, e.g. `grant.approved`.
+    pub event_type: String,
+    /// Payload schema version.
+    pub schema: u32,
+    /// Who issued the command.
+    pub actor: String,
+    /// The command's idempotency key.
+    pub command_id: String,
+    /// Groups the events of one command (grantflow uses the command id).
+    pub correlation_id: String,
+    /// The payload as compact JSON (an object), exactly as it will be hashed.
+    pub payload: String,
+}
+
+/// All events of one accepted command: appended together or not at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendCommand {
+    /// The command id, remembered in the durable command index.
+    pub command_id: String,
+    /// SHA-256 of the command body (canonical JSON, actor included): tells a replay from a
+    /// conflicting reuse of the id.
+    pub body_hash: Hash,
+    /// The command's events, in order (at least one).
+    pub events: Vec<NewEvent>,
+}
+
+/// A group commit: many commands appended in one durable write.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AppendBatch {
+    /// The head position the writer decided against; anything else is [`StoreError::Conflict`].
+    pub expected_head: u64,
+    /// For every stream the batch touches, its version before the batch (0: a new stream).
+    pub expected_versions: Vec<(String, u64)>,
+    /// The commands, in order.
+    pub commands: Vec<AppendCommand>,
+}
+
+/// Where an appended event landed (the `events` of a command result).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EventRef {
+    /// Global position, gapless from 1.
+    pub position: u64,
+    /// Stream name.
+    pub stream: String,
+    /// Version within the stream, gapless from 1.
+    pub version: u64,
+    /// Event type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+}
+
+/// What the command index remembers of an accepted command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRecord {
+    /// The command id.
+    pub command_id: String,
+    /// Hash of the body that was accepted; `None` when the log was imported (the body is
+    /// not in the log).
+    pub body_hash: Option<Hash>,
+    /// The events it appended.
+    pub events: Vec<EventRef>,
+}
+
+/// The last event of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Position of the last event (0 for an empty log).
+    pub position: u64,
+    /// Its hash (32 zero bytes for an empty log).
+    pub hash: Hash,
+    /// Its `recorded_at` (empty for an empty log).
+    pub recorded_at: String,
+}
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory holds something that is not a grantflow store.
+    #[error("{path} is not a grantflow store: {detail}")]
+    NotAStore {
+        /// The directory.
+        path: String,
+        /// What was found.
+        detail: String,
+    },
+    /// The store was written by a newer grantflow.
+    #[error("{path} was written by a newer grantflow (store format {found}; this build reads up to {supported})")]
+    NewerFormat {
+        /// The directory.
+        path: String,
+        /// Format found.
+        found: u32,
+        /// Newest format this build understands.
+        supported: u32,
+    },
+    /// The batch was decided against another head or stream version than the store has.
+    #[error("append conflict: {0}")]
+    Conflict(String),
+    /// The stored log is damaged (hash mismatch, gap, unreadable record).
+    #[error("corrupt store at position {position}: {detail}")]
+    Corrupt {
+        /// The first bad position.
+        position: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An imported event does not continue the log.
+    #[error("import refused at position {position}: {detail}")]
+    ImportRefused {
+        /// The first bad position.
+        position: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An I/O or backend error.
+    #[error("storage error: {0}")]
+    Io(String),
+}
+
+/// The event log every backend implements. Appends are durable when they return.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// The head of the log.
+    async fn head(&self) -> Result<Head, StoreError>;
+
+    /// Appends a group of commands atomically and durably (all or nothing), assigning
+    /// positions, versions, `recorded_at` (never before the previous event's) and hashes.
+    /// Returns, per command in order, where its events landed.
+    async fn append(&self, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError>;
+
+    /// Up to `limit` (at most [`READ_EVENTS_MAX`]) events from position `from` (inclusive).
+    async fn read(&self, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError>;
+
+    /// Up to `limit` events of one stream from version `from_version` (inclusive).
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, StoreError>;
+
+    /// A stream's current version (0 when it does not exist).
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;
+
+    /// What the command index holds for a command id.
+    async fn command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError>;
+
+    /// Appends already-built envelopes (from an export) after checking that each continues
+    /// the chain: position, version, prev_hash and hash. Durable when it returns.
+    async fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError>;
+
+    /// Stores a projection snapshot taken at `position` under `name` (replacing the old one).
+    async fn save_snapshot(&self, name: &str, position: u64, bytes: Vec<u8>)
+        -> Result<(), StoreError>;
+
+    /// The last snapshot saved under `name`, with its position.
+    async fn load_snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+
+    /// A receiver of the durable head position: it changes after every durable append.
+    fn watch_head(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// Makes everything durable and releases the store.
+    async fn close(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,1353 @@
+//! The sled backend of [`EventStore`].
+//!
+//! Following docs/storage-notes.md: one writer; a group of commands is ONE sled `Batch` on ONE
+//! tree (all or nothing on recovery), then one `flush()` and one `sync_data()` on sled's
+//! database file (sled's own flush is `sync_file_range`, not a promise against power loss);
+//! a group is acknowledged, and the durable head moves, only after that. Several events share
+//! one sled value, kept well under sled's ~128 KiB blob threshold, so no write lands in a
+//! blob file (which sled does not fsync).
+//!
+//! On-disk layout of `<dir>`:
+//! - `<dir>/GRANTFLOW`: the marker, `grantflow store\nformat 1\n`, checked before sled ever
+//!   sees the directory (sled may panic on garbage).
+//! - `<dir>/db/`: the sled database, one tree (the default one), keys by prefix:
+//!
+//! | key | value |
+//! |---|---|
+//! | `L` + first position (u64 BE) | chunk: format byte, then per event `len (u32 LE) ‖ canonical bytes ‖ hash (32)`, consecutive positions |
+//! | `S` + stream + `0x00` + first version (u64 BE) | positions of those versions (u64 LE each); one entry per stream per group |
+//! | `V` + stream | version (u64 BE) ‖ position of that version (u64 BE) |
+//! | `C` + command id | body hash flag (0/1) [‖ hash] ‖ count (u32 LE) ‖ per event: position, version (u64 LE), stream, type (u32 LE length ‖ bytes) |
+//! | `M` | `grantflow store format 1` (written when the database is created) |
+//! | `H` | head position (u64 BE) ‖ hash (32) ‖ recorded_at |
+//! | `P` + name | snapshot: position (u64 BE) ‖ total length (u64 BE) ‖ part count (u32 BE) |
+//! | `Q` + name + `0x00` + part (u32 BE) | snapshot bytes, in parts of at most [`VALUE_BYTES_MAX`] |
+//!
+//! Invariants: the `H` key and the last chunk agree (checked on open); readers never see past
+//! the durable head kept in memory; after a failed flush or fsync the store refuses every
+//! further write (what sled holds in memory may then differ from the disk).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use serde_json::value::RawValue;
+use tokio::sync::watch;
+
+use crate::envelope::{chain_hash, is_compact_json_object, ChainVerifier, Envelope};
+use crate::{
+    AppendBatch, CommandRecord, EventRef, EventStore, Hash, Head, StoreError, READ_EVENTS_MAX,
+    ZERO_HASH,
+};
+
+/// The store format this build writes and the newest it reads.
+pub const STORE_FORMAT: u32 = 1;
+/// The marker file that tells a grantflow store from any other directory.
+pub const MARKER_FILE_NAME: &str = "GRANTFLOW";
+/// The marker's first line.
+const MARKER_MAGIC: &str = "grantflow store";
+/// Where the marker is written before being renamed into place.
+const MARKER_TEMP_FILE_NAME: &str = "GRANTFLOW.tmp";
+/// The sled database's directory inside the data directory.
+const DB_DIR_NAME: &str = "db";
+/// sled's database file inside its directory (sled 0.34: `<path>/db`).
+const DB_FILE_NAME: &str = "db";
+/// How large the marker file may be before it is not a marker.
+const MARKER_BYTES_MAX: u64 = 4096;
+
+/// sled's page cache: its resident memory follows this (its default is 1 GiB).
+pub const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+/// sled's background flusher period (which is also when sled itself fsyncs).
+pub const FLUSH_EVERY_MS: u64 = 1000;
+/// The largest sled value the store writes (log chunk, snapshot part): well under sled's
+/// blob threshold (segment size / 4 = 128 KiB), so every write lands in the fsynced db file.
+pub const VALUE_BYTES_MAX: usize = 64 * 1024;
+/// A log chunk is closed once it holds this many bytes (a group writes
+/// ceil(bytes / this) chunks).
+pub const CHUNK_BYTES_TARGET: usize = 32 * 1024;
+/// The largest canonical event (so that any event fits one chunk under [`VALUE_BYTES_MAX`]).
+pub const EVENT_BYTES_MAX: usize = VALUE_BYTES_MAX - CHUNK_RECORD_OVERHEAD_BYTES - 1;
+/// Stream names, command ids and snapshot names: at most this many bytes.
+pub const KEY_TEXT_BYTES_MAX: usize = 1024;
+/// An import is written in durable groups of at most this many events.
+pub const IMPORT_GROUP_EVENTS_MAX: usize = 10_000;
+
+/// A chunk value's first byte.
+const CHUNK_FORMAT: u8 = 1;
+/// Per event in a chunk: length prefix and hash.
+const CHUNK_RECORD_OVERHEAD_BYTES: usize = 4 + 32;
+
+const PREFIX_CHUNK: u8 = b'L';
+const PREFIX_STREAM_INDEX: u8 = b'S';
+const PREFIX_STREAM_HEAD: u8 = b'V';
+const PREFIX_COMMAND: u8 = b'C';
+const PREFIX_SNAPSHOT: u8 = b'P';
+const PREFIX_SNAPSHOT_PART: u8 = b'Q';
+const HEAD_KEY: &[u8] = b"H";
+const FORMAT_KEY: &[u8] = b"M";
+
+/// The sled-backed event log. Cheap to clone (clones share the store).
+#[derive(Clone)]
+pub struct SledStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    tree: sled::Db,
+    /// sled's database file, for `sync_data` after each group's `flush()`.
+    db_file: fs::File,
+    /// Serialises appends and imports (there is one writer; this makes it so).
+    write_lock: Mutex<()>,
+    /// Serialises snapshot saves (they replace several keys).
+    snapshot_lock: Mutex<()>,
+    /// The durable head: readers never go past it.
+    head: Mutex<Head>,
+    head_tx: watch::Sender<u64>,
+    closed: AtomicBool,
+    /// Set when a write may have reached sled's memory but not the disk.
+    failed: AtomicBool,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Opens the store in `dir`, creating it when the directory is absent or empty.
+    /// A directory with other content and no grantflow marker is [`StoreError::NotAStore`].
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        match fs::metadata(dir) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(not_a_store(dir, "it is a file, not a directory"))
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+            }
+            Err(error) => return Err(io_err(format!("reading {}", dir.display()))(error)),
+        }
+        if !dir.join(MARKER_FILE_NAME).exists() {
+            if let Some(entry) = first_foreign_entry(dir)? {
+                return Err(not_a_store(
+                    dir,
+                    &format!("it holds {entry:?} and no {MARKER_FILE_NAME} marker"),
+                ));
+            }
+            write_marker(dir)?;
+        }
+        Self::open_marked(dir)
+    }
+
+    /// Opens an existing store; [`StoreError::NotAStore`] when `dir` holds none (for verbs
+    /// that only read).
+    pub fn open_existing(dir: &Path) -> Result<SledStore, StoreError> {
+        if !dir.is_dir() {
+            return Err(not_a_store(dir, "no such directory"));
+        }
+        if !dir.join(MARKER_FILE_NAME).exists() {
+            return Err(not_a_store(dir, &format!("no {MARKER_FILE_NAME} marker")));
+        }
+        Self::open_marked(dir)
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn open_marked(dir: &Path) -> Result<SledStore, StoreError> {
+        check_marker(dir)?;
+        let db_dir = dir.join(DB_DIR_NAME);
+        let db_file_path = db_dir.join(DB_FILE_NAME);
+        // sled reads a damaged file as an empty database: remember whether there was one.
+        let had_database = fs::metadata(&db_file_path).is_ok_and(|meta| meta.len() > 0);
+        let config = sled::Config::new()
+            .path(&db_dir)
+            .cache_capacity(CACHE_CAPACITY_BYTES)
+            .flush_every_ms(Some(FLUSH_EVERY_MS));
+        // sled 0.34 may panic on a damaged database: turn that into an error.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+        let tree = match opened {
+            Ok(result) => result.map_err(sled_err(&format!("opening {}", db_dir.display())))?,
+            Err(_) => {
+                return Err(StoreError::Corrupt {
+                    position: 0,
+                    detail: format!("sled panicked opening {}", db_dir.display()),
+                })
+            }
+        };
+        let db_file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&db_file_path)
+            .map_err(io_err(format!("opening {}", db_file_path.display())))?;
+        check_format_record(dir, &tree, &db_file, had_database)?;
+        let head = load_head(&tree)?;
+        let (head_tx, _) = watch::channel(head.position);
+        Ok(SledStore {
+            inner: Arc::new(Inner {
+                path: dir.to_path_buf(),
+                tree,
+                db_file,
+                write_lock: Mutex::new(()),
+                snapshot_lock: Mutex::new(()),
+                head: Mutex::new(head),
+                head_tx,
+                closed: AtomicBool::new(false),
+                failed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Runs `work` on a blocking thread: sled reads and flushes never block the runtime.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|error| StoreError::Io(format!("store task failed: {error}")))?
+    }
+}
+
+#[async_trait]
+impl EventStore for SledStore {
+    async fn head(&self) -> Result<Head, StoreError> {
+        Ok(self.inner.durable_head())
+    }
+
+    async fn append(&self, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
+        self.blocking(move |inner| inner.append(batch)).await
+    }
+
+    async fn read(&self, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        self.blocking(move |inner| inner.read(from, limit)).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let stream = stream.to_string();
+        self.blocking(move |inner| inner.read_stream(&stream, from_version, limit))
+            .await
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        let stream = stream.to_string();
+        self.blocking(move |inner| inner.durable_stream_version(&stream))
+            .await
+    }
+
+    async fn command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {
+        let command_id = command_id.to_string();
+        self.blocking(move |inner| inner.durable_command(&command_id))
+            .await
+    }
+
+    async fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError> {
+        self.blocking(move |inner| inner.import(events)).await
+    }
+
+    async fn save_snapshot(
+        &self,
+        name: &str,
+        position: u64,
+        bytes: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.blocking(move |inner| inner.save_snapshot(&name, position, &bytes))
+            .await
+    }
+
+    async fn load_snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let name = name.to_string();
+        self.blocking(move |inner| inner.load_snapshot(&name)).await
+    }
+
+    fn watch_head(&self) -> watch::Receiver<u64> {
+        self.inner.head_tx.subscribe()
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| {
+            let _writer = lock(&inner.write_lock);
+            inner.closed.store(true, Ordering::SeqCst);
+            inner.make_durable("closing")
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+
+impl Inner {
+    fn durable_head(&self) -> Head {
+        lock(&self.head).clone()
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Io("the store is closed".to_string()));
+        }
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(StoreError::Io(
+                "an earlier write could not be made durable; reopen the store".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn append(&self, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
+        let _writer = lock(&self.write_lock);
+        self.check_writable()?;
+        let head = self.durable_head();
+        if batch.expected_head != head.position {
+            return Err(StoreError::Conflict(format!(
+                "expected head {}, the log is at {}",
+                batch.expected_head, head.position
+            )));
+        }
+        let mut versions: HashMap<String, u64> = HashMap::new();
+        for (stream, expected) in &batch.expected_versions {
+            let stored = self.stored_stream_version(stream)?;
+            if stored != *expected {
+                return Err(StoreError::Conflict(format!(
+                    "stream {stream} expected at version {expected}, it is at {stored}"
+                )));
+            }
+            versions.insert(stream.clone(), stored);
+        }
+        self.check_new_commands(&batch)?;
+        if batch.commands.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        let recorded_at = std::cmp::max(crate::envelope::now_rfc3339(), head.recorded_at.clone());
+        let mut group = Group::default();
+        let mut position = head.position;
+        let mut prev_hash = head.hash;
+        let mut results = Vec::with_capacity(batch.commands.len());
+        for command in batch.commands {
+            let mut refs = Vec::with_capacity(command.events.len());
+            for event in command.events {
+                let version = match versions.get(&event.stream) {
+                    Some(version) => *version,
+                    None => self.stored_stream_version(&event.stream)?,
+                } + 1;
+                versions.insert(event.stream.clone(), version);
+                position += 1;
+                let mut envelope = Envelope {
+                    position,
+                    stream: event.stream,
+                    version,
+                    event_type: event.event_type,
+                    schema: event.schema,
+                    recorded_at: recorded_at.clone(),
+                    actor: event.actor,
+                    command_id: event.command_id,
+                    correlation_id: event.correlation_id,
+                    payload: event.payload,
+                    prev_hash,
+                    hash: ZERO_HASH,
+                };
+                let canonical = envelope.canonical_bytes();
+                envelope.hash = chain_hash(&prev_hash, &canonical);
+                prev_hash = envelope.hash;
+                group.push_event(&envelope, &canonical);
+                refs.push(event_ref(&envelope));
+            }
+            group.commands.push(CommandRecord {
+                command_id: command.command_id,
+                body_hash: Some(command.body_hash),
+                events: refs.clone(),
+            });
+            results.push(refs);
+        }
+        let new_head = Head {
+            position,
+            hash: prev_hash,
+            recorded_at,
+        };
+        self.commit(group.into_batch(&new_head), new_head)?;
+        Ok(results)
+    }
+
+    /// Refuses, before anything is written, what cannot be stored: an event too large for a
+    /// chunk, a payload that is not a compact JSON object, a bad stream name, a command id
+    /// already recorded or given twice.
+    fn check_new_commands(&self, batch: &AppendBatch) -> Result<(), StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        for command in &batch.commands {
+            check_key_text("command id", &command.command_id).map_err(StoreError::Io)?;
+            if !seen.insert(command.command_id.as_str())
+                || self.tree.contains_key(command_key(&command.command_id)).map_err(
+                    sled_err("reading the command index"),
+                )?
+            {
+                return Err(StoreError::Conflict(format!(
+                    "command id {:?} is already recorded",
+                    command.command_id
+                )));
+            }
+            for event in &command.events {
+                check_event_fields(&event.stream, &event.payload).map_err(StoreError::Io)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a group as one sled batch, then flush and fsync; only then moves the durable
+    /// head and wakes subscribers.
+    fn commit(&self, batch: sled::Batch, new_head: Head) -> Result<(), StoreError> {
+        self.tree
+            .apply_batch(batch)
+            .map_err(sled_err("writing a group of events"))?;
+        if let Err(error) = self.make_durable("making a group of events durable") {
+            // sled's memory may now hold events the disk does not: refuse to build on them.
+            self.failed.store(true, Ordering::SeqCst);
+            return Err(error);
+        }
+        let position = new_head.position;
+        *lock(&self.head) = new_head;
+        self.head_tx.send_replace(position);
+        Ok(())
+    }
+
+    fn make_durable(&self, context: &str) -> Result<(), StoreError> {
+        self.tree.flush().map_err(sled_err(context))?;
+        self.db_file
+            .sync_data()
+            .map_err(io_err(format!("{context}: fsync of the database file")))
+    }
+
+    fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError> {
+        let _writer = lock(&self.write_lock);
+        self.check_writable()?;
+        let head = self.durable_head();
+        let commands = self.check_import(&head, &events)?;
+        // Each command's record is written with the group holding its last event.
+        let mut record_of_last_position: HashMap<u64, Vec<CommandRecord>> = HashMap::new();
+        for record in commands {
+            if let Some(last) = record.events.last() {
+                record_of_last_position
+                    .entry(last.position)
+                    .or_default()
+                    .push(record);
+            }
+        }
+        for slice in events.chunks(IMPORT_GROUP_EVENTS_MAX) {
+            let mut group = Group::default();
+            for envelope in slice {
+                group.push_event(envelope, &envelope.canonical_bytes());
+                if let Some(records) = record_of_last_position.remove(&envelope.position) {
+                    group.commands.extend(records);
+                }
+            }
+            let Some(last) = slice.last() else { continue };
+            let new_head = Head {
+                position: last.position,
+                hash: last.hash,
+                recorded_at: last.recorded_at.clone(),
+            };
+            self.commit(group.into_batch(&new_head), new_head)?;
+        }
+        Ok(())
+    }
+
+    /// Checks a whole import before writing any of it; returns the command records to write.
+    fn check_import(
+        &self,
+        head: &Head,
+        events: &[Envelope],
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        let refused = |position: u64, detail: String| StoreError::ImportRefused { position, detail };
+        let mut verifier = ChainVerifier::starting_after(head.position, head.hash);
+        verifier.set_recorded_at(&head.recorded_at);
+        let mut known_streams = std::collections::HashSet::new();
+        let mut records: Vec<CommandRecord> = Vec::new();
+        let mut record_index: HashMap<String, usize> = HashMap::new();
+        for envelope in events {
+            let position = envelope.position;
+            if let Err(detail) = check_event_fields(&envelope.stream, &envelope.payload)
+                .and_then(|()| check_key_text("command id", &envelope.command_id))
+            {
+                return Err(refused(position, detail));
+            }
+            if known_streams.insert(envelope.stream.clone()) {
+                let stored = self.stored_stream_version(&envelope.stream)?;
+                verifier.set_stream_version(&envelope.stream, stored);
+            }
+            verifier.check(envelope).map_err(|error| {
+                refused(error.position().unwrap_or(position), error.to_string())
+            })?;
+            let index = match record_index.get(&envelope.command_id) {
+                Some(index) => *index,
+                None => {
+                    if self
+                        .tree
+                        .contains_key(command_key(&envelope.command_id))
+                        .map_err(sled_err("reading the command index"))?
+                    {
+                        return Err(refused(
+                            position,
+                            format!("command id {:?} is already recorded", envelope.command_id),
+                        ));
+                    }
+                    records.push(CommandRecord {
+                        command_id: envelope.command_id.clone(),
+                        body_hash: None,
+                        events: Vec::new(),
+                    });
+                    record_index.insert(envelope.command_id.clone(), records.len() - 1);
+                    records.len() - 1
+                }
+            };
+            records[index].events.push(event_ref(envelope));
+        }
+        Ok(records)
+    }
+
+    fn save_snapshot(&self, name: &str, position: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        check_key_text("snapshot name", name).map_err(StoreError::Io)?;
+        let _snapshots = lock(&self.snapshot_lock);
+        self.check_writable()?;
+        let old_parts = match self.snapshot_header(name)? {
+            Some(header) => header.parts,
+            None => 0,
+        };
+        let parts: Vec<&[u8]> = bytes.chunks(VALUE_BYTES_MAX).collect();
+        let part_count = u32::try_from(parts.len())
+            .map_err(|_| StoreError::Io(format!("snapshot {name} is too large")))?;
+        let mut batch = sled::Batch::default();
+        let mut header = Vec::with_capacity(20);
+        header.extend_from_slice(&position.to_be_bytes());
+        header.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        header.extend_from_slice(&part_count.to_be_bytes());
+        batch.insert(snapshot_key(name), header);
+        for (index, part) in (0u32..).zip(parts) {
+            batch.insert(snapshot_part_key(name, index), part);
+        }
+        for index in part_count..old_parts {
+            batch.remove(snapshot_part_key(name, index));
+        }
+        self.tree
+            .apply_batch(batch)
+            .map_err(sled_err("writing a snapshot"))?;
+        self.make_durable("making a snapshot durable")
+    }
+}
+
+/// The keys and values of one group, built in memory and written as one sled batch.
+#[derive(Default)]
+struct Group {
+    chunks: Vec<(u64, Vec<u8>)>,
+    /// Per stream touched, in first-touch order: first version and positions.
+    streams: Vec<(String, u64, Vec<u64>)>,
+    stream_slot: HashMap<String, usize>,
+    commands: Vec<CommandRecord>,
+}
+
+impl Group {
+    fn push_event(&mut self, envelope: &Envelope, canonical: &[u8]) {
+        let record_bytes = CHUNK_RECORD_OVERHEAD_BYTES + canonical.len();
+        let needs_new_chunk = match self.chunks.last() {
+            Some((_, chunk)) => chunk.len() + record_bytes > CHUNK_BYTES_TARGET,
+            None => true,
+        };
+        if needs_new_chunk {
+            let mut chunk = Vec::with_capacity(CHUNK_BYTES_TARGET + record_bytes);
+            chunk.push(CHUNK_FORMAT);
+            self.chunks.push((envelope.position, chunk));
+        }
+        if let Some((_, chunk)) = self.chunks.last_mut() {
+            // Events are at most EVENT_BYTES_MAX (checked before), so the length fits u32.
+            chunk.extend_from_slice(&(canonical.len() as u32).to_le_bytes());
+            chunk.extend_from_slice(canonical);
+            chunk.extend_from_slice(&envelope.hash);
+        }
+        match self.stream_slot.get(&envelope.stream) {
+            Some(slot) => self.streams[*slot].2.push(envelope.position),
+            None => {
+                self.stream_slot
+                    .insert(envelope.stream.clone(), self.streams.len());
+                self.streams.push((
+                    envelope.stream.clone(),
+                    envelope.version,
+                    vec![envelope.position],
+                ));
+            }
+        }
+    }
+
+    fn into_batch(self, head: &Head) -> sled::Batch {
+        let mut batch = sled::Batch::default();
+        for (first, chunk) in self.chunks {
+            batch.insert(&chunk_key(first)[..], chunk);
+        }
+        for (stream, first_version, positions) in self.streams {
+            let mut value = Vec::with_capacity(positions.len() * 8);
+            for position in &positions {
+                value.extend_from_slice(&position.to_le_bytes());
+            }
+            batch.insert(stream_index_key(&stream, first_version), value);
+            let last_version = first_version + positions.len() as u64 - 1;
+            let mut stream_head = Vec::with_capacity(16);
+            stream_head.extend_from_slice(&last_version.to_be_bytes());
+            stream_head.extend_from_slice(&positions.last().copied().unwrap_or(0).to_be_bytes());
+            batch.insert(stream_head_key(&stream), stream_head);
+        }
+        for record in &self.commands {
+            batch.insert(command_key(&record.command_id), encode_command(record));
+        }
+        batch.insert(HEAD_KEY, encode_head(head));
+        batch
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+
+/// One decoded log chunk: where each event's canonical bytes start and end.
+struct Chunk {
+    first: u64,
+    value: sled::IVec,
+    /// (start, end) of each canonical record; the hash follows at `end`.
+    records: Vec<(usize, usize)>,
+}
+
+impl Chunk {
+    fn decode(first: u64, value: sled::IVec) -> Result<Chunk, StoreError> {
+        let corrupt = |detail: &str| StoreError::Corrupt {
+            position: first,
+            detail: format!("log chunk starting at {first}: {detail}"),
+        };
+        if value.first() != Some(&CHUNK_FORMAT) {
+            return Err(corrupt("unknown chunk format"));
+        }
+        let mut records = Vec::new();
+        let mut at = 1;
+        while at < value.len() {
+            let length_bytes: [u8; 4] = value
+                .get(at..at + 4)
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| corrupt("truncated record length"))?;
+            let start = at + 4;
+            let end = start + u32::from_le_bytes(length_bytes) as usize;
+            if end + 32 > value.len() {
+                return Err(corrupt("truncated record"));
+            }
+            records.push((start, end));
+            at = end + 32;
+        }
+        if records.is_empty() {
+            return Err(corrupt("empty chunk"));
+        }
+        Ok(Chunk {
+            first,
+            value,
+            records,
+        })
+    }
+
+    fn last(&self) -> u64 {
+        self.first + self.records.len() as u64 - 1
+    }
+
+    fn contains(&self, position: u64) -> bool {
+        self.first <= position && position <= self.last()
+    }
+
+    fn hash_at(&self, position: u64) -> Option<Hash> {
+        let index = usize::try_from(position.checked_sub(self.first)?).ok()?;
+        let (_, end) = *self.records.get(index)?;
+        self.value.get(end..end + 32)?.try_into().ok()
+    }
+
+    fn envelope(&self, position: u64) -> Result<Envelope, StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt { position, detail };
+        let index = usize::try_from(position.saturating_sub(self.first))
+            .map_err(|_| corrupt("position out of range".to_string()))?;
+        let (start, end) = *self
+            .records
+            .get(index)
+            .filter(|_| position >= self.first)
+            .ok_or_else(|| corrupt(format!("not in the chunk starting at {}", self.first)))?;
+        let hash = self
+            .hash_at(position)
+            .ok_or_else(|| corrupt("truncated hash".to_string()))?;
+        let bytes = self
+            .value
+            .get(start..end)
+            .ok_or_else(|| corrupt("truncated record".to_string()))?;
+        let envelope = Envelope::from_canonical(bytes, hash)
+            .map_err(|error| corrupt(format!("undecodable event: {error}")))?;
+        if envelope.position != position {
+            return Err(corrupt(format!(
+                "the record holds position {}",
+                envelope.position
+            )));
+        }
+        Ok(envelope)
+    }
+}
+
+impl Inner {
+    fn read(&self, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        let from = from.max(1);
+        let head = self.durable_head().position;
+        let limit = limit.min(READ_EVENTS_MAX) as u64;
+        if from > head || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let end = head.min(from.saturating_add(limit - 1));
+        let start_key = match self.chunk_key_at_or_before(from)? {
+            Some(key) => key,
+            None => return Err(missing(from)),
+        };
+        let mut out = Vec::with_capacity((end - from + 1) as usize);
+        let mut next = from;
+        for item in self.tree.range(start_key..=chunk_key(end)) {
+            let (key, value) = item.map_err(sled_err("reading the log"))?;
+            let chunk = Chunk::decode(parse_chunk_key(&key, next)?, value)?;
+            if chunk.first > next {
+                return Err(missing(next));
+            }
+            while next <= end && chunk.contains(next) {
+                out.push(chunk.envelope(next)?);
+                next += 1;
+            }
+            if next > end {
+                return Ok(out);
+            }
+        }
+        Err(missing(next))
+    }
+
+    /// The key of the chunk holding `position`, if any chunk starts at or before it.
+    fn chunk_key_at_or_before(&self, position: u64) -> Result<Option<[u8; 9]>, StoreError> {
+        match self
+            .tree
+            .range(chunk_key(0)..=chunk_key(position))
+            .next_back()
+        {
+            None => Ok(None),
+            Some(item) => {
+                let (key, _) = item.map_err(sled_err("reading the log"))?;
+                let first = parse_chunk_key(&key, position)?;
+                Ok(Some(chunk_key(first)))
+            }
+        }
+    }
+
+    fn chunk_holding(&self, position: u64) -> Result<Chunk, StoreError> {
+        let item = self
+            .tree
+            .range(chunk_key(0)..=chunk_key(position))
+            .next_back()
+            .ok_or_else(|| missing(position))?;
+        let (key, value) = item.map_err(sled_err("reading the log"))?;
+        let chunk = Chunk::decode(parse_chunk_key(&key, position)?, value)?;
+        if !chunk.contains(position) {
+            return Err(missing(position));
+        }
+        Ok(chunk)
+    }
+
+    fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let from_version = from_version.max(1);
+        let limit = limit.min(READ_EVENTS_MAX);
+        if limit == 0 || check_key_text("stream", stream).is_err() || stream.contains('\0') {
+            return Ok(Vec::new());
+        }
+        let head = self.durable_head().position;
+        let mut wanted: Vec<(u64, u64)> = Vec::new();
+        self.walk_stream_index(stream, from_version, |version, position| {
+            if position > head || wanted.len() >= limit {
+                return false;
+            }
+            if version >= from_version {
+                wanted.push((version, position));
+            }
+            true
+        })?;
+        let mut out = Vec::with_capacity(wanted.len());
+        let mut chunk: Option<Chunk> = None;
+        for (version, position) in wanted {
+            let current = match chunk.take() {
+                Some(current) if current.contains(position) => current,
+                _ => self.chunk_holding(position)?,
+            };
+            let envelope = current.envelope(position)?;
+            if envelope.stream != stream || envelope.version != version {
+                return Err(StoreError::Corrupt {
+                    position,
+                    detail: format!(
+                        "the stream index says {stream} version {version}, the log holds {} version {}",
+                        envelope.stream, envelope.version
+                    ),
+                });
+            }
+            out.push(envelope);
+            chunk = Some(current);
+        }
+        Ok(out)
+    }
+
+    /// Calls `visit(version, position)` for the stream's versions from the index entry
+    /// holding `from_version` on, until it returns false.
+    fn walk_stream_index(
+        &self,
+        stream: &str,
+        from_version: u64,
+        mut visit: impl FnMut(u64, u64) -> bool,
+    ) -> Result<(), StoreError> {
+        let prefix = stream_index_prefix(stream);
+        let seek = stream_index_key(stream, from_version);
+        let start = match self.tree.range(prefix.clone()..=seek).next_back() {
+            Some(item) => item.map_err(sled_err("reading the stream index"))?.0.to_vec(),
+            None => prefix.clone(),
+        };
+        for item in self.tree.range(start..) {
+            let (key, value) = item.map_err(sled_err("reading the stream index"))?;
+            let Some(suffix) = key.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let first_version = decode_u64_be(suffix).ok_or_else(|| bad_index(stream))?;
+            if value.len() % 8 != 0 {
+                return Err(bad_index(stream));
+            }
+            for (offset, bytes) in (0u64..).zip(value.chunks_exact(8)) {
+                let position = decode_u64_le(bytes).ok_or_else(|| bad_index(stream))?;
+                if !visit(first_version + offset, position) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream's version as stored, including a group being made durable (the writer's
+    /// view).
+    fn stored_stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        Ok(self.stream_head(stream)?.map_or(0, |(version, _)| version))
+    }
+
+    fn stream_head(&self, stream: &str) -> Result<Option<(u64, u64)>, StoreError> {
+        let Some(value) = self
+            .tree
+            .get(stream_head_key(stream))
+            .map_err(sled_err("reading a stream version"))?
+        else {
+            return Ok(None);
+        };
+        match (decode_u64_be(value.get(..8).unwrap_or(&[])), decode_u64_be(value.get(8..).unwrap_or(&[]))) {
+            (Some(version), Some(position)) => Ok(Some((version, position))),
+            _ => Err(bad_index(stream)),
+        }
+    }
+
+    /// The stream's version as of the durable head (a reader's view).
+    fn durable_stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        if check_key_text("stream", stream).is_err() || stream.contains('\0') {
+            return Ok(0);
+        }
+        let head = self.durable_head().position;
+        match self.stream_head(stream)? {
+            None => Ok(0),
+            Some((version, position)) if position <= head => Ok(version),
+            Some(_) => {
+                // A group is being made durable: count the versions at or before the head.
+                let mut version = 0;
+                self.walk_stream_index(stream, 1, |seen, position| {
+                    if position > head {
+                        return false;
+                    }
+                    version = seen;
+                    true
+                })?;
+                Ok(version)
+            }
+        }
+    }
+
+    /// The command index's record, unless its events are not durable yet.
+    fn durable_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {
+        let Some(value) = self
+            .tree
+            .get(command_key(command_id))
+            .map_err(sled_err("reading the command index"))?
+        else {
+            return Ok(None);
+        };
+        let record = decode_command(command_id, &value).ok_or_else(|| StoreError::Corrupt {
+            position: 0,
+            detail: format!("undecodable command index entry for {command_id:?}"),
+        })?;
+        let head = self.durable_head().position;
+        if record.events.iter().any(|event| event.position > head) {
+            return Ok(None);
+        }
+        Ok(Some(record))
+    }
+
+    fn snapshot_header(&self, name: &str) -> Result<Option<SnapshotHeader>, StoreError> {
+        let Some(value) = self
+            .tree
+            .get(snapshot_key(name))
+            .map_err(sled_err("reading a snapshot"))?
+        else {
+            return Ok(None);
+        };
+        let header = (|| {
+            Some(SnapshotHeader {
+                position: decode_u64_be(value.get(0..8)?)?,
+                length: decode_u64_be(value.get(8..16)?)?,
+                parts: u32::from_be_bytes(value.get(16..20)?.try_into().ok()?),
+            })
+        })();
+        header.map(Some).ok_or_else(|| bad_snapshot(name, 0))
+    }
+
+    fn load_snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        if check_key_text("snapshot name", name).is_err() {
+            return Ok(None);
+        }
+        let Some(header) = self.snapshot_header(name)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        for index in 0..header.parts {
+            let part = self
+                .tree
+                .get(snapshot_part_key(name, index))
+                .map_err(sled_err("reading a snapshot"))?
+                .ok_or_else(|| bad_snapshot(name, header.position))?;
+            bytes.extend_from_slice(&part);
+        }
+        if bytes.len() as u64 != header.length {
+            return Err(bad_snapshot(name, header.position));
+        }
+        Ok(Some((header.position, bytes)))
+    }
+}
+
+struct SnapshotHeader {
+    position: u64,
+    length: u64,
+    parts: u32,
+}
+
+// ---------------------------------------------------------------------------------------
+// Opening
+
+/// Checks the `M` record a store writes into its database when created; writes it into a new
+/// database. A database file that existed but holds no such record is damaged (sled reads an
+/// unreadable file as an empty database).
+fn check_format_record(
+    dir: &Path,
+    tree: &sled::Db,
+    db_file: &fs::File,
+    had_database: bool,
+) -> Result<(), StoreError> {
+    let expected = format!("{MARKER_MAGIC} format {STORE_FORMAT}");
+    match tree.get(FORMAT_KEY).map_err(sled_err("reading the format record"))? {
+        Some(value) => {
+            let found = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|text| text.strip_prefix(&format!("{MARKER_MAGIC} format ")))
+                .and_then(|number| number.parse::<u32>().ok());
+            match found {
+                Some(found) if found <= STORE_FORMAT => Ok(()),
+                Some(found) => Err(StoreError::NewerFormat {
+                    path: dir.display().to_string(),
+                    found,
+                    supported: STORE_FORMAT,
+                }),
+                None => Err(StoreError::Corrupt {
+                    position: 0,
+                    detail: "undecodable format record".to_string(),
+                }),
+            }
+        }
+        None if had_database => Err(StoreError::Corrupt {
+            position: 0,
+            detail: "the database file holds no grantflow records (damaged or foreign)".to_string(),
+        }),
+        None => {
+            tree.insert(FORMAT_KEY, expected.as_bytes())
+                .map_err(sled_err("writing the format record"))?;
+            tree.flush().map_err(sled_err("writing the format record"))?;
+            db_file
+                .sync_data()
+                .map_err(io_err("writing the format record".to_string()))
+        }
+    }
+}
+
+/// Reads the head and checks that the last chunk ends with the same event.
+fn load_head(tree: &sled::Db) -> Result<Head, StoreError> {
+    let head = match tree.get(HEAD_KEY).map_err(sled_err("reading the head"))? {
+        Some(value) => decode_head(&value).ok_or_else(|| StoreError::Corrupt {
+            position: 0,
+            detail: "undecodable head record".to_string(),
+        })?,
+        None => Head {
+            position: 0,
+            hash: ZERO_HASH,
+            recorded_at: String::new(),
+        },
+    };
+    let last_chunk = tree
+        .range(chunk_key(0)..=chunk_key(u64::MAX))
+        .next_back()
+        .transpose()
+        .map_err(sled_err("reading the last log chunk"))?;
+    match last_chunk {
+        None if head.position == 0 => Ok(head),
+        None => Err(StoreError::Corrupt {
+            position: 1,
+            detail: format!("the head says {} events, the log holds none", head.position),
+        }),
+        Some((key, value)) => {
+            let chunk = Chunk::decode(parse_chunk_key(&key, head.position)?, value)?;
+            if chunk.last() != head.position || chunk.hash_at(chunk.last()) != Some(head.hash) {
+                return Err(StoreError::Corrupt {
+                    position: head.position.min(chunk.last()).max(1),
+                    detail: format!(
+                        "the head record (position {}) and the log (last position {}) disagree",
+                        head.position,
+                        chunk.last()
+                    ),
+                });
+            }
+            Ok(head)
+        }
+    }
+}
+
+/// The first entry of `dir` that is not the marker's temporary file.
+fn first_foreign_entry(dir: &Path) -> Result<Option<String>, StoreError> {
+    let entries = fs::read_dir(dir).map_err(io_err(format!("reading {}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(io_err(format!("reading {}", dir.display())))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != MARKER_TEMP_FILE_NAME {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
+
+/// Writes the marker atomically (temporary file, fsync, rename, fsync of the directory).
+fn write_marker(dir: &Path) -> Result<(), StoreError> {
+    let temp = dir.join(MARKER_TEMP_FILE_NAME);
+    let marker = dir.join(MARKER_FILE_NAME);
+    let context = format!("writing {}", marker.display());
+    let mut file = fs::File::create(&temp).map_err(io_err(context.clone()))?;
+    file.write_all(format!("{MARKER_MAGIC}\nformat {STORE_FORMAT}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io_err(context.clone()))?;
+    fs::rename(&temp, &marker).map_err(io_err(context.clone()))?;
+    // Make the rename durable (directories cannot be opened this way everywhere).
+    if let Ok(dir_file) = fs::File::open(dir) {
+        let _ = dir_file.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads the marker: [`StoreError::NotAStore`] unless it is one, [`StoreError::NewerFormat`]
+/// when a newer grantflow wrote it.
+fn check_marker(dir: &Path) -> Result<(), StoreError> {
+    let marker = dir.join(MARKER_FILE_NAME);
+    let size = fs::metadata(&marker)
+        .map_err(io_err(format!("reading {}", marker.display())))?
+        .len();
+    if size > MARKER_BYTES_MAX {
+        return Err(not_a_store(dir, &format!("{MARKER_FILE_NAME} is not a grantflow marker")));
+    }
+    let bytes = fs::read(&marker).map_err(io_err(format!("reading {}", marker.display())))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines = text.lines();
+    let format = match (lines.next(), lines.next()) {
+        (Some(MARKER_MAGIC), Some(line)) => line
+            .strip_prefix("format ")
+            .and_then(|number| number.trim().parse::<u32>().ok()),
+        _ => None,
+    };
+    match format {
+        None => Err(not_a_store(dir, &format!("{MARKER_FILE_NAME} is not a grantflow marker"))),
+        Some(found) if found > STORE_FORMAT => Err(StoreError::NewerFormat {
+            path: dir.display().to_string(),
+            found,
+            supported: STORE_FORMAT,
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Keys and encodings
+
+fn chunk_key(first: u64) -> [u8; 9] {
+    let mut key = [PREFIX_CHUNK; 9];
+    key[1..].copy_from_slice(&first.to_be_bytes());
+    key
+}
+
+/// The first position of a chunk key (`context` names the position being read on error).
+fn parse_chunk_key(key: &[u8], context: u64) -> Result<u64, StoreError> {
+    match key.split_first() {
+        Some((&PREFIX_CHUNK, rest)) => decode_u64_be(rest),
+        _ => None,
+    }
+    .ok_or_else(|| StoreError::Corrupt {
+        position: context,
+        detail: "malformed log chunk key".to_string(),
+    })
+}
+
+fn stream_index_prefix(stream: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(stream.len() + 10);
+    key.push(PREFIX_STREAM_INDEX);
+    key.extend_from_slice(stream.as_bytes());
+    key.push(0);
+    key
+}
+
+fn stream_index_key(stream: &str, first_version: u64) -> Vec<u8> {
+    let mut key = stream_index_prefix(stream);
+    key.extend_from_slice(&first_version.to_be_bytes());
+    key
+}
+
+fn stream_head_key(stream: &str) -> Vec<u8> {
+    prefixed(PREFIX_STREAM_HEAD, stream)
+}
+
+fn command_key(command_id: &str) -> Vec<u8> {
+    prefixed(PREFIX_COMMAND, command_id)
+}
+
+fn snapshot_key(name: &str) -> Vec<u8> {
+    prefixed(PREFIX_SNAPSHOT, name)
+}
+
+fn snapshot_part_key(name: &str, index: u32) -> Vec<u8> {
+    let mut key = prefixed(PREFIX_SNAPSHOT_PART, name);
+    key.push(0);
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn prefixed(prefix: u8, text: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(text.len() + 1);
+    key.push(prefix);
+    key.extend_from_slice(text.as_bytes());
+    key
+}
+
+fn decode_u64_be(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+fn decode_u64_le(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+fn encode_head(head: &Head) -> Vec<u8> {
+    let mut value = Vec::with_capacity(40 + head.recorded_at.len());
+    value.extend_from_slice(&head.position.to_be_bytes());
+    value.extend_from_slice(&head.hash);
+    value.extend_from_slice(head.recorded_at.as_bytes());
+    value
+}
+
+fn decode_head(value: &[u8]) -> Option<Head> {
+    Some(Head {
+        position: decode_u64_be(value.get(0..8)?)?,
+        hash: value.get(8..40)?.try_into().ok()?,
+        recorded_at: String::from_utf8(value.get(40..)?.to_vec()).ok()?,
+    })
+}
+
+fn encode_command(record: &CommandRecord) -> Vec<u8> {
+    let mut value = Vec::with_capacity(40 + record.events.len() * 64);
+    match &record.body_hash {
+        Some(hash) => {
+            value.push(1);
+            value.extend_from_slice(hash);
+        }
+        None => value.push(0),
+    }
+    value.extend_from_slice(&(record.events.len() as u32).to_le_bytes());
+    for event in &record.events {
+        value.extend_from_slice(&event.position.to_le_bytes());
+        value.extend_from_slice(&event.version.to_le_bytes());
+        for text in [&event.stream, &event.event_type] {
+            value.extend_from_slice(&(text.len() as u32).to_le_bytes());
+            value.extend_from_slice(text.as_bytes());
+        }
+    }
+    value
+}
+
+fn decode_command(command_id: &str, value: &[u8]) -> Option<CommandRecord> {
+    let mut reader = Reader { bytes: value };
+    let body_hash = match reader.take(1)?.first()? {
+        0 => None,
+        1 => Some(reader.take(32)?.try_into().ok()?),
+        _ => return None,
+    };
+    let count = u32::from_le_bytes(reader.take(4)?.try_into().ok()?);
+    let mut events = Vec::new();
+    for _ in 0..count {
+        let position = decode_u64_le(reader.take(8)?)?;
+        let version = decode_u64_le(reader.take(8)?)?;
+        let stream = reader.text()?;
+        let event_type = reader.text()?;
+        events.push(EventRef {
+            position,
+            stream,
+            version,
+            event_type,
+        });
+    }
+    if !reader.bytes.is_empty() {
+        return None;
+    }
+    Some(CommandRecord {
+        command_id: command_id.to_string(),
+        body_hash,
+        events,
+    })
+}
+
+/// Reads length-prefixed fields, refusing anything truncated.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, count: usize) -> Option<&'a [u8]> {
+        if count > self.bytes.len() {
+            return None;
+        }
+        let (taken, rest) = self.bytes.split_at(count);
+        self.bytes = rest;
+        Some(taken)
+    }
+
+    fn text(&mut self) -> Option<String> {
+        let length = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
+        String::from_utf8(self.take(length)?.to_vec()).ok()
+    }
+}
+
+fn event_ref(envelope: &Envelope) -> EventRef {
+    EventRef {
+        position: envelope.position,
+        stream: envelope.stream.clone(),
+        version: envelope.version,
+        event_type: envelope.event_type.clone(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Checks and errors
+
+/// A key component: 1 to [`KEY_TEXT_BYTES_MAX`] bytes, no NUL (NUL separates key parts).
+fn check_key_text(what: &str, text: &str) -> Result<(), String> {
+    if text.is_empty() || text.len() > KEY_TEXT_BYTES_MAX || text.contains('\0') {
+        return Err(format!(
+            "{what} {text:?} must be 1 to {KEY_TEXT_BYTES_MAX} bytes without NUL"
+        ));
+    }
+    Ok(())
+}
+
+/// What the store needs of an event's content before hashing and storing it.
+fn check_event_fields(stream: &str, payload: &str) -> Result<(), String> {
+    check_key_text("stream", stream)?;
+    let is_object = serde_json::from_str::<&RawValue>(payload).is_ok()
+        && is_compact_json_object(payload);
+    if !is_object {
+        return Err(format!(
+            "the payload of an event of {stream} is not a compact JSON object"
+        ));
+    }
+    // Generous bound on the canonical bytes: payload plus the other fields.
+    if payload.len() + stream.len() > EVENT_BYTES_MAX - 1024 {
+        return Err(format!(
+            "an event of {stream} is too large ({} bytes of payload; at most about {EVENT_BYTES_MAX})",
+            payload.len()
+        ));
+    }
+    Ok(())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded values are replaced whole, so a panic elsewhere cannot leave them torn.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn not_a_store(dir: &Path, detail: &str) -> StoreError {
+    StoreError::NotAStore {
+        path: dir.display().to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+fn missing(position: u64) -> StoreError {
+    StoreError::Corrupt {
+        position,
+        detail: "event missing from the log".to_string(),
+    }
+}
+
+fn bad_index(stream: &str) -> StoreError {
+    StoreError::Corrupt {
+        position: 0,
+        detail: format!("undecodable stream index entry for {stream}"),
+    }
+}
+
+fn bad_snapshot(name: &str, position: u64) -> StoreError {
+    StoreError::Corrupt {
+        position,
+        detail: format!("snapshot {name} is damaged"),
+    }
+}
+
+fn io_err(context: String) -> impl FnOnce(std::io::Error) -> StoreError {
+    move |error| StoreError::Io(format!("{context}: {error}"))
+}
+
+fn sled_err(context: &str) -> impl FnOnce(sled::Error) -> StoreError + '_ {
+    move |error| match error {
+        sled::Error::Corruption { at, .. } => StoreError::Corrupt {
+            position: 0,
+            detail: format!("{context}: sled reports corruption at {at:?}"),
+        },
+        other => StoreError::Io(format!("{context}: {other}")),
+    }
+}

@@ -1,0 +1,102 @@
+//! Damage done behind the store's back is reported as `Corrupt`, never a panic.
+
+mod common;
+
+use std::path::Path;
+
+use common::fill;
+use grantflow_store::{EventStore, SledStore, StoreError};
+
+/// A store of `count` events in `dir`, closed and dropped.
+async fn make_store(dir: &Path, count: usize) {
+    let store = SledStore::open(dir).unwrap();
+    fill(&store, count).await;
+    store.close().await.unwrap();
+}
+
+fn chunk_key(first: u64) -> Vec<u8> {
+    let mut key = vec![b'L'];
+    key.extend_from_slice(&first.to_be_bytes());
+    key
+}
+
+fn tamper(dir: &Path, change: impl FnOnce(&sled::Db)) {
+    let db = sled::open(dir.join("db")).unwrap();
+    change(&db);
+    db.flush().unwrap();
+}
+
+#[tokio::test]
+async fn head_and_log_disagreeing_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    make_store(dir.path(), 5).await;
+    tamper(dir.path(), |db| {
+        let last = db.scan_prefix(b"L").last().unwrap().unwrap().0;
+        db.remove(last).unwrap();
+    });
+    let result = SledStore::open(dir.path());
+    assert!(matches!(result, Err(StoreError::Corrupt { .. })), "{result:?}");
+}
+
+#[tokio::test]
+async fn undecodable_chunk_is_corrupt_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    make_store(dir.path(), 3).await;
+    // Two groups of 3: positions 4..=6 live in a chunk keyed 4.
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        fill(&store, 3).await;
+    }
+    tamper(dir.path(), |db| {
+        let value = db.get(chunk_key(1)).unwrap().unwrap();
+        let mut bad = value.to_vec();
+        bad.truncate(bad.len() - 10);
+        db.insert(chunk_key(1), bad).unwrap();
+    });
+    let store = SledStore::open(dir.path()).unwrap();
+    match store.read(1, 10).await {
+        Err(StoreError::Corrupt { position, .. }) => assert_eq!(position, 1),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(store.read(4, 10).await.unwrap().len(), 3);
+    let result = store.read_stream("grant-A", 1, 10).await;
+    assert!(matches!(result, Err(StoreError::Corrupt { .. })), "{result:?}");
+}
+
+#[tokio::test]
+async fn missing_chunk_is_corrupt_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    make_store(dir.path(), 3).await;
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        fill(&store, 3).await;
+    }
+    tamper(dir.path(), |db| {
+        db.remove(chunk_key(1)).unwrap();
+    });
+    let store = SledStore::open(dir.path()).unwrap();
+    match store.read(1, 10).await {
+        Err(StoreError::Corrupt { position, .. }) => assert_eq!(position, 1),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn edited_event_fails_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    make_store(dir.path(), 3).await;
+    tamper(dir.path(), |db| {
+        let value = db.get(chunk_key(1)).unwrap().unwrap();
+        let text = value.to_vec();
+        let needle = b"alice";
+        let at = text.windows(needle.len()).position(|w| w == needle).unwrap();
+        let mut bad = text.clone();
+        bad[at..at + needle.len()].copy_from_slice(b"ALICE");
+        db.insert(chunk_key(1), bad).unwrap();
+    });
+    let store = SledStore::open(dir.path()).unwrap();
+    let events = store.read(1, 10).await.unwrap();
+    let mut verifier = grantflow_store::envelope::ChainVerifier::new();
+    let error = events.iter().find_map(|e| verifier.check(e).err()).unwrap();
+    assert_eq!(error.position(), Some(1));
+}

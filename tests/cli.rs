@@ -1,0 +1,489 @@
+//! The real `grantflow` binary on a real sled directory: the demo's figures, `exec`,
+//! `verify`, `export`/`import`, checkpoints, as-of queries, the audit trail and bad input.
+
+mod util;
+
+use serde_json::{json, Value};
+use util::{lines, stderr, stdout, Store};
+
+const GRANT: &str = "MEX-2012-01";
+
+fn setup() -> Vec<Value> {
+    vec![
+        json!({"command": "register-fund", "fund": "F1", "name": "Test fund", "currency": "USD", "actor": "fin"}),
+        json!({"command": "record-contribution", "fund": "F1", "donor": "JP", "amount": "1000000.00", "received_on": "2012-04-02", "actor": "fin"}),
+        json!({"command": "submit-proposal", "fund": "F1", "grant": "G1", "title": "Migrants", "amount": "600000.00", "actor": "sec"}),
+        json!({"command": "approve-grant", "grant": "G1", "decided_on": "2012-09-27", "actor": "boss"}),
+        json!({"command": "assign-agency", "grant": "G1", "agency": "IOM", "allocation": "500000.00", "lead": true, "actor": "sec"}),
+    ]
+}
+
+#[test]
+fn demo_loads_the_worked_example_with_its_figures() {
+    let store = Store::new();
+    let output = store.run(&["demo"]);
+    assert!(output.status.success(), "demo failed: {}", stderr(&output));
+    assert!(stdout(&output).contains("3,121,707.00"));
+
+    let grant = store.json(&["grant", "show", GRANT, "--json"]);
+    assert_eq!(grant["status"], "active");
+    assert_eq!(grant["currency"], "USD");
+    assert_eq!(grant["requested"], "3209232.40");
+    assert_eq!(grant["amount"], "3121707.00");
+    assert_eq!(grant["allocated"], "3121707.00");
+    assert_eq!(grant["unallocated"], "0.00");
+    assert_eq!(grant["disbursed"], "800000.00");
+    let agencies = grant["agencies"].as_array().expect("agencies");
+    let names: Vec<&str> = agencies
+        .iter()
+        .map(|a| a["agency"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["IOM", "UNDP", "UNFPA", "UNHCR", "UNODC"]);
+    assert_eq!(agencies[0]["lead"], true);
+    assert_eq!(agencies[0]["allocation"], "1121707.00");
+    assert_eq!(agencies[0]["balance"], "300000.00");
+
+    let fund = store.json(&["fund", "show", "UNTFHS", "--json"]);
+    assert_eq!(fund["received"], "5000000.00");
+    assert_eq!(fund["committed"], "3121707.00");
+    assert_eq!(fund["available"], "1878293.00");
+    assert_eq!(fund["disbursed"], "800000.00");
+    assert_eq!(fund["cash"], "4200000.00");
+    assert_eq!(fund["grants"], 1);
+
+    // The demo's command ids make it idempotent.
+    let before = store.events().len();
+    let again = store.run(&["demo", "--json"]);
+    assert!(again.status.success());
+    assert!(stdout(&again)
+        .lines()
+        .all(|l| l.contains("\"replayed\":true")));
+    assert_eq!(store.events().len(), before);
+}
+
+#[test]
+fn approval_as_of_the_past_shows_the_original_figures() {
+    let store = Store::new();
+    assert!(store.run(&["demo"]).status.success());
+    let events = store.events();
+    let approved = events
+        .iter()
+        .find(|e| e["type"] == "grant.approved")
+        .expect("an approval");
+    let at = approved["position"].as_u64().expect("position").to_string();
+    let past = store.json(&["grant", "show", GRANT, "--at", &at, "--json"]);
+    assert_eq!(past["status"], "approved");
+    assert_eq!(past["amount"], "3209232.40");
+    assert_eq!(past["allocated"], "0.00");
+    assert!(past["position"].as_u64() <= approved["position"].as_u64());
+
+    let recorded = approved["recorded_at"].as_str().expect("recorded_at");
+    let by_time = store.json(&["grant", "show", GRANT, "--as-of", recorded, "--json"]);
+    assert_eq!(by_time["amount"], "3209232.40");
+    let committed = events
+        .iter()
+        .find(|e| e["type"] == "fund.grant_committed")
+        .and_then(|e| e["position"].as_u64())
+        .expect("a commitment");
+    let fund = store.json(&[
+        "fund",
+        "show",
+        "UNTFHS",
+        "--at",
+        &committed.to_string(),
+        "--json",
+    ]);
+    assert_eq!(fund["committed"], "3209232.40");
+    assert_eq!(fund["available"], "1790767.60");
+
+    let before_anything = store.run(&["grant", "show", GRANT, "--at", "1", "--json"]);
+    assert_eq!(before_anything.status.code(), Some(1));
+}
+
+#[test]
+fn exec_answers_each_line_in_order_and_rejections_leave_the_log_untouched() {
+    let store = Store::new();
+    let mut commands = setup();
+    commands.push(json!({"command": "record-disbursement", "grant": "G1", "agency": "IOM", "amount": "600000.00", "paid_on": "2012-10-01", "actor": "fin"}));
+    commands.push(json!({"command": "record-disbursement", "grant": "G1", "agency": "IOM", "amount": "100000.00", "paid_on": "2012-10-01", "actor": "fin", "command_id": "t-1"}));
+    commands.push(json!({"command": "approve-grant", "grant": "NOPE", "decided_on": "2012-09-27", "actor": "boss"}));
+    let mut input = lines(&commands);
+    input.push_str("this is not json\r\n\n");
+    input.push_str(&format!("{}\n", json!({"command": "record-disbursement", "grant": "G1", "agency": "IOM", "amount": "100000.00", "paid_on": "2012-10-01", "actor": "fin", "command_id": "t-1"})));
+    input.push_str(&format!("{}\n", json!({"command": "record-disbursement", "grant": "G1", "agency": "IOM", "amount": "1.00", "paid_on": "2012-10-01", "actor": "fin", "command_id": "t-1"})));
+    let (results, code) = store.exec(&input);
+    assert_eq!(code, 1, "a rejected command makes exit 1");
+    assert_eq!(results.len(), 11);
+    for result in &results[..5] {
+        assert_eq!(result["ok"], true, "{result}");
+    }
+    assert_eq!(results[5]["error"]["code"], "over_disbursement");
+    assert!(results[5]["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("500,000.00"));
+    assert_eq!(results[6]["ok"], true);
+    assert_eq!(results[6]["command_id"], "t-1");
+    assert_eq!(results[7]["error"]["code"], "unknown_grant");
+    assert_eq!(results[8]["error"]["code"], "malformed_command");
+    assert_eq!(results[9]["replayed"], true);
+    assert_eq!(results[9]["events"], results[6]["events"]);
+    assert_eq!(results[10]["error"]["code"], "command_id_conflict");
+
+    let events = store.events();
+    let positions: Vec<u64> = events
+        .iter()
+        .filter_map(|e| e["position"].as_u64())
+        .collect();
+    assert_eq!(positions, (1..=positions.len() as u64).collect::<Vec<_>>());
+    let accepted: usize = results
+        .iter()
+        .filter(|r| r["ok"] == true && r.get("replayed").is_none())
+        .map(|r| r["events"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(events.len(), accepted);
+    let grant = store.json(&["grant", "show", "G1", "--json"]);
+    assert_eq!(grant["disbursed"], "100000.00");
+    assert_eq!(grant["status"], "active");
+}
+
+#[test]
+fn subcommands_take_flags_and_the_actor_from_the_environment() {
+    let store = Store::new();
+    let run = |actor: &str, args: &[&str]| {
+        store
+            .command(args)
+            .env("GRANTFLOW_ACTOR", actor)
+            .output()
+            .expect("runs")
+    };
+    assert!(run(
+        "fin",
+        &[
+            "register-fund",
+            "--fund",
+            "F",
+            "--name",
+            "Fund",
+            "--currency",
+            "MXN"
+        ]
+    )
+    .status
+    .success());
+    let rejected = run(
+        "fin",
+        &[
+            "record-contribution",
+            "--fund",
+            "F",
+            "--donor",
+            "D",
+            "--amount",
+            "1.234",
+            "--received-on",
+            "2020-01-01",
+        ],
+    );
+    assert_eq!(rejected.status.code(), Some(1));
+    assert!(stdout(&rejected).contains("invalid_amount"));
+    let json_out = run(
+        "fin",
+        &[
+            "record-contribution",
+            "--fund",
+            "F",
+            "--donor",
+            "D",
+            "--amount",
+            "10.50",
+            "--received-on",
+            "2020-01-01",
+            "--json",
+        ],
+    );
+    let result: Value = serde_json::from_slice(&json_out.stdout).expect("json");
+    assert_eq!(result["events"][0]["type"], "fund.contribution_recorded");
+    assert_eq!(result["events"][0]["stream"], "fund-F");
+    assert_eq!(result["events"][0]["version"], 2);
+    let no_actor = store.run(&[
+        "submit-proposal",
+        "--fund",
+        "F",
+        "--grant",
+        "G",
+        "--title",
+        "T",
+        "--amount",
+        "5.00",
+    ]);
+    assert_eq!(no_actor.status.code(), Some(1));
+    assert!(stdout(&no_actor).contains("malformed_command"));
+    let proposal = run(
+        "sec",
+        &[
+            "submit-proposal",
+            "--fund",
+            "F",
+            "--grant",
+            "G",
+            "--title",
+            "T",
+            "--amount",
+            "5.00",
+            "--regions",
+            "Chiapas",
+            "--regions",
+            "Oaxaca",
+        ],
+    );
+    assert!(proposal.status.success(), "{}", stdout(&proposal));
+    let same_person = run(
+        "sec",
+        &[
+            "approve-grant",
+            "--grant",
+            "G",
+            "--decided-on",
+            "2020-01-02",
+        ],
+    );
+    assert!(stdout(&same_person).contains("four_eyes_violation"));
+    let fund = store.json(&["fund", "show", "F", "--json"]);
+    assert_eq!(fund["received"], "10.50");
+    assert_eq!(fund["currency"], "MXN");
+}
+
+#[test]
+fn verify_export_import_and_checkpoints_prove_the_log() {
+    let store = Store::new();
+    assert!(store.run(&["demo"]).status.success());
+    let verified = store.run(&["verify"]);
+    assert!(verified.status.success(), "{}", stdout(&verified));
+    assert!(stdout(&verified).contains("ok"));
+
+    let checkpoint = store.run(&["checkpoint"]);
+    assert!(checkpoint.status.success());
+    let checkpoint_text = stdout(&checkpoint);
+    let checkpoint_json: Value = serde_json::from_str(checkpoint_text.trim()).expect("checkpoint");
+    std::fs::write(store.path("cp.json"), &checkpoint_text).expect("write");
+
+    let more = setup();
+    let (results, code) = store.exec(&lines(&more));
+    assert_eq!(code, 0, "{results:?}");
+    let cp = store.path("cp.json");
+    let cp = cp.to_str().expect("utf-8 path");
+    assert!(store.run(&["verify", "--checkpoint", cp]).status.success());
+
+    let mut forged = checkpoint_json.clone();
+    forged["hash"] = json!("00".repeat(32));
+    std::fs::write(store.path("forged.json"), forged.to_string()).expect("write");
+    let forged_path = store.path("forged.json");
+    let bad = store.run(&[
+        "verify",
+        "--checkpoint",
+        forged_path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stdout(&bad).contains(&format!("position {}", checkpoint_json["position"])));
+
+    // Export, re-import into a fresh store: same head.
+    let export = store.path("log.jsonl");
+    let export_path = export.to_str().expect("utf-8");
+    assert!(store
+        .run(&["export", "--format", "jsonl", "--output", export_path])
+        .status
+        .success());
+    let copy = Store::new();
+    let imported = copy.run(&["import", export_path]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let head_a: Value = serde_json::from_slice(&store.run(&["checkpoint"]).stdout).expect("json");
+    let head_b: Value = serde_json::from_slice(&copy.run(&["checkpoint"]).stdout).expect("json");
+    assert_eq!(head_a["hash"], head_b["hash"]);
+    assert!(copy.run(&["verify"]).status.success());
+    assert_eq!(
+        copy.json(&["grant", "show", GRANT, "--json"]),
+        store.json(&["grant", "show", GRANT, "--json"])
+    );
+
+    // Each line of the export can be checked with nothing but SHA-256.
+    let text = util::read(&export);
+    let first = text.lines().next().expect("a line");
+    let (body, hash) = first.rsplit_once(",\"hash\":\"").expect("a hash field");
+    assert_eq!(hash.len(), 64 + 2);
+    assert!(body.starts_with("{\"position\":1,\"stream\":"));
+}
+
+#[test]
+fn a_tampered_export_is_named_at_its_first_bad_position_and_refused() {
+    let store = Store::new();
+    assert!(store.run(&["demo"]).status.success());
+    let export = store.path("log.jsonl");
+    let export_path = export.to_str().expect("utf-8");
+    assert!(store
+        .run(&["export", "--output", export_path])
+        .status
+        .success());
+    let text = util::read(&export);
+    let tampered: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.contains("\"position\":6,") {
+                line.replacen("900000.00", "990000.00", 1)
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    assert_ne!(tampered.join("\n"), text.trim_end());
+    let bad = store.path("bad.jsonl");
+    std::fs::write(&bad, tampered.join("\n") + "\n").expect("write");
+    let bad_path = bad.to_str().expect("utf-8");
+
+    let verified = store.run(&["verify", "--export", bad_path]);
+    assert_eq!(verified.status.code(), Some(1));
+    assert!(
+        stdout(&verified).contains("position 6"),
+        "{}",
+        stdout(&verified)
+    );
+
+    let copy = Store::new();
+    let refused = copy.run(&["import", bad_path]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("position 6"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(copy.run(&["events"]).stdout.len(), 0, "nothing imported");
+
+    // A dropped event and a duplicated one are refused as well.
+    let dropped: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("\"position\":4,"))
+        .collect();
+    std::fs::write(&bad, dropped.join("\n")).expect("write");
+    let refused = Store::new().run(&["import", bad_path]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("position 4"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[test]
+fn audit_trail_shows_every_change_with_before_and_after() {
+    let store = Store::new();
+    assert!(store.run(&["demo"]).status.success());
+    let trail = store.json(&["audit", GRANT, "--json"]);
+    let entries = trail.as_array().expect("entries");
+    assert!(entries
+        .iter()
+        .all(|e| e["actor"].is_string() && e["recorded_at"].is_string()));
+    let approval = entries
+        .iter()
+        .find(|e| e["type"] == "grant.approved")
+        .expect("approval");
+    assert_eq!(approval["command"], "approve-grant");
+    assert_eq!(approval["actor"], "fund.manager");
+    assert_eq!(approval["before"]["amount"], "0.00");
+    assert_eq!(approval["after"]["amount"], "3209232.40");
+    let revision = entries
+        .iter()
+        .find(|e| e["type"] == "grant.revised")
+        .expect("revision");
+    assert!(revision["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .any(|c| c["field"] == "amount"
+            && c["before"] == "3209232.40"
+            && c["after"] == "3121707.00"));
+
+    let csv = store.run(&["audit", GRANT, "--csv"]);
+    assert!(csv.status.success());
+    let text = stdout(&csv);
+    assert!(text.starts_with("position,recorded_at,actor,command,type"));
+    assert!(text.contains("grant.revised"));
+
+    let fund_trail = store.json(&["audit", "UNTFHS", "--json"]);
+    assert!(fund_trail
+        .as_array()
+        .expect("entries")
+        .iter()
+        .any(|e| e["type"] == "fund.grant_committed"));
+    assert_eq!(store.run(&["audit", "NOPE"]).status.code(), Some(1));
+}
+
+#[test]
+fn events_filter_by_position_stream_and_limit() {
+    let store = Store::new();
+    assert!(store.run(&["demo"]).status.success());
+    let output = store.run(&["events", "--from", "3", "--limit", "2"]);
+    let events: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["position"], 3);
+    let output = store.run(&["events", "--stream", "fund-UNTFHS"]);
+    let events: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert!(events.iter().all(|e| e["stream"] == "fund-UNTFHS"));
+    let versions: Vec<u64> = events
+        .iter()
+        .filter_map(|e| e["version"].as_u64())
+        .collect();
+    assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>());
+    let keys: Vec<String> = events[0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(keys.len(), 12);
+}
+
+#[test]
+fn replay_rebuilds_and_reports_speed() {
+    let store = Store::new();
+    assert!(store.run(&["demo"]).status.success());
+    let report = store.json(&["replay", "--json"]);
+    assert_eq!(report["events"].as_u64(), Some(store.events().len() as u64));
+    assert!(store.run(&["verify"]).status.success());
+}
+
+#[test]
+fn a_directory_that_is_not_a_store_is_a_clear_error() {
+    let store = Store::new();
+    std::fs::create_dir_all(store.data()).expect("dir");
+    std::fs::write(store.data().join("notes.txt"), "hello").expect("write");
+    let output = store.run(&["grant", "list"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("not a grantflow store"),
+        "{}",
+        stderr(&output)
+    );
+    let missing = Store::new();
+    let output = missing.run(&["fund", "show", "X"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn an_over_long_line_is_refused_and_exec_goes_on() {
+    let store = Store::new();
+    let mut input = String::from("{\"command\":\"register-fund\",\"name\":\"");
+    input.push_str(&"x".repeat(1024 * 1024 + 10));
+    input.push_str("\"}\n");
+    input.push_str(&lines(&setup()[..1]));
+    let (results, code) = store.exec(&input);
+    assert_eq!(code, 1);
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["error"]["code"], "malformed_command");
+    assert_eq!(results[1]["ok"], true);
+}
