@@ -314,6 +314,7 @@ impl Inner {
 
     fn append(&self, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
         let _writer = lock(&self.write_lock);
+        let t0 = std::time::Instant::now();
         self.check_writable()?;
         let head = self.durable_head();
         if batch.expected_head != head.position {
@@ -383,6 +384,7 @@ impl Inner {
             hash: prev_hash,
             recorded_at,
         };
+        eprintln!("TIMING build {:?}", t0.elapsed());
         self.commit(group.into_batch(&new_head), new_head)?;
         Ok(results)
     }
@@ -414,10 +416,14 @@ impl Inner {
     /// Writes a group as one sled batch, then flush and fsync; only then moves the durable
     /// head and wakes subscribers.
     fn commit(&self, batch: sled::Batch, new_head: Head) -> Result<(), StoreError> {
+        let t0 = std::time::Instant::now();
         self.tree
             .apply_batch(batch)
             .map_err(sled_err("writing a group of events"))?;
-        if let Err(error) = self.make_durable("making a group of events durable") {
+        let t1 = std::time::Instant::now();
+        let r = self.make_durable("making a group of events durable");
+        eprintln!("TIMING apply {:?} durable {:?}", t1 - t0, t1.elapsed());
+        if let Err(error) = r {
             // sled's memory may now hold events the disk does not: refuse to build on them.
             self.failed.store(true, Ordering::SeqCst);
             return Err(error);
