@@ -23,7 +23,10 @@ enum Kind {
 use Kind::{Equivalent, Flag, List, Number, Text};
 
 /// Each command's fields (the common `command_id` and `expected_version` are added to all).
-const COMMANDS: &[(&str, &str, &[(&str, Kind)])] = &[
+/// A command's name, its help line and its fields.
+type Spec = (&'static str, &'static str, &'static [(&'static str, Kind)]);
+
+const COMMANDS: &[Spec] = &[
     (
         "register-fund",
         "Register a fund with its base currency",

@@ -52,111 +52,196 @@ pub struct ForeignAmount {
 /// [`DecimalText`] until decide knows the fund; `currency` is the optional check that the
 /// client means the fund's currency.
 #[derive(Debug, Clone, PartialEq)]
-#[allow(missing_docs)] // the fields are contract.md's, documented there
 pub enum Command {
     /// A new fund with its currency.
     RegisterFund {
+        /// The fund id.
         fund: String,
+        /// The fund's name.
         name: String,
+        /// The fund's currency.
         currency: Currency,
     },
     /// Money received by a fund from a donor.
     RecordContribution {
+        /// The fund id.
         fund: String,
+        /// The donor id.
         donor: String,
+        /// The amount.
         amount: DecimalText,
+        /// When the money was received.
         received_on: Date,
+        /// The amount in the donor's currency (information only).
         original: Option<ForeignAmount>,
+        /// The currency the client states; must be the fund's.
         currency: Option<Currency>,
     },
     /// A proposal under a fund.
     SubmitProposal {
+        /// The fund id.
         fund: String,
+        /// The grant id.
         grant: String,
+        /// The grant's title.
         title: String,
+        /// The amount.
         amount: DecimalText,
+        /// Recipient country (ISO 3166-1 alpha-2).
         country: Option<Country>,
+        /// Regions where the grant works.
         regions: Vec<String>,
+        /// Planned start.
         starts_on: Option<Date>,
+        /// Planned end.
         ends_on: Option<Date>,
+        /// The activities.
         activities: Vec<String>,
+        /// The currency the client states; must be the fund's.
         currency: Option<Currency>,
     },
     /// The proposal ends without a grant.
-    RejectProposal { grant: String, reason: String },
+    RejectProposal {
+        /// The grant id.
+        grant: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// The fund commits the requested amount.
     ApproveGrant {
+        /// The grant id.
         grant: String,
+        /// The decision date.
         decided_on: Date,
+        /// The amount as reported in another currency (information only).
         reported_equivalent: Option<ForeignAmount>,
     },
     /// An agency joins the grant with an allocation.
     AssignAgency {
+        /// The grant id.
         grant: String,
+        /// The agency id.
         agency: String,
+        /// The agency's allocation.
         allocation: DecimalText,
+        /// Whether the agency is the lead.
         lead: bool,
+        /// The currency the client states; must be the fund's.
         currency: Option<Currency>,
     },
     /// An agency's allocation is set anew.
     ReviseAllocation {
+        /// The grant id.
         grant: String,
+        /// The agency id.
         agency: String,
+        /// The agency's allocation.
         allocation: DecimalText,
+        /// Why, in words.
         reason: String,
+        /// The currency the client states; must be the fund's.
         currency: Option<Currency>,
     },
     /// An agency leaves the grant.
     WithdrawAgency {
+        /// The grant id.
         grant: String,
+        /// The agency id.
         agency: String,
+        /// Why, in words.
         reason: String,
     },
     /// A transfer to one agency.
     RecordDisbursement {
+        /// The grant id.
         grant: String,
+        /// The agency id.
         agency: String,
+        /// The amount.
         amount: DecimalText,
+        /// When the money was paid.
         paid_on: Date,
+        /// The transfer reference.
         reference: Option<String>,
+        /// The currency the client states; must be the fund's.
         currency: Option<Currency>,
     },
     /// An agency reports spending.
     RecordExpenditure {
+        /// The grant id.
         grant: String,
+        /// The agency id.
         agency: String,
+        /// The amount.
         amount: DecimalText,
+        /// The end of the reporting period.
         period_end: Date,
+        /// The currency the client states; must be the fund's.
         currency: Option<Currency>,
     },
     /// An agency returns money.
     RecordRefund {
+        /// The grant id.
         grant: String,
+        /// The agency id.
         agency: String,
+        /// The amount.
         amount: DecimalText,
+        /// When the money was received.
         received_on: Date,
+        /// The transfer reference.
         reference: Option<String>,
+        /// The currency the client states; must be the fund's.
         currency: Option<Currency>,
     },
     /// A new amount and/or end date.
     ReviseGrant {
+        /// The grant id.
         grant: String,
+        /// Why, in words.
         reason: String,
+        /// The amount.
         amount: Option<DecimalText>,
+        /// Planned end.
         ends_on: Option<Date>,
+        /// The decision date.
         decided_on: Option<Date>,
+        /// The currency the client states; must be the fund's.
         currency: Option<Currency>,
     },
     /// A pause.
-    SuspendGrant { grant: String, reason: String },
+    SuspendGrant {
+        /// The grant id.
+        grant: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// The end of a pause.
-    ResumeGrant { grant: String, reason: String },
+    ResumeGrant {
+        /// The grant id.
+        grant: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// The grant stops.
-    CancelGrant { grant: String, reason: String },
+    CancelGrant {
+        /// The grant id.
+        grant: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// Operational closure.
-    CloseGrant { grant: String, closed_on: Date },
+    CloseGrant {
+        /// The grant id.
+        grant: String,
+        /// The operational closure date.
+        closed_on: Date,
+    },
     /// Financial closure.
-    FinalizeGrant { grant: String },
+    FinalizeGrant {
+        /// The grant id.
+        grant: String,
+    },
 }
 
 impl Command {

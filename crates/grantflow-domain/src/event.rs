@@ -58,161 +58,254 @@ pub struct ReportedAmount {
 /// One event. Every grant event carries `grant`, every fund event `fund`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload", deny_unknown_fields)]
-#[allow(missing_docs)] // fields are named as in contract.md and documented in the crate README
 pub enum Event {
     /// `fund.registered`
     #[serde(rename = "fund.registered")]
     FundRegistered {
+        /// The fund id.
         fund: String,
+        /// The fund's name.
         name: String,
+        /// The fund's currency.
         currency: Currency,
     },
     /// `fund.contribution_recorded`
     #[serde(rename = "fund.contribution_recorded")]
     ContributionRecorded {
+        /// The fund id.
         fund: String,
+        /// The donor id.
         donor: String,
+        /// The amount.
         amount: Money,
+        /// When the money was received.
         received_on: Date,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The amount in the donor's currency (information only).
         original_amount: Option<Money>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The donor's currency (information only).
         original_currency: Option<Currency>,
     },
     /// `grant.proposed`
     #[serde(rename = "grant.proposed")]
     GrantProposed {
+        /// The grant id.
         grant: String,
+        /// The fund id.
         fund: String,
+        /// The grant's title.
         title: String,
+        /// The fund's currency.
         currency: Currency,
+        /// The proposal's figure.
         requested: Money,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Recipient country (ISO 3166-1 alpha-2).
         country: Option<Country>,
+        /// Regions where the grant works.
         regions: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Planned start.
         starts_on: Option<Date>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Planned end.
         ends_on: Option<Date>,
+        /// The activities.
         activities: Vec<String>,
+        /// Who submitted the proposal (four-eyes rule).
         submitted_by: String,
     },
     /// `grant.rejected`
     #[serde(rename = "grant.rejected")]
-    GrantRejected { grant: String, reason: String },
+    GrantRejected {
+        /// The grant id.
+        grant: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// `grant.approved`
     #[serde(rename = "grant.approved")]
     GrantApproved {
+        /// The grant id.
         grant: String,
+        /// The fund id.
         fund: String,
+        /// The amount.
         amount: Money,
+        /// The decision date.
         decided_on: Date,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The amount as reported in another currency (information only).
         reported_equivalent: Option<ReportedAmount>,
     },
     /// `fund.grant_committed`: the fund commits `commitment` (= the approved `amount`).
     #[serde(rename = "fund.grant_committed")]
     GrantCommitted {
+        /// The fund id.
         fund: String,
+        /// The grant id.
         grant: String,
+        /// The amount.
         amount: Money,
+        /// The grant's commitment of fund money.
         commitment: Money,
     },
     /// `grant.agency_assigned`
     #[serde(rename = "grant.agency_assigned")]
     AgencyAssigned {
+        /// The grant id.
         grant: String,
+        /// The agency id.
         agency: String,
+        /// Whether the agency is the lead.
         lead: bool,
+        /// The agency's allocation.
         allocation: Money,
     },
     /// `grant.allocation_revised`
     #[serde(rename = "grant.allocation_revised")]
     AllocationRevised {
+        /// The grant id.
         grant: String,
+        /// The agency id.
         agency: String,
+        /// The allocation before.
         previous_allocation: Money,
+        /// The agency's allocation.
         allocation: Money,
+        /// Why, in words.
         reason: String,
     },
     /// `grant.agency_withdrawn`: `allocation` is what the withdrawal releases.
     #[serde(rename = "grant.agency_withdrawn")]
     AgencyWithdrawn {
+        /// The grant id.
         grant: String,
+        /// The agency id.
         agency: String,
+        /// The agency's allocation.
         allocation: Money,
+        /// Why, in words.
         reason: String,
     },
     /// `grant.disbursement_recorded` (the first one moves an approved grant to active)
     #[serde(rename = "grant.disbursement_recorded")]
     DisbursementRecorded {
+        /// The grant id.
         grant: String,
+        /// The agency id.
         agency: String,
+        /// The amount.
         amount: Money,
+        /// When the money was paid.
         paid_on: Date,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The transfer reference.
         reference: Option<String>,
     },
     /// `grant.expenditure_recorded`
     #[serde(rename = "grant.expenditure_recorded")]
     ExpenditureRecorded {
+        /// The grant id.
         grant: String,
+        /// The agency id.
         agency: String,
+        /// The amount.
         amount: Money,
+        /// The end of the reporting period.
         period_end: Date,
     },
     /// `grant.refund_recorded`
     #[serde(rename = "grant.refund_recorded")]
     RefundRecorded {
+        /// The grant id.
         grant: String,
+        /// The agency id.
         agency: String,
+        /// The amount.
         amount: Money,
+        /// When the money was received.
         received_on: Date,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The transfer reference.
         reference: Option<String>,
     },
     /// `grant.revised`: previous and new amount and end date.
     #[serde(rename = "grant.revised")]
     GrantRevised {
+        /// The grant id.
         grant: String,
+        /// The amount before.
         previous_amount: Money,
+        /// The amount.
         amount: Money,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The end date before.
         previous_ends_on: Option<Date>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Planned end.
         ends_on: Option<Date>,
+        /// Why, in words.
         reason: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The decision date.
         decided_on: Option<Date>,
     },
     /// `fund.commitment_revised`: a grant's commitment changed because of `cause` (a command name).
     #[serde(rename = "fund.commitment_revised")]
     CommitmentRevised {
+        /// The fund id.
         fund: String,
+        /// The grant id.
         grant: String,
+        /// The commitment before.
         previous_commitment: Money,
+        /// The grant's commitment of fund money.
         commitment: Money,
+        /// The command that changed the commitment.
         cause: String,
     },
     /// `grant.suspended`
     #[serde(rename = "grant.suspended")]
-    GrantSuspended { grant: String, reason: String },
+    GrantSuspended {
+        /// The grant id.
+        grant: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// `grant.resumed`: `status` is the state the grant returns to.
     #[serde(rename = "grant.resumed")]
     GrantResumed {
+        /// The grant id.
         grant: String,
+        /// The state the grant returns to.
         status: Status,
+        /// Why, in words.
         reason: String,
     },
     /// `grant.cancelled`
     #[serde(rename = "grant.cancelled")]
-    GrantCancelled { grant: String, reason: String },
+    GrantCancelled {
+        /// The grant id.
+        grant: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// `grant.closed`
     #[serde(rename = "grant.closed")]
-    GrantClosed { grant: String, closed_on: Date },
+    GrantClosed {
+        /// The grant id.
+        grant: String,
+        /// The operational closure date.
+        closed_on: Date,
+    },
     /// `grant.finalized`
     #[serde(rename = "grant.finalized")]
-    GrantFinalized { grant: String },
+    GrantFinalized {
+        /// The grant id.
+        grant: String,
+    },
 }
 
 /// The stored shape of an event, to split the payload out byte for byte.

@@ -212,9 +212,10 @@ impl DecimalText {
         let decimals_count = usize::from(decimals);
         if self.frac.len() > decimals_count {
             return Err(DomainError::invalid_amount(format!(
-                "{field} {:?} has {} decimals; the currency has {decimals}",
+                "{field} {:?} has {}; the currency has {}",
                 self.text(),
-                self.frac.len()
+                decimals_text(self.frac.len()),
+                decimals_text(decimals_count)
             )));
         }
         let padded = format!("{}{:0<decimals_count$}", self.int, self.frac);
@@ -227,10 +228,10 @@ impl DecimalText {
     pub fn to_amount_in(&self, currency: Currency, field: &str) -> Result<Amount, DomainError> {
         if self.frac.len() > usize::from(currency.decimals()) {
             return Err(DomainError::invalid_amount(format!(
-                "{field} {:?} has {} decimals; {currency} amounts have at most {}",
+                "{field} {:?} has {}; {currency} amounts have at most {}",
                 self.text(),
-                self.frac.len(),
-                currency.decimals()
+                decimals_text(self.frac.len()),
+                decimals_text(usize::from(currency.decimals()))
             )));
         }
         self.to_amount(currency.decimals(), field)
@@ -239,6 +240,14 @@ impl DecimalText {
     /// The amount as the client wrote it.
     pub fn text(&self) -> String {
         join("", &self.int, &self.frac)
+    }
+}
+
+fn decimals_text(count: usize) -> String {
+    match count {
+        0 => "no decimals".to_string(),
+        1 => "1 decimal".to_string(),
+        _ => format!("{count} decimals"),
     }
 }
 

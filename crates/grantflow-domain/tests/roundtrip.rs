@@ -13,20 +13,37 @@ fn every_event() -> Log {
     let full_proposal = json!({"command": "submit-proposal", "fund": "F", "grant": "MEX-1", "title": "Migrants \"in transit\" — México",
         "amount": "3209232.40", "country": "MX", "regions": ["Chiapas", "Oaxaca"], "starts_on": "2013-01-01",
         "ends_on": "2015-09-30", "activities": ["institutions", "shelters", "co-existence"]});
-    let withdraw = json!({"command": "withdraw-agency", "grant": "MEX-1", "agency": "ILO", "reason": "left"});
+    let withdraw =
+        json!({"command": "withdraw-agency", "grant": "MEX-1", "agency": "ILO", "reason": "left"});
     let revise_allocation = json!({"command": "revise-allocation", "grant": "MEX-1", "agency": "IOM", "allocation": "1000000", "reason": "plan"});
     let revise_grant = json!({"command": "revise-grant", "grant": "MEX-1", "amount": "3121707", "ends_on": "2015-12-31",
         "decided_on": "2014-01-01", "reason": "budget", "actor": APPROVER});
     let steps = vec![
         fund(),
-        with(with(contribute("10000000"), "original_amount", json!("800000000")), "original_currency", json!("JPY")),
+        with(
+            with(
+                contribute("10000000"),
+                "original_amount",
+                json!("800000000"),
+            ),
+            "original_currency",
+            json!("JPY"),
+        ),
         full_proposal,
-        with(approve("MEX-1"), "reported_equivalent", json!({"amount": "260000000", "currency": "JPY"})),
+        with(
+            approve("MEX-1"),
+            "reported_equivalent",
+            json!({"amount": "260000000", "currency": "JPY"}),
+        ),
         assign_lead("MEX-1", "IOM", "500000"),
         assign("MEX-1", "ILO", "100000"),
         revise_allocation,
         withdraw,
-        with(disburse("MEX-1", "IOM", "400000.50"), "reference", json!("TR-1")),
+        with(
+            disburse("MEX-1", "IOM", "400000.50"),
+            "reference",
+            json!("TR-1"),
+        ),
         expend("MEX-1", "IOM", "100000"),
         with(refund("MEX-1", "IOM", "0.50"), "reference", json!("RF-1")),
         revise_grant,
@@ -55,9 +72,16 @@ fn every_event_type_round_trips_byte_for_byte() {
         assert_eq!(&back, event);
         assert_eq!(back.payload_json(), payload);
         assert_eq!(event.schema(), 1);
-        assert!(payload.starts_with('{') && !payload.contains(": "), "{payload}");
+        assert!(
+            payload.starts_with('{') && !payload.contains(": "),
+            "{payload}"
+        );
         let value: serde_json::Value = serde_json::from_str(&payload).unwrap();
-        let key = if event.event_type().starts_with("fund.") { "fund" } else { "grant" };
+        let key = if event.event_type().starts_with("fund.") {
+            "fund"
+        } else {
+            "grant"
+        };
         assert!(value.get(key).is_some(), "{payload}");
         assert!(event.stream().starts_with(&format!("{key}-")));
         assert!(COMMAND_NAMES.contains(&command_of_event(event)));
@@ -68,13 +92,20 @@ fn every_event_type_round_trips_byte_for_byte() {
 fn payloads_are_the_documented_fields() {
     let log = every_event();
     let payload = |event_type: &str| -> String {
-        log.events.iter().find(|e| e.event_type() == event_type).unwrap().payload_json()
+        log.events
+            .iter()
+            .find(|e| e.event_type() == event_type)
+            .unwrap()
+            .payload_json()
     };
     assert_eq!(
         payload("grant.approved"),
         r#"{"grant":"MEX-1","fund":"F","amount":"3209232.40","decided_on":"2012-09-27","reported_equivalent":{"amount":"260000000","currency":"JPY"}}"#
     );
-    assert_eq!(payload("fund.grant_committed"), r#"{"fund":"F","grant":"MEX-1","amount":"3209232.40","commitment":"3209232.40"}"#);
+    assert_eq!(
+        payload("fund.grant_committed"),
+        r#"{"fund":"F","grant":"MEX-1","amount":"3209232.40","commitment":"3209232.40"}"#
+    );
     assert_eq!(
         payload("grant.disbursement_recorded"),
         r#"{"grant":"MEX-1","agency":"IOM","amount":"400000.50","paid_on":"2013-01-15","reference":"TR-1"}"#
@@ -87,16 +118,28 @@ fn payloads_are_the_documented_fields() {
         payload("grant.revised"),
         r#"{"grant":"MEX-1","previous_amount":"3209232.40","amount":"3121707.00","previous_ends_on":"2015-09-30","ends_on":"2015-12-31","reason":"budget","decided_on":"2014-01-01"}"#
     );
-    assert_eq!(payload("grant.resumed"), r#"{"grant":"MEX-1","status":"active","reason":"because"}"#);
+    assert_eq!(
+        payload("grant.resumed"),
+        r#"{"grant":"MEX-1","status":"active","reason":"because"}"#
+    );
     let causes: Vec<String> = log
         .events
         .iter()
         .filter(|e| e.event_type() == "fund.commitment_revised")
-        .map(|e| serde_json::from_str::<serde_json::Value>(&e.payload_json()).unwrap()["cause"].as_str().unwrap().to_string())
+        .map(|e| {
+            serde_json::from_str::<serde_json::Value>(&e.payload_json()).unwrap()["cause"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(causes, ["revise-grant", "cancel-grant", "record-refund"]);
     let proposed = payload("grant.proposed");
-    assert!(proposed.contains(r#""submitted_by":"sec""#) && proposed.contains(r#""regions":["Chiapas","Oaxaca"]"#), "{proposed}");
+    assert!(
+        proposed.contains(r#""submitted_by":"sec""#)
+            && proposed.contains(r#""regions":["Chiapas","Oaxaca"]"#),
+        "{proposed}"
+    );
 }
 
 #[test]
@@ -107,11 +150,26 @@ fn from_parts_refuses_what_it_cannot_read() {
         ("grant.finalized", r#"{"grant":"G","extra":1}"#),
         ("grant.finalized", r#"{}"#),
         ("grant.closed", r#"{"grant":"G","closed_on":"2012-02-30"}"#),
-        ("fund.registered", r#"{"fund":"F","name":"n","currency":"ZZZ"}"#),
-        ("grant.disbursement_recorded", r#"{"grant":"G","agency":"A","amount":5,"paid_on":"2012-01-01"}"#),
-        ("grant.disbursement_recorded", r#"{"grant":"G","agency":"A","amount":"1e5","paid_on":"2012-01-01"}"#),
-        ("fund.commitment_revised", r#"{"fund":"F","grant":"G","previous_commitment":"1.00","commitment":"0.00","cause":"nope"}"#),
-        ("grant.resumed", r#"{"grant":"G","status":"sleeping","reason":"r"}"#),
+        (
+            "fund.registered",
+            r#"{"fund":"F","name":"n","currency":"ZZZ"}"#,
+        ),
+        (
+            "grant.disbursement_recorded",
+            r#"{"grant":"G","agency":"A","amount":5,"paid_on":"2012-01-01"}"#,
+        ),
+        (
+            "grant.disbursement_recorded",
+            r#"{"grant":"G","agency":"A","amount":"1e5","paid_on":"2012-01-01"}"#,
+        ),
+        (
+            "fund.commitment_revised",
+            r#"{"fund":"F","grant":"G","previous_commitment":"1.00","commitment":"0.00","cause":"nope"}"#,
+        ),
+        (
+            "grant.resumed",
+            r#"{"grant":"G","status":"sleeping","reason":"r"}"#,
+        ),
     ];
     for (event_type, payload) in bad {
         let error = Event::from_parts(event_type, payload).expect_err(payload);
@@ -133,8 +191,18 @@ fn world_snapshot_round_trips_and_replay_is_deterministic() {
     assert_eq!(replayed, log.world);
     assert_eq!(replayed.grant_ids(), ["MEX-1", "R", "C"]);
     let mex = replayed.grant_view("MEX-1").unwrap();
-    assert_eq!((mex.status.as_str(), mex.amount.as_str(), mex.disbursed.as_str()), ("finalized", "3121707.00", "400000.50"));
+    assert_eq!(
+        (
+            mex.status.as_str(),
+            mex.amount.as_str(),
+            mex.disbursed.as_str()
+        ),
+        ("finalized", "3121707.00", "400000.50")
+    );
     let details = replayed.grant_details("MEX-1").unwrap();
-    assert_eq!((details.country.as_deref(), details.ends_on.as_deref()), (Some("MX"), Some("2015-12-31")));
+    assert_eq!(
+        (details.country.as_deref(), details.ends_on.as_deref()),
+        (Some("MX"), Some("2015-12-31"))
+    );
     assert_eq!(details.commitment, "100000.00");
 }

@@ -41,13 +41,25 @@ fn approval() -> Vec<serde_json::Value> {
 
 fn revision() -> Vec<serde_json::Value> {
     let mut steps = approval();
-    for (agency, amount) in [("IOM", "500000"), ("UNDP", "200000"), ("UNFPA", "100000"), ("UNHCR", "150000"), ("UNODC", "100000")] {
+    for (agency, amount) in [
+        ("IOM", "500000"),
+        ("UNDP", "200000"),
+        ("UNFPA", "100000"),
+        ("UNHCR", "150000"),
+        ("UNODC", "100000"),
+    ] {
         steps.push(disburse(GRANT, agency, amount));
     }
     for agency in ["UNICEF", "ILO", "UN-Women"] {
         steps.push(json!({"command": "withdraw-agency", "grant": GRANT, "agency": agency, "reason": "five agencies carry the programme"}));
     }
-    for (agency, allocation) in [("IOM", "1121707.00"), ("UNDP", "550000.00"), ("UNFPA", "450000.00"), ("UNHCR", "500000.00"), ("UNODC", "500000.00")] {
+    for (agency, allocation) in [
+        ("IOM", "1121707.00"),
+        ("UNDP", "550000.00"),
+        ("UNFPA", "450000.00"),
+        ("UNHCR", "500000.00"),
+        ("UNODC", "500000.00"),
+    ] {
         steps.push(json!({"command": "revise-allocation", "grant": GRANT, "agency": agency, "allocation": allocation, "reason": "revised budget"}));
     }
     steps
@@ -57,12 +69,26 @@ fn revision() -> Vec<serde_json::Value> {
 fn approval_commits_the_grant_and_allocations_sum_to_it() {
     let log = Log::given(&approval());
     let grant = log.world.grant_view(GRANT).unwrap();
-    assert_eq!((grant.status.as_str(), grant.amount.as_str(), grant.allocated.as_str(), grant.unallocated.as_str()),
-        ("approved", "3209232.40", "3209232.40", "0.00"));
+    assert_eq!(
+        (
+            grant.status.as_str(),
+            grant.amount.as_str(),
+            grant.allocated.as_str(),
+            grant.unallocated.as_str()
+        ),
+        ("approved", "3209232.40", "3209232.40", "0.00")
+    );
     assert_eq!(grant.agencies.len(), 8);
     assert!(grant.agencies[0].lead && grant.agencies.iter().skip(1).all(|a| !a.lead));
     let fund = log.world.fund_view("UNTFHS").unwrap();
-    assert_eq!((fund.received.as_str(), fund.committed.as_str(), fund.available.as_str()), ("10000000.00", "3209232.40", "6790767.60"));
+    assert_eq!(
+        (
+            fund.received.as_str(),
+            fund.committed.as_str(),
+            fund.available.as_str()
+        ),
+        ("10000000.00", "3209232.40", "6790767.60")
+    );
     // No more room on the grant.
     check(&approval(), assign(GRANT, "WFP", "0.01"), "over_allocation");
 }
@@ -71,7 +97,11 @@ fn approval_commits_the_grant_and_allocations_sum_to_it() {
 fn revision_to_the_later_public_record() {
     let revise_grant = json!({"command": "revise-grant", "grant": GRANT, "amount": "3121707.00", "reason": "five agencies",
         "decided_on": "2013-06-01", "actor": APPROVER});
-    check(&revision(), revise_grant.clone(), "grant.revised fund.commitment_revised");
+    check(
+        &revision(),
+        revise_grant.clone(),
+        "grant.revised fund.commitment_revised",
+    );
     // Before the withdrawals the allocations did not fit the lower amount.
     check(&approval(), revise_grant.clone(), "amount_below_allocated");
     let log = Log::given(&plus(revision(), &[revise_grant]));
@@ -82,14 +112,34 @@ fn revision_to_the_later_public_record() {
     assert_eq!(grant["allocated"], "3121707.00");
     assert_eq!(grant["unallocated"], "0.00");
     assert_eq!(grant["disbursed"], "1050000.00");
-    let agencies: Vec<&str> = grant["agencies"].as_array().unwrap().iter().map(|a| a["agency"].as_str().unwrap()).collect();
+    let agencies: Vec<&str> = grant["agencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["agency"].as_str().unwrap())
+        .collect();
     assert_eq!(agencies, ["IOM", "UNDP", "UNFPA", "UNHCR", "UNODC"]);
-    assert_eq!(grant["agencies"][0], json!({"agency": "IOM", "lead": true, "allocation": "1121707.00", "disbursed": "500000.00",
-        "expended": "0.00", "refunded": "0.00", "balance": "500000.00"}));
+    assert_eq!(
+        grant["agencies"][0],
+        json!({"agency": "IOM", "lead": true, "allocation": "1121707.00", "disbursed": "500000.00",
+        "expended": "0.00", "refunded": "0.00", "balance": "500000.00"})
+    );
     let fund = log.world.fund_view("UNTFHS").unwrap();
     assert_eq!(
-        (fund.received.as_str(), fund.committed.as_str(), fund.available.as_str(), fund.disbursed.as_str(), fund.cash.as_str()),
-        ("10000000.00", "3121707.00", "6878293.00", "1050000.00", "8950000.00")
+        (
+            fund.received.as_str(),
+            fund.committed.as_str(),
+            fund.available.as_str(),
+            fund.disbursed.as_str(),
+            fund.cash.as_str()
+        ),
+        (
+            "10000000.00",
+            "3121707.00",
+            "6878293.00",
+            "1050000.00",
+            "8950000.00"
+        )
     );
     assert_eq!((fund.grants, fund.version), (1, 4));
     let details = log.world.grant_details(GRANT).unwrap();

@@ -172,8 +172,8 @@ impl Subject {
 
     fn view(&self, world: &World) -> Value {
         let view = match self {
-            Subject::Grant(id) => world.grant_view(id).map(|v| serde_json::to_value(v)),
-            Subject::Fund(id) => world.fund_view(id).map(|v| serde_json::to_value(v)),
+            Subject::Grant(id) => world.grant_view(id).map(serde_json::to_value),
+            Subject::Fund(id) => world.fund_view(id).map(serde_json::to_value),
         };
         match view {
             Some(Ok(value)) => value,

@@ -468,7 +468,11 @@ impl ChainVerifier {
             )));
         }
         envelope.check_hash()?;
-        let version = self.stream_versions.get(&envelope.stream).copied().unwrap_or(0);
+        let version = self
+            .stream_versions
+            .get(&envelope.stream)
+            .copied()
+            .unwrap_or(0);
         if envelope.version != version.saturating_add(1) {
             return Err(chain(format!(
                 "stream {} expected version {}, found {}",

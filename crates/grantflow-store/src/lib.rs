@@ -16,8 +16,9 @@ pub mod subscription;
 
 use async_trait::async_trait;
 
-pub use envelope::{Envelope, EnvelopeError, Hash, ZERO_HASH};
+pub use envelope::{now_rfc3339, ChainVerifier, Envelope, EnvelopeError, Hash, ZERO_HASH};
 pub use sled_store::SledStore;
+pub use subscription::{subscribe, EventStream};
 
 /// How many events one [`EventStore::read`] call returns at the most.
 pub const READ_EVENTS_MAX: usize = 10_000;
@@ -179,8 +180,12 @@ pub trait EventStore: Send + Sync + 'static {
     async fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError>;
 
     /// Stores a projection snapshot taken at `position` under `name` (replacing the old one).
-    async fn save_snapshot(&self, name: &str, position: u64, bytes: Vec<u8>)
-        -> Result<(), StoreError>;
+    async fn save_snapshot(
+        &self,
+        name: &str,
+        position: u64,
+        bytes: Vec<u8>,
+    ) -> Result<(), StoreError>;
 
     /// The last snapshot saved under `name`, with its position.
     async fn load_snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError>;

@@ -123,7 +123,9 @@ impl std::fmt::Debug for SledStore {
 
 impl SledStore {
     /// Opens the store in `dir`, creating it when the directory is absent or empty.
-    /// A directory with other content and no grantflow marker is [`StoreError::NotAStore`].
+    /// A directory with other content and no grantflow marker is [`StoreError::NotAStore`];
+    /// a marker from a newer grantflow is [`StoreError::NewerFormat`]. Blocking (file I/O and
+    /// sled's recovery): call it before starting the runtime or in `spawn_blocking`.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
         match fs::metadata(dir) {
             Ok(meta) if !meta.is_dir() => {
@@ -314,7 +316,6 @@ impl Inner {
 
     fn append(&self, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
         let _writer = lock(&self.write_lock);
-        let t0 = std::time::Instant::now();
         self.check_writable()?;
         let head = self.durable_head();
         if batch.expected_head != head.position {
@@ -367,6 +368,7 @@ impl Inner {
                     hash: ZERO_HASH,
                 };
                 let canonical = envelope.canonical_bytes();
+                check_event_size(&envelope, canonical.len()).map_err(StoreError::Io)?;
                 envelope.hash = chain_hash(&prev_hash, &canonical);
                 prev_hash = envelope.hash;
                 group.push_event(&envelope, &canonical);
@@ -384,7 +386,6 @@ impl Inner {
             hash: prev_hash,
             recorded_at,
         };
-        eprintln!("TIMING build {:?}", t0.elapsed());
         self.commit(group.into_batch(&new_head), new_head)?;
         Ok(results)
     }
@@ -397,9 +398,10 @@ impl Inner {
         for command in &batch.commands {
             check_key_text("command id", &command.command_id).map_err(StoreError::Io)?;
             if !seen.insert(command.command_id.as_str())
-                || self.tree.contains_key(command_key(&command.command_id)).map_err(
-                    sled_err("reading the command index"),
-                )?
+                || self
+                    .tree
+                    .contains_key(command_key(&command.command_id))
+                    .map_err(sled_err("reading the command index"))?
             {
                 return Err(StoreError::Conflict(format!(
                     "command id {:?} is already recorded",
@@ -416,14 +418,12 @@ impl Inner {
     /// Writes a group as one sled batch, then flush and fsync; only then moves the durable
     /// head and wakes subscribers.
     fn commit(&self, batch: sled::Batch, new_head: Head) -> Result<(), StoreError> {
-        let t0 = std::time::Instant::now();
-        self.tree
+        let written = self
+            .tree
             .apply_batch(batch)
-            .map_err(sled_err("writing a group of events"))?;
-        let t1 = std::time::Instant::now();
-        let r = self.make_durable("making a group of events durable");
-        eprintln!("TIMING apply {:?} durable {:?}", t1 - t0, t1.elapsed());
-        if let Err(error) = r {
+            .map_err(sled_err("writing a group of events"))
+            .and_then(|()| self.make_durable("making a group of events durable"));
+        if let Err(error) = written {
             // sled's memory may now hold events the disk does not: refuse to build on them.
             self.failed.store(true, Ordering::SeqCst);
             return Err(error);
@@ -481,7 +481,8 @@ impl Inner {
         head: &Head,
         events: &[Envelope],
     ) -> Result<Vec<CommandRecord>, StoreError> {
-        let refused = |position: u64, detail: String| StoreError::ImportRefused { position, detail };
+        let refused =
+            |position: u64, detail: String| StoreError::ImportRefused { position, detail };
         let mut verifier = ChainVerifier::starting_after(head.position, head.hash);
         verifier.set_recorded_at(&head.recorded_at);
         let mut known_streams = std::collections::HashSet::new();
@@ -491,6 +492,7 @@ impl Inner {
             let position = envelope.position;
             if let Err(detail) = check_event_fields(&envelope.stream, &envelope.payload)
                 .and_then(|()| check_key_text("command id", &envelope.command_id))
+                .and_then(|()| check_event_size(envelope, envelope.canonical_bytes().len()))
             {
                 return Err(refused(position, detail));
             }
@@ -782,7 +784,7 @@ impl Inner {
     ) -> Result<Vec<Envelope>, StoreError> {
         let from_version = from_version.max(1);
         let limit = limit.min(READ_EVENTS_MAX);
-        if limit == 0 || check_key_text("stream", stream).is_err() || stream.contains('\0') {
+        if limit == 0 || check_key_text("stream", stream).is_err() {
             return Ok(Vec::new());
         }
         let head = self.durable_head().position;
@@ -830,7 +832,10 @@ impl Inner {
         let prefix = stream_index_prefix(stream);
         let seek = stream_index_key(stream, from_version);
         let start = match self.tree.range(prefix.clone()..=seek).next_back() {
-            Some(item) => item.map_err(sled_err("reading the stream index"))?.0.to_vec(),
+            Some(item) => item
+                .map_err(sled_err("reading the stream index"))?
+                .0
+                .to_vec(),
             None => prefix.clone(),
         };
         for item in self.tree.range(start..) {
@@ -866,7 +871,10 @@ impl Inner {
         else {
             return Ok(None);
         };
-        match (decode_u64_be(value.get(..8).unwrap_or(&[])), decode_u64_be(value.get(8..).unwrap_or(&[]))) {
+        match (
+            decode_u64_be(value.get(..8).unwrap_or(&[])),
+            decode_u64_be(value.get(8..).unwrap_or(&[])),
+        ) {
             (Some(version), Some(position)) => Ok(Some((version, position))),
             _ => Err(bad_index(stream)),
         }
@@ -874,7 +882,7 @@ impl Inner {
 
     /// The stream's version as of the durable head (a reader's view).
     fn durable_stream_version(&self, stream: &str) -> Result<u64, StoreError> {
-        if check_key_text("stream", stream).is_err() || stream.contains('\0') {
+        if check_key_text("stream", stream).is_err() {
             return Ok(0);
         }
         let head = self.durable_head().position;
@@ -976,7 +984,10 @@ fn check_format_record(
     had_database: bool,
 ) -> Result<(), StoreError> {
     let expected = format!("{MARKER_MAGIC} format {STORE_FORMAT}");
-    match tree.get(FORMAT_KEY).map_err(sled_err("reading the format record"))? {
+    match tree
+        .get(FORMAT_KEY)
+        .map_err(sled_err("reading the format record"))?
+    {
         Some(value) => {
             let found = std::str::from_utf8(&value)
                 .ok()
@@ -1002,7 +1013,8 @@ fn check_format_record(
         None => {
             tree.insert(FORMAT_KEY, expected.as_bytes())
                 .map_err(sled_err("writing the format record"))?;
-            tree.flush().map_err(sled_err("writing the format record"))?;
+            tree.flush()
+                .map_err(sled_err("writing the format record"))?;
             db_file
                 .sync_data()
                 .map_err(io_err("writing the format record".to_string()))
@@ -1037,8 +1049,13 @@ fn load_head(tree: &sled::Db) -> Result<Head, StoreError> {
         Some((key, value)) => {
             let chunk = Chunk::decode(parse_chunk_key(&key, head.position)?, value)?;
             if chunk.last() != head.position || chunk.hash_at(chunk.last()) != Some(head.hash) {
+                let first_bad = if chunk.last() == head.position {
+                    head.position
+                } else {
+                    head.position.min(chunk.last()) + 1
+                };
                 return Err(StoreError::Corrupt {
-                    position: head.position.min(chunk.last()).max(1),
+                    position: first_bad,
                     detail: format!(
                         "the head record (position {}) and the log (last position {}) disagree",
                         head.position,
@@ -1085,11 +1102,12 @@ fn write_marker(dir: &Path) -> Result<(), StoreError> {
 /// when a newer grantflow wrote it.
 fn check_marker(dir: &Path) -> Result<(), StoreError> {
     let marker = dir.join(MARKER_FILE_NAME);
-    let size = fs::metadata(&marker)
-        .map_err(io_err(format!("reading {}", marker.display())))?
-        .len();
-    if size > MARKER_BYTES_MAX {
-        return Err(not_a_store(dir, &format!("{MARKER_FILE_NAME} is not a grantflow marker")));
+    let meta = fs::metadata(&marker).map_err(io_err(format!("reading {}", marker.display())))?;
+    if !meta.is_file() || meta.len() > MARKER_BYTES_MAX {
+        return Err(not_a_store(
+            dir,
+            &format!("{MARKER_FILE_NAME} is not a grantflow marker"),
+        ));
     }
     let bytes = fs::read(&marker).map_err(io_err(format!("reading {}", marker.display())))?;
     let text = String::from_utf8_lossy(&bytes);
@@ -1101,7 +1119,10 @@ fn check_marker(dir: &Path) -> Result<(), StoreError> {
         _ => None,
     };
     match format {
-        None => Err(not_a_store(dir, &format!("{MARKER_FILE_NAME} is not a grantflow marker"))),
+        None => Err(not_a_store(
+            dir,
+            &format!("{MARKER_FILE_NAME} is not a grantflow marker"),
+        )),
         Some(found) if found > STORE_FORMAT => Err(StoreError::NewerFormat {
             path: dir.display().to_string(),
             found,
@@ -1294,18 +1315,22 @@ fn check_key_text(what: &str, text: &str) -> Result<(), String> {
 /// What the store needs of an event's content before hashing and storing it.
 fn check_event_fields(stream: &str, payload: &str) -> Result<(), String> {
     check_key_text("stream", stream)?;
-    let is_object = serde_json::from_str::<&RawValue>(payload).is_ok()
-        && is_compact_json_object(payload);
+    let is_object =
+        serde_json::from_str::<&RawValue>(payload).is_ok() && is_compact_json_object(payload);
     if !is_object {
         return Err(format!(
             "the payload of an event of {stream} is not a compact JSON object"
         ));
     }
-    // Generous bound on the canonical bytes: payload plus the other fields.
-    if payload.len() + stream.len() > EVENT_BYTES_MAX - 1024 {
+    Ok(())
+}
+
+/// An event must fit one chunk (so no value reaches sled's blob files).
+fn check_event_size(envelope: &Envelope, canonical_bytes: usize) -> Result<(), String> {
+    if canonical_bytes > EVENT_BYTES_MAX {
         return Err(format!(
-            "an event of {stream} is too large ({} bytes of payload; at most about {EVENT_BYTES_MAX})",
-            payload.len()
+            "event {} of {} is too large: {canonical_bytes} bytes, at most {EVENT_BYTES_MAX}",
+            envelope.position, envelope.stream
         ));
     }
     Ok(())
@@ -1313,7 +1338,9 @@ fn check_event_fields(stream: &str, payload: &str) -> Result<(), String> {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded values are replaced whole, so a panic elsewhere cannot leave them torn.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn not_a_store(dir: &Path, detail: &str) -> StoreError {

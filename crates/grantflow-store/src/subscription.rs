@@ -99,7 +99,10 @@ impl Subscription {
                 self.page.clear();
                 return Err(StoreError::Corrupt {
                     position: self.next,
-                    detail: format!("a read from {} returned position {}", self.next, envelope.position),
+                    detail: format!(
+                        "a read from {} returned position {}",
+                        self.next, envelope.position
+                    ),
                 });
             }
             self.next += 1;

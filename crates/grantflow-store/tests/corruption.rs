@@ -1,4 +1,5 @@
 //! Damage done behind the store's back is reported as `Corrupt`, never a panic.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -35,7 +36,10 @@ async fn head_and_log_disagreeing_is_corrupt() {
         db.remove(last).unwrap();
     });
     let result = SledStore::open(dir.path());
-    assert!(matches!(result, Err(StoreError::Corrupt { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(StoreError::Corrupt { .. })),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
@@ -60,7 +64,10 @@ async fn undecodable_chunk_is_corrupt_on_read() {
     }
     assert_eq!(store.read(4, 10).await.unwrap().len(), 3);
     let result = store.read_stream("grant-A", 1, 10).await;
-    assert!(matches!(result, Err(StoreError::Corrupt { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(StoreError::Corrupt { .. })),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
@@ -89,7 +96,10 @@ async fn edited_event_fails_verification() {
         let value = db.get(chunk_key(1)).unwrap().unwrap();
         let text = value.to_vec();
         let needle = b"alice";
-        let at = text.windows(needle.len()).position(|w| w == needle).unwrap();
+        let at = text
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap();
         let mut bad = text.clone();
         bad[at..at + needle.len()].copy_from_slice(b"ALICE");
         db.insert(chunk_key(1), bad).unwrap();

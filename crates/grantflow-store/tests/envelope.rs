@@ -1,4 +1,5 @@
 //! The envelope's canonical bytes, its line form and the hash chain.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use grantflow_store::envelope::{now_rfc3339, ChainVerifier};
 use grantflow_store::{Envelope, EnvelopeError, ZERO_HASH};
@@ -28,7 +29,10 @@ const TINY_CANONICAL: &str = r#"{"position":1,"stream":"fund-F1","version":1,"ty
 #[test]
 fn known_answer_hash() {
     let envelope = tiny(1, ZERO_HASH);
-    assert_eq!(String::from_utf8(envelope.canonical_bytes()).unwrap(), TINY_CANONICAL);
+    assert_eq!(
+        String::from_utf8(envelope.canonical_bytes()).unwrap(),
+        TINY_CANONICAL
+    );
     let mut hasher = Sha256::new();
     hasher.update([0u8; 32]);
     hasher.update(TINY_CANONICAL.as_bytes());
@@ -50,7 +54,10 @@ fn line_round_trip() {
     for envelope in [first, second] {
         let line = envelope.to_line();
         assert_eq!(Envelope::from_line(&line).unwrap(), envelope);
-        assert_eq!(Envelope::from_line(&format!("{line}\r\n")).unwrap(), envelope);
+        assert_eq!(
+            Envelope::from_line(&format!("{line}\r\n")).unwrap(),
+            envelope
+        );
         assert_eq!(Envelope::from_line(&format!("{line}\n")).unwrap(), envelope);
     }
 }
@@ -101,11 +108,20 @@ fn malformed_lines_refused() {
         ("{}".to_string(), None),
         ("not json".to_string(), None),
         (line.replacen(",\"schema\":1", "", 1), None),
-        (line.replacen("\"schema\":1", "\"schema\":1,\"extra\":2", 1), None),
+        (
+            line.replacen("\"schema\":1", "\"schema\":1,\"extra\":2", 1),
+            None,
+        ),
         (line.replacen(&hex, &hex.to_uppercase(), 1), Some(1)),
         (line.replacen(&hex, &hex[..62], 1), Some(1)),
-        (line.replacen("2024-05-01T10:00:00.000001Z", "2024-05-01T10:00:00Z", 1), Some(1)),
-        (line.replacen("{\"fund\":\"F1\",", "{\"fund\": \"F1\",", 1), Some(1)),
+        (
+            line.replacen("2024-05-01T10:00:00.000001Z", "2024-05-01T10:00:00Z", 1),
+            Some(1),
+        ),
+        (
+            line.replacen("{\"fund\":\"F1\",", "{\"fund\": \"F1\",", 1),
+            Some(1),
+        ),
         (
             line.replacen(r#"{"fund":"F1","name":"Caf\u00e9 é"}"#, "[1]", 1),
             Some(1),

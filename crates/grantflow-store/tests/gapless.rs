@@ -1,5 +1,6 @@
 //! Property: whatever the shape of the batches, positions and versions stay gapless, the
 //! chain verifies, and every command's refs point at its events.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The sled store: append, read, conflicts, reopen, import, markers, snapshots.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -37,7 +38,10 @@ async fn append_then_read_by_position_and_stream() {
     .await;
     assert_eq!(refs.len(), 2);
     assert_eq!(
-        refs[0].iter().map(|r| (r.position, r.version)).collect::<Vec<_>>(),
+        refs[0]
+            .iter()
+            .map(|r| (r.position, r.version))
+            .collect::<Vec<_>>(),
         vec![(1, 1), (2, 1)]
     );
     assert_eq!(refs[1][0].position, 3);
@@ -54,7 +58,10 @@ async fn append_then_read_by_position_and_stream() {
     }
     assert_eq!(events[0].payload, event("x", "t", "c", 0).payload);
     assert_eq!(store.head().await.unwrap().hash, events[2].hash);
-    assert_eq!(store.head().await.unwrap().recorded_at, events[2].recorded_at);
+    assert_eq!(
+        store.head().await.unwrap().recorded_at,
+        events[2].recorded_at
+    );
 
     assert_eq!(store.read(2, 1).await.unwrap(), vec![events[1].clone()]);
     assert!(store.read(4, 10).await.unwrap().is_empty());
@@ -62,10 +69,17 @@ async fn append_then_read_by_position_and_stream() {
     assert_eq!(store.read(0, 10).await.unwrap().len(), 3);
 
     let grant = store.read_stream("grant-G", 1, 10).await.unwrap();
-    assert_eq!(grant.iter().map(|e| e.position).collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(
+        grant.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
     let grant = store.read_stream("grant-G", 2, 10).await.unwrap();
     assert_eq!(grant.iter().map(|e| e.version).collect::<Vec<_>>(), vec![2]);
-    assert!(store.read_stream("grant-X", 1, 10).await.unwrap().is_empty());
+    assert!(store
+        .read_stream("grant-X", 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(store.read_stream("grant", 1, 10).await.unwrap().is_empty());
     assert_eq!(store.stream_version("grant-G").await.unwrap(), 2);
     assert_eq!(store.stream_version("fund-F").await.unwrap(), 1);
@@ -81,8 +95,14 @@ async fn append_then_read_by_position_and_stream() {
 async fn reads_are_bounded() {
     let (_dir, store) = temp_store();
     fill(&store, READ_EVENTS_MAX + 5).await;
-    assert_eq!(store.read(1, usize::MAX).await.unwrap().len(), READ_EVENTS_MAX);
-    let tail = store.read(READ_EVENTS_MAX as u64, usize::MAX).await.unwrap();
+    assert_eq!(
+        store.read(1, usize::MAX).await.unwrap().len(),
+        READ_EVENTS_MAX
+    );
+    let tail = store
+        .read(READ_EVENTS_MAX as u64, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(tail.len(), 6);
     let stream = store.read_stream("grant-A", 1, usize::MAX).await.unwrap();
     assert_eq!(stream.len(), (READ_EVENTS_MAX + 5) / 3);
@@ -113,7 +133,11 @@ async fn multi_stream_batch_is_all_or_nothing() {
     assert!(store.command("c2").await.unwrap().is_none());
     assert_eq!(read_all(&store).await.len(), 2);
     // The same batch with the right versions goes through whole.
-    let refs = append(&store, vec![command("c2", &["fund-F", "grant-G", "grant-H"])]).await;
+    let refs = append(
+        &store,
+        vec![command("c2", &["fund-F", "grant-G", "grant-H"])],
+    )
+    .await;
     assert_eq!(
         refs[0].iter().map(|r| r.version).collect::<Vec<_>>(),
         vec![2, 2, 1]
@@ -246,7 +270,10 @@ async fn reopen_keeps_everything() {
         record.events.iter().map(|r| r.position).collect::<Vec<_>>(),
         vec![51, 52]
     );
-    assert_eq!(store.command("c7").await.unwrap().unwrap().events[0].position, 7);
+    assert_eq!(
+        store.command("c7").await.unwrap().unwrap().events[0].position,
+        7
+    );
     // And it keeps appending from there.
     append(&store, vec![command("after", &["grant-A"])]).await;
     let events = read_all(&store).await;
@@ -285,7 +312,9 @@ async fn recorded_at_never_goes_back() {
         assert!(pair[0].recorded_at <= pair[1].recorded_at);
     }
     for e in &events {
-        assert!(grantflow_store::envelope::is_valid_recorded_at(&e.recorded_at));
+        assert!(grantflow_store::envelope::is_valid_recorded_at(
+            &e.recorded_at
+        ));
     }
 }
 
@@ -293,9 +322,20 @@ async fn recorded_at_never_goes_back() {
 async fn import_of_an_export_gives_the_same_head() {
     let (_dir, source) = temp_store();
     fill(&source, 40).await;
-    append(&source, vec![command("multi", &["grant-A", "grant-Q", "fund-F"])]).await;
-    let lines: Vec<String> = read_all(&source).await.iter().map(Envelope::to_line).collect();
-    let events: Vec<Envelope> = lines.iter().map(|l| Envelope::from_line(l).unwrap()).collect();
+    append(
+        &source,
+        vec![command("multi", &["grant-A", "grant-Q", "fund-F"])],
+    )
+    .await;
+    let lines: Vec<String> = read_all(&source)
+        .await
+        .iter()
+        .map(Envelope::to_line)
+        .collect();
+    let events: Vec<Envelope> = lines
+        .iter()
+        .map(|l| Envelope::from_line(l).unwrap())
+        .collect();
 
     let (_dir2, target) = temp_store();
     target.import(events.clone()).await.unwrap();
@@ -364,7 +404,10 @@ async fn import_refuses_bad_files_and_writes_nothing() {
     let (_dir2, target) = temp_store();
     for (name, bad, position) in cases {
         match target.import(bad).await {
-            Err(StoreError::ImportRefused { position: p, detail }) => {
+            Err(StoreError::ImportRefused {
+                position: p,
+                detail,
+            }) => {
                 assert_eq!(p, position, "{name}: {detail}")
             }
             other => panic!("{name}: expected a refusal, got {other:?}"),
@@ -377,7 +420,10 @@ async fn import_refuses_bad_files_and_writes_nothing() {
     // Importing the same log twice: the second does not continue the chain.
     target.import(events.clone()).await.unwrap();
     let result = target.import(events.clone()).await;
-    assert!(matches!(result, Err(StoreError::ImportRefused { position: 11, .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(StoreError::ImportRefused { position: 11, .. })),
+        "{result:?}"
+    );
     assert_eq!(target.head().await.unwrap().position, 10);
 }
 
@@ -392,7 +438,10 @@ fn not_a_store_on_a_foreign_directory() {
     // Nothing was written into it.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     let file = dir.path().join("notes.txt");
-    assert!(matches!(SledStore::open(&file), Err(StoreError::NotAStore { .. })));
+    assert!(matches!(
+        SledStore::open(&file),
+        Err(StoreError::NotAStore { .. })
+    ));
 }
 
 #[test]
@@ -430,9 +479,15 @@ fn garbage_marker_and_garbage_database_do_not_panic() {
 #[test]
 fn newer_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("GRANTFLOW"), b"grantflow store\nformat 999\n").unwrap();
+    std::fs::write(
+        dir.path().join("GRANTFLOW"),
+        b"grantflow store\nformat 999\n",
+    )
+    .unwrap();
     match SledStore::open(dir.path()) {
-        Err(StoreError::NewerFormat { found, supported, .. }) => {
+        Err(StoreError::NewerFormat {
+            found, supported, ..
+        }) => {
             assert_eq!(found, 999);
             assert_eq!(supported, 1);
         }
@@ -460,7 +515,10 @@ async fn snapshots_save_and_load() {
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     store.save_snapshot("grants", 7, big.clone()).await.unwrap();
     assert_eq!(store.load_snapshot("grants").await.unwrap(), Some((7, big)));
-    store.save_snapshot("grants", 9, b"small".to_vec()).await.unwrap();
+    store
+        .save_snapshot("grants", 9, b"small".to_vec())
+        .await
+        .unwrap();
     store.save_snapshot("funds", 3, Vec::new()).await.unwrap();
     assert_eq!(
         store.load_snapshot("grants").await.unwrap(),
@@ -472,7 +530,10 @@ async fn snapshots_save_and_load() {
         store.load_snapshot("grants").await.unwrap(),
         Some((9, b"small".to_vec()))
     );
-    assert_eq!(store.load_snapshot("funds").await.unwrap(), Some((3, Vec::new())));
+    assert_eq!(
+        store.load_snapshot("funds").await.unwrap(),
+        Some((3, Vec::new()))
+    );
     assert_eq!(store.load_snapshot("other").await.unwrap(), None);
 }
 

@@ -1,4 +1,5 @@
 //! Subscriptions: catch-up then live, exactly once, in order.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -50,7 +51,11 @@ async fn catch_up_then_live_exactly_once() {
     assert!(extra.is_err(), "unexpected {extra:?}");
     // And the next append arrives.
     fill(store.as_ref(), 1).await;
-    let next = tokio::time::timeout(WAIT, events.next()).await.unwrap().unwrap().unwrap();
+    let next = tokio::time::timeout(WAIT, events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(next.position, last + 1);
 }
 
@@ -66,7 +71,11 @@ async fn filtered_by_stream() {
     }
     fill(store.as_ref(), 6).await;
     for version in 11..=12 {
-        let e = tokio::time::timeout(WAIT, events.next()).await.unwrap().unwrap().unwrap();
+        let e = tokio::time::timeout(WAIT, events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!((e.stream.as_str(), e.version), ("fund-F", version));
     }
 }
@@ -80,8 +89,16 @@ async fn from_the_future_waits_for_it() {
     let nothing = tokio::time::timeout(Duration::from_millis(100), events.next()).await;
     assert!(nothing.is_err());
     fill(store.as_ref(), 2).await;
-    let e = tokio::time::timeout(WAIT, events.next()).await.unwrap().unwrap().unwrap();
+    let e = tokio::time::timeout(WAIT, events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(e.position, 3);
-    let e = tokio::time::timeout(WAIT, events.next()).await.unwrap().unwrap().unwrap();
+    let e = tokio::time::timeout(WAIT, events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(e.position, 4);
 }

@@ -20,7 +20,10 @@ impl Log {
     /// Runs one command: parse, decide with the body's actor (or the secretariat), evolve.
     pub fn run(&mut self, command: &Value) -> Result<Vec<Event>, DomainError> {
         let request = parse_command(command)?;
-        let actor = request.actor.clone().unwrap_or_else(|| SECRETARIAT.to_string());
+        let actor = request
+            .actor
+            .clone()
+            .unwrap_or_else(|| SECRETARIAT.to_string());
         let events = decide(&self.world, &actor, &request)?;
         for event in &events {
             self.events.push(event.clone());
@@ -34,7 +37,11 @@ impl Log {
         let mut log = Log::default();
         for command in commands {
             if let Err(error) = log.run(command) {
-                panic!("given command {command} was rejected: {} {}", error.code.as_str(), error.message);
+                panic!(
+                    "given command {command} was rejected: {} {}",
+                    error.code.as_str(),
+                    error.message
+                );
             }
         }
         log
@@ -116,7 +123,10 @@ pub fn revise(grant: &str, amount: &str) -> Value {
 
 /// Adds a field to a command object.
 pub fn with(mut command: Value, field: &str, value: Value) -> Value {
-    command.as_object_mut().unwrap().insert(field.to_string(), value);
+    command
+        .as_object_mut()
+        .unwrap()
+        .insert(field.to_string(), value);
     command
 }
 
@@ -128,13 +138,22 @@ pub fn without(mut command: Value, field: &str) -> Value {
 
 /// A fund with 1,000.00 USD and an approved grant G of 600.00.
 pub fn approved() -> Vec<Value> {
-    vec![fund(), contribute("1000.00"), propose("G", "600.00"), approve("G")]
+    vec![
+        fund(),
+        contribute("1000.00"),
+        propose("G", "600.00"),
+        approve("G"),
+    ]
 }
 
 /// `approved()` plus agency A (lead, 400.00) and B (200.00), and 100.00 disbursed to A.
 pub fn active() -> Vec<Value> {
     let mut steps = approved();
-    steps.extend([assign_lead("G", "A", "400.00"), assign("G", "B", "200.00"), disburse("G", "A", "100.00")]);
+    steps.extend([
+        assign_lead("G", "A", "400.00"),
+        assign("G", "B", "200.00"),
+        disburse("G", "A", "100.00"),
+    ]);
     steps
 }
 

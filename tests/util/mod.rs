@@ -17,6 +17,12 @@ pub struct Store {
     pub dir: tempfile::TempDir,
 }
 
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
 impl Store {
     pub fn new() -> Store {
         Store {
