@@ -59,7 +59,7 @@ pub async fn run(
                 }
             }
             Ok(Input::Bad(rejection)) => Pending::ready(CommandOutcome::Rejected {
-                command_id: None,
+                command_id: Some(grantflow_engine::new_command_id()),
                 rejection,
             }),
             Err(error) => {

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use grantflow_domain::{FundView, GrantView, World};
+use grantflow_domain::{FundView, GrantDetails, GrantView, World};
 use grantflow_engine::audit::VerifyReport;
 use grantflow_engine::query::{AsOf, AuditEntry, Subject};
 use grantflow_engine::CommandOutcome;
@@ -68,11 +68,14 @@ pub fn human(amount: &str) -> String {
 }
 
 /// A grant's figures.
-pub fn grant(view: &GrantView, _world: &World) -> String {
+pub fn grant(view: &GrantView, world: &World) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "grant     {}  ({})", view.grant, view.status);
     let _ = writeln!(out, "title     {}", view.title);
     let _ = writeln!(out, "fund      {}  currency {}", view.fund, view.currency);
+    if let Some(details) = world.grant_details(&view.grant) {
+        out.push_str(&grant_details(&details));
+    }
     let rows = [
         ("requested", &view.requested),
         ("amount", &view.amount),
@@ -109,6 +112,43 @@ pub fn grant(view: &GrantView, _world: &World) -> String {
         out,
         "\nversion {}  position {}",
         view.version, view.position
+    );
+    out
+}
+
+fn grant_details(details: &GrantDetails) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "proposed  by {}", details.submitted_by);
+    if let Some(decided_on) = &details.decided_on {
+        let _ = writeln!(out, "approved  on {decided_on}");
+    }
+    if details.country.is_some() || !details.regions.is_empty() {
+        let _ = writeln!(
+            out,
+            "where     {} {}",
+            details.country.as_deref().unwrap_or(""),
+            details.regions.join(", ")
+        );
+    }
+    if details.starts_on.is_some() || details.ends_on.is_some() {
+        let _ = writeln!(
+            out,
+            "period    {} to {}",
+            details.starts_on.as_deref().unwrap_or("?"),
+            details.ends_on.as_deref().unwrap_or("?")
+        );
+    }
+    if let Some(closed_on) = &details.closed_on {
+        let _ = writeln!(out, "closed    on {closed_on}");
+    }
+    for (index, activity) in details.activities.iter().enumerate() {
+        let _ = writeln!(out, "activity  {}. {activity}", index + 1);
+    }
+    let _ = writeln!(
+        out,
+        "{:<12}{:>20}",
+        "commitment",
+        human(&details.commitment)
     );
     out
 }

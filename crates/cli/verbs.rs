@@ -128,6 +128,14 @@ async fn grant(data: &Path, action: GrantAction) -> anyhow::Result<Outcome> {
             }
         }
         GrantAction::List { fund, status, json } => {
+            if let Some(status) = &status {
+                if grantflow_domain::Status::parse(status).is_none() {
+                    return Err(anyhow!(
+                        "unknown status `{status}`; one of proposed, approved, active, \
+                         suspended, closed, finalized, rejected, cancelled"
+                    ));
+                }
+            }
             let model = engine.snapshot();
             let views: Vec<_> = model
                 .world

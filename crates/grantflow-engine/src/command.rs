@@ -133,19 +133,21 @@ pub(crate) struct Prepared {
 
 /// Parses and checks a submission on the caller's task, off the writer's critical path.
 pub(crate) fn prepare(submission: Submission) -> Result<Prepared, CommandOutcome> {
-    let given_id = submission
+    // A rejected command still gets an id: the client's, or one the engine makes.
+    let reply_id = submission
         .body
         .get("command_id")
         .and_then(Value::as_str)
-        .map(str::to_string);
+        .map(str::to_string)
+        .unwrap_or_else(new_command_id);
     let mut request = parse_command(&submission.body)
-        .map_err(|error| CommandOutcome::rejected(given_id.clone(), error))?;
+        .map_err(|error| CommandOutcome::rejected(Some(reply_id.clone()), error))?;
     let actor = resolve_actor(&request, submission.actor)
-        .map_err(|error| CommandOutcome::rejected(given_id.clone(), error))?;
+        .map_err(|error| CommandOutcome::rejected(Some(reply_id.clone()), error))?;
     request.actor = Some(actor.clone());
     let (command_id, client_id) = match request.command_id.clone() {
         Some(id) => (id, true),
-        None => (uuid::Uuid::new_v4().to_string(), false),
+        None => (reply_id, false),
     };
     let body_hash = body_hash(&submission.body, &actor);
     Ok(Prepared {
@@ -155,6 +157,11 @@ pub(crate) fn prepare(submission: Submission) -> Result<Prepared, CommandOutcome
         client_id,
         body_hash,
     })
+}
+
+/// A fresh command id for a command sent without one.
+pub fn new_command_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn resolve_actor(request: &CommandRequest, source: ActorSource) -> Result<String, DomainError> {

@@ -23,7 +23,7 @@ use grantflow_domain::{evolve, Event, World};
 use grantflow_store::{Envelope, EventStore, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
-pub use command::{ActorSource, CommandOutcome, Rejection, Submission};
+pub use command::{new_command_id, ActorSource, CommandOutcome, Rejection, Submission};
 
 /// How many commands the writer decides and appends in one durable batch at the most.
 pub const BATCH_COMMANDS_MAX: usize = 2_048;
