@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use grantflow_domain::{decide, evolve, DomainError, ErrorCode, Event};
-use grantflow_store::{AppendBatch, AppendCommand, EventRef, EventStore, Hash, NewEvent};
+use grantflow_store::{
+    AppendBatch, AppendCommand, CommandRecord, EventRef, EventStore, Hash, NewEvent,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{CommandOutcome, Prepared};
@@ -105,9 +107,10 @@ impl Writer {
         let mut group = Group::default();
         let mut slots = Vec::with_capacity(batch.len());
         let mut replies = Vec::with_capacity(batch.len());
+        let known = self.known_ids(&batch).await;
         for job in batch {
             let slot = match job.prepared {
-                Some(prepared) => self.decide_one(prepared, &mut group).await,
+                Some(prepared) => self.decide_one(prepared, &mut group, &known),
                 None => Slot::Close,
             };
             slots.push(slot);
@@ -138,10 +141,37 @@ impl Writer {
         closing
     }
 
-    async fn decide_one(&mut self, prepared: Prepared, group: &mut Group) -> Slot {
+    /// The command index's records of the batch's client-chosen ids, in one store call.
+    async fn known_ids(&self, batch: &[Job]) -> Known {
+        let ids: Vec<String> = batch
+            .iter()
+            .filter_map(|job| job.prepared.as_ref())
+            .filter(|prepared| prepared.client_id)
+            .map(|prepared| prepared.command_id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Known::default();
+        }
+        match self.store.commands(ids.clone()).await {
+            Ok(records) => Known {
+                records: ids
+                    .into_iter()
+                    .zip(records)
+                    .filter_map(|(id, record)| record.map(|record| (id, record)))
+                    .collect(),
+                error: None,
+            },
+            Err(error) => Known {
+                records: HashMap::new(),
+                error: Some(error.to_string()),
+            },
+        }
+    }
+
+    fn decide_one(&mut self, prepared: Prepared, group: &mut Group, known: &Known) -> Slot {
         let command_id = prepared.command_id.clone();
         if prepared.client_id {
-            if let Some(slot) = self.repeat(&prepared, group).await {
+            if let Some(slot) = repeat(&prepared, group, known) {
                 return slot;
             }
         }
@@ -181,38 +211,6 @@ impl Writer {
         });
         group.events.push(events);
         Slot::Appended { index, command_id }
-    }
-
-    /// The answer to a command id seen before: a replay, a conflict, or nothing.
-    async fn repeat(&self, prepared: &Prepared, group: &Group) -> Option<Slot> {
-        let id = &prepared.command_id;
-        if let Some((hash, index)) = group.ids.get(id) {
-            if *hash == prepared.body_hash {
-                return Some(Slot::RepeatOf {
-                    index: *index,
-                    command_id: id.clone(),
-                });
-            }
-            return Some(Slot::Done(Ok(conflict(id))));
-        }
-        match self.store.command(id).await {
-            Ok(None) => None,
-            Ok(Some(record)) => {
-                let same = record
-                    .body_hash
-                    .is_none_or(|hash| hash == prepared.body_hash);
-                Some(Slot::Done(Ok(if same {
-                    CommandOutcome::Accepted {
-                        command_id: id.clone(),
-                        events: record.events,
-                        replayed: true,
-                    }
-                } else {
-                    conflict(id)
-                })))
-            }
-            Err(error) => Some(Slot::Done(Err(error.into()))),
-        }
     }
 
     /// Appends the group durably and publishes it; on failure, goes back to the published
@@ -279,6 +277,47 @@ impl Writer {
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
+}
+
+/// What the command index knew, before the batch, of the batch's client-chosen ids.
+#[derive(Default)]
+struct Known {
+    records: HashMap<String, CommandRecord>,
+    /// The lookup failed: commands with client ids cannot be checked, so they fail.
+    error: Option<String>,
+}
+
+/// The answer to a command id seen before (earlier in this batch, or in the log): a replay,
+/// a conflict, or nothing.
+fn repeat(prepared: &Prepared, group: &Group, known: &Known) -> Option<Slot> {
+    let id = &prepared.command_id;
+    if let Some((hash, index)) = group.ids.get(id) {
+        if *hash == prepared.body_hash {
+            return Some(Slot::RepeatOf {
+                index: *index,
+                command_id: id.clone(),
+            });
+        }
+        return Some(Slot::Done(Ok(conflict(id))));
+    }
+    if let Some(error) = &known.error {
+        return Some(Slot::Done(Err(EngineError::WriterStopped(format!(
+            "cannot read the command index: {error}"
+        )))));
+    }
+    let record = known.records.get(id)?;
+    let same = record
+        .body_hash
+        .is_none_or(|hash| hash == prepared.body_hash);
+    Some(Slot::Done(Ok(if same {
+        CommandOutcome::Accepted {
+            command_id: id.clone(),
+            events: record.events.clone(),
+            replayed: true,
+        }
+    } else {
+        conflict(id)
+    })))
 }
 
 fn accepted(

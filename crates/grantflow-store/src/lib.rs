@@ -175,6 +175,19 @@ pub trait EventStore: Send + Sync + 'static {
     /// What the command index holds for a command id.
     async fn command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError>;
 
+    /// [`EventStore::command`] for many ids at once (the writer looks up a whole batch's
+    /// ids in one call); answers in the order asked.
+    async fn commands(
+        &self,
+        command_ids: Vec<String>,
+    ) -> Result<Vec<Option<CommandRecord>>, StoreError> {
+        let mut records = Vec::with_capacity(command_ids.len());
+        for command_id in &command_ids {
+            records.push(self.command(command_id).await?);
+        }
+        Ok(records)
+    }
+
     /// Appends already-built envelopes (from an export) after checking that each continues
     /// the chain: position, version, prev_hash and hash. Durable when it returns.
     async fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError>;

@@ -44,6 +44,51 @@ use crate::{
     ZERO_HASH,
 };
 
+/// How long `open` waits for the directory's lock: a store just closed in this process, or
+/// by a process that is still exiting, releases it once sled's flusher thread has stopped.
+pub const OPEN_LOCK_WAIT_MS: u64 = 3_000;
+
+/// sled 0.34 reports a held lock as an `Other` I/O error with this text.
+fn is_lock_error(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
+/// Opens sled, waiting up to [`OPEN_LOCK_WAIT_MS`] for another holder of the lock to let go;
+/// a panic inside sled (a damaged database) becomes an error.
+fn open_locked(config: &sled::Config, db_dir: &Path) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        // sled 0.34 may panic on a damaged database: turn that into an error.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+        match opened {
+            Ok(Ok(db)) => return Ok(db),
+            Ok(Err(error))
+                if is_lock_error(&error)
+                    && started.elapsed().as_millis() < u128::from(OPEN_LOCK_WAIT_MS) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Ok(Err(error)) => {
+                let hint = if is_lock_error(&error) {
+                    " (another grantflow process has this store open)"
+                } else {
+                    ""
+                };
+                return Err(StoreError::Io(format!(
+                    "opening {}: {error}{hint}",
+                    db_dir.display()
+                )));
+            }
+            Err(_) => {
+                return Err(StoreError::Corrupt {
+                    position: 0,
+                    detail: format!("sled panicked opening {}", db_dir.display()),
+                })
+            }
+        }
+    }
+}
+
 /// The store format this build writes and the newest it reads.
 pub const STORE_FORMAT: u32 = 1;
 /// The marker file that tells a grantflow store from any other directory.
@@ -176,17 +221,7 @@ impl SledStore {
             .path(&db_dir)
             .cache_capacity(CACHE_CAPACITY_BYTES)
             .flush_every_ms(Some(FLUSH_EVERY_MS));
-        // sled 0.34 may panic on a damaged database: turn that into an error.
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
-        let tree = match opened {
-            Ok(result) => result.map_err(sled_err(&format!("opening {}", db_dir.display())))?,
-            Err(_) => {
-                return Err(StoreError::Corrupt {
-                    position: 0,
-                    detail: format!("sled panicked opening {}", db_dir.display()),
-                })
-            }
-        };
+        let tree = open_locked(&config, &db_dir)?;
         let db_file = fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -258,6 +293,19 @@ impl EventStore for SledStore {
         let command_id = command_id.to_string();
         self.blocking(move |inner| inner.durable_command(&command_id))
             .await
+    }
+
+    async fn commands(
+        &self,
+        command_ids: Vec<String>,
+    ) -> Result<Vec<Option<CommandRecord>>, StoreError> {
+        self.blocking(move |inner| {
+            command_ids
+                .iter()
+                .map(|command_id| inner.durable_command(command_id))
+                .collect()
+        })
+        .await
     }
 
     async fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError> {
