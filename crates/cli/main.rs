@@ -105,19 +105,43 @@ pub enum Verb {
         #[arg(long)]
         json: bool,
     },
-    /// Export the whole log.
+    /// Export the log: `jsonl` (the exact hashed envelopes), `iati` (IATI 2.03 activities
+    /// XML of every fund and grant) or `csv` (one row per event with the figures).
     Export {
-        /// `jsonl` (the log's envelopes).
+        /// `jsonl`, `iati` or `csv`.
         #[arg(long, default_value = "jsonl")]
         format: String,
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// IATI: as of this log position.
+        #[arg(long)]
+        at: Option<u64>,
+        /// IATI: as of this recorded time (RFC 3339).
+        #[arg(long = "as-of")]
+        as_of: Option<String>,
+        /// IATI: only these grants (repeat for more; their funds come along).
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// IATI: the reporting organisation's IATI ref (default XI-GRANTFLOW-<fund>).
+        #[arg(long = "reporting-org")]
+        reporting_org: Option<String>,
     },
     /// Import an exported log into an empty store (every hash is verified first).
     Import {
         /// The JSON Lines file.
         file: PathBuf,
+    },
+    /// Serve the HTTP API (commands, figures, audit, the event stream) until SIGINT/SIGTERM.
+    Serve {
+        /// The address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+    },
+    /// Issue, list and revoke the bearer tokens of the HTTP API.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
     },
     /// Load the worked example (UNTFHS, Mexico, 2012) and print what it did.
     Demo {
@@ -155,6 +179,29 @@ pub enum GrantAction {
         /// JSON (an array of grant figures).
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `grantflow token ...`
+#[derive(Subcommand, Debug)]
+pub enum TokenAction {
+    /// Issue a token for the global `--actor NAME` with roles (secretariat, approver, finance,
+    /// auditor, integrator, admin); prints the token alone on the last line, shown once.
+    Add {
+        /// Roles, comma-separated or repeated.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+    /// List the tokens (never their secrets).
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id (as listed) or its text.
+    Revoke {
+        /// The token's id.
+        id: String,
     },
 }
 

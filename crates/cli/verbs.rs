@@ -13,7 +13,7 @@ use grantflow_store::{EventStore, SledStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use crate::{demo, exec, render, Cli, FundAction, GrantAction, Outcome, Verb};
+use crate::{demo, exec, render, Cli, FundAction, GrantAction, Outcome, TokenAction, Verb};
 
 /// Opens the store: `create` for verbs that write; read verbs need an existing store.
 pub fn open_store(data: &Path, create: bool) -> anyhow::Result<Arc<dyn EventStore>> {
@@ -100,9 +100,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Success)
         }
         Verb::Replay { json } => replay(data, json).await,
-        Verb::Export { format, output } => export(data, &format, output.as_deref()).await,
+        Verb::Export {
+            format,
+            output,
+            at,
+            as_of,
+            grants,
+            reporting_org,
+        } => {
+            let iati = IatiArgs {
+                at,
+                as_of,
+                grants,
+                reporting_org,
+            };
+            export(data, &format, output.as_deref(), iati).await
+        }
         Verb::Import { file } => import(data, &file).await,
         Verb::Demo { json } => demo::run(data, json).await,
+        Verb::Serve { addr } => serve(data, addr).await,
+        Verb::Token { action } => token(data, cli.actor, action),
     }
 }
 
@@ -329,32 +346,82 @@ async fn replay(data: &Path, json: bool) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-async fn export(data: &Path, format: &str, output: Option<&Path>) -> anyhow::Result<Outcome> {
-    if format != "jsonl" {
+/// The IATI export's options from the command line.
+struct IatiArgs {
+    at: Option<u64>,
+    as_of: Option<String>,
+    grants: Vec<String>,
+    reporting_org: Option<String>,
+}
+
+async fn export(
+    data: &Path,
+    format: &str,
+    output: Option<&Path>,
+    iati: IatiArgs,
+) -> anyhow::Result<Outcome> {
+    if !matches!(format, "jsonl" | "iati" | "csv") {
         return Err(anyhow!(
-            "unknown export format `{format}`; this build exports `jsonl`"
+            "unknown export format `{format}`; one of jsonl, iati, csv"
         ));
     }
     let store = open_store(data, false)?;
-    let bar = progress_bar("exporting");
-    let progress = |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
+    let mut out: Box<dyn Write + Send> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
-    match output {
-        Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            let mut out = std::io::BufWriter::new(file);
-            transfer::export_jsonl(store.as_ref(), &mut out, &progress).await?;
+    let result = match format {
+        "jsonl" => {
+            let bar = progress_bar("exporting");
+            let progress = |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            };
+            let written = transfer::export_jsonl(store.as_ref(), &mut out, &progress).await;
+            bar.finish_and_clear();
+            written
+                .map(|_| Outcome::Success)
+                .map_err(anyhow::Error::from)
         }
-        None => {
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            transfer::export_jsonl(store.as_ref(), &mut out, &progress).await?;
+        "csv" => grantflow_export::write_events_csv(store.as_ref(), &mut *out)
+            .await
+            .map(|_| Outcome::Success)
+            .map_err(anyhow::Error::from),
+        _ => export_iati(store.as_ref(), iati, &mut *out).await,
+    };
+    out.flush()?;
+    result
+}
+
+async fn export_iati(
+    store: &dyn EventStore,
+    iati: IatiArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<Outcome> {
+    use grantflow_export::{ExportError, IatiOptions};
+    let options = IatiOptions {
+        as_of: AsOf::from_options(iati.at, iati.as_of.as_deref())?,
+        grants: iati.grants,
+        reporting_org: iati.reporting_org,
+        generated_at: None,
+    };
+    match grantflow_export::write_iati(store, &options, out).await {
+        Ok(summary) => {
+            eprintln!(
+                "exported {} fund(s), {} grant(s), {} transaction(s) as of position {}",
+                summary.funds, summary.grants, summary.transactions, summary.position
+            );
+            Ok(Outcome::Success)
         }
+        Err(error @ (ExportError::UnknownGrant(_) | ExportError::NothingToExport { .. })) => {
+            eprintln!("{error}");
+            Ok(Outcome::Failed)
+        }
+        Err(error) => Err(error.into()),
     }
-    bar.finish_and_clear();
-    Ok(Outcome::Success)
 }
 
 async fn import(data: &Path, file: &Path) -> anyhow::Result<Outcome> {
@@ -384,4 +451,86 @@ async fn import(data: &Path, file: &Path) -> anyhow::Result<Outcome> {
             Ok(Outcome::Failed)
         }
     }
+}
+
+async fn serve(data: &Path, addr: std::net::SocketAddr) -> anyhow::Result<Outcome> {
+    let engine = Arc::new(open_engine(data, true).await?);
+    let served =
+        grantflow_server::serve(engine.clone(), data.to_path_buf(), addr, shutdown_signal()).await;
+    // Whatever ended the server, finish the queued batches and close the store.
+    engine.close().await?;
+    served?;
+    Ok(Outcome::Success)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}
+
+fn token(data: &Path, actor: Option<String>, action: TokenAction) -> anyhow::Result<Outcome> {
+    use grantflow_server::Tokens;
+    match action {
+        TokenAction::Add { roles } => {
+            let actor = actor.ok_or_else(|| {
+                anyhow!("token add needs --actor NAME: the actor recorded on the token's commands")
+            })?;
+            let (info, token) = Tokens::add(data, &actor, &roles)?;
+            let roles: Vec<&str> = info.roles.iter().map(|role| role.as_str()).collect();
+            println!(
+                "token {} for actor {} with roles {} (shown once; keep it secret):",
+                info.id,
+                info.actor,
+                roles.join(",")
+            );
+            println!("{token}");
+        }
+        TokenAction::List { json } => {
+            let tokens = Tokens::list(data)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                println!(
+                    "{:<10}{:<24}{:<32}{:<30}state",
+                    "id", "actor", "roles", "created_at"
+                );
+                for info in &tokens {
+                    let roles: Vec<&str> = info.roles.iter().map(|role| role.as_str()).collect();
+                    println!(
+                        "{:<10}{:<24}{:<32}{:<30}{}",
+                        info.id,
+                        info.actor,
+                        roles.join(","),
+                        info.created_at,
+                        if info.revoked { "revoked" } else { "live" }
+                    );
+                }
+            }
+        }
+        TokenAction::Revoke { id } => match Tokens::revoke(data, &id) {
+            Ok(info) => println!("revoked token {} of {}", info.id, info.actor),
+            Err(error) => {
+                eprintln!("{error}");
+                return Ok(Outcome::Failed);
+            }
+        },
+    }
+    Ok(Outcome::Success)
 }

@@ -237,11 +237,21 @@ async fn load_read_model(
     store: &dyn EventStore,
     progress: Progress<'_>,
 ) -> Result<ReadModel, EngineError> {
-    let head = store.head().await?;
+    let head = store.head().await?.position;
+    load_read_model_until(store, head, progress).await
+}
+
+/// The stored projections (the snapshot, when usable, plus the events after it) as of
+/// position `until`.
+async fn load_read_model_until(
+    store: &dyn EventStore,
+    until: u64,
+    progress: Progress<'_>,
+) -> Result<ReadModel, EngineError> {
     let mut model = ReadModel::default();
     if let Some((position, bytes)) = store.load_snapshot(SNAPSHOT_NAME).await? {
         match serde_json::from_slice::<SnapshotFile>(&bytes) {
-            Ok(file) if file.format == SNAPSHOT_FORMAT && position <= head.position => {
+            Ok(file) if file.format == SNAPSHOT_FORMAT && position <= until => {
                 model = ReadModel {
                     world: file.world,
                     position: file.position,
@@ -249,13 +259,14 @@ async fn load_read_model(
             }
             Ok(_) => tracing::warn!(
                 snapshot = position,
-                head = head.position,
-                "projection snapshot unusable (format or position); replaying the whole log"
+                until,
+                "projection snapshot unusable (format, or taken after this position); \
+                 replaying the whole log"
             ),
             Err(error) => tracing::warn!(%error, "projection snapshot unreadable; replaying"),
         }
     }
-    fold_into(store, &mut model, head.position, progress).await?;
+    fold_into(store, &mut model, until, progress).await?;
     Ok(model)
 }
 

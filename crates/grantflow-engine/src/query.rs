@@ -52,12 +52,17 @@ pub fn normalize_time(text: &str) -> Result<String, EngineError> {
 /// The read model as of a moment: the live one for now, else a fold of the log's prefix.
 pub async fn model_as_of(engine: &Engine, as_of: &AsOf) -> Result<ReadModel, EngineError> {
     let current = engine.snapshot();
+    // A time from anywhere (not only `from_options`) is read as a time, never as text.
+    let as_of = match as_of {
+        AsOf::Time(time) => AsOf::Time(normalize_time(time)?),
+        other => other.clone(),
+    };
     match as_of {
         AsOf::Head => Ok(current),
-        AsOf::Position(position) if *position >= current.position => Ok(current),
+        AsOf::Position(position) if position >= current.position => Ok(current),
         _ => {
             let mut model = ReadModel::default();
-            fold_until(engine.store().as_ref(), &mut model, as_of).await?;
+            fold_until(engine.store().as_ref(), &mut model, &as_of).await?;
             Ok(model)
         }
     }

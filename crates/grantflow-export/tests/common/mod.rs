@@ -1,0 +1,376 @@
+//! Helpers shared by the export tests: a real sled store driven through the engine, the
+//! worked example of domain.md, the XSD check with xmllint, and reading exports back.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use grantflow_engine::query::AsOf;
+use grantflow_engine::{Engine, Submission};
+use grantflow_export::{write_iati, ExportSummary, IatiOptions};
+use grantflow_store::{EventStore, SledStore};
+use serde_json::{json, Value};
+
+/// A fixed generation time, so that two exports of the same log are byte-equal.
+pub const GENERATED_AT: &str = "2015-10-01T00:00:00Z";
+
+/// An engine on a sled store in its own temporary directory.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub engine: Engine,
+}
+
+impl Fixture {
+    pub async fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = SledStore::open(&dir.path().join("data")).expect("a sled store");
+        let engine = Engine::open(Arc::new(store))
+            .await
+            .expect("the engine opens");
+        Fixture { dir, engine }
+    }
+
+    pub fn store(&self) -> &dyn EventStore {
+        self.engine.store().as_ref()
+    }
+
+    /// Runs one command, which must be accepted.
+    pub async fn run(&self, actor: &str, body: Value) {
+        let outcome = self
+            .engine
+            .submit(Submission::cli(body.clone(), Some(actor.to_string())))
+            .await
+            .expect("the engine answers");
+        assert!(
+            outcome.is_ok(),
+            "command {body} was rejected: {}",
+            outcome.to_json()
+        );
+    }
+
+    /// Exports IATI XML with these options, with the fixed generation time.
+    pub async fn iati(&self, as_of: AsOf, grants: &[&str]) -> (String, ExportSummary) {
+        let options = IatiOptions {
+            as_of,
+            grants: grants.iter().map(|grant| grant.to_string()).collect(),
+            reporting_org: None,
+            generated_at: Some(GENERATED_AT.to_string()),
+        };
+        iati_of(self.store(), &options).await
+    }
+}
+
+pub async fn iati_of(store: &dyn EventStore, options: &IatiOptions) -> (String, ExportSummary) {
+    let mut out: Vec<u8> = Vec::new();
+    let summary = write_iati(store, options, &mut out)
+        .await
+        .expect("the IATI export succeeds");
+    (String::from_utf8(out).expect("UTF-8 XML"), summary)
+}
+
+/// The IATI 2.03 schema folder: `shared/` beside the repository folder.
+pub fn schema_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/iati-2.03")
+}
+
+/// Validates an XML document against iati-activities-schema.xsd with xmllint; panics with
+/// xmllint's report (and the document) when it is not valid, or when xmllint is missing.
+pub fn assert_valid_iati(xml: &str, dir: &Path, name: &str) {
+    let schema = schema_dir().join("iati-activities-schema.xsd");
+    assert!(
+        schema.is_file(),
+        "the IATI 2.03 schema is missing at {} (shared/iati-2.03 must sit beside the repository)",
+        schema.display()
+    );
+    let file = dir.join(name);
+    std::fs::write(&file, xml).expect("writing the export");
+    let output = match Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&schema)
+        .arg(&file)
+        .output()
+    {
+        Ok(output) => output,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
+            "xmllint is not installed, so the IATI export cannot be validated against the XSD: \
+             install libxml2-utils (apt-get install -y libxml2-utils; CI installs it)"
+        ),
+        Err(error) => panic!("running xmllint failed: {error}"),
+    };
+    assert!(
+        output.status.success(),
+        "{name} is not valid IATI 2.03:\n{}\n--- document ---\n{xml}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A decimal string as minor units (both sides of a comparison use the same decimals).
+pub fn minor(text: &str) -> i128 {
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    let negative = int.starts_with('-');
+    let digits = format!("{}{frac}", int.trim_start_matches('-'));
+    let magnitude: i128 = digits
+        .parse()
+        .unwrap_or_else(|_| panic!("not a decimal: {text}"));
+    if negative {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// One transaction read back from an export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tx {
+    pub code: String,
+    pub date: String,
+    pub value: String,
+    pub value_date: String,
+    pub receiver: Option<String>,
+    pub provider: Option<String>,
+}
+
+/// One activity read back from an export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    pub identifier: String,
+    pub hierarchy: String,
+    pub title: String,
+    pub status: String,
+    pub currency: String,
+    pub orgs: Vec<(String, String)>,
+    pub dates: Vec<(String, String)>,
+    pub country: Option<String>,
+    pub locations: Vec<String>,
+    pub budgets: Vec<(String, String)>,
+    pub transactions: Vec<Tx>,
+    pub related: Vec<(String, String)>,
+}
+
+impl Activity {
+    /// The sum of the transactions of one type, in minor units.
+    pub fn sum(&self, code: &str) -> i128 {
+        self.transactions
+            .iter()
+            .filter(|tx| tx.code == code)
+            .map(|tx| minor(&tx.value))
+            .sum()
+    }
+}
+
+fn narrative(node: roxmltree::Node) -> String {
+    node.children()
+        .find(|child| child.has_tag_name("narrative"))
+        .and_then(|n| n.text())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn child<'a, 'input>(
+    node: roxmltree::Node<'a, 'input>,
+    name: &str,
+) -> Option<roxmltree::Node<'a, 'input>> {
+    node.children().find(|child| child.has_tag_name(name))
+}
+
+/// Reads every activity of an export.
+pub fn activities(xml: &str) -> Vec<Activity> {
+    let document = roxmltree::Document::parse(xml).expect("well-formed XML");
+    let root = document.root_element();
+    assert_eq!(root.tag_name().name(), "iati-activities");
+    assert_eq!(root.attribute("version"), Some("2.03"));
+    root.children()
+        .filter(|node| node.has_tag_name("iati-activity"))
+        .map(|node| {
+            let elements = |name: &'static str| {
+                node.children()
+                    .filter(move |child| child.has_tag_name(name))
+            };
+            Activity {
+                identifier: child(node, "iati-identifier")
+                    .and_then(|n| n.text())
+                    .unwrap_or_default()
+                    .to_string(),
+                hierarchy: node.attribute("hierarchy").unwrap_or_default().to_string(),
+                title: child(node, "title").map(narrative).unwrap_or_default(),
+                status: child(node, "activity-status")
+                    .and_then(|n| n.attribute("code"))
+                    .unwrap_or_default()
+                    .to_string(),
+                currency: node
+                    .attribute("default-currency")
+                    .unwrap_or_default()
+                    .to_string(),
+                orgs: elements("participating-org")
+                    .map(|n| {
+                        (
+                            n.attribute("role").unwrap_or_default().to_string(),
+                            narrative(n),
+                        )
+                    })
+                    .collect(),
+                dates: elements("activity-date")
+                    .map(|n| {
+                        (
+                            n.attribute("type").unwrap_or_default().to_string(),
+                            n.attribute("iso-date").unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
+                country: child(node, "recipient-country")
+                    .and_then(|n| n.attribute("code"))
+                    .map(str::to_string),
+                locations: elements("location")
+                    .filter_map(|n| child(n, "name").map(narrative))
+                    .collect(),
+                budgets: elements("budget")
+                    .map(|n| {
+                        (
+                            n.attribute("type").unwrap_or_default().to_string(),
+                            child(n, "value")
+                                .and_then(|v| v.text())
+                                .unwrap_or_default()
+                                .to_string(),
+                        )
+                    })
+                    .collect(),
+                transactions: elements("transaction").map(transaction).collect(),
+                related: elements("related-activity")
+                    .map(|n| {
+                        (
+                            n.attribute("type").unwrap_or_default().to_string(),
+                            n.attribute("ref").unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn transaction(node: roxmltree::Node) -> Tx {
+    let value = child(node, "value").expect("a transaction value");
+    Tx {
+        code: child(node, "transaction-type")
+            .and_then(|n| n.attribute("code"))
+            .unwrap_or_default()
+            .to_string(),
+        date: child(node, "transaction-date")
+            .and_then(|n| n.attribute("iso-date"))
+            .unwrap_or_default()
+            .to_string(),
+        value: value.text().unwrap_or_default().to_string(),
+        value_date: value
+            .attribute("value-date")
+            .unwrap_or_default()
+            .to_string(),
+        receiver: child(node, "receiver-org").map(narrative),
+        provider: child(node, "provider-org").map(narrative),
+    }
+}
+
+/// The worked example of domain.md (as `grantflow demo` loads it): fund UNTFHS in USD,
+/// Japan's contribution, the Mexico proposal, its approval, eight agencies with IOM as lead,
+/// the first tranche, three withdrawals, the revision to 3,121,707.00 and the five revised
+/// allocations.
+pub async fn load_worked_example(fixture: &Fixture) {
+    const GRANT: &str = "MEX-2012-01";
+    fixture
+        .run(
+            "finance.officer",
+            json!({"command": "register-fund", "fund": "UNTFHS", "name": "United Nations Trust Fund for Human Security", "currency": "USD"}),
+        )
+        .await;
+    fixture
+        .run(
+            "finance.officer",
+            json!({"command": "record-contribution", "fund": "UNTFHS", "donor": "JP-GOV", "amount": "5000000.00", "received_on": "2012-04-02"}),
+        )
+        .await;
+    fixture
+        .run(
+            "secretariat.officer",
+            json!({
+                "command": "submit-proposal", "fund": "UNTFHS", "grant": GRANT,
+                "title": "Supporting the strengthening of government institutions and civil society capacities to improve the protection of vulnerable migrants in transit",
+                "amount": "3209232.40", "country": "MX", "regions": ["Chiapas", "Oaxaca"],
+                "starts_on": "2013-01-01", "ends_on": "2015-09-30",
+                "activities": [
+                    "Strengthen federal and state institutions that assist migrants in transit",
+                    "Strengthen civil-society organisations and migrant shelters",
+                    "Promote peaceful co-existence with host communities"
+                ]
+            }),
+        )
+        .await;
+    fixture
+        .run(
+            "fund.manager",
+            json!({"command": "approve-grant", "grant": GRANT, "decided_on": "2012-09-27", "reported_equivalent": {"amount": "260000000", "currency": "JPY"}}),
+        )
+        .await;
+    let agencies = [
+        ("IOM", "900000.00"),
+        ("UNDP", "450000.00"),
+        ("UNFPA", "400000.00"),
+        ("UNHCR", "450000.00"),
+        ("UNODC", "400000.00"),
+        ("ILO", "200000.00"),
+        ("UNICEF", "209232.40"),
+        ("UN-Women", "200000.00"),
+    ];
+    for (agency, allocation) in agencies {
+        fixture
+            .run(
+                "secretariat.officer",
+                json!({"command": "assign-agency", "grant": GRANT, "agency": agency, "allocation": allocation, "lead": agency == "IOM"}),
+            )
+            .await;
+    }
+    let tranche = [
+        ("IOM", "300000.00"),
+        ("UNDP", "150000.00"),
+        ("UNFPA", "100000.00"),
+        ("UNHCR", "150000.00"),
+        ("UNODC", "100000.00"),
+    ];
+    for (agency, amount) in tranche {
+        fixture
+            .run(
+                "finance.officer",
+                json!({"command": "record-disbursement", "grant": GRANT, "agency": agency, "amount": amount, "paid_on": "2013-01-15", "reference": format!("TRANCHE-1-{agency}")}),
+            )
+            .await;
+    }
+    for agency in ["ILO", "UNICEF", "UN-Women"] {
+        fixture
+            .run(
+                "secretariat.officer",
+                json!({"command": "withdraw-agency", "grant": GRANT, "agency": agency, "reason": "programme revised to five agencies, IOM as lead"}),
+            )
+            .await;
+    }
+    fixture
+        .run(
+            "fund.manager",
+            json!({"command": "revise-grant", "grant": GRANT, "amount": "3121707.00", "ends_on": "2015-09-30", "decided_on": "2013-03-01", "reason": "budget revised for five agencies (January 2013 to September 2015)"}),
+        )
+        .await;
+    let revised = [
+        ("IOM", "1121707.00"),
+        ("UNDP", "500000.00"),
+        ("UNFPA", "500000.00"),
+        ("UNHCR", "500000.00"),
+        ("UNODC", "500000.00"),
+    ];
+    for (agency, allocation) in revised {
+        fixture
+            .run(
+                "secretariat.officer",
+                json!({"command": "revise-allocation", "grant": GRANT, "agency": agency, "allocation": allocation, "reason": "revised programme budget"}),
+            )
+            .await;
+    }
+}

@@ -1,0 +1,270 @@
+//! The IATI export of domain.md's worked example: valid against the 2.03 schema, with the
+//! mapping of domain.md, and the options (grants, reporting org, as-of) honoured.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use common::{activities, assert_valid_iati, iati_of, load_worked_example, Fixture, GENERATED_AT};
+use grantflow_engine::query::AsOf;
+use grantflow_export::{write_iati, ExportError, IatiOptions};
+use serde_json::json;
+
+const FUND_ID: &str = "XI-GRANTFLOW-UNTFHS-UNTFHS";
+const GRANT_ID: &str = "XI-GRANTFLOW-UNTFHS-MEX-2012-01";
+
+#[tokio::test]
+async fn the_worked_example_is_valid_iati_with_domain_mapping() {
+    let fixture = Fixture::new().await;
+    load_worked_example(&fixture).await;
+    let (xml, summary) = fixture.iati(AsOf::Head, &[]).await;
+    assert_valid_iati(&xml, fixture.dir.path(), "worked-example.xml");
+    assert!(xml.contains(&format!("generated-datetime=\"{GENERATED_AT}\"")));
+    assert_eq!((summary.funds, summary.grants), (1, 1));
+    assert_eq!(summary.transactions, 1 + 2 + 5);
+
+    let all = activities(&xml);
+    assert_eq!(all.len(), 2);
+    let (fund, grant) = (&all[0], &all[1]);
+
+    assert_eq!(fund.identifier, FUND_ID);
+    assert_eq!(fund.hierarchy, "1");
+    assert_eq!(fund.title, "United Nations Trust Fund for Human Security");
+    assert_eq!(fund.currency, "USD");
+    assert!(fund.orgs.contains(&("1".into(), "JP-GOV".into())));
+    assert!(fund.orgs.iter().any(|(role, _)| role == "3"));
+    assert_eq!(
+        fund.dates,
+        vec![("2".to_string(), "2012-04-02".to_string())]
+    );
+    assert_eq!(fund.transactions.len(), 1);
+    let contribution = &fund.transactions[0];
+    assert_eq!(
+        (
+            contribution.code.as_str(),
+            contribution.value.as_str(),
+            contribution.value_date.as_str()
+        ),
+        ("1", "5000000.00", "2012-04-02")
+    );
+    assert_eq!(contribution.provider.as_deref(), Some("JP-GOV"));
+    assert_eq!(fund.related, vec![("2".to_string(), GRANT_ID.to_string())]);
+
+    assert_eq!(grant.identifier, GRANT_ID);
+    assert_eq!(grant.hierarchy, "2");
+    assert!(grant.title.starts_with("Supporting the strengthening"));
+    assert_eq!(grant.status, "2", "a disbursed grant is in implementation");
+    let roles: Vec<(&str, &str)> = grant
+        .orgs
+        .iter()
+        .map(|(role, name)| (role.as_str(), name.as_str()))
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            ("1", "United Nations Trust Fund for Human Security"),
+            ("2", "IOM"),
+            ("3", "United Nations Trust Fund for Human Security"),
+            ("4", "IOM"),
+            ("4", "UNDP"),
+            ("4", "UNFPA"),
+            ("4", "UNHCR"),
+            ("4", "UNODC"),
+        ]
+    );
+    assert_eq!(
+        grant.dates,
+        vec![
+            ("1".to_string(), "2013-01-01".to_string()),
+            ("2".to_string(), "2013-01-15".to_string()),
+            ("3".to_string(), "2015-09-30".to_string()),
+        ]
+    );
+    assert_eq!(grant.country.as_deref(), Some("MX"));
+    assert_eq!(grant.locations, vec!["Chiapas", "Oaxaca"]);
+    assert_eq!(
+        grant.budgets,
+        vec![
+            ("1".to_string(), "3209232.40".to_string()),
+            ("2".to_string(), "3121707.00".to_string()),
+        ]
+    );
+    let commitments: Vec<(&str, &str)> = grant
+        .transactions
+        .iter()
+        .filter(|tx| tx.code == "2")
+        .map(|tx| (tx.value.as_str(), tx.value_date.as_str()))
+        .collect();
+    assert_eq!(
+        commitments,
+        vec![("3209232.40", "2012-09-27"), ("-87525.40", "2013-03-01")]
+    );
+    let disbursements: Vec<(&str, Option<&str>)> = grant
+        .transactions
+        .iter()
+        .filter(|tx| tx.code == "3")
+        .map(|tx| (tx.value.as_str(), tx.receiver.as_deref()))
+        .collect();
+    assert_eq!(disbursements.len(), 5);
+    assert_eq!(disbursements[0], ("300000.00", Some("IOM")));
+    assert_eq!(grant.sum("2"), 312_170_700);
+    assert_eq!(grant.sum("3"), 80_000_000);
+    assert_eq!(grant.related, vec![("1".to_string(), FUND_ID.to_string())]);
+}
+
+#[tokio::test]
+async fn as_of_the_approval_the_grant_is_pipeline_with_one_commitment() {
+    let fixture = Fixture::new().await;
+    load_worked_example(&fixture).await;
+    // 1 fund, 2 contribution, 3 proposal, 4 approval, 5 fund.grant_committed.
+    let (xml, summary) = fixture.iati(AsOf::Position(5), &[]).await;
+    assert_valid_iati(&xml, fixture.dir.path(), "as-of-approval.xml");
+    assert_eq!(summary.position, 5);
+    let grant = &activities(&xml)[1];
+    assert_eq!(grant.status, "1");
+    assert_eq!(grant.transactions.len(), 1);
+    assert_eq!(
+        grant.budgets,
+        vec![("1".to_string(), "3209232.40".to_string())]
+    );
+    assert!(!grant.orgs.iter().any(|(role, _)| role == "4"));
+
+    let (proposal, _) = fixture.iati(AsOf::Position(3), &[]).await;
+    assert_valid_iati(&proposal, fixture.dir.path(), "as-of-proposal.xml");
+    let grant = &activities(&proposal)[1];
+    assert_eq!((grant.status.as_str(), grant.transactions.len()), ("1", 0));
+    assert!(grant.budgets.is_empty(), "no budget before approval");
+}
+
+#[tokio::test]
+async fn an_as_of_time_stops_at_the_first_later_event() {
+    let fixture = Fixture::new().await;
+    load_worked_example(&fixture).await;
+    let events = fixture.store().read(1, 100).await.expect("the log");
+    let cut = &events[3];
+    let last_within = events
+        .iter()
+        .filter(|e| e.recorded_at <= cut.recorded_at)
+        .map(|e| e.position)
+        .max()
+        .expect("an event");
+    let (by_time, summary) = fixture.iati(AsOf::Time(cut.recorded_at.clone()), &[]).await;
+    assert_eq!(summary.position, last_within);
+    let (by_position, _) = fixture.iati(AsOf::Position(last_within), &[]).await;
+    assert_eq!(by_time, by_position);
+    let before_all = IatiOptions {
+        as_of: AsOf::Time("2000-01-01T00:00:00+01:00".into()),
+        ..IatiOptions::default()
+    };
+    let mut out = Vec::new();
+    let error = write_iati(fixture.store(), &before_all, &mut out)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ExportError::NothingToExport { position: 0 }),
+        "{error}"
+    );
+    let bad_time = IatiOptions {
+        as_of: AsOf::Time("not a time".into()),
+        ..IatiOptions::default()
+    };
+    let error = write_iati(fixture.store(), &bad_time, &mut out)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ExportError::BadOption(_)), "{error}");
+}
+
+#[tokio::test]
+async fn options_select_grants_and_name_the_publisher() {
+    let fixture = Fixture::new().await;
+    load_worked_example(&fixture).await;
+    fixture
+        .run(
+            "secretariat.officer",
+            json!({"command": "submit-proposal", "fund": "UNTFHS", "grant": "GTM-2013-02", "title": "Other", "amount": "1000.00"}),
+        )
+        .await;
+    fixture
+        .run(
+            "secretariat.officer",
+            json!({"command": "submit-proposal", "fund": "UNTFHS", "grant": "REJ-1", "title": "Rejected one", "amount": "1000.00"}),
+        )
+        .await;
+    fixture
+        .run(
+            "fund.manager",
+            json!({"command": "reject-proposal", "grant": "REJ-1", "reason": "out of scope"}),
+        )
+        .await;
+
+    let options = IatiOptions {
+        as_of: AsOf::Head,
+        grants: vec!["GTM-2013-02".into()],
+        reporting_org: Some("XM-DAC-41301".into()),
+        generated_at: Some("2015-10-01T02:00:00+02:00".into()),
+    };
+    let (xml, summary) = iati_of(fixture.store(), &options).await;
+    assert_valid_iati(&xml, fixture.dir.path(), "selected.xml");
+    assert!(xml.contains("generated-datetime=\"2015-10-01T00:00:00Z\""));
+    let all = activities(&xml);
+    let ids: Vec<&str> = all.iter().map(|a| a.identifier.as_str()).collect();
+    assert_eq!(ids, vec!["XM-DAC-41301-UNTFHS", "XM-DAC-41301-GTM-2013-02"]);
+    assert_eq!((summary.funds, summary.grants), (1, 1));
+    assert_eq!(all[1].dates.len(), 1, "a fallback planned start");
+    assert_eq!(all[1].dates[0].0, "1");
+
+    let (everything, summary) = fixture.iati(AsOf::Head, &[]).await;
+    assert_valid_iati(&everything, fixture.dir.path(), "all.xml");
+    assert_eq!((summary.grants, summary.rejected_left_out), (2, 1));
+    assert!(!everything.contains("REJ-1"));
+
+    let unknown = IatiOptions {
+        grants: vec!["NOPE".into()],
+        ..IatiOptions::default()
+    };
+    let mut out = Vec::new();
+    let error = write_iati(fixture.store(), &unknown, &mut out)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ExportError::UnknownGrant(ref id) if id == "NOPE"),
+        "{error}"
+    );
+    assert!(out.is_empty(), "nothing is written on an error");
+
+    for bad in ["has space", "a&b", ""] {
+        let options = IatiOptions {
+            reporting_org: Some(bad.into()),
+            ..IatiOptions::default()
+        };
+        let error = write_iati(fixture.store(), &options, &mut out)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ExportError::BadOption(_)),
+            "{bad:?}: {error}"
+        );
+    }
+    let options = IatiOptions {
+        generated_at: Some("yesterday".into()),
+        ..IatiOptions::default()
+    };
+    let error = write_iati(fixture.store(), &options, &mut out)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ExportError::BadOption(_)), "{error}");
+    assert!(out.is_empty());
+}
+
+#[tokio::test]
+async fn an_empty_log_has_nothing_to_export() {
+    let fixture = Fixture::new().await;
+    let mut out = Vec::new();
+    let error = write_iati(fixture.store(), &IatiOptions::default(), &mut out)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ExportError::NothingToExport { position: 0 }),
+        "{error}"
+    );
+    assert!(out.is_empty());
+}

@@ -1,0 +1,208 @@
+//! The event log over HTTP: pages (`GET /v1/events`) and the live stream
+//! (`GET /v1/events/stream`, Server-Sent Events).
+//!
+//! Each envelope is sent as exactly the bytes `grantflow events` prints (the hashed bytes with
+//! the hash), so an integrator can re-check the chain. The stream is a
+//! [`grantflow_store::subscribe`] subscription: catch-up then live, no gap, no duplicate. It is
+//! pulled only as fast as the client reads (hyper polls the body when the socket can take
+//! more), so it holds at most one page of the log in memory and never slows the writer;
+//! there is no in-memory backlog for a slow client to fall behind.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{stream, StreamExt};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::{Access, Caller};
+use crate::error::{ApiError, ErrorBody};
+use crate::routes::ApiQuery;
+use crate::AppState;
+
+/// The most events one `GET /v1/events` returns (a larger `limit` is clamped to it).
+pub const EVENTS_PAGE_MAX: usize = 1_000;
+/// Events returned when no `limit` is given.
+pub const EVENTS_PAGE_DEFAULT: usize = 100;
+/// The most log positions one `GET /v1/events?stream=` examines; `next` then says where to
+/// go on, so a rare stream never makes one request read the whole log.
+pub const EVENTS_SCAN_MAX: u64 = 10_000;
+/// Events read from the store per page while scanning.
+const SCAN_PAGE_EVENTS: usize = 1_000;
+/// The reconnection delay an `EventSource` is told to use.
+pub const SSE_RETRY: Duration = Duration::from_secs(1);
+
+/// `?from=&limit=&stream=` of `GET /v1/events`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct EventsQuery {
+    /// The first position (inclusive, default 1).
+    from: Option<u64>,
+    /// How many events at the most (default 100, at most 1000).
+    limit: Option<usize>,
+    /// Only this stream's events, e.g. `grant-MEX-1`.
+    stream: Option<String>,
+}
+
+/// A page of the log.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    security(("bearer" = [])),
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "{\"events\": [envelopes], \"next\": P, \"head\": H}: `from=next` continues", body = Object),
+        (status = 400, description = "bad_request: limit 0", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden: auditor, integrator or admin", body = ErrorBody),
+    )
+)]
+pub(crate) async fn list_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Access::Events)?;
+    let from = query.from.unwrap_or(1).max(1);
+    let limit = match query.limit {
+        Some(0) => return Err(ApiError::bad_request("`limit` must be at least 1")),
+        Some(limit) => limit.min(EVENTS_PAGE_MAX),
+        None => EVENTS_PAGE_DEFAULT,
+    };
+    let store = state.engine().store();
+    let head = store.head().await.map_err(ApiError::internal)?.position;
+    let mut next = from;
+    let mut lines: Vec<String> = Vec::new();
+    while lines.len() < limit && next <= head && next - from < EVENTS_SCAN_MAX {
+        let want = match &query.stream {
+            Some(_) => SCAN_PAGE_EVENTS,
+            None => limit - lines.len(),
+        };
+        let want = (head + 1 - next).min(want as u64) as usize;
+        let page = store.read(next, want).await.map_err(ApiError::internal)?;
+        if page.is_empty() {
+            break;
+        }
+        for envelope in page {
+            next = envelope.position + 1;
+            if query.stream.as_ref().is_none_or(|s| &envelope.stream == s) {
+                lines.push(envelope.to_line());
+                if lines.len() == limit {
+                    break;
+                }
+            }
+        }
+    }
+    // The envelopes as their exact printed bytes (hash-checkable), not re-serialised.
+    let body = format!(
+        "{{\"events\":[{}],\"next\":{next},\"head\":{head}}}",
+        lines.join(",")
+    );
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// `?from=&stream=` of `GET /v1/events/stream`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct StreamQuery {
+    /// The first position (inclusive, default 1); a `Last-Event-ID` header overrides it.
+    from: Option<u64>,
+    /// Only this stream's events.
+    stream: Option<String>,
+    /// The bearer token, for clients that cannot send an Authorization header (a browser's
+    /// `EventSource`); the header is preferred.
+    #[allow(dead_code)]
+    access_token: Option<String>,
+}
+
+/// The event log as Server-Sent Events: catch-up, then live.
+#[utoipa::path(
+    get,
+    path = "/v1/events/stream",
+    tag = "events",
+    security(("bearer" = [])),
+    params(
+        StreamQuery,
+        ("Last-Event-ID" = Option<u64>, Header, description = "The last position seen: resume after it"),
+    ),
+    responses(
+        (status = 200, description = "text/event-stream: `id:` position, `event:` type, `data:` envelope; keep-alive comments", content_type = "text/event-stream", body = String),
+        (status = 400, description = "bad_request: Last-Event-ID is not a position", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden: auditor, integrator or admin", body = ErrorBody),
+        (status = 503, description = "too_many_streams", body = ErrorBody),
+    )
+)]
+pub(crate) async fn stream_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<StreamQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Access::Events)?;
+    let from = match last_event_id(&headers)? {
+        Some(last) => last.saturating_add(1),
+        None => query.from.unwrap_or(1).max(1),
+    };
+    if state.is_closing() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the server is shutting down; reconnect with Last-Event-ID",
+        ));
+    }
+    let guard = state.open_stream()?;
+    tracing::info!(actor = caller.actor(), from, stream = ?query.stream, "event stream opened");
+    let subscription =
+        grantflow_store::subscribe(state.engine().store().clone(), from, query.stream);
+    let events = subscription
+        .map(move |item| {
+            // The guard lives as long as the stream: the open-stream count drops with it.
+            let _open = &guard;
+            match item {
+                Ok(envelope) => Event::default()
+                    .id(envelope.position.to_string())
+                    .event(envelope.event_type.as_str())
+                    .data(envelope.to_line()),
+                Err(error) => {
+                    tracing::error!(%error, "event stream ended by a store error");
+                    Event::default().event("error").data(
+                        ApiError::internal("the event stream failed; reconnect with Last-Event-ID")
+                            .body()
+                            .to_string(),
+                    )
+                }
+            }
+        })
+        .take_until(state.closed());
+    let opening = stream::once(async move {
+        Event::default()
+            .retry(SSE_RETRY)
+            .comment(format!("grantflow events from position {from}"))
+    });
+    let body = opening.chain(events).map(Ok::<Event, Infallible>);
+    let keep_alive = KeepAlive::new().interval(state.limits().keep_alive);
+    Ok(Sse::new(body).keep_alive(keep_alive).into_response())
+}
+
+fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse::<u64>().map(Some).map_err(|_| {
+        ApiError::bad_request(format!(
+            "Last-Event-ID `{text}` is not a log position (the `id:` of the last event seen)"
+        ))
+    })
+}

@@ -1,0 +1,342 @@
+//! grantflow's HTTP API (contract.md, "HTTP"): commands, figures, audit trails, the event
+//! log paged and streamed (Server-Sent Events), checkpoints and verification, health,
+//! metrics and the OpenAPI description; bearer tokens with roles.
+//!
+//! - [`app`] builds the router over an [`AppState`] (tests drive it with `oneshot`);
+//!   [`serve`] / [`serve_listener`] run it on a socket with graceful shutdown.
+//! - [`Tokens`] is the token registry (`<data>/tokens.json`, hashes only) behind
+//!   `grantflow token add|list|revoke`.
+//!
+//! Invariants:
+//! - The server holds no grant logic: a command body goes to [`Engine::submit`] as on the
+//!   command line, with the token's actor ([`ActorSource::Fixed`]); figures come from the
+//!   engine's read model and queries.
+//! - Every error body is contract.md's Results shape; internal errors are logged, never shown.
+//! - Every bound is a named constant: [`REQUEST_BODY_BYTES_MAX`], [`REQUEST_TIMEOUT`],
+//!   [`STREAMS_MAX`], [`EVENTS_PAGE_MAX`], [`EVENTS_SCAN_MAX`], [`KEEP_ALIVE_INTERVAL`].
+//! - An event stream holds at most one page of the log in memory and reads it at the pace its
+//!   client consumes it, so a slow subscriber never slows writers or other subscribers.
+//!
+//! [`ActorSource::Fixed`]: grantflow_engine::ActorSource::Fixed
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod auth;
+pub mod error;
+mod events;
+pub mod metrics;
+mod routes;
+pub mod tokens;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use grantflow_engine::Engine;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use auth::{command_role, Access, ActorSlot, Caller};
+pub use error::ApiError;
+pub use events::{EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, EVENTS_SCAN_MAX, SSE_RETRY};
+pub use metrics::Metrics;
+pub use routes::openapi;
+pub use tokens::{Role, TokenError, TokenInfo, Tokens, ROLES};
+
+/// The largest request body accepted, in bytes (one command is far smaller).
+pub const REQUEST_BODY_BYTES_MAX: usize = 1024 * 1024;
+/// How long a request may take before it is answered 503 `timeout` (an event stream's
+/// body is not bounded by it, only the time to start it).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many event streams may be open at once; one more is answered 503 `too_many_streams`.
+pub const STREAMS_MAX: usize = 256;
+/// How often an idle event stream sends a keep-alive comment.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The server's bounds (the defaults are the named constants; tests shrink them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// [`REQUEST_BODY_BYTES_MAX`].
+    pub body_bytes_max: usize,
+    /// [`REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
+    /// [`STREAMS_MAX`].
+    pub streams_max: usize,
+    /// [`KEEP_ALIVE_INTERVAL`].
+    pub keep_alive: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_bytes_max: REQUEST_BODY_BYTES_MAX,
+            request_timeout: REQUEST_TIMEOUT,
+            streams_max: STREAMS_MAX,
+            keep_alive: KEEP_ALIVE_INTERVAL,
+        }
+    }
+}
+
+/// Errors of starting or running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The token registry is unreadable.
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    /// Serving failed.
+    #[error("the HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every handler shares: the engine, the token registry, counters and bounds.
+#[derive(Clone)]
+pub struct AppState {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    engine: Arc<Engine>,
+    data_dir: PathBuf,
+    tokens: auth::TokenCache,
+    metrics: Metrics,
+    limits: Limits,
+    open_streams: AtomicUsize,
+    /// Turns true when the server shuts down: event streams end.
+    closing: watch::Sender<bool>,
+}
+
+impl AppState {
+    /// The state over an engine whose store lives in `data_dir` (where `tokens.json` is).
+    pub fn new(engine: Arc<Engine>, data_dir: impl Into<PathBuf>) -> AppState {
+        AppState::with_limits(engine, data_dir, Limits::default())
+    }
+
+    /// As [`AppState::new`] with other bounds.
+    pub fn with_limits(
+        engine: Arc<Engine>,
+        data_dir: impl Into<PathBuf>,
+        limits: Limits,
+    ) -> AppState {
+        let data_dir = data_dir.into();
+        let (closing, _) = watch::channel(false);
+        AppState {
+            shared: Arc::new(Shared {
+                engine,
+                tokens: auth::TokenCache::new(data_dir.clone()),
+                data_dir,
+                metrics: Metrics::default(),
+                limits,
+                open_streams: AtomicUsize::new(0),
+                closing,
+            }),
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.shared.engine
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.shared.data_dir
+    }
+
+    /// The counters behind `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// The bounds.
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
+    /// Event streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.shared.open_streams.load(Ordering::SeqCst)
+    }
+
+    /// Ends every event stream (their clients resume with `Last-Event-ID`) and refuses new
+    /// ones: the first step of a graceful shutdown.
+    pub fn close_streams(&self) {
+        self.shared.closing.send_replace(true);
+    }
+
+    /// Whether [`AppState::close_streams`] was called.
+    pub fn is_closing(&self) -> bool {
+        *self.shared.closing.borrow()
+    }
+
+    /// Resolves once the server is shutting down.
+    pub(crate) fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut receiver = self.shared.closing.subscribe();
+        async move {
+            let _ = receiver.wait_for(|closing| *closing).await;
+        }
+    }
+
+    /// Counts a new event stream, or refuses it over the cap.
+    pub(crate) fn open_stream(&self) -> Result<StreamGuard, ApiError> {
+        let max = self.shared.limits.streams_max;
+        let opened =
+            self.shared
+                .open_streams
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| {
+                    (open < max).then_some(open + 1)
+                });
+        match opened {
+            Ok(_) => Ok(StreamGuard {
+                shared: self.shared.clone(),
+            }),
+            Err(_) => Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_streams",
+                format!("{max} event streams are open, the most this server serves; retry later"),
+            )),
+        }
+    }
+}
+
+/// One open event stream; dropping it closes the count.
+pub(crate) struct StreamGuard {
+    shared: Arc<Shared>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.shared.open_streams.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The router of every route of contract.md's HTTP table, with its limits, request log,
+/// timeout and panic handler.
+pub fn app(state: AppState) -> Router {
+    let (router, _) = routes::api_router().split_for_parts();
+    let limits = state.limits().clone();
+    router
+        .route_layer(middleware::from_fn_with_state(state.clone(), log_request))
+        .fallback(routes::no_route)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.body_bytes_max))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+/// Binds `addr` (port 0 picks a free port), prints `listening on http://ADDR` on standard
+/// output, and serves until `shutdown` resolves; then stops accepting, ends the event
+/// streams and lets requests in flight finish. The caller closes the engine afterwards.
+pub async fn serve(
+    engine: Arc<Engine>,
+    data_dir: PathBuf,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let local = listener.local_addr()?;
+    println!("listening on http://{local}");
+    serve_listener(listener, AppState::new(engine, data_dir), shutdown).await
+}
+
+/// As [`serve`] on a bound listener and a prepared state (tests use port 0 and small limits).
+pub async fn serve_listener(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let tokens = Tokens::load(state.data_dir())?;
+    if tokens.live_count() == 0 {
+        tracing::warn!(
+            "no live tokens in {}: every route but /healthz and /openapi.json answers 401; \
+             issue one with `grantflow token add --actor NAME --role ROLE`",
+            state.data_dir().display()
+        );
+    }
+    if let Ok(local) = listener.local_addr() {
+        tracing::info!(%local, "grantflow HTTP API listening");
+    }
+    let closer = state.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!(
+            "shutting down: no new connections, ending event streams, finishing requests in flight"
+        );
+        closer.close_streams();
+    };
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(signal)
+        .await?;
+    Ok(())
+}
+
+/// The structured request log: method, route, status, latency, actor (never the token).
+async fn log_request(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_default();
+    let slot = ActorSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    state.metrics().response(status);
+    tracing::info!(
+        target: "grantflow_server::request",
+        %method,
+        route,
+        status,
+        latency_ms = started.elapsed().as_secs_f64() * 1e3,
+        actor = slot.get().as_deref().unwrap_or("-"),
+        "request"
+    );
+    response
+}
+
+/// Answers 503 `timeout` when a request takes longer than the limit.
+async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.limits().request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request took longer than {} s; a command may still take effect: retry it \
+                 with the same command_id",
+                limit.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+        .unwrap_or_else(|| "a handler panicked".to_string());
+    ApiError::internal(format!("panic: {detail}")).into_response()
+}
