@@ -121,7 +121,13 @@ impl Engine {
         let model = load_read_model(store.as_ref(), progress).await?;
         let read_model = Arc::new(RwLock::new(model.clone()));
         let (queue, jobs) = mpsc::channel(QUEUE_COMMANDS_MAX);
-        let handle = writer::spawn(store.clone(), read_model.clone(), model, jobs);
+        let handle = writer::spawn(
+            store.clone(),
+            read_model.clone(),
+            model,
+            jobs,
+            queue.downgrade(),
+        );
         Ok(Engine {
             store,
             read_model,

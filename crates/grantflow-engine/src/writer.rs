@@ -1,38 +1,58 @@
 //! The single writer: decides queued commands in groups against its own copy of the world,
 //! appends each group as one durable batch, then publishes the new state and answers.
+//!
+//! On a shared store (PostgreSQL) other processes append too: before each batch the writer
+//! folds in what they appended, and a batch refused as a conflict (another process appended
+//! between the catch-up and the append) is decided again on the new state, up to
+//! [`APPEND_CONFLICT_RETRIES`] times. A follower task wakes the writer when the store's head
+//! moves without it, so that reads stay current.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use grantflow_domain::{decide, evolve, DomainError, ErrorCode, Event};
 use grantflow_store::{
-    AppendBatch, AppendCommand, CommandRecord, EventRef, EventStore, Hash, NewEvent,
+    AppendBatch, AppendCommand, CommandRecord, EventRef, EventStore, Hash, NewEvent, StoreError,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{CommandOutcome, Prepared};
-use crate::{save_snapshot, EngineError, ReadModel, BATCH_COMMANDS_MAX, SNAPSHOT_EVERY_EVENTS};
+use crate::{
+    decode, save_snapshot, EngineError, ReadModel, BATCH_COMMANDS_MAX, FOLD_PAGE_EVENTS,
+    SNAPSHOT_EVERY_EVENTS,
+};
+
+/// How many times a batch refused as a conflict is decided again before its commands fail.
+pub const APPEND_CONFLICT_RETRIES: usize = 16;
 
 type Reply = oneshot::Sender<Result<CommandOutcome, EngineError>>;
 
-/// A queued command, or the request to stop.
+/// What a job asks of the writer.
+enum Work {
+    Command(Prepared),
+    Close,
+    /// Fold in events other processes appended (sent by the follower).
+    CatchUp,
+}
+
+/// A queued command, a catch-up or the request to stop.
 pub(crate) struct Job {
-    prepared: Option<Prepared>,
-    reply: Reply,
+    work: Work,
+    reply: Option<Reply>,
 }
 
 impl Job {
     pub(crate) fn command(prepared: Prepared, reply: Reply) -> Job {
         Job {
-            prepared: Some(prepared),
-            reply,
+            work: Work::Command(prepared),
+            reply: Some(reply),
         }
     }
 
     pub(crate) fn close(reply: Reply) -> Job {
         Job {
-            prepared: None,
-            reply,
+            work: Work::Close,
+            reply: Some(reply),
         }
     }
 }
@@ -42,7 +62,10 @@ pub(crate) fn spawn(
     published: Arc<RwLock<ReadModel>>,
     model: ReadModel,
     jobs: mpsc::Receiver<Job>,
+    queue: mpsc::WeakSender<Job>,
 ) -> tokio::task::JoinHandle<()> {
+    // The follower holds the head's watch, never the store: closing the engine releases it.
+    tokio::spawn(follow(store.watch_head(), published.clone(), queue));
     let writer = Writer {
         store,
         published,
@@ -50,6 +73,36 @@ pub(crate) fn spawn(
         events_since_snapshot: 0,
     };
     tokio::spawn(writer.run(jobs))
+}
+
+/// Wakes the writer when the store's head moves past the published read model (appends by
+/// other processes); ends when the engine is gone.
+async fn follow(
+    mut head: tokio::sync::watch::Receiver<u64>,
+    published: Arc<RwLock<ReadModel>>,
+    queue: mpsc::WeakSender<Job>,
+) {
+    while head.changed().await.is_ok() {
+        let position = *head.borrow_and_update();
+        if position <= read(&published).position {
+            continue;
+        }
+        let Some(queue) = queue.upgrade() else {
+            return;
+        };
+        // A full queue means the writer is busy and catches up before its next batch anyway.
+        let _ = queue.try_send(Job {
+            work: Work::CatchUp,
+            reply: None,
+        });
+    }
+}
+
+fn read(published: &RwLock<ReadModel>) -> std::sync::RwLockReadGuard<'_, ReadModel> {
+    match published.read() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 struct Writer {
@@ -60,20 +113,13 @@ struct Writer {
     events_since_snapshot: u64,
 }
 
-/// What became of one job of a batch.
+/// What became of one command of a batch.
 enum Slot {
     Done(Result<CommandOutcome, EngineError>),
     /// Its events are the batch's `index`-th append command.
-    Appended {
-        index: usize,
-        command_id: String,
-    },
+    Appended { index: usize, command_id: String },
     /// A repeat of a command accepted earlier in this same batch.
-    RepeatOf {
-        index: usize,
-        command_id: String,
-    },
-    Close,
+    RepeatOf { index: usize, command_id: String },
 }
 
 /// The batch being built.
@@ -84,6 +130,13 @@ struct Group {
     commands: Vec<AppendCommand>,
     events: Vec<Vec<Event>>,
     ids: HashMap<String, (Hash, usize)>,
+}
+
+/// Why a batch was not stored.
+struct AppendFailure {
+    /// Another writer appended first: decide again.
+    conflict: bool,
+    detail: String,
 }
 
 impl Writer {
@@ -104,48 +157,97 @@ impl Writer {
 
     /// Decides, appends and answers one batch. Returns true when a close was requested.
     async fn process(&mut self, batch: Vec<Job>) -> bool {
-        let mut group = Group::default();
-        let mut slots = Vec::with_capacity(batch.len());
+        let mut commands = Vec::with_capacity(batch.len());
         let mut replies = Vec::with_capacity(batch.len());
-        let known = self.known_ids(&batch).await;
+        let mut closes = Vec::new();
         for job in batch {
-            let slot = match job.prepared {
-                Some(prepared) => self.decide_one(prepared, &mut group, &known),
-                None => Slot::Close,
-            };
-            slots.push(slot);
-            replies.push(job.reply);
+            match (job.work, job.reply) {
+                (Work::Command(prepared), Some(reply)) => {
+                    commands.push(prepared);
+                    replies.push(reply);
+                }
+                (Work::Close, reply) => closes.extend(reply),
+                _ => {}
+            }
         }
-        let appended = self.append(group).await;
-        let mut closing = false;
-        for (slot, reply) in slots.into_iter().zip(replies) {
-            let answer = match slot {
-                Slot::Done(answer) => answer,
-                Slot::Appended { index, command_id } => {
-                    accepted(&appended, index, command_id, false)
-                }
-                Slot::RepeatOf { index, command_id } => {
-                    accepted(&appended, index, command_id, true)
-                }
-                Slot::Close => {
-                    closing = true;
-                    Ok(CommandOutcome::Accepted {
-                        command_id: String::new(),
-                        events: Vec::new(),
-                        replayed: false,
-                    })
-                }
-            };
+        let answers = self.run_commands(&commands).await;
+        for (answer, reply) in answers.into_iter().zip(replies) {
             let _ = reply.send(answer);
+        }
+        let closing = !closes.is_empty();
+        for reply in closes {
+            let _ = reply.send(Ok(CommandOutcome::Accepted {
+                command_id: String::new(),
+                events: Vec::new(),
+                replayed: false,
+            }));
         }
         closing
     }
 
+    /// Catches up, decides every command, appends; decides again after a conflict.
+    async fn run_commands(
+        &mut self,
+        commands: &[Prepared],
+    ) -> Vec<Result<CommandOutcome, EngineError>> {
+        let mut attempt = 0;
+        loop {
+            if let Err(error) = self.catch_up().await {
+                tracing::error!(%error, "cannot fold in the store's new events");
+                let detail = error.to_string();
+                return commands.iter().map(|_| Err(stopped(&detail))).collect();
+            }
+            if commands.is_empty() {
+                return Vec::new();
+            }
+            let known = self.known_ids(commands).await;
+            let mut group = Group::default();
+            let slots: Vec<Slot> = commands
+                .iter()
+                .map(|prepared| self.decide_one(prepared, &mut group, &known))
+                .collect();
+            match self.append(group).await {
+                Ok(refs) => return answers(slots, Ok(&refs)),
+                Err(failure) if failure.conflict && attempt < APPEND_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(attempt, detail = %failure.detail, "append conflict; deciding again");
+                }
+                Err(failure) => return answers(slots, Err(&failure.detail)),
+            }
+        }
+    }
+
+    /// Folds in events that other processes appended since the writer's position.
+    async fn catch_up(&mut self) -> Result<(), EngineError> {
+        let head = self.store.head().await?.position;
+        while self.model.position < head {
+            let want = (head - self.model.position).min(FOLD_PAGE_EVENTS as u64) as usize;
+            let page = self.store.read(self.model.position + 1, want).await?;
+            if page.is_empty() {
+                return Err(EngineError::Corrupt {
+                    position: self.model.position + 1,
+                    detail: format!("the head is {head} but the log ends before"),
+                });
+            }
+            let mut published = match self.published.write() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            for envelope in &page {
+                let event = decode(envelope)?;
+                evolve(&mut self.model.world, envelope.position, &event);
+                self.model.position = envelope.position;
+                evolve(&mut published.world, envelope.position, &event);
+                published.position = envelope.position;
+            }
+        }
+        Ok(())
+    }
+
     /// The command index's records of the batch's client-chosen ids, in one store call.
-    async fn known_ids(&self, batch: &[Job]) -> Known {
-        let ids: Vec<String> = batch
+    async fn known_ids(&self, commands: &[Prepared]) -> Known {
+        let ids: Vec<String> = commands
             .iter()
-            .filter_map(|job| job.prepared.as_ref())
             .filter(|prepared| prepared.client_id)
             .map(|prepared| prepared.command_id.clone())
             .collect();
@@ -168,10 +270,10 @@ impl Writer {
         }
     }
 
-    fn decide_one(&mut self, prepared: Prepared, group: &mut Group, known: &Known) -> Slot {
+    fn decide_one(&mut self, prepared: &Prepared, group: &mut Group, known: &Known) -> Slot {
         let command_id = prepared.command_id.clone();
         if prepared.client_id {
-            if let Some(slot) = repeat(&prepared, group, known) {
+            if let Some(slot) = repeat(prepared, group, known) {
                 return slot;
             }
         }
@@ -214,14 +316,13 @@ impl Writer {
     }
 
     /// Appends the group durably and publishes it; on failure, goes back to the published
-    /// (durable) state. Returns the event refs per command, or why it failed.
-    async fn append(&mut self, group: Group) -> Result<Vec<Vec<EventRef>>, String> {
+    /// (durable) state.
+    async fn append(&mut self, group: Group) -> Result<Vec<Vec<EventRef>>, AppendFailure> {
         if group.commands.is_empty() {
             return Ok(Vec::new());
         }
-        let published_position = self.published_position();
         let batch = AppendBatch {
-            expected_head: published_position,
+            expected_head: read(&self.published).position,
             expected_versions: group.expected_versions,
             commands: group.commands,
         };
@@ -232,9 +333,15 @@ impl Writer {
                 Ok(refs)
             }
             Err(error) => {
-                tracing::error!(%error, "append failed; the batch is not acknowledged");
-                self.model = self.published_model();
-                Err(error.to_string())
+                let conflict = matches!(error, StoreError::Conflict(_));
+                if !conflict {
+                    tracing::error!(%error, "append failed; the batch is not acknowledged");
+                }
+                self.model = read(&self.published).clone();
+                Err(AppendFailure {
+                    conflict,
+                    detail: error.to_string(),
+                })
             }
         }
     }
@@ -263,20 +370,21 @@ impl Writer {
             tracing::warn!(%error, "could not save the projection snapshot");
         }
     }
+}
 
-    fn published_position(&self) -> u64 {
-        match self.published.read() {
-            Ok(model) => model.position,
-            Err(poisoned) => poisoned.into_inner().position,
-        }
-    }
-
-    fn published_model(&self) -> ReadModel {
-        match self.published.read() {
-            Ok(model) => model.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
+/// The answers of a batch's commands once its append succeeded or failed.
+fn answers(
+    slots: Vec<Slot>,
+    appended: Result<&[Vec<EventRef>], &str>,
+) -> Vec<Result<CommandOutcome, EngineError>> {
+    slots
+        .into_iter()
+        .map(|slot| match slot {
+            Slot::Done(answer) => answer,
+            Slot::Appended { index, command_id } => accepted(appended, index, command_id, false),
+            Slot::RepeatOf { index, command_id } => accepted(appended, index, command_id, true),
+        })
+        .collect()
 }
 
 /// What the command index knew, before the batch, of the batch's client-chosen ids.
@@ -301,11 +409,12 @@ fn repeat(prepared: &Prepared, group: &Group, known: &Known) -> Option<Slot> {
         return Some(Slot::Done(Ok(conflict(id))));
     }
     if let Some(error) = &known.error {
-        return Some(Slot::Done(Err(EngineError::WriterStopped(format!(
+        return Some(Slot::Done(Err(stopped(&format!(
             "cannot read the command index: {error}"
         )))));
     }
     let record = known.records.get(id)?;
+    // An imported log keeps no bodies: a known id is taken as the same command.
     let same = record
         .body_hash
         .is_none_or(|hash| hash == prepared.body_hash);
@@ -321,7 +430,7 @@ fn repeat(prepared: &Prepared, group: &Group, known: &Known) -> Option<Slot> {
 }
 
 fn accepted(
-    appended: &Result<Vec<Vec<EventRef>>, String>,
+    appended: Result<&[Vec<EventRef>], &str>,
     index: usize,
     command_id: String,
     replayed: bool,
@@ -332,10 +441,14 @@ fn accepted(
             events: refs.get(index).cloned().unwrap_or_default(),
             replayed,
         }),
-        Err(detail) => Err(EngineError::WriterStopped(format!(
+        Err(detail) => Err(stopped(&format!(
             "the batch holding this command was not stored: {detail}"
         ))),
     }
+}
+
+fn stopped(detail: &str) -> EngineError {
+    EngineError::WriterStopped(detail.to_string())
 }
 
 fn conflict(command_id: &str) -> CommandOutcome {
