@@ -29,7 +29,7 @@ type Reply = oneshot::Sender<Result<CommandOutcome, EngineError>>;
 
 /// What a job asks of the writer.
 enum Work {
-    Command(Prepared),
+    Command(Box<Prepared>),
     Close,
     /// Fold in events other processes appended (sent by the follower).
     CatchUp,
@@ -44,7 +44,7 @@ pub(crate) struct Job {
 impl Job {
     pub(crate) fn command(prepared: Prepared, reply: Reply) -> Job {
         Job {
-            work: Work::Command(prepared),
+            work: Work::Command(Box::new(prepared)),
             reply: Some(reply),
         }
     }
@@ -163,7 +163,7 @@ impl Writer {
         for job in batch {
             match (job.work, job.reply) {
                 (Work::Command(prepared), Some(reply)) => {
-                    commands.push(prepared);
+                    commands.push(*prepared);
                     replies.push(reply);
                 }
                 (Work::Close, reply) => closes.extend(reply),
