@@ -38,6 +38,69 @@ pub const SNAPSHOT_NAME: &str = "world";
 /// Version of the snapshot format; an unknown one is ignored and the log replayed instead.
 pub const SNAPSHOT_FORMAT: u32 = 1;
 
+/// Upper bounds of the batch-size histogram (commands per durable batch).
+pub const BATCH_SIZE_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
+
+/// Counters of the writer, for metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    batches: std::sync::atomic::AtomicU64,
+    commands: std::sync::atomic::AtomicU64,
+    events: std::sync::atomic::AtomicU64,
+    conflicts: std::sync::atomic::AtomicU64,
+    batch_sizes: [std::sync::atomic::AtomicU64; BATCH_SIZE_BUCKETS.len()],
+}
+
+/// A reading of [`Stats`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct StatsSnapshot {
+    /// Durable batches appended.
+    pub batches: u64,
+    /// Commands appended in them.
+    pub commands: u64,
+    /// Events appended in them.
+    pub events: u64,
+    /// Batches decided again after another writer appended first.
+    pub conflicts: u64,
+    /// Batches with at most `BATCH_SIZE_BUCKETS[i]` commands (cumulative, as Prometheus).
+    pub batch_sizes: Vec<(u64, u64)>,
+}
+
+impl Stats {
+    pub(crate) fn batch(&self, commands: usize, events: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.batches.fetch_add(1, Relaxed);
+        self.commands.fetch_add(commands as u64, Relaxed);
+        self.events.fetch_add(events as u64, Relaxed);
+        for (bucket, bound) in self.batch_sizes.iter().zip(BATCH_SIZE_BUCKETS) {
+            if commands as u64 <= bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn conflict(&self) {
+        self.conflicts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn read(&self) -> StatsSnapshot {
+        use std::sync::atomic::Ordering::Relaxed;
+        StatsSnapshot {
+            batches: self.batches.load(Relaxed),
+            commands: self.commands.load(Relaxed),
+            events: self.events.load(Relaxed),
+            conflicts: self.conflicts.load(Relaxed),
+            batch_sizes: BATCH_SIZE_BUCKETS
+                .iter()
+                .zip(&self.batch_sizes)
+                .map(|(bound, count)| (*bound, count.load(Relaxed)))
+                .collect(),
+        }
+    }
+}
+
 /// Errors of the engine layer (a rejected command is not an error: see [`CommandOutcome`]).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -103,6 +166,7 @@ pub struct Engine {
     store: Arc<dyn EventStore>,
     read_model: Arc<RwLock<ReadModel>>,
     queue: mpsc::Sender<writer::Job>,
+    stats: Arc<Stats>,
     writer: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -121,17 +185,20 @@ impl Engine {
         let model = load_read_model(store.as_ref(), progress).await?;
         let read_model = Arc::new(RwLock::new(model.clone()));
         let (queue, jobs) = mpsc::channel(QUEUE_COMMANDS_MAX);
+        let stats = Arc::new(Stats::default());
         let handle = writer::spawn(
             store.clone(),
             read_model.clone(),
             model,
             jobs,
             queue.downgrade(),
+            stats.clone(),
         );
         Ok(Engine {
             store,
             read_model,
             queue,
+            stats,
             writer: tokio::sync::Mutex::new(Some(handle)),
         })
     }
@@ -139,6 +206,11 @@ impl Engine {
     /// The store under this engine.
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
+    }
+
+    /// The writer's counters (batches, batch sizes, conflicts).
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.read()
     }
 
     /// A copy of the current read model (durable state only).

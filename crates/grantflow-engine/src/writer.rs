@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{CommandOutcome, Prepared};
 use crate::{
-    decode, save_snapshot, EngineError, ReadModel, BATCH_COMMANDS_MAX, FOLD_PAGE_EVENTS,
+    decode, save_snapshot, EngineError, ReadModel, Stats, BATCH_COMMANDS_MAX, FOLD_PAGE_EVENTS,
     SNAPSHOT_EVERY_EVENTS,
 };
 
@@ -63,6 +63,7 @@ pub(crate) fn spawn(
     model: ReadModel,
     jobs: mpsc::Receiver<Job>,
     queue: mpsc::WeakSender<Job>,
+    stats: Arc<Stats>,
 ) -> tokio::task::JoinHandle<()> {
     // The follower holds the head's watch, never the store: closing the engine releases it.
     tokio::spawn(follow(store.watch_head(), published.clone(), queue));
@@ -71,6 +72,7 @@ pub(crate) fn spawn(
         published,
         model,
         events_since_snapshot: 0,
+        stats,
     };
     tokio::spawn(writer.run(jobs))
 }
@@ -111,15 +113,22 @@ struct Writer {
     /// The writer's world: equal to the published one between batches.
     model: ReadModel,
     events_since_snapshot: u64,
+    stats: Arc<Stats>,
 }
 
 /// What became of one command of a batch.
 enum Slot {
     Done(Result<CommandOutcome, EngineError>),
     /// Its events are the batch's `index`-th append command.
-    Appended { index: usize, command_id: String },
+    Appended {
+        index: usize,
+        command_id: String,
+    },
     /// A repeat of a command accepted earlier in this same batch.
-    RepeatOf { index: usize, command_id: String },
+    RepeatOf {
+        index: usize,
+        command_id: String,
+    },
 }
 
 /// The batch being built.
@@ -210,6 +219,7 @@ impl Writer {
                 Ok(refs) => return answers(slots, Ok(&refs)),
                 Err(failure) if failure.conflict && attempt < APPEND_CONFLICT_RETRIES => {
                     attempt += 1;
+                    self.stats.conflict();
                     tracing::debug!(attempt, detail = %failure.detail, "append conflict; deciding again");
                 }
                 Err(failure) => return answers(slots, Err(&failure.detail)),
@@ -328,6 +338,8 @@ impl Writer {
         };
         match self.store.append(batch).await {
             Ok(refs) => {
+                let events = refs.iter().map(Vec::len).sum();
+                self.stats.batch(refs.len(), events);
                 self.publish(&refs, &group.events);
                 self.maybe_snapshot().await;
                 Ok(refs)

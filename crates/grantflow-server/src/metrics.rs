@@ -51,6 +51,9 @@ pub struct Gauges {
     pub live_tokens: usize,
 }
 
+/// The engine's writer counters, read at render time.
+pub type WriterStats = grantflow_engine::StatsSnapshot;
+
 impl Metrics {
     /// A command was appended; `elapsed` is the time from submission to durability.
     pub fn accepted(&self, elapsed: Duration) {
@@ -86,9 +89,10 @@ impl Metrics {
     }
 
     /// The Prometheus text.
-    pub fn render(&self, gauges: Gauges) -> String {
+    pub fn render(&self, gauges: Gauges, writer: &WriterStats) -> String {
         let mut out = String::new();
         let _ = self.write(&mut out, gauges);
+        let _ = write_writer(&mut out, writer);
         out
     }
 
@@ -165,4 +169,29 @@ impl Metrics {
         writeln!(out, "{name}_sum {sum}")?;
         writeln!(out, "{name}_count {count}")
     }
+}
+
+/// The writer's batches: how many, how large (commands per durable batch), conflicts.
+fn write_writer(out: &mut String, writer: &WriterStats) -> std::fmt::Result {
+    let name = "grantflow_batch_commands";
+    writeln!(
+        out,
+        "# HELP {name} Commands per durable batch (group commit)."
+    )?;
+    writeln!(out, "# TYPE {name} histogram")?;
+    for (bound, count) in &writer.batch_sizes {
+        writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}")?;
+    }
+    writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", writer.batches)?;
+    writeln!(out, "{name}_sum {}", writer.commands)?;
+    writeln!(out, "{name}_count {}", writer.batches)?;
+    writeln!(
+        out,
+        "# HELP grantflow_events_appended_total Events appended by this process."
+    )?;
+    writeln!(out, "# TYPE grantflow_events_appended_total counter")?;
+    writeln!(out, "grantflow_events_appended_total {}", writer.events)?;
+    writeln!(out, "# HELP grantflow_append_conflicts_total Batches decided again because another writer appended first.")?;
+    writeln!(out, "# TYPE grantflow_append_conflicts_total counter")?;
+    writeln!(out, "grantflow_append_conflicts_total {}", writer.conflicts)
 }

@@ -562,7 +562,7 @@ async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Respon
         open_streams: state.open_streams(),
         live_tokens: state.shared.tokens.current().live_count(),
     };
-    let text = state.metrics().render(gauges);
+    let text = state.metrics().render(gauges, &state.engine().stats());
     Ok((
         [(
             header::CONTENT_TYPE,

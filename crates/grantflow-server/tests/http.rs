@@ -748,6 +748,11 @@ async fn metrics_health_and_unknown_routes() {
         "grantflow_head_position 6",
         "grantflow_open_streams 0",
         "# TYPE grantflow_append_latency_seconds histogram",
+        "# TYPE grantflow_batch_commands histogram",
+        "grantflow_batch_commands_sum 5",
+        "grantflow_batch_commands_bucket{le=\"2048\"} 5",
+        "grantflow_events_appended_total 6",
+        "grantflow_append_conflicts_total 0",
     ] {
         assert!(
             text.lines().any(|l| l == line),
