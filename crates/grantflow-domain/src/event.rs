@@ -387,6 +387,15 @@ impl Event {
             Ok(text) => text,
             Err(_) => return "{}".to_string(),
         };
+        // Adjacent tagging writes exactly `{"type":"<type>","payload":<payload>}`, and the
+        // type names need no escaping: cut the payload out instead of parsing it again.
+        let prefix = format!("{{\"type\":\"{}\",\"payload\":", self.event_type());
+        if let Some(payload) = tagged
+            .strip_prefix(prefix.as_str())
+            .and_then(|rest| rest.strip_suffix('}'))
+        {
+            return payload.to_string();
+        }
         match serde_json::from_str::<Tagged>(&tagged) {
             Ok(parts) => parts.payload.get().to_string(),
             Err(_) => "{}".to_string(),
