@@ -43,6 +43,7 @@ use grantflow_engine::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{Any, CorsLayer};
 
 pub use auth::{command_role, Access, ActorSlot, Caller};
 pub use error::ApiError;
@@ -237,7 +238,23 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(cors())
         .with_state(state)
+}
+
+/// Cross-origin access for browser front ends and dashboards. Credentials are bearer tokens
+/// sent explicitly (never cookies), so any origin may call the API with a token it holds.
+fn cors() -> CorsLayer {
+    use axum::http::{header, HeaderName, Method};
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("last-event-id"),
+        ])
+        .max_age(Duration::from_secs(600))
 }
 
 /// Binds `addr` (port 0 picks a free port), prints `listening on http://ADDR` on standard
