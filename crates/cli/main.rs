@@ -34,6 +34,10 @@ pub struct Cli {
         default_value = "./grantflow-data"
     )]
     pub data: PathBuf,
+    /// A shared PostgreSQL store (postgres://user@host:port/db?schema=NAME) instead of the
+    /// embedded sled store in --data.
+    #[arg(long, global = true, env = "GRANTFLOW_STORE")]
+    pub store: Option<String>,
     /// Who issues commands (when the command JSON names no actor).
     #[arg(long, global = true, env = "GRANTFLOW_ACTOR")]
     pub actor: Option<String>,
@@ -261,6 +265,7 @@ async fn dispatch(matches: clap::ArgMatches) -> anyhow::Result<Outcome> {
         .cloned()
         .unwrap_or_else(|| PathBuf::from("./grantflow-data"));
     let actor = matches.get_one::<String>("actor").cloned();
+    let _ = verbs::STORE_URL.set(matches.get_one::<String>("store").cloned());
     if let Some((name, sub)) = matches.subcommand() {
         if command_args::is_command(name) {
             let body = command_args::body(name, sub);

@@ -15,8 +15,25 @@ use serde_json::Value;
 
 use crate::{demo, exec, render, Cli, FundAction, GrantAction, Outcome, TokenAction, Verb};
 
-/// Opens the store: `create` for verbs that write; read verbs need an existing store.
-pub fn open_store(data: &Path, create: bool) -> anyhow::Result<Arc<dyn EventStore>> {
+/// The shared store's URL (`--store` / `GRANTFLOW_STORE`), set once at start; without one,
+/// the embedded sled store in the data directory.
+pub static STORE_URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Opens the store: PostgreSQL when `--store postgres://...` is given, else sled in `data`
+/// (`create` for verbs that write; read verbs need an existing sled store).
+pub async fn open_store(data: &Path, create: bool) -> anyhow::Result<Arc<dyn EventStore>> {
+    if let Some(Some(url)) = STORE_URL.get() {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(anyhow!(
+                "--store takes a PostgreSQL URL (postgres://user@host:port/db?schema=NAME); \
+                 the embedded sled store is chosen with --data DIR"
+            ));
+        }
+        let store = grantflow_store_pg::PgStore::connect(url)
+            .await
+            .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(url)))?;
+        return Ok(Arc::new(store));
+    }
     let store = if create {
         SledStore::open(data)
     } else {
@@ -26,9 +43,23 @@ pub fn open_store(data: &Path, create: bool) -> anyhow::Result<Arc<dyn EventStor
     Ok(Arc::new(store))
 }
 
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// Opens the engine over the store, showing progress if the catch-up is long.
 pub async fn open_engine(data: &Path, create: bool) -> anyhow::Result<Engine> {
-    let store = open_store(data, create)?;
+    let store = open_store(data, create).await?;
     let bar = progress_bar("catching up");
     let engine = Engine::open_with_progress(store, &|done, total| {
         bar.set_length(total);
@@ -94,7 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             json,
         } => verify(data, checkpoint.as_deref(), export.as_deref(), json).await,
         Verb::Checkpoint => {
-            let store = open_store(data, false)?;
+            let store = open_store(data, false).await?;
             let checkpoint = Checkpoint::of(store.as_ref()).await?;
             println!("{}", serde_json::to_string(&checkpoint)?);
             Ok(Outcome::Success)
@@ -221,7 +252,7 @@ async fn events(
     limit: Option<u64>,
     follow: bool,
 ) -> anyhow::Result<Outcome> {
-    let store = open_store(data, false)?;
+    let store = open_store(data, false).await?;
     let mut remaining = limit.unwrap_or(u64::MAX);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if follow {
@@ -287,7 +318,7 @@ async fn verify(
             }
         }
         None => {
-            let store = open_store(data, false)?;
+            let store = open_store(data, false).await?;
             let bar = progress_bar("verifying");
             let report = audit::verify(store.as_ref(), checkpoint, &|done, total| {
                 bar.set_length(total);
@@ -326,7 +357,7 @@ fn read_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
 }
 
 async fn replay(data: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let store = open_store(data, false)?;
+    let store = open_store(data, false).await?;
     let bar = progress_bar("replaying");
     let (_, report) = audit::replay(store.as_ref(), &|done, total| {
         bar.set_length(total);
@@ -365,7 +396,7 @@ async fn export(
             "unknown export format `{format}`; one of jsonl, iati, csv"
         ));
     }
-    let store = open_store(data, false)?;
+    let store = open_store(data, false).await?;
     let mut out: Box<dyn Write + Send> = match output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -428,7 +459,7 @@ async fn import(data: &Path, file: &Path) -> anyhow::Result<Outcome> {
     if !file.exists() {
         return Err(anyhow!("cannot read {}: no such file", file.display()));
     }
-    let store = open_store(data, true)?;
+    let store = open_store(data, true).await?;
     let bar = progress_bar("importing");
     let result = transfer::import_file(store.as_ref(), file, &|done, total| {
         bar.set_length(total);

@@ -128,3 +128,233 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+// ---------------------------------------------------------------------------------------
+// The HTTP server as a child process, and a small blocking HTTP/1.1 client (std only)
+
+/// Issues a token for `actor` with `roles` (comma-separated); returns it.
+pub fn add_token(store: &Store, actor: &str, roles: &str) -> String {
+    let output = store.run(&["--actor", actor, "token", "add", "--role", roles]);
+    assert!(output.status.success(), "token add: {}", stderr(&output));
+    stdout(&output)
+        .lines()
+        .last()
+        .expect("the token on the last line")
+        .trim()
+        .to_string()
+}
+
+/// A running `grantflow serve` on a free loopback port.
+pub struct Server {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl Server {
+    /// Starts `grantflow serve --addr 127.0.0.1:0` and waits (at most `timeout`) for its
+    /// `listening on http://ADDR` line. `None` if it exited or stayed silent.
+    pub fn start(store: &Store, timeout: std::time::Duration) -> Option<Server> {
+        let mut child = Server::spawn(store);
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Keep draining so that the server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = rx.recv_timeout(timeout).ok();
+        let addr = line
+            .as_deref()
+            .and_then(|line| line.trim().strip_prefix("listening on http://"))
+            .and_then(|addr| addr.parse().ok());
+        match addr {
+            Some(addr) => Some(Server { child, addr }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                None
+            }
+        }
+    }
+
+    /// The child alone (standard output piped, standard error discarded).
+    pub fn spawn(store: &Store) -> std::process::Child {
+        store
+            .command(&["serve", "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("grantflow serve starts")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits (at most `timeout`) for the exit; its status, `None` on timeout
+    /// (the child is then killed).
+    pub fn terminate(mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -TERM failed");
+        let started = std::time::Instant::now();
+        while started.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+
+    /// The resident set size of the server process, in KiB (from /proc).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+    }
+}
+
+/// One HTTP/1.1 request (`Connection: close`); returns the status and the body (chunked
+/// bodies decoded).
+pub fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+) -> std::io::Result<(u16, Vec<u8>)> {
+    use std::io::Read;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+    stream.set_write_timeout(Some(std::time::Duration::from_secs(60)))?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    if let Some(body) = body {
+        stream.write_all(body)?;
+    }
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    parse_response(&response)
+}
+
+/// A JSON request; the body parsed (a non-JSON body becomes a JSON string).
+pub fn http_json(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> std::io::Result<(u16, Value)> {
+    let bytes = body.map(|body| body.to_string().into_bytes());
+    let (status, body) = http(addr, method, path, token, bytes.as_deref())?;
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    Ok((status, value))
+}
+
+fn invalid(detail: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, detail.to_string())
+}
+
+fn parse_response(response: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    let end = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .ok_or_else(|| invalid("no end of headers (connection cut?)"))?;
+    let head = String::from_utf8_lossy(&response[..end]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| invalid("no status"))?;
+    let headers = head.to_ascii_lowercase();
+    let body = &response[end + 4..];
+    if headers.contains("transfer-encoding: chunked") {
+        let mut reader = ChunkedReader::default();
+        reader.feed(body);
+        if !reader.done {
+            return Err(invalid("chunked body cut short"));
+        }
+        return Ok((status, reader.out));
+    }
+    if let Some(length) = headers
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse::<usize>().ok())
+    {
+        if body.len() < length {
+            return Err(invalid("body cut short"));
+        }
+        return Ok((status, body[..length].to_vec()));
+    }
+    Ok((status, body.to_vec()))
+}
+
+/// Decodes a chunked body incrementally.
+#[derive(Default)]
+pub struct ChunkedReader {
+    pending: Vec<u8>,
+    pub out: Vec<u8>,
+    pub done: bool,
+}
+
+impl ChunkedReader {
+    /// Feeds raw bytes; decoded bytes are appended to `out`.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        loop {
+            if self.done {
+                return;
+            }
+            let Some(line_end) = self.pending.windows(2).position(|w| w == b"\r\n") else {
+                return;
+            };
+            let size_text = String::from_utf8_lossy(&self.pending[..line_end]).to_string();
+            let size_text = size_text.split(';').next().unwrap_or("").trim().to_string();
+            let Ok(size) = usize::from_str_radix(&size_text, 16) else {
+                self.done = true;
+                return;
+            };
+            let need = line_end + 2 + size + 2;
+            if self.pending.len() < need {
+                return;
+            }
+            if size == 0 {
+                self.done = true;
+                return;
+            }
+            self.out
+                .extend_from_slice(&self.pending[line_end + 2..line_end + 2 + size]);
+            self.pending.drain(..need);
+        }
+    }
+}

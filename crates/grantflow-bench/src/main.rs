@@ -1,0 +1,296 @@
+//! `grantflow-bench`: whole-workload benchmarks of grantflow against an SQLite peer and the
+//! disk's limit, on the same generated workload, in the same run. See BENCHMARKS.md.
+//!
+//! Every scenario prints one line `scenario NAME: key=value ...` (absolute figures, then
+//! ratios to the baselines); `--json` prints one JSON document instead (lines go to stderr).
+
+mod children;
+mod runs;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Map, Value};
+
+/// Whole-workload benchmarks of grantflow, an SQLite event store (the peer) and a plain
+/// file with one fdatasync per group (the limit).
+#[derive(Parser, Debug)]
+#[command(name = "grantflow-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    #[command(flatten)]
+    opts: Opts,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// The full benchmark (the default).
+    Run,
+    /// A tiny workload through every scenario, for CI: checks that it all still works.
+    Smoke,
+    /// Internal: one measurement in a child process (for peak RSS).
+    #[command(hide = true)]
+    Child(ChildArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct Opts {
+    /// Events in the large log (replay, open, RSS, bytes on disk). Default 1,000,000; smoke 3,000.
+    #[arg(long, global = true)]
+    events: Option<u64>,
+    /// Commands per throughput run. Default 100,000; smoke 600.
+    #[arg(long, global = true)]
+    commands: Option<usize>,
+    /// Seed of the workload generator.
+    #[arg(long, global = true, default_value_t = 42)]
+    seed: u64,
+    /// Which scenarios: all, or a comma-separated list of engine, exec, sqlite, file, replay, rss.
+    #[arg(long, global = true, default_value = "all")]
+    scenario: String,
+    /// Working directory for the stores (default: a fresh temporary directory, removed after).
+    #[arg(long, global = true)]
+    dir: Option<PathBuf>,
+    /// Print one JSON document on stdout (the scenario lines go to stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Stop submitting in a throughput run after this many seconds. Default 20; smoke 5.
+    #[arg(long, global = true)]
+    max_seconds: Option<f64>,
+    /// Independent lanes (funds) of the workload; must be at least the largest submitter count.
+    #[arg(long, global = true, default_value_t = 256)]
+    lanes: u32,
+    /// Run each throughput scenario this many times and report the median run.
+    #[arg(long, global = true, default_value_t = 1)]
+    repeat: usize,
+    /// The `grantflow` binary for the exec scenario (default: next to this binary, built with
+    /// `cargo build --release` when missing).
+    #[arg(long, global = true)]
+    grantflow: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ChildArgs {
+    /// What to measure.
+    #[arg(long)]
+    task: String,
+    /// The store (directory or file).
+    #[arg(long)]
+    path: PathBuf,
+    /// Records file (envelopes) to write or read.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Events per group for the baselines.
+    #[arg(long, default_value_t = 1000)]
+    group: usize,
+}
+
+/// Resolved settings of a run.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub smoke: bool,
+    pub events: u64,
+    pub commands: usize,
+    pub seed: u64,
+    pub lanes: u32,
+    pub max_seconds: f64,
+    pub repeat: usize,
+    pub scenarios: Vec<String>,
+    pub json: bool,
+    pub grantflow: Option<PathBuf>,
+    pub submitters: Vec<usize>,
+}
+
+impl Config {
+    pub fn wants(&self, name: &str) -> bool {
+        self.scenarios.iter().any(|s| s == "all" || s == name)
+    }
+
+    pub fn deadline(&self) -> Duration {
+        Duration::from_secs_f64(self.max_seconds)
+    }
+}
+
+/// The scenario lines and the JSON document.
+pub(crate) struct Report {
+    json: bool,
+    rows: Vec<(String, Map<String, Value>)>,
+}
+
+impl Report {
+    pub fn new(json: bool) -> Report {
+        Report {
+            json,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Prints and keeps one scenario's figures.
+    pub fn line(&mut self, name: &str, fields: Map<String, Value>) {
+        let text: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                Value::Number(n) => match n.as_f64() {
+                    Some(f) if n.is_f64() => format!("{k}={}", fmt_num(f)),
+                    _ => format!("{k}={n}"),
+                },
+                other => format!("{k}={other}"),
+            })
+            .collect();
+        let line = format!("scenario {name}: {}", text.join(" "));
+        if self.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+        self.rows.push((name.to_string(), fields));
+    }
+
+    pub fn get(&self, name: &str, key: &str) -> Option<f64> {
+        self.rows
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, f)| f.get(key))
+            .and_then(Value::as_f64)
+    }
+
+    fn to_json(&self, config: &Config) -> Value {
+        let scenarios: Vec<Value> = self
+            .rows
+            .iter()
+            .map(|(name, fields)| {
+                let mut object = Map::new();
+                object.insert("scenario".into(), Value::String(name.clone()));
+                object.extend(fields.clone());
+                Value::Object(object)
+            })
+            .collect();
+        json!({
+            "machine": machine(),
+            "config": {
+                "smoke": config.smoke, "events": config.events, "commands": config.commands,
+                "seed": config.seed, "lanes": config.lanes, "max_seconds": config.max_seconds,
+                "repeat": config.repeat, "scenarios": config.scenarios,
+            },
+            "scenarios": scenarios,
+        })
+    }
+}
+
+/// A figure rounded for reading: 3 significant digits below 1000, whole numbers above.
+pub(crate) fn fmt_num(value: f64) -> String {
+    if value.abs() >= 1000.0 {
+        format!("{value:.0}")
+    } else if value.abs() >= 10.0 {
+        format!("{value:.1}")
+    } else if value.abs() >= 0.1 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.4}")
+    }
+}
+
+/// Rounds to 4 significant decimals for the JSON.
+pub(crate) fn round(value: f64) -> Value {
+    let rounded = if value.abs() >= 100.0 {
+        (value * 10.0).round() / 10.0
+    } else {
+        (value * 10_000.0).round() / 10_000.0
+    };
+    json!(rounded)
+}
+
+fn machine() -> Value {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let mem_kib = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "mem_gib": (mem_kib as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+    })
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.mode {
+        Some(Mode::Child(args)) => children::run_child(&cli_config(&cli.opts, false), args),
+        Some(Mode::Smoke) => run(&cli.opts, true),
+        Some(Mode::Run) | None => run(&cli.opts, false),
+    };
+    if let Err(error) = result {
+        eprintln!("grantflow-bench: {error:#}");
+        std::process::exit(2);
+    }
+}
+
+fn cli_config(opts: &Opts, smoke: bool) -> Config {
+    Config {
+        smoke,
+        events: opts.events.unwrap_or(if smoke { 3_000 } else { 1_000_000 }),
+        commands: opts.commands.unwrap_or(if smoke { 600 } else { 100_000 }),
+        seed: opts.seed,
+        lanes: opts.lanes,
+        max_seconds: opts.max_seconds.unwrap_or(if smoke { 5.0 } else { 20.0 }),
+        repeat: opts.repeat.max(1),
+        scenarios: opts
+            .scenario
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .collect(),
+        json: opts.json,
+        grantflow: opts.grantflow.clone(),
+        submitters: vec![1, 16, 256],
+    }
+}
+
+fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
+    let config = cli_config(opts, smoke);
+    const KNOWN: &[&str] = &["all", "engine", "exec", "sqlite", "file", "replay", "rss"];
+    for scenario in &config.scenarios {
+        anyhow::ensure!(
+            KNOWN.contains(&scenario.as_str()),
+            "unknown scenario {scenario:?}; known: {}",
+            KNOWN.join(", ")
+        );
+    }
+    anyhow::ensure!(
+        config.lanes as usize >= config.submitters.iter().copied().max().unwrap_or(1),
+        "--lanes must be at least the largest submitter count (256)"
+    );
+    let temp;
+    let root: &Path = match &opts.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir
+        }
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("grantflow-bench-")
+                .tempdir()?;
+            temp.path()
+        }
+    };
+    let mut report = Report::new(config.json);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(runs::throughput(&config, root, &mut report))?;
+    if config.wants("replay") || config.wants("rss") {
+        children::large_log(&config, root, &mut report)?;
+    }
+    if config.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json(&config))?
+        );
+    }
+    Ok(())
+}

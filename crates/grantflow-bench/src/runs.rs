@@ -1,0 +1,654 @@
+//! The throughput scenarios: the engine with 1, 16 and 256 concurrent submitters, the real
+//! `grantflow exec`, and the baselines (SQLite peer, plain file) with one writer and with
+//! the engine's concurrency shape.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use grantflow_bench::baseline::{FileSink, Sink, SqliteSink};
+use grantflow_bench::probe::{Probe, ProbeStats};
+use grantflow_bench::records::EventRec;
+use grantflow_bench::workload::{self, Workload};
+use grantflow_engine::{CommandOutcome, Engine, Submission, BATCH_COMMANDS_MAX};
+use grantflow_store::SledStore;
+use hdrhistogram::Histogram;
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{round, Config, Report};
+
+/// One throughput measurement.
+#[derive(Debug, Clone)]
+pub(crate) struct Run {
+    pub commands: u64,
+    pub accepted: u64,
+    pub events: u64,
+    pub seconds: f64,
+    pub hist: Histogram<u64>,
+    pub groups: u64,
+    pub store_seconds: f64,
+}
+
+impl Run {
+    fn events_per_s(&self) -> f64 {
+        self.events as f64 / self.seconds.max(1e-9)
+    }
+
+    fn fields(&self) -> Map<String, Value> {
+        let mut f = Map::new();
+        f.insert("commands".into(), json!(self.commands));
+        f.insert("accepted".into(), json!(self.accepted));
+        f.insert("events".into(), json!(self.events));
+        f.insert("seconds".into(), round(self.seconds));
+        f.insert(
+            "commands_per_s".into(),
+            round(self.accepted as f64 / self.seconds.max(1e-9)),
+        );
+        f.insert("events_per_s".into(), round(self.events_per_s()));
+        if !self.hist.is_empty() {
+            let ms = |q: f64| round(self.hist.value_at_quantile(q) as f64 / 1000.0);
+            f.insert("p50_ms".into(), ms(0.5));
+            f.insert("p99_ms".into(), ms(0.99));
+            f.insert("max_ms".into(), round(self.hist.max() as f64 / 1000.0));
+        }
+        if self.groups > 0 {
+            f.insert("groups".into(), json!(self.groups));
+            f.insert(
+                "events_per_group".into(),
+                round(self.events as f64 / self.groups as f64),
+            );
+        }
+        if self.store_seconds > 0.0 {
+            f.insert(
+                "store_share".into(),
+                round(self.store_seconds / self.seconds.max(1e-9)),
+            );
+        }
+        f
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // Microseconds, 1 µs to 10 min, 3 significant digits. Cannot fail with these bounds.
+    Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| unreachable!())
+}
+
+fn record(hist: &mut Histogram<u64>, since: Instant) {
+    let micros = (since.elapsed().as_micros() as u64).max(1);
+    hist.saturating_record(micros);
+}
+
+/// The median run of `repeat` (by events/s).
+async fn median<F, Fut>(repeat: usize, mut once: F) -> anyhow::Result<Run>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Run>>,
+{
+    let mut runs = Vec::new();
+    for i in 0..repeat.max(1) {
+        runs.push(once(i).await?);
+    }
+    runs.sort_by(|a, b| a.events_per_s().total_cmp(&b.events_per_s()));
+    let middle = runs.len() / 2;
+    Ok(runs.swap_remove(middle))
+}
+
+async fn open_store(dir: &Path) -> anyhow::Result<Arc<Probe>> {
+    let dir = dir.to_path_buf();
+    let store = tokio::task::spawn_blocking(move || SledStore::open(&dir)).await??;
+    Ok(Probe::new(Arc::new(store), false))
+}
+
+fn fresh(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let dir = root.join(name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).or_else(|_| std::fs::remove_file(&dir))?;
+    }
+    Ok(dir)
+}
+
+fn events_of(outcome: &CommandOutcome) -> Option<Vec<u64>> {
+    match outcome {
+        CommandOutcome::Accepted { events, .. } => {
+            Some(events.iter().map(|e| e.position).collect())
+        }
+        CommandOutcome::Rejected { .. } => None,
+    }
+}
+
+fn settle(
+    workload: &Workload,
+    index: usize,
+    outcome: CommandOutcome,
+    positions: &mut [Option<Vec<u64>>],
+    rejections: &mut Vec<String>,
+) {
+    positions[index] = events_of(&outcome);
+    if let CommandOutcome::Rejected { rejection, .. } = &outcome {
+        if rejections.len() < 5 {
+            rejections.push(format!(
+                "{}: {} ({})",
+                rejection.code, rejection.message, workload.commands[index].body
+            ));
+        }
+    }
+}
+
+/// The reference run: the workload piped through the engine in order (as `exec` does), in
+/// process. Returns the run, the probe's groups, and each command's stored events.
+async fn reference(
+    dir: &Path,
+    workload: &Workload,
+) -> anyhow::Result<(Run, ProbeStats, Vec<Vec<EventRec>>, Vec<String>)> {
+    let probe = open_store(dir).await?;
+    let engine = Engine::open(probe.clone()).await?;
+    let mut hist = histogram();
+    let mut in_flight = VecDeque::new();
+    let mut positions: Vec<Option<Vec<u64>>> = vec![None; workload.commands.len()];
+    let mut rejections = Vec::new();
+    let started = Instant::now();
+    for (index, command) in workload.commands.iter().enumerate() {
+        let sent = Instant::now();
+        let pending = engine
+            .enqueue(Submission::cli(command.body.clone(), None))
+            .await?;
+        in_flight.push_back((index, pending, sent));
+        if in_flight.len() >= 8_192 {
+            if let Some((index, pending, sent)) = in_flight.pop_front() {
+                let outcome = pending.wait().await;
+                record(&mut hist, sent);
+                settle(workload, index, outcome?, &mut positions, &mut rejections);
+            }
+        }
+    }
+    while let Some((index, pending, sent)) = in_flight.pop_front() {
+        let outcome = pending.wait().await;
+        record(&mut hist, sent);
+        settle(workload, index, outcome?, &mut positions, &mut rejections);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    // Read back the stored envelopes: the baselines append exactly these bytes.
+    let head = engine.store().head().await?.position;
+    let mut by_position: Vec<Option<EventRec>> = Vec::with_capacity(head as usize + 1);
+    by_position.push(None);
+    let mut next = 1;
+    while next <= head {
+        let page = engine.store().read(next, 4_096).await?;
+        anyhow::ensure!(!page.is_empty(), "the log ends before its head");
+        for envelope in &page {
+            by_position.push(Some(EventRec::of(envelope)));
+        }
+        next += page.len() as u64;
+    }
+    engine.close().await?;
+    let stats = probe.stats();
+    let mut per_command = Vec::with_capacity(positions.len());
+    for p in &positions {
+        let mut events = Vec::new();
+        for position in p.iter().flatten() {
+            if let Some(Some(rec)) = by_position.get(*position as usize) {
+                events.push(rec.clone());
+            }
+        }
+        per_command.push(events);
+    }
+    let accepted = positions.iter().filter(|p| p.is_some()).count() as u64;
+    let run = Run {
+        commands: workload.commands.len() as u64,
+        accepted,
+        events: head,
+        seconds,
+        hist,
+        groups: stats.appends,
+        store_seconds: stats.append_seconds,
+    };
+    Ok((run, stats, per_command, rejections))
+}
+
+/// The engine with `submitters` concurrent tasks, each submitting its lanes' commands in
+/// order and awaiting each one's durable result.
+async fn engine_run(
+    dir: &Path,
+    workload: &Workload,
+    submitters: usize,
+    deadline: Duration,
+) -> anyhow::Result<Run> {
+    let probe = open_store(dir).await?;
+    let engine = Arc::new(Engine::open(probe.clone()).await?);
+    let mut lanes: Vec<Vec<Value>> = vec![Vec::new(); submitters];
+    for command in &workload.commands {
+        lanes[command.lane as usize % submitters].push(command.body.clone());
+    }
+    let started = Instant::now();
+    let stop_at = started + deadline;
+    let mut tasks = Vec::new();
+    for bodies in lanes {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut hist = histogram();
+            let (mut sent, mut accepted, mut events) = (0u64, 0u64, 0u64);
+            for body in bodies {
+                if Instant::now() >= stop_at {
+                    break;
+                }
+                let t = Instant::now();
+                let outcome = engine.submit(Submission::cli(body, None)).await?;
+                record(&mut hist, t);
+                sent += 1;
+                if let Some(p) = events_of(&outcome) {
+                    accepted += 1;
+                    events += p.len() as u64;
+                }
+            }
+            anyhow::Ok((hist, sent, accepted, events))
+        }));
+    }
+    let mut run = Run {
+        commands: 0,
+        accepted: 0,
+        events: 0,
+        seconds: 0.0,
+        hist: histogram(),
+        groups: 0,
+        store_seconds: 0.0,
+    };
+    for task in tasks {
+        let (hist, sent, accepted, events) = task.await??;
+        run.hist.add(&hist).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        run.commands += sent;
+        run.accepted += accepted;
+        run.events += events;
+    }
+    run.seconds = started.elapsed().as_secs_f64();
+    let stats = probe.stats();
+    engine.close().await?;
+    run.groups = stats.appends;
+    run.store_seconds = stats.append_seconds;
+    Ok(run)
+}
+
+type Job = (usize, oneshot::Sender<()>);
+
+/// A baseline with the engine's concurrency shape: submitter tasks → bounded channel → one
+/// writer thread that takes what is queued (up to the engine's batch bound) as one group.
+async fn shaped_run(
+    sink: Box<dyn Sink>,
+    per_command: Arc<Vec<Vec<EventRec>>>,
+    workload: &Workload,
+    submitters: usize,
+    deadline: Duration,
+) -> anyhow::Result<Run> {
+    let (queue, mut jobs) = mpsc::channel::<Job>(grantflow_engine::QUEUE_COMMANDS_MAX);
+    let writer_events = per_command.clone();
+    let writer = std::thread::spawn(move || -> anyhow::Result<(u64, f64)> {
+        let mut sink = sink;
+        let mut groups = 0u64;
+        let mut seconds = 0.0;
+        while let Some(first) = jobs.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < BATCH_COMMANDS_MAX {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let group: Vec<&EventRec> = batch
+                .iter()
+                .flat_map(|(index, _)| writer_events[*index].iter())
+                .collect();
+            let t = Instant::now();
+            sink.write_group(&group)?;
+            seconds += t.elapsed().as_secs_f64();
+            groups += 1;
+            for (_, reply) in batch {
+                let _ = reply.send(());
+            }
+        }
+        Ok((groups, seconds))
+    });
+    let mut lanes: Vec<Vec<usize>> = vec![Vec::new(); submitters];
+    for (index, command) in workload.commands.iter().enumerate() {
+        if !per_command[index].is_empty() {
+            lanes[command.lane as usize % submitters].push(index);
+        }
+    }
+    let started = Instant::now();
+    let stop_at = started + deadline;
+    let mut tasks = Vec::new();
+    for indices in lanes {
+        let queue = queue.clone();
+        let per_command = per_command.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut hist = histogram();
+            let (mut sent, mut events) = (0u64, 0u64);
+            for index in indices {
+                if Instant::now() >= stop_at {
+                    break;
+                }
+                let t = Instant::now();
+                let (reply, done) = oneshot::channel();
+                queue
+                    .send((index, reply))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("baseline writer stopped"))?;
+                done.await
+                    .map_err(|_| anyhow::anyhow!("baseline writer failed"))?;
+                record(&mut hist, t);
+                sent += 1;
+                events += per_command[index].len() as u64;
+            }
+            anyhow::Ok((hist, sent, events))
+        }));
+    }
+    drop(queue);
+    let mut run = Run {
+        commands: 0,
+        accepted: 0,
+        events: 0,
+        seconds: 0.0,
+        hist: histogram(),
+        groups: 0,
+        store_seconds: 0.0,
+    };
+    let mut failure = None;
+    for task in tasks {
+        match task.await? {
+            Ok((hist, sent, events)) => {
+                run.hist.add(&hist).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                run.commands += sent;
+                run.accepted += sent;
+                run.events += events;
+            }
+            Err(error) => failure = Some(error),
+        }
+    }
+    run.seconds = started.elapsed().as_secs_f64();
+    let (groups, store_seconds) = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("baseline writer panicked"))??;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    run.groups = groups;
+    run.store_seconds = store_seconds;
+    Ok(run)
+}
+
+/// A baseline with one writer and no submitters: the events in order, in the groups the
+/// engine formed in the reference run (same group sizes), one transaction/fsync per group.
+fn single_writer(
+    mut sink: Box<dyn Sink>,
+    per_command: &[Vec<EventRec>],
+    groups: &[u32],
+) -> anyhow::Result<Run> {
+    let all: Vec<&EventRec> = per_command.iter().flatten().collect();
+    let mut hist = histogram();
+    let started = Instant::now();
+    let mut offset = 0usize;
+    let mut count = 0u64;
+    let mut sizes = groups.iter().map(|g| *g as usize);
+    while offset < all.len() {
+        let size = sizes.next().unwrap_or(1_000).max(1);
+        let end = (offset + size).min(all.len());
+        let t = Instant::now();
+        sink.write_group(&all[offset..end])?;
+        record(&mut hist, t);
+        offset = end;
+        count += 1;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Run {
+        commands: per_command.iter().filter(|c| !c.is_empty()).count() as u64,
+        accepted: per_command.iter().filter(|c| !c.is_empty()).count() as u64,
+        events: all.len() as u64,
+        seconds,
+        hist,
+        groups: count,
+        store_seconds: seconds,
+    })
+}
+
+/// Finds the `grantflow` binary: `--grantflow`, else next to this binary, else (not in
+/// smoke mode) builds it with `cargo build --release`.
+fn grantflow_binary(config: &Config) -> Option<PathBuf> {
+    if let Some(path) = &config.grantflow {
+        return Some(path.clone());
+    }
+    let beside = std::env::current_exe()
+        .ok()?
+        .parent()?
+        .join(format!("grantflow{}", std::env::consts::EXE_SUFFIX));
+    if beside.is_file() {
+        return Some(beside);
+    }
+    if config.smoke {
+        return None;
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+        .args(["build", "--release", "--bin", "grantflow"])
+        .current_dir(&workspace)
+        .status()
+        .ok()?;
+    let built = workspace.join("target/release/grantflow");
+    (status.success() && built.is_file()).then_some(built)
+}
+
+/// The real binary: `grantflow --data DIR exec FILE`, wall time from spawn to exit.
+fn exec_run(binary: &Path, dir: &Path, file: &Path, commands: u64) -> anyhow::Result<Run> {
+    let started = Instant::now();
+    let output = std::process::Command::new(binary)
+        .arg("--data")
+        .arg(dir)
+        .arg("exec")
+        .arg(file)
+        .output()
+        .with_context(|| format!("running {}", binary.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        matches!(output.status.code(), Some(0) | Some(1)),
+        "grantflow exec failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut accepted = 0;
+    let mut events = 0;
+    for line in stdout.lines() {
+        if let Ok(value) = serde_json::from_str::<Value>(line) {
+            if value["ok"] == Value::Bool(true) {
+                accepted += 1;
+                events += value["events"].as_array().map_or(0, Vec::len) as u64;
+            }
+        }
+    }
+    Ok(Run {
+        commands,
+        accepted,
+        events,
+        seconds,
+        hist: histogram(),
+        groups: 0,
+        store_seconds: 0.0,
+    })
+}
+
+fn ratio(value: Option<f64>, base: Option<f64>) -> Value {
+    match (value, base) {
+        (Some(v), Some(b)) if b > 0.0 => round(v / b),
+        _ => Value::Null,
+    }
+}
+
+/// Runs the throughput scenarios.
+pub(crate) async fn throughput(
+    config: &Config,
+    root: &Path,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let wanted = ["engine", "exec", "sqlite", "file"]
+        .iter()
+        .any(|s| config.wants(s));
+    if !wanted {
+        return Ok(());
+    }
+    let workload = workload::generate(config.seed, config.lanes, config.commands, 0);
+    let body_bytes: usize = workload
+        .commands
+        .iter()
+        .map(|c| c.body.to_string().len())
+        .sum();
+    let mut f = Map::new();
+    f.insert("seed".into(), json!(config.seed));
+    f.insert("lanes".into(), json!(workload.lanes));
+    f.insert("commands".into(), json!(workload.commands.len()));
+    f.insert("events_expected".into(), json!(workload.events));
+    f.insert(
+        "command_bytes_mean".into(),
+        round(body_bytes as f64 / workload.commands.len().max(1) as f64),
+    );
+    let mix: Vec<String> = workload::mix(&workload)
+        .into_iter()
+        .map(|(name, n)| format!("{name}:{n}"))
+        .collect();
+    f.insert("mix".into(), json!(mix.join(",")));
+    report.line("workload", f);
+
+    // Reference run: in order, pipelined; gives the envelope bytes and group sizes.
+    let (reference, ref_stats, per_command, rejections) =
+        reference(&fresh(root, "reference")?, &workload).await?;
+    let envelope_bytes: usize = per_command.iter().flatten().map(|e| e.body.len()).sum();
+    let mut f = reference.fields();
+    let acceptance = reference.accepted as f64 / reference.commands.max(1) as f64;
+    f.insert("acceptance".into(), round(acceptance));
+    f.insert(
+        "envelope_bytes_mean".into(),
+        round(envelope_bytes as f64 / reference.events.max(1) as f64),
+    );
+    report.line("engine-pipelined", f);
+    anyhow::ensure!(
+        acceptance >= 0.99,
+        "only {:.2}% of the workload was accepted; first rejections: {rejections:#?}",
+        acceptance * 100.0
+    );
+    let per_command = Arc::new(per_command);
+    let deadline = config.deadline();
+
+    for (kind, wanted) in [
+        ("sqlite", config.wants("sqlite")),
+        ("file", config.wants("file")),
+    ] {
+        if !wanted {
+            continue;
+        }
+        let make = |root: &Path, name: &str| -> anyhow::Result<Box<dyn Sink>> {
+            let path = fresh(root, name)?;
+            Ok(if kind == "sqlite" {
+                Box::new(SqliteSink::open(&path)?)
+            } else {
+                Box::new(FileSink::create(&path)?)
+            })
+        };
+        let run = median(config.repeat, |i| {
+            let sink = make(root, &format!("{kind}-1writer-{i}"));
+            let per_command = per_command.clone();
+            let groups = ref_stats.group_events.clone();
+            async move { single_writer(sink?, &per_command, &groups) }
+        })
+        .await?;
+        report.line(&format!("{kind}-1writer"), run.fields());
+        for &s in &config.submitters {
+            let run = median(config.repeat, |i| {
+                let sink = make(root, &format!("{kind}-s{s}-{i}"));
+                let per_command = per_command.clone();
+                let workload = &workload;
+                async move { shaped_run(sink?, per_command, workload, s, deadline).await }
+            })
+            .await?;
+            report.line(&format!("{kind}-s{s}"), run.fields());
+        }
+    }
+
+    if config.wants("engine") {
+        for &s in &config.submitters {
+            let run = median(config.repeat, |i| {
+                let workload = &workload;
+                let dir = fresh(root, &format!("engine-s{s}-{i}"));
+                async move { engine_run(&dir?, workload, s, deadline).await }
+            })
+            .await?;
+            let mut f = run.fields();
+            let eps = Some(run.events_per_s());
+            f.insert(
+                "x_sqlite_same_shape".into(),
+                ratio(eps, report.get(&format!("sqlite-s{s}"), "events_per_s")),
+            );
+            f.insert(
+                "x_sqlite_1writer".into(),
+                ratio(eps, report.get("sqlite-1writer", "events_per_s")),
+            );
+            f.insert(
+                "x_file_same_shape".into(),
+                ratio(eps, report.get(&format!("file-s{s}"), "events_per_s")),
+            );
+            f.insert(
+                "x_file_1writer".into(),
+                ratio(eps, report.get("file-1writer", "events_per_s")),
+            );
+            report.line(&format!("engine-s{s}"), f);
+        }
+    }
+
+    if config.wants("exec") {
+        let file = root.join("commands.jsonl");
+        let mut text = String::with_capacity(workload.commands.len() * 256);
+        for command in &workload.commands {
+            text.push_str(&command.body.to_string());
+            text.push('\n');
+        }
+        std::fs::write(&file, text)?;
+        match grantflow_binary(config) {
+            Some(binary) => {
+                let run = median(config.repeat, |i| {
+                    let dir = fresh(root, &format!("exec-{i}"));
+                    let (binary, file) = (binary.clone(), file.clone());
+                    let n = workload.commands.len() as u64;
+                    async move {
+                        let dir = dir?;
+                        tokio::task::spawn_blocking(move || exec_run(&binary, &dir, &file, n))
+                            .await?
+                    }
+                })
+                .await?;
+                let mut f = run.fields();
+                f.insert("binary".into(), json!(binary.display().to_string()));
+                let eps = Some(run.events_per_s());
+                f.insert(
+                    "x_sqlite_1writer".into(),
+                    ratio(eps, report.get("sqlite-1writer", "events_per_s")),
+                );
+                f.insert(
+                    "x_file_1writer".into(),
+                    ratio(eps, report.get("file-1writer", "events_per_s")),
+                );
+                f.insert(
+                    "x_engine_pipelined".into(),
+                    ratio(eps, report.get("engine-pipelined", "events_per_s")),
+                );
+                report.line("exec", f);
+            }
+            None => {
+                let mut f = Map::new();
+                f.insert(
+                    "skipped".into(),
+                    json!("no grantflow binary beside this one; pass --grantflow PATH"),
+                );
+                report.line("exec", f);
+            }
+        }
+    }
+    Ok(())
+}
