@@ -410,11 +410,15 @@ impl Event {
                 "unknown event type {event_type:?}"
             )));
         }
-        let payload: serde_json::Value = serde_json::from_str(payload_json).map_err(|error| {
-            DomainError::malformed(format!("{event_type} payload is not JSON: {error}"))
-        })?;
-        let tagged = serde_json::json!({ "type": event_type, "payload": payload });
-        let event: Event = serde_json::from_value(tagged).map_err(|error| {
+        // One parse: the tag first, then the payload, as adjacent tagging reads it. The type
+        // is one of EVENT_TYPES (checked above), so it needs no escaping.
+        let mut tagged = String::with_capacity(payload_json.len() + event_type.len() + 24);
+        tagged.push_str("{\"type\":\"");
+        tagged.push_str(event_type);
+        tagged.push_str("\",\"payload\":");
+        tagged.push_str(payload_json);
+        tagged.push('}');
+        let event: Event = serde_json::from_str(&tagged).map_err(|error| {
             DomainError::malformed(format!("{event_type} payload does not fit: {error}"))
         })?;
         event.check_stored()?;

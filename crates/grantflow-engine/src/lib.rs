@@ -356,20 +356,54 @@ pub async fn fold_into(
     progress: Progress<'_>,
 ) -> Result<(), EngineError> {
     let start = model.position;
-    while model.position < until {
-        let want = (until - model.position).min(FOLD_PAGE_EVENTS as u64) as usize;
-        let page = store.read(model.position + 1, want).await?;
-        if page.is_empty() {
-            return Err(EngineError::Corrupt {
-                position: model.position + 1,
-                detail: format!("the log ends at {} but its head is {until}", model.position),
-            });
+    if model.position >= until {
+        return Ok(());
+    }
+    let mut page = read_page(store, model.position + 1, until).await?;
+    loop {
+        let last = page
+            .last()
+            .map_or(model.position, |envelope| envelope.position);
+        if last >= until {
+            apply_page(model, &page)?;
+            progress(model.position - start, until - start);
+            return Ok(());
         }
-        for envelope in &page {
-            expect_position(envelope, model.position + 1)?;
-            model.apply(envelope)?;
-        }
+        // Read the next page while this one is folded in: the store reads on a blocking
+        // thread (started by the first poll), the fold runs here.
+        let next = read_page(store, last + 1, until);
+        tokio::pin!(next);
+        let early = futures::poll!(next.as_mut());
+        apply_page(model, &page)?;
         progress(model.position - start, until - start);
+        page = match early {
+            std::task::Poll::Ready(result) => result?,
+            std::task::Poll::Pending => next.await?,
+        };
+    }
+}
+
+/// One page of the log from `from`, at most up to `until`; an empty page is a gap.
+async fn read_page(
+    store: &dyn EventStore,
+    from: u64,
+    until: u64,
+) -> Result<Vec<Envelope>, EngineError> {
+    let want = (until + 1 - from).min(FOLD_PAGE_EVENTS as u64) as usize;
+    let page = store.read(from, want).await?;
+    if page.is_empty() {
+        return Err(EngineError::Corrupt {
+            position: from,
+            detail: format!("the log ends at {} but its head is {until}", from - 1),
+        });
+    }
+    Ok(page)
+}
+
+fn apply_page(model: &mut ReadModel, page: &[Envelope]) -> Result<(), EngineError> {
+    for envelope in page {
+        expect_position(envelope, model.position + 1)?;
+        model.apply(envelope)?;
     }
     Ok(())
 }

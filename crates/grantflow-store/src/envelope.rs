@@ -277,6 +277,19 @@ impl Envelope {
     /// Decodes stored canonical bytes (no `hash` field) and attaches the stored hash. Does not
     /// re-hash: reading stays cheap; `verify` re-hashes.
     pub(crate) fn from_canonical(bytes: &[u8], hash: Hash) -> Result<Envelope, EnvelopeError> {
+        // The stored bytes are canonical (they were written so): read that fixed layout
+        // directly, and hand anything unusual (an escape in a string) to serde.
+        if let Some(envelope) = fast::decode(bytes, hash) {
+            return Ok(envelope);
+        }
+        Self::from_canonical_serde(bytes, hash)
+    }
+
+    /// [`Envelope::from_canonical`] through serde (any valid JSON of the envelope's shape).
+    pub(crate) fn from_canonical_serde(
+        bytes: &[u8],
+        hash: Hash,
+    ) -> Result<Envelope, EnvelopeError> {
         let wire: WireEnvelope<'_> =
             serde_json::from_slice(bytes).map_err(|error| EnvelopeError::Malformed {
                 detail: error.to_string(),
@@ -364,6 +377,102 @@ struct WireEnvelope<'a> {
     prev_hash: String,
     #[serde(default)]
     hash: Option<String>,
+}
+
+/// A decoder of the canonical layout for the read path (replay reads every event).
+mod fast {
+    use super::{parse_hex_hash, Envelope, Hash};
+
+    /// The bytes after the payload: `,"prev_hash":"<64 hex>"}`.
+    const TAIL_BYTES: usize = 14 + 64 + 2;
+
+    /// Decodes canonical bytes whose strings hold no escapes; `None` for anything else.
+    pub(super) fn decode(bytes: &[u8], hash: Hash) -> Option<Envelope> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let tail_start = text.len().checked_sub(TAIL_BYTES)?;
+        let (head, tail) = text.split_at(tail_start);
+        let prev_hex = tail
+            .strip_prefix(",\"prev_hash\":\"")?
+            .strip_suffix("\"}")?;
+        let prev_hash = parse_hex_hash(prev_hex)?;
+        let mut cursor = Cursor { rest: head };
+        cursor.literal("{\"position\":")?;
+        let position = cursor.number()?;
+        cursor.literal(",\"stream\":")?;
+        let stream = cursor.string()?;
+        cursor.literal(",\"version\":")?;
+        let version = cursor.number()?;
+        cursor.literal(",\"type\":")?;
+        let event_type = cursor.string()?;
+        cursor.literal(",\"schema\":")?;
+        let schema = u32::try_from(cursor.number()?).ok()?;
+        cursor.literal(",\"recorded_at\":")?;
+        let recorded_at = cursor.string()?;
+        cursor.literal(",\"actor\":")?;
+        let actor = cursor.string()?;
+        cursor.literal(",\"command_id\":")?;
+        let command_id = cursor.string()?;
+        cursor.literal(",\"correlation_id\":")?;
+        let correlation_id = cursor.string()?;
+        cursor.literal(",\"payload\":")?;
+        let payload = cursor.rest;
+        // The payload is a compact object: it must at least look like one.
+        if !(payload.starts_with('{') && payload.ends_with('}')) {
+            return None;
+        }
+        Some(Envelope {
+            position,
+            stream: stream.to_string(),
+            version,
+            event_type: event_type.to_string(),
+            schema,
+            recorded_at: recorded_at.to_string(),
+            actor: actor.to_string(),
+            command_id: command_id.to_string(),
+            correlation_id: correlation_id.to_string(),
+            payload: payload.to_string(),
+            prev_hash,
+            hash,
+        })
+    }
+
+    struct Cursor<'a> {
+        rest: &'a str,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn literal(&mut self, expected: &str) -> Option<()> {
+            self.rest = self.rest.strip_prefix(expected)?;
+            Some(())
+        }
+
+        /// A JSON non-negative integer as serde_json writes it (no sign, no leading zero).
+        fn number(&mut self) -> Option<u64> {
+            let end = self
+                .rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(self.rest.len());
+            let digits = &self.rest[..end];
+            if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+                return None;
+            }
+            let value = digits.parse().ok()?;
+            self.rest = &self.rest[end..];
+            Some(value)
+        }
+
+        /// A JSON string without escapes or control characters; `None` otherwise.
+        fn string(&mut self) -> Option<&'a str> {
+            let inner = self.rest.strip_prefix('"')?;
+            let end = inner.find(|c: char| c == '"' || c == '\\' || c < ' ')?;
+            if inner.as_bytes()[end] != b'"' {
+                return None;
+            }
+            let value = &inner[..end];
+            self.rest = &inner[end + 1..];
+            Some(value)
+        }
+    }
 }
 
 /// 64 lowercase hex digits to a hash.
@@ -537,5 +646,66 @@ mod tests {
         assert!(is_compact_json_object(r#"{"a":"\" x"}"#));
         assert!(!is_compact_json_object(r#"{"a": 1}"#));
         assert!(!is_compact_json_object(r#"[1]"#));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod fast_decode_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn envelope(stream: &str, actor: &str, payload: &str, position: u64) -> Envelope {
+        let mut envelope = Envelope {
+            position,
+            stream: stream.to_string(),
+            version: position / 3 + 1,
+            event_type: "grant.approved".to_string(),
+            schema: 1,
+            recorded_at: "2026-11-29T01:25:27.123456Z".to_string(),
+            actor: actor.to_string(),
+            command_id: "c-1".to_string(),
+            correlation_id: "c-1".to_string(),
+            payload: payload.to_string(),
+            prev_hash: [7; 32],
+            hash: ZERO_HASH,
+        };
+        envelope.hash = envelope.compute_hash();
+        envelope
+    }
+
+    proptest! {
+        /// The fast decoder and serde agree on every canonical envelope, escapes included.
+        #[test]
+        fn fast_decoder_agrees_with_serde(
+            stream in "\\PC{0,12}",
+            actor in "[a-zA-Z\"\\\\\u{1}\u{7f}é😀 ]{0,12}",
+            text in "[a-z\"\\\\\u{2}é]{0,8}",
+            position in 1u64..u64::MAX / 2,
+        ) {
+            let payload = serde_json::json!({"grant": text, "amount": "1.00"}).to_string();
+            let original = envelope(&stream, &actor, &payload, position);
+            let bytes = original.canonical_bytes();
+            let slow = Envelope::from_canonical_serde(&bytes, original.hash).unwrap();
+            let decoded = Envelope::from_canonical(&bytes, original.hash).unwrap();
+            prop_assert_eq!(&decoded, &original);
+            prop_assert_eq!(&slow, &original);
+        }
+    }
+
+    #[test]
+    fn the_fast_path_takes_plain_envelopes_and_leaves_escapes_to_serde() {
+        let plain = envelope("grant-G", "fin", r#"{"grant":"G"}"#, 12);
+        assert_eq!(
+            fast::decode(&plain.canonical_bytes(), plain.hash),
+            Some(plain.clone())
+        );
+        let escaped = envelope("grant-G", "a \"quoted\" actor", r#"{"grant":"G"}"#, 12);
+        assert_eq!(fast::decode(&escaped.canonical_bytes(), escaped.hash), None);
+        assert_eq!(
+            Envelope::from_canonical(&escaped.canonical_bytes(), escaped.hash).unwrap(),
+            escaped
+        );
+        assert!(fast::decode(b"{\"position\":01,", ZERO_HASH).is_none());
     }
 }
