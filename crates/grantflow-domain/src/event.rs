@@ -343,12 +343,20 @@ impl Event {
 
     /// The stream the event belongs to: `fund-<id>` or `grant-<id>`.
     pub fn stream(&self) -> String {
+        match self.fund_stream_id() {
+            Some(fund) => fund_stream(fund),
+            None => grant_stream(self.grant().unwrap_or_default()),
+        }
+    }
+
+    /// For an event of a fund's stream, the fund's id; `None` for a grant's stream.
+    pub fn fund_stream_id(&self) -> Option<&str> {
         match self {
             Event::FundRegistered { fund, .. }
             | Event::ContributionRecorded { fund, .. }
             | Event::GrantCommitted { fund, .. }
-            | Event::CommitmentRevised { fund, .. } => fund_stream(fund),
-            _ => grant_stream(self.grant().unwrap_or_default()),
+            | Event::CommitmentRevised { fund, .. } => Some(fund),
+            _ => None,
         }
     }
 

@@ -8,7 +8,15 @@ use crate::world::{AgencyState, FundState, GrantState, Status, World};
 
 /// Applies `event`, found at global log `position`, to `world`.
 pub fn evolve(world: &mut World, position: u64, event: &Event) {
-    let stream = world.streams.entry(event.stream()).or_default();
+    let (streams, id) = match event.fund_stream_id() {
+        Some(fund) => (&mut world.fund_streams, fund),
+        None => (&mut world.grant_streams, event.grant().unwrap_or_default()),
+    };
+    // Look up without allocating; only a stream's first event allocates its key.
+    let stream = match streams.get_mut(id) {
+        Some(stream) => stream,
+        None => streams.entry(id.to_string()).or_default(),
+    };
     stream.version += 1;
     stream.position = position;
     match event {

@@ -1,7 +1,6 @@
 //! The world: every fund and grant as the events left them, plus each stream's version and
 //! last position. `evolve` folds one event in; the views read figures out.
 
-use crate::command::{fund_stream, grant_stream};
 use crate::money::{Amount, Currency};
 use crate::values::{Country, Date};
 use serde::{Deserialize, Serialize};
@@ -208,18 +207,22 @@ pub struct World {
     pub(crate) grants: BTreeMap<String, GrantState>,
     pub(crate) fund_order: Vec<String>,
     pub(crate) grant_order: Vec<String>,
-    pub(crate) streams: BTreeMap<String, StreamState>,
+    /// `fund-<id>` streams by fund id (kept apart so that folding an event needs no
+    /// allocation to find its stream).
+    pub(crate) fund_streams: BTreeMap<String, StreamState>,
+    /// `grant-<id>` streams by grant id.
+    pub(crate) grant_streams: BTreeMap<String, StreamState>,
 }
 
 impl World {
     /// The stream's version: how many events it has (0 for an unknown stream).
     pub fn stream_version(&self, stream: &str) -> u64 {
-        self.streams.get(stream).map_or(0, |state| state.version)
+        self.stream_state(stream).map_or(0, |state| state.version)
     }
 
     /// The global position of the stream's last event (0 for an unknown stream).
     pub fn stream_position(&self, stream: &str) -> u64 {
-        self.streams.get(stream).map_or(0, |state| state.position)
+        self.stream_state(stream).map_or(0, |state| state.position)
     }
 
     /// Grant ids in order of submission.
@@ -268,16 +271,18 @@ impl World {
     }
 
     pub(crate) fn grant_stream_state(&self, grant: &str) -> StreamState {
-        self.streams
-            .get(&grant_stream(grant))
-            .copied()
-            .unwrap_or_default()
+        self.grant_streams.get(grant).copied().unwrap_or_default()
     }
 
     pub(crate) fn fund_stream_state(&self, fund: &str) -> StreamState {
-        self.streams
-            .get(&fund_stream(fund))
-            .copied()
-            .unwrap_or_default()
+        self.fund_streams.get(fund).copied().unwrap_or_default()
+    }
+
+    /// A stream by its name (`fund-<id>` or `grant-<id>`).
+    fn stream_state(&self, stream: &str) -> Option<&StreamState> {
+        if let Some(fund) = stream.strip_prefix("fund-") {
+            return self.fund_streams.get(fund);
+        }
+        self.grant_streams.get(stream.strip_prefix("grant-")?)
     }
 }

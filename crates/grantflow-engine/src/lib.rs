@@ -36,7 +36,7 @@ pub const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
 /// The name of the projection snapshot in the store.
 pub const SNAPSHOT_NAME: &str = "world";
 /// Version of the snapshot format; an unknown one is ignored and the log replayed instead.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
 
 /// Upper bounds of the batch-size histogram (commands per durable batch).
 pub const BATCH_SIZE_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
