@@ -359,28 +359,61 @@ pub async fn fold_into(
     if model.position >= until {
         return Ok(());
     }
+    // Three stages on two cores: the store reads page k+1 (on a blocking thread), page k's
+    // payloads are decoded (on another), and page k-1 is folded in here.
     let mut page = read_page(store, model.position + 1, until).await?;
+    let mut ready: Option<Vec<(u64, Event)>> = None;
     loop {
-        let last = page
-            .last()
-            .map_or(model.position, |envelope| envelope.position);
-        if last >= until {
-            apply_page(model, &page)?;
+        let last = page.last().map_or(model.position, |envelope| envelope.position);
+        let decoding = tokio::task::spawn_blocking(move || decode_page(page));
+        let next = read_page(store, last + 1, until);
+        tokio::pin!(next);
+        let more = last < until;
+        let early = if more {
+            Some(futures::poll!(next.as_mut()))
+        } else {
+            None
+        };
+        if let Some(events) = ready.take() {
+            fold_page(model, &events)?;
+            progress(model.position - start, until - start);
+        }
+        let events = decoding
+            .await
+            .map_err(|error| EngineError::BadQuery(format!("decoding stopped: {error}")))??;
+        if !more {
+            fold_page(model, &events)?;
             progress(model.position - start, until - start);
             return Ok(());
         }
-        // Read the next page while this one is folded in: the store reads on a blocking
-        // thread (started by the first poll), the fold runs here.
-        let next = read_page(store, last + 1, until);
-        tokio::pin!(next);
-        let early = futures::poll!(next.as_mut());
-        apply_page(model, &page)?;
-        progress(model.position - start, until - start);
+        ready = Some(events);
         page = match early {
-            std::task::Poll::Ready(result) => result?,
-            std::task::Poll::Pending => next.await?,
+            Some(std::task::Poll::Ready(result)) => result?,
+            _ => next.await?,
         };
     }
+}
+
+/// Decodes a page's payloads into domain events.
+fn decode_page(page: Vec<Envelope>) -> Result<Vec<(u64, Event)>, EngineError> {
+    page.iter()
+        .map(|envelope| Ok((envelope.position, decode(envelope)?)))
+        .collect()
+}
+
+/// Folds decoded events in, checking that positions follow on.
+fn fold_page(model: &mut ReadModel, events: &[(u64, Event)]) -> Result<(), EngineError> {
+    for (position, event) in events {
+        if *position != model.position + 1 {
+            return Err(EngineError::Corrupt {
+                position: model.position + 1,
+                detail: format!("expected position {}, found {position}", model.position + 1),
+            });
+        }
+        evolve(&mut model.world, *position, event);
+        model.position = *position;
+    }
+    Ok(())
 }
 
 /// One page of the log from `from`, at most up to `until`; an empty page is a gap.
@@ -398,22 +431,4 @@ async fn read_page(
         });
     }
     Ok(page)
-}
-
-fn apply_page(model: &mut ReadModel, page: &[Envelope]) -> Result<(), EngineError> {
-    for envelope in page {
-        expect_position(envelope, model.position + 1)?;
-        model.apply(envelope)?;
-    }
-    Ok(())
-}
-
-fn expect_position(envelope: &Envelope, expected: u64) -> Result<(), EngineError> {
-    if envelope.position == expected {
-        return Ok(());
-    }
-    Err(EngineError::Corrupt {
-        position: expected,
-        detail: format!("expected position {expected}, found {}", envelope.position),
-    })
 }
