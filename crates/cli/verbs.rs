@@ -318,7 +318,10 @@ async fn verify(
             }
         }
         None => {
-            let store = open_store(data, false).await?;
+            let store = match open_store(data, false).await {
+                Ok(store) => store,
+                Err(error) => return refused_store(error, json),
+            };
             let bar = progress_bar("verifying");
             let report = audit::verify(store.as_ref(), checkpoint, &|done, total| {
                 bar.set_length(total);
@@ -339,6 +342,30 @@ async fn verify(
     } else {
         Outcome::Failed
     })
+}
+
+/// `verify` on a store that refuses to open: a damaged log is a failed check (exit 1,
+/// naming the first bad position); anything else (no store, I/O) stays an error (exit 2).
+fn refused_store(error: anyhow::Error, json: bool) -> anyhow::Result<Outcome> {
+    let corrupt = error.chain().find_map(|cause| match cause.downcast_ref() {
+        Some(grantflow_store::StoreError::Corrupt { position, detail }) => {
+            Some((*position, detail.clone()))
+        }
+        _ => None,
+    });
+    let Some((position, detail)) = corrupt else {
+        return Err(error);
+    };
+    if json {
+        let report = serde_json::json!({
+            "ok": false,
+            "failure": {"position": position, "detail": detail},
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("FAILED at position {position}: {detail}\nthe store refuses to open: {error:#}");
+    }
+    Ok(Outcome::Failed)
 }
 
 fn read_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {

@@ -96,7 +96,7 @@ impl LogChecker {
     pub fn check(&mut self, envelope: &Envelope) -> Result<(), Failure> {
         let expected = self.last.position + 1;
         self.chain.check(envelope).map_err(|error| Failure {
-            position: envelope.position.min(expected),
+            position: expected,
             detail: error.to_string(),
         })?;
         self.model.apply(envelope).map_err(|error| Failure {

@@ -364,7 +364,9 @@ pub async fn fold_into(
     let mut page = read_page(store, model.position + 1, until).await?;
     let mut ready: Option<Vec<(u64, Event)>> = None;
     loop {
-        let last = page.last().map_or(model.position, |envelope| envelope.position);
+        let last = page
+            .last()
+            .map_or(model.position, |envelope| envelope.position);
         let decoding = tokio::task::spawn_blocking(move || decode_page(page));
         let next = read_page(store, last + 1, until);
         tokio::pin!(next);

@@ -10,6 +10,8 @@
 //! On-disk layout of `<dir>`:
 //! - `<dir>/GRANTFLOW`: the marker, `grantflow store\nformat 1\n`, checked before sled ever
 //!   sees the directory (sled may panic on garbage).
+//! - `<dir>/HEAD`: the durable head (position and hash of the last acknowledged event), kept
+//!   OUTSIDE sled, where sled's recovery cannot reach it (see "The HEAD file" below).
 //! - `<dir>/db/`: the sled database, one tree (the default one), keys by prefix:
 //!
 //! | key | value |
@@ -20,12 +22,32 @@
 //! | `C` + command id | body hash flag (0/1) [‖ hash] ‖ count (u32 LE) ‖ per event: position, version (u64 LE), stream, type (u32 LE length ‖ bytes) |
 //! | `M` | `grantflow store format 1` (written when the database is created) |
 //! | `H` | head position (u64 BE) ‖ hash (32) ‖ recorded_at |
-//! | `P` + name | snapshot: position (u64 BE) ‖ total length (u64 BE) ‖ part count (u32 BE) |
+//! | `F` | present once the store keeps a `HEAD` file (a missing `HEAD` is then damage) |
+//! | `P` + name | snapshot: position (u64 BE) ‖ total length (u64 BE) ‖ part count (u32 BE) ‖ SHA-256 of the bytes (absent in stores written before it) |
 //! | `Q` + name + `0x00` + part (u32 BE) | snapshot bytes, in parts of at most [`VALUE_BYTES_MAX`] |
 //!
 //! Invariants: the `H` key and the last chunk agree (checked on open); readers never see past
 //! the durable head kept in memory; after a failed flush or fsync the store refuses every
 //! further write (what sled holds in memory may then differ from the disk).
+//!
+//! ## The HEAD file
+//!
+//! sled's recovery reads its log up to the first record that fails its checksum and drops the
+//! rest: a damaged or cut database file opens as a *shorter, internally consistent* store,
+//! whose hash chain verifies. Nothing inside sled can tell that events are gone. So after each
+//! group is durable in sled (flush + `sync_data`), and before it is acknowledged, the store
+//! records the new head in `<dir>/HEAD` and `fdatasync`s it. On open, the head sled recovered
+//! must reach the HEAD file's position with the same hash there; otherwise the store refuses
+//! to open ([`StoreError::Corrupt`]: "the log ends at N but M events were acknowledged").
+//!
+//! The file is [`HEAD_FILE_BYTES`] long and holds two fixed-size slots (offsets 0 and
+//! [`HEAD_SLOT_B_OFFSET`]), written alternately in place (`pwrite` + `fdatasync`, no rename,
+//! no directory sync): `magic ‖ generation (u64 BE) ‖ position (u64 BE) ‖ hash (32) ‖
+//! SHA-256 of the preceding bytes (32)`. A torn write can damage only the slot being written;
+//! the other still holds the previous head. The valid slot with the highest generation wins.
+//! The sled key `F` is written (after the file exists) so that a deleted HEAD file is noticed.
+//! A HEAD file behind sled's head (a crash between the two syncs: that group was never
+//! acknowledged) is brought forward on open.
 
 use std::collections::HashMap;
 use std::fs;
@@ -36,6 +58,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::envelope::{chain_hash, is_compact_json_object, ChainVerifier, Envelope};
@@ -120,6 +143,18 @@ pub const EVENT_BYTES_MAX: usize = VALUE_BYTES_MAX - CHUNK_RECORD_OVERHEAD_BYTES
 pub const KEY_TEXT_BYTES_MAX: usize = 1024;
 /// An import is written in durable groups of at most this many events.
 pub const IMPORT_GROUP_EVENTS_MAX: usize = 10_000;
+/// The file holding the durable head outside sled.
+pub const HEAD_FILE_NAME: &str = "HEAD";
+/// Where a new HEAD file is written before being renamed into place.
+const HEAD_TEMP_FILE_NAME: &str = "HEAD.tmp";
+/// The HEAD file's size: two slots, the second one a page away from the first.
+pub const HEAD_FILE_BYTES: u64 = HEAD_SLOT_B_OFFSET + HEAD_RECORD_BYTES as u64;
+/// The offset of the HEAD file's second slot (its own 4 KiB page).
+pub const HEAD_SLOT_B_OFFSET: u64 = 4096;
+/// One HEAD record: magic, generation, position, hash, checksum.
+const HEAD_RECORD_BYTES: usize = 8 + 8 + 8 + 32 + 32;
+/// A HEAD record's first bytes.
+const HEAD_RECORD_MAGIC: &[u8; 8] = b"GFHEAD1\n";
 
 /// A chunk value's first byte.
 const CHUNK_FORMAT: u8 = 1;
@@ -134,6 +169,8 @@ const PREFIX_SNAPSHOT: u8 = b'P';
 const PREFIX_SNAPSHOT_PART: u8 = b'Q';
 const HEAD_KEY: &[u8] = b"H";
 const FORMAT_KEY: &[u8] = b"M";
+/// Present once the store keeps a HEAD file.
+const HEAD_FILE_FLAG_KEY: &[u8] = b"F";
 
 /// The sled-backed event log. Cheap to clone (clones share the store).
 #[derive(Clone)]
@@ -152,6 +189,8 @@ struct Inner {
     snapshot_lock: Mutex<()>,
     /// The durable head: readers never go past it.
     head: Mutex<Head>,
+    /// The durable head outside sled (written under `write_lock`).
+    head_file: Mutex<HeadFile>,
     head_tx: watch::Sender<u64>,
     closed: AtomicBool,
     /// Set when a write may have reached sled's memory but not the disk.
@@ -229,6 +268,7 @@ impl SledStore {
             .map_err(io_err(format!("opening {}", db_file_path.display())))?;
         check_format_record(dir, &tree, &db_file, had_database)?;
         let head = load_head(&tree)?;
+        let head_file = check_head_file(dir, &tree, &db_file, &head)?;
         let (head_tx, _) = watch::channel(head.position);
         Ok(SledStore {
             inner: Arc::new(Inner {
@@ -238,6 +278,7 @@ impl SledStore {
                 write_lock: Mutex::new(()),
                 snapshot_lock: Mutex::new(()),
                 head: Mutex::new(head),
+                head_file: Mutex::new(head_file),
                 head_tx,
                 closed: AtomicBool::new(false),
                 failed: AtomicBool::new(false),
@@ -470,7 +511,8 @@ impl Inner {
             .tree
             .apply_batch(batch)
             .map_err(sled_err("writing a group of events"))
-            .and_then(|()| self.make_durable("making a group of events durable"));
+            .and_then(|()| self.make_durable("making a group of events durable"))
+            .and_then(|()| lock(&self.head_file).write(&new_head));
         if let Err(error) = written {
             // sled's memory may now hold events the disk does not: refuse to build on them.
             self.failed.store(true, Ordering::SeqCst);
@@ -590,10 +632,11 @@ impl Inner {
         let part_count = u32::try_from(parts.len())
             .map_err(|_| StoreError::Io(format!("snapshot {name} is too large")))?;
         let mut batch = sled::Batch::default();
-        let mut header = Vec::with_capacity(20);
+        let mut header = Vec::with_capacity(SNAPSHOT_HEADER_BYTES);
         header.extend_from_slice(&position.to_be_bytes());
         header.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
         header.extend_from_slice(&part_count.to_be_bytes());
+        header.extend_from_slice(&Sha256::digest(bytes));
         batch.insert(snapshot_key(name), header);
         for (index, part) in (0u32..).zip(parts) {
             batch.insert(snapshot_part_key(name, index), part);
@@ -981,10 +1024,16 @@ impl Inner {
             return Ok(None);
         };
         let header = (|| {
+            let checksum = match value.len() {
+                SNAPSHOT_HEADER_LEGACY_BYTES => None,
+                SNAPSHOT_HEADER_BYTES => Some(value.get(20..52)?.try_into().ok()?),
+                _ => return None,
+            };
             Some(SnapshotHeader {
                 position: decode_u64_be(value.get(0..8)?)?,
                 length: decode_u64_be(value.get(8..16)?)?,
                 parts: u32::from_be_bytes(value.get(16..20)?.try_into().ok()?),
+                checksum,
             })
         })();
         header.map(Some).ok_or_else(|| bad_snapshot(name, 0))
@@ -1009,6 +1058,17 @@ impl Inner {
         if bytes.len() as u64 != header.length {
             return Err(bad_snapshot(name, header.position));
         }
+        if let Some(checksum) = header.checksum {
+            if <[u8; 32]>::from(Sha256::digest(&bytes)) != checksum {
+                return Err(StoreError::Corrupt {
+                    position: header.position,
+                    detail: format!(
+                        "snapshot {name} does not match its checksum (damaged); its figures are \
+                         not used: run `grantflow replay` to rebuild it from the log"
+                    ),
+                });
+            }
+        }
         Ok(Some((header.position, bytes)))
     }
 }
@@ -1017,7 +1077,14 @@ struct SnapshotHeader {
     position: u64,
     length: u64,
     parts: u32,
+    /// SHA-256 of the snapshot's bytes (absent in headers written before it was kept).
+    checksum: Option<Hash>,
 }
+
+/// A snapshot header: position, length, part count, checksum.
+const SNAPSHOT_HEADER_BYTES: usize = 8 + 8 + 4 + 32;
+/// A header written before the checksum was kept.
+const SNAPSHOT_HEADER_LEGACY_BYTES: usize = 8 + 8 + 4;
 
 // ---------------------------------------------------------------------------------------
 // Opening
@@ -1114,6 +1181,245 @@ fn load_head(tree: &sled::Db) -> Result<Head, StoreError> {
             Ok(head)
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The HEAD file (see the module documentation)
+
+/// The open HEAD file and the generation of its newest slot.
+struct HeadFile {
+    file: fs::File,
+    path: PathBuf,
+    generation: u64,
+}
+
+/// One decoded HEAD record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HeadRecord {
+    generation: u64,
+    position: u64,
+    hash: Hash,
+}
+
+impl HeadRecord {
+    fn encode(&self) -> [u8; HEAD_RECORD_BYTES] {
+        let mut record = [0u8; HEAD_RECORD_BYTES];
+        record[0..8].copy_from_slice(HEAD_RECORD_MAGIC);
+        record[8..16].copy_from_slice(&self.generation.to_be_bytes());
+        record[16..24].copy_from_slice(&self.position.to_be_bytes());
+        record[24..56].copy_from_slice(&self.hash);
+        let checksum = Sha256::digest(&record[0..56]);
+        record[56..88].copy_from_slice(&checksum);
+        record
+    }
+
+    /// A slot's record, or `None` when it is torn, damaged or empty.
+    fn decode(bytes: &[u8]) -> Option<HeadRecord> {
+        let bytes = bytes.get(0..HEAD_RECORD_BYTES)?;
+        if bytes.get(0..8)? != HEAD_RECORD_MAGIC
+            || Sha256::digest(bytes.get(0..56)?).as_slice() != bytes.get(56..88)?
+        {
+            return None;
+        }
+        Some(HeadRecord {
+            generation: decode_u64_be(bytes.get(8..16)?)?,
+            position: decode_u64_be(bytes.get(16..24)?)?,
+            hash: bytes.get(24..56)?.try_into().ok()?,
+        })
+    }
+}
+
+impl HeadFile {
+    /// Records `head` in the slot after the newest one and makes it durable.
+    fn write(&mut self, head: &Head) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
+        let record = HeadRecord {
+            generation: self.generation + 1,
+            position: head.position,
+            hash: head.hash,
+        };
+        let offset = if record.generation.is_multiple_of(2) {
+            0
+        } else {
+            HEAD_SLOT_B_OFFSET
+        };
+        self.file
+            .write_all_at(&record.encode(), offset)
+            .and_then(|()| self.file.sync_data())
+            .map_err(io_err(format!("writing {}", self.path.display())))?;
+        self.generation = record.generation;
+        Ok(())
+    }
+}
+
+/// Opens (or, for a store that has none yet, creates) the HEAD file and checks that sled's
+/// head reaches the head it records, with the same hash there.
+fn check_head_file(
+    dir: &Path,
+    tree: &sled::Db,
+    db_file: &fs::File,
+    head: &Head,
+) -> Result<HeadFile, StoreError> {
+    let path = dir.join(HEAD_FILE_NAME);
+    let flagged = tree
+        .contains_key(HEAD_FILE_FLAG_KEY)
+        .map_err(sled_err("reading the HEAD file flag"))?;
+    let head_file = match read_head_file(&path)? {
+        Some((file, record)) => {
+            check_head_against_log(tree, head, &record)?;
+            let mut head_file = HeadFile {
+                file,
+                path,
+                generation: record.generation,
+            };
+            if record.position != head.position {
+                // The last group reached sled but was never acknowledged: record it now.
+                head_file.write(head)?;
+            }
+            head_file
+        }
+        None if flagged => {
+            return Err(StoreError::Corrupt {
+                position: 0,
+                detail: format!(
+                    "{} is missing: the head this store acknowledged cannot be checked, so \
+                     events may have been lost without a trace; restore the directory from a \
+                     backup or re-import an export",
+                    path.display()
+                ),
+            })
+        }
+        None => create_head_file(dir, &path, head)?,
+    };
+    if !flagged {
+        tree.insert(HEAD_FILE_FLAG_KEY, &b"1"[..])
+            .map_err(sled_err("writing the HEAD file flag"))?;
+        tree.flush()
+            .map_err(sled_err("writing the HEAD file flag"))?;
+        db_file
+            .sync_data()
+            .map_err(io_err("writing the HEAD file flag".to_string()))?;
+    }
+    Ok(head_file)
+}
+
+/// The HEAD file and its newest valid record; `None` when there is no file.
+fn read_head_file(path: &Path) -> Result<Option<(fs::File, HeadRecord)>, StoreError> {
+    use std::io::Read;
+    let damaged = |detail: &str| StoreError::Corrupt {
+        position: 0,
+        detail: format!(
+            "{} is damaged ({detail}): the head this store acknowledged cannot be checked",
+            path.display()
+        ),
+    };
+    let mut file = match fs::OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(io_err(format!("opening {}", path.display()))(error)),
+    };
+    let mut bytes = Vec::with_capacity(HEAD_FILE_BYTES as usize);
+    (&mut file)
+        .take(HEAD_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err(format!("reading {}", path.display())))?;
+    if bytes.len() as u64 != HEAD_FILE_BYTES {
+        return Err(damaged(&format!(
+            "{} bytes, expected {HEAD_FILE_BYTES}",
+            bytes.len()
+        )));
+    }
+    let slots = [
+        HeadRecord::decode(&bytes[..HEAD_RECORD_BYTES]),
+        HeadRecord::decode(&bytes[HEAD_SLOT_B_OFFSET as usize..]),
+    ];
+    let newest = slots
+        .into_iter()
+        .flatten()
+        .max_by_key(|record| record.generation)
+        .ok_or_else(|| damaged("no slot passes its checksum"))?;
+    Ok(Some((file, newest)))
+}
+
+/// sled's recovered head must reach the recorded one, with the same hash at its position.
+fn check_head_against_log(
+    tree: &sled::Db,
+    head: &Head,
+    record: &HeadRecord,
+) -> Result<(), StoreError> {
+    if record.position > head.position {
+        return Err(StoreError::Corrupt {
+            position: head.position + 1,
+            detail: format!(
+                "the log ends at {} but {} events were acknowledged: events {}..{} are lost \
+                 (the database was cut or replaced, e.g. by sled's recovery after damage); \
+                 restore the directory from a backup or re-import an export",
+                head.position,
+                record.position,
+                head.position + 1,
+                record.position
+            ),
+        });
+    }
+    if record.position == 0 {
+        return Ok(());
+    }
+    let stored = if record.position == head.position {
+        Some(head.hash)
+    } else {
+        let (key, value) = tree
+            .range(chunk_key(0)..=chunk_key(record.position))
+            .next_back()
+            .transpose()
+            .map_err(sled_err("reading the log"))?
+            .ok_or_else(|| missing(record.position))?;
+        Chunk::decode(parse_chunk_key(&key, record.position)?, value)?.hash_at(record.position)
+    };
+    if stored != Some(record.hash) {
+        return Err(StoreError::Corrupt {
+            position: record.position,
+            detail: format!(
+                "the log was rewritten: event {} does not carry the hash {} recorded as \
+                 acknowledged in the HEAD file",
+                record.position,
+                hex::encode(record.hash)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Writes a new HEAD file atomically (temporary file, fsync, rename, fsync of the directory).
+fn create_head_file(dir: &Path, path: &Path, head: &Head) -> Result<HeadFile, StoreError> {
+    let temp = dir.join(HEAD_TEMP_FILE_NAME);
+    let context = format!("writing {}", path.display());
+    let record = HeadRecord {
+        generation: 1,
+        position: head.position,
+        hash: head.hash,
+    };
+    let mut bytes = vec![0u8; HEAD_FILE_BYTES as usize];
+    // Both slots hold the head, so that either one alone is enough.
+    bytes[..HEAD_RECORD_BYTES].copy_from_slice(&record.encode());
+    bytes[HEAD_SLOT_B_OFFSET as usize..].copy_from_slice(&record.encode());
+    let mut file = fs::File::create(&temp).map_err(io_err(context.clone()))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_err(context.clone()))?;
+    fs::rename(&temp, path).map_err(io_err(context.clone()))?;
+    if let Ok(dir_file) = fs::File::open(dir) {
+        let _ = dir_file.sync_all();
+    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err(context))?;
+    Ok(HeadFile {
+        file,
+        path: path.to_path_buf(),
+        generation: record.generation,
+    })
 }
 
 /// The first entry of `dir` that is not the marker's temporary file.
