@@ -439,6 +439,7 @@ async fn role_matrix_for_every_read_route() {
         ("/v1/events/stream", events),
         ("/v1/checkpoint", audit),
         ("/v1/verify", audit),
+        ("/v1/export/iati", audit),
         ("/metrics", &["admin"][..]),
     ];
     for (route, allowed) in routes {
@@ -888,6 +889,66 @@ async fn streams_over_the_cap_are_503() {
 }
 
 #[tokio::test]
+async fn iati_export_over_http_as_the_cli() {
+    let h = harness().await;
+    h.seed().await;
+    let (status, body) = h
+        .call_raw("GET", "/v1/export/iati", Some(h.token("auditor")), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let xml = String::from_utf8(body).unwrap();
+    assert!(xml.contains("<iati-activities version=\"2.03\""), "{xml}");
+    assert!(xml.contains("<iati-identifier>"));
+    let (status, body) = h
+        .call_raw(
+            "GET",
+            "/v1/export/iati?grant=G&reporting_org=XM-TEST",
+            Some(h.token("admin")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8(body).unwrap().contains("XM-TEST-G"));
+    let (status, body) = h
+        .call(
+            "GET",
+            "/v1/export/iati?grant=NOPE",
+            Some(h.token("auditor")),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, body) = h
+        .call(
+            "GET",
+            "/v1/export/iati?at=1&as_of=2020-01-01T00:00:00Z",
+            Some(h.token("auditor")),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    let (status, body) = h
+        .call(
+            "GET",
+            "/v1/export/iati?at=0",
+            Some(h.token("auditor")),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "nothing yet"
+    );
+}
+
+#[tokio::test]
 async fn openapi_describes_every_route_of_the_router() {
     let h = harness().await;
     let (status, spec) = h.call("GET", "/openapi.json", None, None).await;
@@ -905,6 +966,7 @@ async fn openapi_describes_every_route_of_the_router() {
         ("get", "/v1/events/stream"),
         ("get", "/v1/checkpoint"),
         ("get", "/v1/verify"),
+        ("get", "/v1/export/iati"),
         ("get", "/healthz"),
         ("get", "/openapi.json"),
         ("get", "/metrics"),
