@@ -61,12 +61,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use grantflow_store::envelope::{chain_hash, is_compact_json_object, ChainVerifier};
+use grantflow_store::checks::{check_event_fields, check_event_size, check_key_text};
+use grantflow_store::envelope::{chain_hash, ChainVerifier};
 use grantflow_store::{
     AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Hash, Head, StoreError,
     READ_EVENTS_MAX, ZERO_HASH,
 };
-use serde_json::value::RawValue;
 use tokio::sync::watch;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{GenericClient, Row, Transaction};
@@ -75,11 +75,8 @@ pub use listener::RECONNECT_DELAY_MS;
 pub use schema::{app_role_grants, SCHEMA_VERSION};
 pub use target::{CONNECT_TIMEOUT_SECS, DEFAULT_SCHEMA, SCHEMA_NAME_BYTES_MAX, SCHEMA_PARAM};
 
-/// Stream names, command ids and snapshot names: at most this many bytes (the sled
-/// backend's bound, so that a log always moves between backends).
-pub const KEY_TEXT_BYTES_MAX: usize = 1024;
-/// The largest canonical event accepted (the sled backend's bound, for the same reason).
-pub const EVENT_BYTES_MAX: usize = 64 * 1024 - 36 - 1;
+/// The bounds shared with the sled backend, so that a log always moves between backends.
+pub use grantflow_store::checks::{EVENT_BYTES_MAX, KEY_TEXT_BYTES_MAX};
 /// An import is written in durable groups (transactions) of at most this many events.
 pub const IMPORT_GROUP_EVENTS_MAX: usize = 10_000;
 /// An import group (one transaction) holds at most about this many bytes of events.
@@ -1028,38 +1025,6 @@ fn check_new_commands(batch: &AppendBatch) -> Result<(), StoreError> {
         for event in &command.events {
             check_event_fields(&event.stream, &event.payload).map_err(StoreError::Io)?;
         }
-    }
-    Ok(())
-}
-
-/// A key text: 1 to [`KEY_TEXT_BYTES_MAX`] bytes, no NUL (as the sled backend).
-fn check_key_text(what: &str, text: &str) -> Result<(), String> {
-    if text.is_empty() || text.len() > KEY_TEXT_BYTES_MAX || text.contains('\0') {
-        return Err(format!(
-            "{what} {text:?} must be 1 to {KEY_TEXT_BYTES_MAX} bytes without NUL"
-        ));
-    }
-    Ok(())
-}
-
-fn check_event_fields(stream: &str, payload: &str) -> Result<(), String> {
-    check_key_text("stream", stream)?;
-    let is_object =
-        serde_json::from_str::<&RawValue>(payload).is_ok() && is_compact_json_object(payload);
-    if !is_object {
-        return Err(format!(
-            "the payload of an event of {stream} is not a compact JSON object"
-        ));
-    }
-    Ok(())
-}
-
-fn check_event_size(envelope: &Envelope, canonical_bytes: usize) -> Result<(), String> {
-    if canonical_bytes > EVENT_BYTES_MAX {
-        return Err(format!(
-            "event {} of {} is too large: {canonical_bytes} bytes, at most {EVENT_BYTES_MAX}",
-            envelope.position, envelope.stream
-        ));
     }
     Ok(())
 }

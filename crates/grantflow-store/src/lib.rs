@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod checks;
 pub mod envelope;
 pub mod sled_store;
 pub mod subscription;

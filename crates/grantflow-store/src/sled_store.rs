@@ -57,11 +57,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use crate::envelope::{chain_hash, is_compact_json_object, ChainVerifier, Envelope};
+use crate::checks::{check_event_fields, check_event_size, check_key_text};
+use crate::envelope::{chain_hash, ChainVerifier, Envelope};
 use crate::{
     AppendBatch, CommandRecord, EventRef, EventStore, Hash, Head, StoreError, READ_EVENTS_MAX,
     ZERO_HASH,
@@ -137,10 +137,9 @@ pub const VALUE_BYTES_MAX: usize = 64 * 1024;
 /// A log chunk is closed once it holds this many bytes (a group writes
 /// ceil(bytes / this) chunks).
 pub const CHUNK_BYTES_TARGET: usize = 32 * 1024;
-/// The largest canonical event (so that any event fits one chunk under [`VALUE_BYTES_MAX`]).
-pub const EVENT_BYTES_MAX: usize = VALUE_BYTES_MAX - CHUNK_RECORD_OVERHEAD_BYTES - 1;
-/// Stream names, command ids and snapshot names: at most this many bytes.
-pub const KEY_TEXT_BYTES_MAX: usize = 1024;
+pub use crate::checks::{EVENT_BYTES_MAX, KEY_TEXT_BYTES_MAX};
+// Any event fits one chunk under VALUE_BYTES_MAX.
+const _: () = assert!(EVENT_BYTES_MAX == VALUE_BYTES_MAX - CHUNK_RECORD_OVERHEAD_BYTES - 1);
 /// An import is written in durable groups of at most this many events.
 pub const IMPORT_GROUP_EVENTS_MAX: usize = 10_000;
 /// The file holding the durable head outside sled.
@@ -1655,40 +1654,6 @@ fn event_ref(envelope: &Envelope) -> EventRef {
 
 // ---------------------------------------------------------------------------------------
 // Checks and errors
-
-/// A key component: 1 to [`KEY_TEXT_BYTES_MAX`] bytes, no NUL (NUL separates key parts).
-fn check_key_text(what: &str, text: &str) -> Result<(), String> {
-    if text.is_empty() || text.len() > KEY_TEXT_BYTES_MAX || text.contains('\0') {
-        return Err(format!(
-            "{what} {text:?} must be 1 to {KEY_TEXT_BYTES_MAX} bytes without NUL"
-        ));
-    }
-    Ok(())
-}
-
-/// What the store needs of an event's content before hashing and storing it.
-fn check_event_fields(stream: &str, payload: &str) -> Result<(), String> {
-    check_key_text("stream", stream)?;
-    let is_object =
-        serde_json::from_str::<&RawValue>(payload).is_ok() && is_compact_json_object(payload);
-    if !is_object {
-        return Err(format!(
-            "the payload of an event of {stream} is not a compact JSON object"
-        ));
-    }
-    Ok(())
-}
-
-/// An event must fit one chunk (so no value reaches sled's blob files).
-fn check_event_size(envelope: &Envelope, canonical_bytes: usize) -> Result<(), String> {
-    if canonical_bytes > EVENT_BYTES_MAX {
-        return Err(format!(
-            "event {} of {} is too large: {canonical_bytes} bytes, at most {EVENT_BYTES_MAX}",
-            envelope.position, envelope.stream
-        ));
-    }
-    Ok(())
-}
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded values are replaced whole, so a panic elsewhere cannot leave them torn.
