@@ -62,10 +62,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use grantflow_store::checks::{check_event_fields, check_event_size, check_key_text};
-use grantflow_store::envelope::{chain_hash, ChainVerifier};
+use grantflow_store::envelope::ChainVerifier;
+use grantflow_store::seal::seal;
 use grantflow_store::{
     AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Hash, Head, StoreError,
-    READ_EVENTS_MAX, ZERO_HASH,
+    READ_EVENTS_MAX,
 };
 use tokio::sync::watch;
 use tokio_postgres::error::SqlState;
@@ -574,7 +575,7 @@ impl Inner {
                 wanted.push(stream.clone());
             }
         }
-        let mut versions = self.stream_versions(&tx, &wanted).await?;
+        let versions = self.stream_versions(&tx, &wanted).await?;
         for (stream, expected) in &batch.expected_versions {
             let stored = versions.get(stream).copied().unwrap_or(0);
             if stored != *expected {
@@ -607,54 +608,22 @@ impl Inner {
             return Ok(Vec::new());
         }
 
-        // Never before the previous event, whatever this machine's clock says.
-        let recorded_at = std::cmp::max(grantflow_store::now_rfc3339(), head.recorded_at);
-        let mut group = Group::default();
-        let mut position = head.position;
-        let mut prev_hash = head.hash;
-        let mut results = Vec::with_capacity(batch.commands.len());
-        for command in batch.commands {
-            let mut refs = Vec::with_capacity(command.events.len());
-            for event in command.events {
-                let version = versions.get(&event.stream).copied().unwrap_or(0) + 1;
-                versions.insert(event.stream.clone(), version);
-                position += 1;
-                let mut envelope = Envelope {
-                    position,
-                    stream: event.stream,
-                    version,
-                    event_type: event.event_type,
-                    schema: event.schema,
-                    recorded_at: recorded_at.clone(),
-                    actor: event.actor,
-                    command_id: event.command_id,
-                    correlation_id: event.correlation_id,
-                    payload: event.payload,
-                    prev_hash,
-                    hash: ZERO_HASH,
-                };
-                let canonical = envelope.canonical_bytes();
-                if let Err(detail) = check_event_size(&envelope, canonical.len()) {
-                    rollback(tx).await;
-                    return Err(StoreError::Io(detail));
-                }
-                envelope.hash = chain_hash(&prev_hash, &canonical);
-                prev_hash = envelope.hash;
-                group.push_event(&envelope, canonical);
-                refs.push(event_ref(&envelope));
+        let sealed = match seal(&head, batch.commands, |stream| {
+            Ok(versions.get(stream).copied().unwrap_or(0))
+        }) {
+            Ok(sealed) => sealed,
+            Err(error) => {
+                rollback(tx).await;
+                return Err(error);
             }
-            group.commands.push(CommandRecord {
-                command_id: command.command_id,
-                body_hash: Some(command.body_hash),
-                events: refs.clone(),
-            });
-            results.push(refs);
-        }
-        let new_head = Head {
-            position,
-            hash: prev_hash,
-            recorded_at,
         };
+        let mut group = Group::default();
+        for (envelope, canonical) in sealed.events {
+            group.push_event(&envelope, canonical);
+        }
+        group.commands = sealed.commands;
+        let new_head = sealed.head;
+        let results = sealed.refs;
         self.write_group(tx, &group, &new_head).await?;
         self.publish(new_head.position);
         Ok(results)
@@ -907,7 +876,7 @@ impl Inner {
                     records.len() - 1
                 }
             };
-            records[index].events.push(event_ref(envelope));
+            records[index].events.push(EventRef::of(envelope));
         }
         Ok(records)
     }
@@ -1027,15 +996,6 @@ fn check_new_commands(batch: &AppendBatch) -> Result<(), StoreError> {
         }
     }
     Ok(())
-}
-
-fn event_ref(envelope: &Envelope) -> EventRef {
-    EventRef {
-        position: envelope.position,
-        stream: envelope.stream.clone(),
-        version: envelope.version,
-        event_type: envelope.event_type.clone(),
-    }
 }
 
 fn missing(position: u64) -> StoreError {

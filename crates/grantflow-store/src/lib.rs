@@ -12,6 +12,7 @@
 
 pub mod checks;
 pub mod envelope;
+pub mod seal;
 pub mod sled_store;
 pub mod subscription;
 
@@ -78,6 +79,18 @@ pub struct EventRef {
     /// Event type.
     #[serde(rename = "type")]
     pub event_type: String,
+}
+
+impl EventRef {
+    /// Where an envelope landed.
+    pub fn of(envelope: &Envelope) -> EventRef {
+        EventRef {
+            position: envelope.position,
+            stream: envelope.stream.clone(),
+            version: envelope.version,
+            event_type: envelope.event_type.clone(),
+        }
+    }
 }
 
 /// What the command index remembers of an accepted command.

@@ -61,7 +61,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::checks::{check_event_fields, check_event_size, check_key_text};
-use crate::envelope::{chain_hash, ChainVerifier, Envelope};
+use crate::envelope::{ChainVerifier, Envelope};
+use crate::seal::seal;
 use crate::{
     AppendBatch, CommandRecord, EventRef, EventStore, Hash, Head, StoreError, READ_EVENTS_MAX,
     ZERO_HASH,
@@ -427,53 +428,17 @@ impl Inner {
             return Ok(Vec::new());
         }
 
-        let recorded_at = std::cmp::max(crate::envelope::now_rfc3339(), head.recorded_at.clone());
+        let sealed = seal(&head, batch.commands, |stream| match versions.get(stream) {
+            Some(version) => Ok(*version),
+            None => self.stored_stream_version(stream),
+        })?;
         let mut group = Group::default();
-        let mut position = head.position;
-        let mut prev_hash = head.hash;
-        let mut results = Vec::with_capacity(batch.commands.len());
-        for command in batch.commands {
-            let mut refs = Vec::with_capacity(command.events.len());
-            for event in command.events {
-                let version = match versions.get(&event.stream) {
-                    Some(version) => *version,
-                    None => self.stored_stream_version(&event.stream)?,
-                } + 1;
-                versions.insert(event.stream.clone(), version);
-                position += 1;
-                let mut envelope = Envelope {
-                    position,
-                    stream: event.stream,
-                    version,
-                    event_type: event.event_type,
-                    schema: event.schema,
-                    recorded_at: recorded_at.clone(),
-                    actor: event.actor,
-                    command_id: event.command_id,
-                    correlation_id: event.correlation_id,
-                    payload: event.payload,
-                    prev_hash,
-                    hash: ZERO_HASH,
-                };
-                let canonical = envelope.canonical_bytes();
-                check_event_size(&envelope, canonical.len()).map_err(StoreError::Io)?;
-                envelope.hash = chain_hash(&prev_hash, &canonical);
-                prev_hash = envelope.hash;
-                group.push_event(&envelope, &canonical);
-                refs.push(event_ref(&envelope));
-            }
-            group.commands.push(CommandRecord {
-                command_id: command.command_id,
-                body_hash: Some(command.body_hash),
-                events: refs.clone(),
-            });
-            results.push(refs);
+        for (envelope, canonical) in &sealed.events {
+            group.push_event(envelope, canonical);
         }
-        let new_head = Head {
-            position,
-            hash: prev_hash,
-            recorded_at,
-        };
+        group.commands = sealed.commands;
+        let new_head = sealed.head;
+        let results = sealed.refs;
         self.commit(group.into_batch(&new_head), new_head)?;
         Ok(results)
     }
@@ -614,7 +579,7 @@ impl Inner {
                     records.len() - 1
                 }
             };
-            records[index].events.push(event_ref(envelope));
+            records[index].events.push(EventRef::of(envelope));
         }
         Ok(records)
     }
@@ -1640,15 +1605,6 @@ impl<'a> Reader<'a> {
     fn text(&mut self) -> Option<String> {
         let length = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
         String::from_utf8(self.take(length)?.to_vec()).ok()
-    }
-}
-
-fn event_ref(envelope: &Envelope) -> EventRef {
-    EventRef {
-        position: envelope.position,
-        stream: envelope.stream.clone(),
-        version: envelope.version,
-        event_type: envelope.event_type.clone(),
     }
 }
 
