@@ -1,5 +1,6 @@
 //! The single writer: decides queued commands in groups against its own copy of the world,
-//! appends each group as one durable batch, then publishes the new state and answers.
+//! appends each group as one durable batch, then publishes the new state and answers. It is
+//! pipelined: while one batch is being made durable, the next is decided on top of it.
 //!
 //! On a shared store (PostgreSQL) other processes append too: before each batch the writer
 //! folds in what they appended, and a batch refused as a conflict (another process appended
@@ -23,7 +24,10 @@ use crate::{
 };
 
 /// How many times a batch refused as a conflict is decided again before its commands fail.
-pub const APPEND_CONFLICT_RETRIES: usize = 16;
+pub const APPEND_CONFLICT_RETRIES: usize = 64;
+/// The longest pause before deciding again after a conflict (the pause doubles with each
+/// attempt, with jitter, so that writers racing for the head fall out of step).
+pub const CONFLICT_BACKOFF_MAX_MICROS: u64 = 20_000;
 
 type Reply = oneshot::Sender<Result<CommandOutcome, EngineError>>;
 
@@ -73,6 +77,7 @@ pub(crate) fn spawn(
         model,
         events_since_snapshot: 0,
         stats,
+        in_flight_ids: HashMap::new(),
     };
     tokio::spawn(writer.run(jobs))
 }
@@ -114,6 +119,8 @@ struct Writer {
     model: ReadModel,
     events_since_snapshot: u64,
     stats: Arc<Stats>,
+    /// Command ids (and body hashes) of the batch in flight.
+    in_flight_ids: HashMap<String, Hash>,
 }
 
 /// What became of one command of a batch.
@@ -129,9 +136,13 @@ enum Slot {
         index: usize,
         command_id: String,
     },
+    /// A repeat of a command of the batch in flight: answered when that one is durable.
+    RepeatOfFlight {
+        command_id: String,
+    },
 }
 
-/// The batch being built.
+/// The events of a batch being built.
 #[derive(Default)]
 struct Group {
     expected_versions: Vec<(String, u64)>,
@@ -141,49 +152,80 @@ struct Group {
     ids: HashMap<String, (Hash, usize)>,
 }
 
-/// Why a batch was not stored.
-struct AppendFailure {
-    /// Another writer appended first: decide again.
-    conflict: bool,
-    detail: String,
+/// A batch: its commands, their answers so far, and its events.
+#[derive(Default)]
+struct Batch {
+    prepared: Vec<Prepared>,
+    replies: Vec<Reply>,
+    slots: Vec<Slot>,
+    group: Group,
+    /// The head the batch was decided on.
+    expected_head: u64,
+    /// How many times it was refused as a conflict already.
+    attempts: usize,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.prepared.is_empty()
+    }
+}
+
+/// A batch being appended while the writer decides the next one.
+struct Flight {
+    batch: Batch,
+    append: tokio::task::JoinHandle<Result<Vec<Vec<EventRef>>, StoreError>>,
 }
 
 impl Writer {
+    /// The writer's loop, pipelined: while one batch is being made durable, the commands
+    /// that arrive are decided into the next one (on a world that includes the first), so
+    /// that deciding and writing overlap. A batch is answered only once it is durable; if it
+    /// fails, the batch decided on top of it is decided again on the durable state.
     async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
-        while let Some(first) = jobs.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < BATCH_COMMANDS_MAX {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
+        let mut building = Batch::default();
+        let mut flight: Option<Flight> = None;
+        let mut closes: Vec<Reply> = Vec::new();
+        // False once every sender is gone (the engine was dropped).
+        let mut open = true;
+        // Only the store's sole writer may decide on top of a batch not yet stored.
+        let pipelined = self.store.exclusive();
+        loop {
+            let Some(current) = flight.as_mut() else {
+                if !building.is_empty() {
+                    flight = Some(self.ship(std::mem::take(&mut building)));
+                    continue;
                 }
-            }
-            if self.process(batch).await {
-                break;
-            }
-        }
-    }
-
-    /// Decides, appends and answers one batch. Returns true when a close was requested.
-    async fn process(&mut self, batch: Vec<Job>) -> bool {
-        let mut commands = Vec::with_capacity(batch.len());
-        let mut replies = Vec::with_capacity(batch.len());
-        let mut closes = Vec::new();
-        for job in batch {
-            match (job.work, job.reply) {
-                (Work::Command(prepared), Some(reply)) => {
-                    commands.push(*prepared);
-                    replies.push(reply);
+                if !closes.is_empty() || !open {
+                    break;
                 }
-                (Work::Close, reply) => closes.extend(reply),
-                _ => {}
+                let Some(first) = jobs.recv().await else {
+                    break;
+                };
+                let arrived = drain(first, &mut jobs, BATCH_COMMANDS_MAX);
+                self.take(arrived, &mut building, &mut closes, false).await;
+                continue;
+            };
+            let room = BATCH_COMMANDS_MAX.saturating_sub(building.prepared.len());
+            tokio::select! {
+                biased;
+                done = &mut current.append => {
+                    let done = done.unwrap_or_else(|error| {
+                        Err(StoreError::Io(format!("the append task stopped: {error}")))
+                    });
+                    if let Some(landed) = flight.take() {
+                        self.complete(landed.batch, done, &mut building).await;
+                    }
+                }
+                job = jobs.recv(), if pipelined && open && closes.is_empty() && room > 0 => match job {
+                    Some(first) => {
+                        let arrived = drain(first, &mut jobs, room);
+                        self.take(arrived, &mut building, &mut closes, true).await;
+                    }
+                    None => open = false,
+                },
             }
         }
-        let answers = self.run_commands(&commands).await;
-        for (answer, reply) in answers.into_iter().zip(replies) {
-            let _ = reply.send(answer);
-        }
-        let closing = !closes.is_empty();
         for reply in closes {
             let _ = reply.send(Ok(CommandOutcome::Accepted {
                 command_id: String::new(),
@@ -191,40 +233,164 @@ impl Writer {
                 replayed: false,
             }));
         }
-        closing
     }
 
-    /// Catches up, decides every command, appends; decides again after a conflict.
-    async fn run_commands(
+    /// Decides arrived commands into `building`; notes a close; catches up when idle.
+    async fn take(
         &mut self,
-        commands: &[Prepared],
-    ) -> Vec<Result<CommandOutcome, EngineError>> {
-        let mut attempt = 0;
-        loop {
+        arrived: Vec<Job>,
+        building: &mut Batch,
+        closes: &mut Vec<Reply>,
+        in_flight: bool,
+    ) {
+        let mut prepared = Vec::new();
+        let mut replies = Vec::new();
+        for job in arrived {
+            match (job.work, job.reply) {
+                (Work::Command(command), Some(reply)) => {
+                    prepared.push(*command);
+                    replies.push(reply);
+                }
+                (Work::Close, reply) => closes.extend(reply),
+                _ => {}
+            }
+        }
+        if !in_flight && building.is_empty() {
+            // The writer's world equals the durable one: fold in other writers' events.
             if let Err(error) = self.catch_up().await {
                 tracing::error!(%error, "cannot fold in the store's new events");
                 let detail = error.to_string();
-                return commands.iter().map(|_| Err(stopped(&detail))).collect();
-            }
-            if commands.is_empty() {
-                return Vec::new();
-            }
-            let known = self.known_ids(commands).await;
-            let mut group = Group::default();
-            let slots: Vec<Slot> = commands
-                .iter()
-                .map(|prepared| self.decide_one(prepared, &mut group, &known))
-                .collect();
-            match self.append(group).await {
-                Ok(refs) => return answers(slots, Ok(&refs)),
-                Err(failure) if failure.conflict && attempt < APPEND_CONFLICT_RETRIES => {
-                    attempt += 1;
-                    self.stats.conflict();
-                    tracing::debug!(attempt, detail = %failure.detail, "append conflict; deciding again");
+                for reply in replies {
+                    let _ = reply.send(Err(stopped(&detail)));
                 }
-                Err(failure) => return answers(slots, Err(&failure.detail)),
+                return;
             }
         }
+        self.decide_into(prepared, replies, building, in_flight)
+            .await;
+    }
+
+    /// Decides commands on top of the writer's world into `building`.
+    async fn decide_into(
+        &mut self,
+        prepared: Vec<Prepared>,
+        replies: Vec<Reply>,
+        building: &mut Batch,
+        in_flight: bool,
+    ) {
+        if prepared.is_empty() {
+            return;
+        }
+        if building.is_empty() {
+            building.expected_head = self.model.position;
+        }
+        let known = self.known_ids(&prepared).await;
+        let flight_ids = if in_flight {
+            self.in_flight_ids.clone()
+        } else {
+            HashMap::new()
+        };
+        for (command, reply) in prepared.into_iter().zip(replies) {
+            let slot = self.decide_one(&command, &mut building.group, &known, &flight_ids);
+            building.slots.push(slot);
+            building.prepared.push(command);
+            building.replies.push(reply);
+        }
+    }
+
+    /// Starts appending a batch on its own task.
+    fn ship(&mut self, mut batch: Batch) -> Flight {
+        let group = std::mem::take(&mut batch.group);
+        self.in_flight_ids = group
+            .ids
+            .iter()
+            .map(|(id, (hash, _))| (id.clone(), *hash))
+            .collect();
+        let append = AppendBatch {
+            expected_head: batch.expected_head,
+            expected_versions: group.expected_versions,
+            commands: group.commands,
+        };
+        batch.group = Group {
+            events: group.events,
+            ids: group.ids,
+            ..Group::default()
+        };
+        let store = self.store.clone();
+        let append = if append.commands.is_empty() {
+            tokio::spawn(async { Ok(Vec::new()) })
+        } else {
+            tokio::spawn(async move { store.append(append).await })
+        };
+        Flight { batch, append }
+    }
+
+    /// A flight landed: publish and answer it, or go back to the durable state and decide
+    /// again what was decided on top of it.
+    async fn complete(
+        &mut self,
+        batch: Batch,
+        result: Result<Vec<Vec<EventRef>>, StoreError>,
+        building: &mut Batch,
+    ) {
+        self.in_flight_ids.clear();
+        match result {
+            Ok(refs) => {
+                if !refs.is_empty() {
+                    let events = refs.iter().map(Vec::len).sum();
+                    self.stats.batch(refs.len(), events);
+                    self.publish(&refs, &batch.group.events);
+                    self.maybe_snapshot().await;
+                }
+                resolve_flight_repeats(&batch, &refs, building);
+                reply_all(batch.slots, batch.replies, Ok(&refs));
+            }
+            Err(error) => {
+                let conflict = matches!(error, StoreError::Conflict(_));
+                self.model = read(&self.published).clone();
+                let mut redo = std::mem::take(building);
+                let mut attempts = redo.attempts;
+                if conflict && batch.attempts < APPEND_CONFLICT_RETRIES {
+                    self.stats.conflict();
+                    tracing::debug!(%error, "append conflict; deciding again");
+                    attempts = batch.attempts + 1;
+                    tokio::time::sleep(backoff(attempts)).await;
+                    let mut prepared = batch.prepared;
+                    prepared.append(&mut redo.prepared);
+                    let mut replies = batch.replies;
+                    replies.append(&mut redo.replies);
+                    redo.prepared = prepared;
+                    redo.replies = replies;
+                } else {
+                    if !conflict {
+                        tracing::error!(%error, "append failed; the batch is not acknowledged");
+                    }
+                    reply_all(batch.slots, batch.replies, Err(&error.to_string()));
+                }
+                // Everything decided on top of the failed batch is decided again.
+                let replies = std::mem::take(&mut redo.replies);
+                self.take_again(redo.prepared, replies, building).await;
+                building.attempts = attempts;
+            }
+        }
+    }
+
+    /// Decides commands again on the durable state (after a failed or refused batch).
+    async fn take_again(
+        &mut self,
+        prepared: Vec<Prepared>,
+        replies: Vec<Reply>,
+        building: &mut Batch,
+    ) {
+        if let Err(error) = self.catch_up().await {
+            tracing::error!(%error, "cannot fold in the store's new events");
+            let detail = error.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(stopped(&detail)));
+            }
+            return;
+        }
+        self.decide_into(prepared, replies, building, false).await;
     }
 
     /// Folds in events that other processes appended since the writer's position.
@@ -280,10 +446,16 @@ impl Writer {
         }
     }
 
-    fn decide_one(&mut self, prepared: &Prepared, group: &mut Group, known: &Known) -> Slot {
+    fn decide_one(
+        &mut self,
+        prepared: &Prepared,
+        group: &mut Group,
+        known: &Known,
+        flight_ids: &HashMap<String, Hash>,
+    ) -> Slot {
         let command_id = prepared.command_id.clone();
         if prepared.client_id {
-            if let Some(slot) = repeat(prepared, group, known) {
+            if let Some(slot) = repeat(prepared, group, known, flight_ids) {
                 return slot;
             }
         }
@@ -325,39 +497,6 @@ impl Writer {
         Slot::Appended { index, command_id }
     }
 
-    /// Appends the group durably and publishes it; on failure, goes back to the published
-    /// (durable) state.
-    async fn append(&mut self, group: Group) -> Result<Vec<Vec<EventRef>>, AppendFailure> {
-        if group.commands.is_empty() {
-            return Ok(Vec::new());
-        }
-        let batch = AppendBatch {
-            expected_head: read(&self.published).position,
-            expected_versions: group.expected_versions,
-            commands: group.commands,
-        };
-        match self.store.append(batch).await {
-            Ok(refs) => {
-                let events = refs.iter().map(Vec::len).sum();
-                self.stats.batch(refs.len(), events);
-                self.publish(&refs, &group.events);
-                self.maybe_snapshot().await;
-                Ok(refs)
-            }
-            Err(error) => {
-                let conflict = matches!(error, StoreError::Conflict(_));
-                if !conflict {
-                    tracing::error!(%error, "append failed; the batch is not acknowledged");
-                }
-                self.model = read(&self.published).clone();
-                Err(AppendFailure {
-                    conflict,
-                    detail: error.to_string(),
-                })
-            }
-        }
-    }
-
     fn publish(&mut self, refs: &[Vec<EventRef>], events: &[Vec<Event>]) {
         let mut published = match self.published.write() {
             Ok(guard) => guard,
@@ -370,7 +509,6 @@ impl Writer {
                 self.events_since_snapshot += 1;
             }
         }
-        debug_assert_eq!(published.position, self.model.position);
     }
 
     async fn maybe_snapshot(&mut self) {
@@ -378,9 +516,62 @@ impl Writer {
             return;
         }
         self.events_since_snapshot = 0;
-        if let Err(error) = save_snapshot(self.store.as_ref(), &self.model).await {
+        // The published (durable) state: the writer's own may be ahead of it.
+        let durable = read(&self.published).clone();
+        if let Err(error) = save_snapshot(self.store.as_ref(), &durable).await {
             tracing::warn!(%error, "could not save the projection snapshot");
         }
+    }
+}
+
+/// A random pause, growing with the attempt, before deciding again after a conflict.
+fn backoff(attempt: usize) -> std::time::Duration {
+    let ceiling = (250u64 << attempt.min(7)).min(CONFLICT_BACKOFF_MAX_MICROS);
+    let noise = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::from(elapsed.subsec_nanos()));
+    let mixed = noise.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17;
+    std::time::Duration::from_micros(mixed % ceiling.max(1))
+}
+
+/// The first job and whatever else is queued, up to `room` jobs in all.
+fn drain(first: Job, jobs: &mut mpsc::Receiver<Job>, room: usize) -> Vec<Job> {
+    let mut arrived = vec![first];
+    while arrived.len() < room.max(1) {
+        match jobs.try_recv() {
+            Ok(job) => arrived.push(job),
+            Err(_) => break,
+        }
+    }
+    arrived
+}
+
+/// Answers a landed (or failed) batch.
+fn reply_all(slots: Vec<Slot>, replies: Vec<Reply>, appended: Result<&[Vec<EventRef>], &str>) {
+    for (answer, reply) in answers(slots, appended).into_iter().zip(replies) {
+        let _ = reply.send(answer);
+    }
+}
+
+/// Repeats, in the batch being built, of commands of the batch that just landed: their
+/// answer is now known.
+fn resolve_flight_repeats(landed: &Batch, refs: &[Vec<EventRef>], building: &mut Batch) {
+    for slot in &mut building.slots {
+        let Slot::RepeatOfFlight { command_id } = slot else {
+            continue;
+        };
+        let events = landed
+            .group
+            .ids
+            .get(command_id.as_str())
+            .and_then(|(_, index)| refs.get(*index))
+            .cloned()
+            .unwrap_or_default();
+        *slot = Slot::Done(Ok(CommandOutcome::Accepted {
+            command_id: command_id.clone(),
+            events,
+            replayed: true,
+        }));
     }
 }
 
@@ -395,6 +586,9 @@ fn answers(
             Slot::Done(answer) => answer,
             Slot::Appended { index, command_id } => accepted(appended, index, command_id, false),
             Slot::RepeatOf { index, command_id } => accepted(appended, index, command_id, true),
+            Slot::RepeatOfFlight { command_id } => Err(stopped(&format!(
+                "the batch holding the first `{command_id}` was not stored"
+            ))),
         })
         .collect()
 }
@@ -409,12 +603,25 @@ struct Known {
 
 /// The answer to a command id seen before (earlier in this batch, or in the log): a replay,
 /// a conflict, or nothing.
-fn repeat(prepared: &Prepared, group: &Group, known: &Known) -> Option<Slot> {
+fn repeat(
+    prepared: &Prepared,
+    group: &Group,
+    known: &Known,
+    flight_ids: &HashMap<String, Hash>,
+) -> Option<Slot> {
     let id = &prepared.command_id;
     if let Some((hash, index)) = group.ids.get(id) {
         if *hash == prepared.body_hash {
             return Some(Slot::RepeatOf {
                 index: *index,
+                command_id: id.clone(),
+            });
+        }
+        return Some(Slot::Done(Ok(conflict(id))));
+    }
+    if let Some(hash) = flight_ids.get(id) {
+        if *hash == prepared.body_hash {
+            return Some(Slot::RepeatOfFlight {
                 command_id: id.clone(),
             });
         }

@@ -217,6 +217,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// The last snapshot saved under `name`, with its position.
     async fn load_snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
 
+    /// Whether this process is the store's only writer (sled holds its directory's lock).
+    /// The engine then decides the next batch while one is being written; on a shared store
+    /// it decides each batch only after catching up with the other writers.
+    fn exclusive(&self) -> bool {
+        false
+    }
+
     /// A receiver of the durable head position: it changes after every durable append.
     fn watch_head(&self) -> tokio::sync::watch::Receiver<u64>;
 

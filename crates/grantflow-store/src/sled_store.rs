@@ -369,6 +369,10 @@ impl EventStore for SledStore {
         self.blocking(move |inner| inner.load_snapshot(&name)).await
     }
 
+    fn exclusive(&self) -> bool {
+        true
+    }
+
     fn watch_head(&self) -> watch::Receiver<u64> {
         self.inner.head_tx.subscribe()
     }
