@@ -227,11 +227,17 @@ impl DecimalText {
     /// The exact amount in minor units of `currency`, naming the currency in the message.
     pub fn to_amount_in(&self, currency: Currency, field: &str) -> Result<Amount, DomainError> {
         if self.frac.len() > usize::from(currency.decimals()) {
+            let allowed = match currency.decimals() {
+                0 => format!("{currency} amounts have no decimals"),
+                decimals => format!(
+                    "{currency} amounts have at most {}",
+                    decimals_text(usize::from(decimals))
+                ),
+            };
             return Err(DomainError::invalid_amount(format!(
-                "{field} {:?} has {}; {currency} amounts have at most {}",
+                "{field} {:?} has {}; {allowed}",
                 self.text(),
                 decimals_text(self.frac.len()),
-                decimals_text(usize::from(currency.decimals()))
             )));
         }
         self.to_amount(currency.decimals(), field)
