@@ -67,6 +67,11 @@ pub(crate) fn run_child(config: &Config, args: &ChildArgs) -> anyhow::Result<()>
             })
         }
         "sqlite-append" | "file-append" => baseline_append(args),
+        "pg-append"
+        | "pg-replay"
+        | "pg-open-store"
+        | "pg-open-engine"
+        | "pg-open-engine-nosnap" => pg_task(config, args),
         "sqlite-replay" | "file-replay" => baseline_replay(args),
         other => anyhow::bail!("unknown child task {other:?}"),
     }
@@ -88,30 +93,8 @@ fn engine_append(config: &Config, args: &ChildArgs) -> anyhow::Result<()> {
         let store = tokio::task::spawn_blocking(move || SledStore::open(&path)).await??;
         let probe = Probe::new(Arc::new(store), false);
         let engine = Engine::open(probe.clone()).await?;
-        let mut generator = Generator::new(config.seed, config.lanes);
-        let mut in_flight = VecDeque::new();
-        let (mut commands, mut accepted, mut expected) = (0u64, 0u64, 0u64);
         let started = Instant::now();
-        while expected < config.events {
-            let command = generator.next_command();
-            expected += u64::from(command.events);
-            commands += 1;
-            in_flight.push_back(engine.enqueue(Submission::cli(command.body, None)).await?);
-            if in_flight.len() >= 8_192 {
-                if let Some(pending) = in_flight.pop_front() {
-                    accepted += u64::from(matches!(
-                        pending.wait().await?,
-                        CommandOutcome::Accepted { .. }
-                    ));
-                }
-            }
-        }
-        while let Some(pending) = in_flight.pop_front() {
-            accepted += u64::from(matches!(
-                pending.wait().await?,
-                CommandOutcome::Accepted { .. }
-            ));
-        }
+        let (commands, accepted) = pipelined(&engine, config, config.events).await?;
         let seconds = started.elapsed().as_secs_f64();
         engine.close().await?;
         let hwm = vm_hwm_kib();
@@ -158,6 +141,127 @@ fn engine_append(config: &Config, args: &ChildArgs) -> anyhow::Result<()> {
         }
         println!("{}", Value::Object(f));
         Ok(())
+    })
+}
+
+/// Pipes generated commands through the engine (up to 8,192 in flight, as `exec`) until
+/// they append `events` events; returns the commands sent and accepted.
+async fn pipelined(engine: &Engine, config: &Config, events: u64) -> anyhow::Result<(u64, u64)> {
+    let mut generator = Generator::new(config.seed, config.lanes);
+    let mut in_flight = VecDeque::new();
+    let (mut commands, mut accepted, mut expected) = (0u64, 0u64, 0u64);
+    while expected < events {
+        let command = generator.next_command();
+        expected += u64::from(command.events);
+        commands += 1;
+        in_flight.push_back(engine.enqueue(Submission::cli(command.body, None)).await?);
+        if in_flight.len() >= 8_192 {
+            if let Some(pending) = in_flight.pop_front() {
+                accepted += u64::from(matches!(
+                    pending.wait().await?,
+                    CommandOutcome::Accepted { .. }
+                ));
+            }
+        }
+    }
+    while let Some(pending) = in_flight.pop_front() {
+        accepted += u64::from(matches!(
+            pending.wait().await?,
+            CommandOutcome::Accepted { .. }
+        ));
+    }
+    Ok((commands, accepted))
+}
+
+/// The PostgreSQL children (`--url`): append through the engine, replay, open.
+fn pg_task(config: &Config, args: &ChildArgs) -> anyhow::Result<()> {
+    let url = args.url.clone().context("--url is required")?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        match args.task.as_str() {
+            "pg-append" => {
+                let probe = crate::pg::open_pg(&url, false).await?;
+                let engine = Engine::open(probe.clone()).await?;
+                let started = Instant::now();
+                let (commands, accepted) = pipelined(&engine, config, config.pg_events).await?;
+                let seconds = started.elapsed().as_secs_f64();
+                let conflicts = engine.stats().conflicts;
+                engine.close().await?;
+                let hwm = vm_hwm_kib();
+                let stats = probe.stats();
+                let mut f = fields(&[
+                    ("commands", json!(commands)),
+                    ("accepted", json!(accepted)),
+                    ("events", json!(stats.events)),
+                    ("seconds", round(seconds)),
+                    (
+                        "events_per_s",
+                        round(stats.events as f64 / seconds.max(1e-9)),
+                    ),
+                    ("groups", json!(stats.appends)),
+                    (
+                        "events_per_group",
+                        round(stats.events as f64 / stats.appends.max(1) as f64),
+                    ),
+                    (
+                        "store_share",
+                        round(stats.append_seconds / seconds.max(1e-9)),
+                    ),
+                    ("conflicts", json!(conflicts)),
+                ]);
+                f.insert("vm_hwm_kib".into(), json!(hwm));
+                println!("{}", Value::Object(f));
+            }
+            "pg-replay" => {
+                let store = grantflow_store_pg::PgStore::connect(&url).await?;
+                let (model, replay) = audit::replay(&store, &|_, _| {}).await?;
+                let hwm = vm_hwm_kib();
+                drop(model);
+                let head = store.head().await?.position;
+                let started = Instant::now();
+                let mut next = 1;
+                while next <= head {
+                    let page = store.read(next, 4_096).await?;
+                    anyhow::ensure!(!page.is_empty(), "the log ends before its head");
+                    next += page.len() as u64;
+                }
+                let scan = started.elapsed().as_secs_f64();
+                store.close().await?;
+                let mut f = fields(&[
+                    ("events", json!(replay.events)),
+                    ("seconds", round(replay.seconds)),
+                    ("events_per_s", round(replay.events_per_second)),
+                    ("scan_events_per_s", round(head as f64 / scan.max(1e-9))),
+                ]);
+                f.insert("vm_hwm_kib".into(), json!(hwm));
+                println!("{}", Value::Object(f));
+            }
+            "pg-open-store" => {
+                let started = Instant::now();
+                let store = grantflow_store_pg::PgStore::connect(&url).await?;
+                let head = store.head().await?.position;
+                let seconds = started.elapsed().as_secs_f64();
+                store.close().await?;
+                emit(fields(&[
+                    ("seconds", round(seconds)),
+                    ("events", json!(head)),
+                ]))?;
+            }
+            _ => {
+                let hide = args.task == "pg-open-engine-nosnap";
+                let started = Instant::now();
+                let probe = crate::pg::open_pg(&url, hide).await?;
+                let engine = Engine::open(probe).await?;
+                let seconds = started.elapsed().as_secs_f64();
+                let events = engine.with_model(|m| m.position);
+                let hwm = vm_hwm_kib();
+                engine.close().await?;
+                let mut f = fields(&[("seconds", round(seconds)), ("events", json!(events))]);
+                f.insert("vm_hwm_kib".into(), json!(hwm));
+                println!("{}", Value::Object(f));
+            }
+        }
+        anyhow::Ok(())
     })
 }
 
@@ -278,6 +382,27 @@ fn child(
     input: Option<&Path>,
     group: usize,
 ) -> anyhow::Result<Map<String, Value>> {
+    child_with(config, task, path, input, group, None)
+}
+
+/// A PostgreSQL child task on the store at `url`.
+pub(crate) fn child_pg(
+    config: &Config,
+    task: &str,
+    root: &Path,
+    url: &str,
+) -> anyhow::Result<Map<String, Value>> {
+    child_with(config, task, root, None, 0, Some(url))
+}
+
+fn child_with(
+    config: &Config,
+    task: &str,
+    path: &Path,
+    input: Option<&Path>,
+    group: usize,
+    url: Option<&str>,
+) -> anyhow::Result<Map<String, Value>> {
     let exe = std::env::current_exe()?;
     let mut command = std::process::Command::new(exe);
     command
@@ -291,6 +416,11 @@ fn child(
         .args(["--lanes", &config.lanes.to_string()]);
     if let Some(input) = input {
         command.arg("--input").arg(input);
+    }
+    if let Some(url) = url {
+        command
+            .args(["--url", url])
+            .args(["--pg-events", &config.pg_events.to_string()]);
     }
     let output = command.output()?;
     anyhow::ensure!(
@@ -307,7 +437,7 @@ fn child(
     }
 }
 
-fn mib(fields: &mut Map<String, Value>) {
+pub(crate) fn mib(fields: &mut Map<String, Value>) {
     if let Some(kib) = fields.remove("vm_hwm_kib").and_then(|v| v.as_f64()) {
         fields.insert("peak_rss_mib".into(), round(kib / 1024.0));
     }

@@ -5,6 +5,8 @@
 //! ratios to the baselines); `--json` prints one JSON document instead (lines go to stderr).
 
 mod children;
+mod http;
+mod pg;
 mod runs;
 
 use std::path::{Path, PathBuf};
@@ -46,7 +48,8 @@ struct Opts {
     /// Seed of the workload generator.
     #[arg(long, global = true, default_value_t = 42)]
     seed: u64,
-    /// Which scenarios: all, or a comma-separated list of engine, exec, sqlite, file, replay, rss.
+    /// Which scenarios: all, or a comma-separated list of engine, exec, sqlite, file, replay,
+    /// rss, pg, http.
     #[arg(long, global = true, default_value = "all")]
     scenario: String,
     /// Working directory for the stores (default: a fresh temporary directory, removed after).
@@ -68,6 +71,29 @@ struct Opts {
     /// `cargo build --release` when missing).
     #[arg(long, global = true)]
     grantflow: Option<PathBuf>,
+    /// PostgreSQL for the pg scenarios (each run in a fresh schema, dropped after); without
+    /// it they are skipped.
+    #[arg(long, global = true, env = "GRANTFLOW_TEST_POSTGRES")]
+    postgres: Option<String>,
+    /// Events in the PostgreSQL log (replay, open, bytes on disk). Default: --events.
+    #[arg(long, global = true)]
+    pg_events: Option<u64>,
+    /// The `oha` load generator for the http scenarios (default: `oha` on PATH or in
+    /// ~/.cargo/bin); without it they are skipped.
+    #[arg(long, global = true)]
+    oha: Option<PathBuf>,
+    /// Commands sent through HTTP by the load generator. Default 50,000; smoke 300.
+    #[arg(long, global = true)]
+    http_commands: Option<usize>,
+    /// Concurrent HTTP clients (and in-process submitters of the baseline).
+    #[arg(long, global = true, default_value_t = 64)]
+    http_clients: usize,
+    /// SSE subscribers.
+    #[arg(long, global = true, default_value_t = 100)]
+    sse_subscribers: usize,
+    /// Commands whose delivery to every subscriber is timed. Default 1,000; smoke 20.
+    #[arg(long, global = true)]
+    sse_commands: Option<usize>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -84,6 +110,9 @@ pub(crate) struct ChildArgs {
     /// Events per group for the baselines.
     #[arg(long, default_value_t = 1000)]
     group: usize,
+    /// The PostgreSQL store (for the pg-* tasks).
+    #[arg(long)]
+    url: Option<String>,
 }
 
 /// Resolved settings of a run.
@@ -100,6 +129,13 @@ pub(crate) struct Config {
     pub json: bool,
     pub grantflow: Option<PathBuf>,
     pub submitters: Vec<usize>,
+    pub postgres: Option<String>,
+    pub pg_events: u64,
+    pub oha: Option<PathBuf>,
+    pub http_commands: usize,
+    pub http_clients: usize,
+    pub sse_subscribers: usize,
+    pub sse_commands: usize,
 }
 
 impl Config {
@@ -174,6 +210,9 @@ impl Report {
                 "smoke": config.smoke, "events": config.events, "commands": config.commands,
                 "seed": config.seed, "lanes": config.lanes, "max_seconds": config.max_seconds,
                 "repeat": config.repeat, "scenarios": config.scenarios,
+                "postgres": config.postgres.is_some(), "pg_events": config.pg_events,
+                "http_commands": config.http_commands, "http_clients": config.http_clients,
+                "sse_subscribers": config.sse_subscribers, "sse_commands": config.sse_commands,
             },
             "scenarios": scenarios,
         })
@@ -232,9 +271,10 @@ fn main() {
 }
 
 fn cli_config(opts: &Opts, smoke: bool) -> Config {
+    let events = opts.events.unwrap_or(if smoke { 3_000 } else { 1_000_000 });
     Config {
         smoke,
-        events: opts.events.unwrap_or(if smoke { 3_000 } else { 1_000_000 }),
+        events,
         commands: opts.commands.unwrap_or(if smoke { 600 } else { 100_000 }),
         seed: opts.seed,
         lanes: opts.lanes,
@@ -248,12 +288,23 @@ fn cli_config(opts: &Opts, smoke: bool) -> Config {
         json: opts.json,
         grantflow: opts.grantflow.clone(),
         submitters: vec![1, 16, 256],
+        postgres: opts.postgres.clone().filter(|url| !url.trim().is_empty()),
+        pg_events: opts.pg_events.unwrap_or(events),
+        oha: opts.oha.clone(),
+        http_commands: opts
+            .http_commands
+            .unwrap_or(if smoke { 300 } else { 50_000 }),
+        http_clients: opts.http_clients.max(1),
+        sse_subscribers: opts.sse_subscribers.max(1),
+        sse_commands: opts.sse_commands.unwrap_or(if smoke { 20 } else { 1_000 }),
     }
 }
 
 fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
     let config = cli_config(opts, smoke);
-    const KNOWN: &[&str] = &["all", "engine", "exec", "sqlite", "file", "replay", "rss"];
+    const KNOWN: &[&str] = &[
+        "all", "engine", "exec", "sqlite", "file", "replay", "rss", "pg", "http",
+    ];
     for scenario in &config.scenarios {
         anyhow::ensure!(
             KNOWN.contains(&scenario.as_str()),
@@ -282,9 +333,18 @@ fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if config.wants("pg") && config.postgres.is_none() {
+        pg::skip_line(&mut report);
+    }
     runtime.block_on(runs::throughput(&config, root, &mut report))?;
     if config.wants("replay") || config.wants("rss") {
         children::large_log(&config, root, &mut report)?;
+    }
+    if let (true, Some(url)) = (config.wants("pg"), &config.postgres) {
+        pg::large_log(&config, &pg::Pg::new(url), root, &runtime, &mut report)?;
+    }
+    if config.wants("http") {
+        runtime.block_on(http::run(&config, root, &mut report))?;
     }
     if config.json {
         println!(

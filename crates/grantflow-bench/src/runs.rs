@@ -30,14 +30,18 @@ pub(crate) struct Run {
     pub hist: Histogram<u64>,
     pub groups: u64,
     pub store_seconds: f64,
+    /// Commands whose submission failed (an engine error, not a rejection).
+    pub failed: u64,
+    /// The first such error.
+    pub first_error: Option<String>,
 }
 
 impl Run {
-    fn events_per_s(&self) -> f64 {
+    pub(crate) fn events_per_s(&self) -> f64 {
         self.events as f64 / self.seconds.max(1e-9)
     }
 
-    fn fields(&self) -> Map<String, Value> {
+    pub(crate) fn fields(&self) -> Map<String, Value> {
         let mut f = Map::new();
         f.insert("commands".into(), json!(self.commands));
         f.insert("accepted".into(), json!(self.accepted));
@@ -61,6 +65,12 @@ impl Run {
                 round(self.events as f64 / self.groups as f64),
             );
         }
+        if self.failed > 0 {
+            f.insert("failed".into(), json!(self.failed));
+            if let Some(error) = &self.first_error {
+                f.insert("first_error".into(), json!(error));
+            }
+        }
         if self.store_seconds > 0.0 {
             f.insert(
                 "store_share".into(),
@@ -71,18 +81,18 @@ impl Run {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     // Microseconds, 1 µs to 10 min, 3 significant digits. Cannot fail with these bounds.
     Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| unreachable!())
 }
 
-fn record(hist: &mut Histogram<u64>, since: Instant) {
+pub(crate) fn record(hist: &mut Histogram<u64>, since: Instant) {
     let micros = (since.elapsed().as_micros() as u64).max(1);
     hist.saturating_record(micros);
 }
 
 /// The median run of `repeat` (by events/s).
-async fn median<F, Fut>(repeat: usize, mut once: F) -> anyhow::Result<Run>
+pub(crate) async fn median<F, Fut>(repeat: usize, mut once: F) -> anyhow::Result<Run>
 where
     F: FnMut(usize) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Run>>,
@@ -102,7 +112,7 @@ async fn open_store(dir: &Path) -> anyhow::Result<Arc<Probe>> {
     Ok(Probe::new(Arc::new(store), false))
 }
 
-fn fresh(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn fresh(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let dir = root.join(name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).or_else(|_| std::fs::remove_file(&dir))?;
@@ -204,8 +214,110 @@ async fn reference(
         hist,
         groups: stats.appends,
         store_seconds: stats.append_seconds,
+        failed: 0,
+        first_error: None,
     };
     Ok((run, stats, per_command, rejections))
+}
+
+/// The command bodies of each of `submitters` submitters: submitter `i` sends the commands
+/// of lanes `l % submitters == i`, in order.
+pub(crate) fn lanes_of(workload: &Workload, submitters: usize) -> Vec<Vec<Value>> {
+    let mut lanes: Vec<Vec<Value>> = vec![Vec::new(); submitters.max(1)];
+    for command in &workload.commands {
+        lanes[command.lane as usize % submitters.max(1)].push(command.body.clone());
+    }
+    lanes
+}
+
+/// What one submitter task did.
+pub(crate) struct Tally {
+    hist: Histogram<u64>,
+    sent: u64,
+    accepted: u64,
+    events: u64,
+    failed: u64,
+    first_error: Option<String>,
+}
+
+/// One task per entry of `lanes`, each submitting its bodies one at a time and awaiting each
+/// durable result, until `stop_at`.
+pub(crate) fn spawn_submitters(
+    engine: &Arc<Engine>,
+    lanes: Vec<Vec<Value>>,
+    stop_at: Instant,
+) -> Vec<tokio::task::JoinHandle<anyhow::Result<Tally>>> {
+    let mut tasks = Vec::new();
+    for bodies in lanes {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally {
+                hist: histogram(),
+                sent: 0,
+                accepted: 0,
+                events: 0,
+                failed: 0,
+                first_error: None,
+            };
+            for body in bodies {
+                if Instant::now() >= stop_at {
+                    break;
+                }
+                let t = Instant::now();
+                let outcome = match engine.submit(Submission::cli(body, None)).await {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        // Counted, not fatal here: the caller decides (see `engine_run_on`).
+                        tally.sent += 1;
+                        tally.failed += 1;
+                        tally
+                            .first_error
+                            .get_or_insert_with(|| format!("{error:#}"));
+                        continue;
+                    }
+                };
+                record(&mut tally.hist, t);
+                tally.sent += 1;
+                if let Some(p) = events_of(&outcome) {
+                    tally.accepted += 1;
+                    tally.events += p.len() as u64;
+                }
+            }
+            anyhow::Ok(tally)
+        }));
+    }
+    tasks
+}
+
+/// Adds up the submitter tasks into a run (seconds, groups and store time left at zero).
+pub(crate) async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Tally>>>,
+) -> anyhow::Result<Run> {
+    let mut run = Run {
+        commands: 0,
+        accepted: 0,
+        events: 0,
+        seconds: 0.0,
+        hist: histogram(),
+        groups: 0,
+        store_seconds: 0.0,
+        failed: 0,
+        first_error: None,
+    };
+    for task in tasks {
+        let tally = task.await??;
+        run.hist
+            .add(&tally.hist)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        run.commands += tally.sent;
+        run.accepted += tally.accepted;
+        run.events += tally.events;
+        run.failed += tally.failed;
+        if run.first_error.is_none() {
+            run.first_error = tally.first_error;
+        }
+    }
+    Ok(run)
 }
 
 /// The engine with `submitters` concurrent tasks, each submitting its lanes' commands in
@@ -217,57 +329,30 @@ async fn engine_run(
     deadline: Duration,
 ) -> anyhow::Result<Run> {
     let probe = open_store(dir).await?;
+    let (run, _) = engine_run_on(probe, lanes_of(workload, submitters), deadline).await?;
+    Ok(run)
+}
+
+/// [`engine_run`] on any store (wrapped in a probe); also returns the engine's conflicts.
+pub(crate) async fn engine_run_on(
+    probe: Arc<Probe>,
+    lanes: Vec<Vec<Value>>,
+    deadline: Duration,
+) -> anyhow::Result<(Run, u64)> {
     let engine = Arc::new(Engine::open(probe.clone()).await?);
-    let mut lanes: Vec<Vec<Value>> = vec![Vec::new(); submitters];
-    for command in &workload.commands {
-        lanes[command.lane as usize % submitters].push(command.body.clone());
-    }
     let started = Instant::now();
-    let stop_at = started + deadline;
-    let mut tasks = Vec::new();
-    for bodies in lanes {
-        let engine = engine.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut hist = histogram();
-            let (mut sent, mut accepted, mut events) = (0u64, 0u64, 0u64);
-            for body in bodies {
-                if Instant::now() >= stop_at {
-                    break;
-                }
-                let t = Instant::now();
-                let outcome = engine.submit(Submission::cli(body, None)).await?;
-                record(&mut hist, t);
-                sent += 1;
-                if let Some(p) = events_of(&outcome) {
-                    accepted += 1;
-                    events += p.len() as u64;
-                }
-            }
-            anyhow::Ok((hist, sent, accepted, events))
-        }));
-    }
-    let mut run = Run {
-        commands: 0,
-        accepted: 0,
-        events: 0,
-        seconds: 0.0,
-        hist: histogram(),
-        groups: 0,
-        store_seconds: 0.0,
-    };
-    for task in tasks {
-        let (hist, sent, accepted, events) = task.await??;
-        run.hist.add(&hist).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        run.commands += sent;
-        run.accepted += accepted;
-        run.events += events;
-    }
+    let tasks = spawn_submitters(&engine, lanes, started + deadline);
+    let mut run = collect(tasks).await?;
     run.seconds = started.elapsed().as_secs_f64();
     let stats = probe.stats();
+    let conflicts = engine.stats().conflicts;
     engine.close().await?;
+    if let Some(error) = &run.first_error {
+        anyhow::bail!("{} submissions failed; the first: {error}", run.failed);
+    }
     run.groups = stats.appends;
     run.store_seconds = stats.append_seconds;
-    Ok(run)
+    Ok((run, conflicts))
 }
 
 type Job = (usize, oneshot::Sender<()>);
@@ -352,6 +437,8 @@ async fn shaped_run(
         hist: histogram(),
         groups: 0,
         store_seconds: 0.0,
+        failed: 0,
+        first_error: None,
     };
     let mut failure = None;
     for task in tasks {
@@ -408,12 +495,14 @@ fn single_writer(
         hist,
         groups: count,
         store_seconds: seconds,
+        failed: 0,
+        first_error: None,
     })
 }
 
 /// Finds the `grantflow` binary: `--grantflow`, else next to this binary, else (not in
 /// smoke mode) builds it with `cargo build --release`.
-fn grantflow_binary(config: &Config) -> Option<PathBuf> {
+pub(crate) fn grantflow_binary(config: &Config) -> Option<PathBuf> {
     if let Some(path) = &config.grantflow {
         return Some(path.clone());
     }
@@ -473,10 +562,12 @@ fn exec_run(binary: &Path, dir: &Path, file: &Path, commands: u64) -> anyhow::Re
         hist: histogram(),
         groups: 0,
         store_seconds: 0.0,
+        failed: 0,
+        first_error: None,
     })
 }
 
-fn ratio(value: Option<f64>, base: Option<f64>) -> Value {
+pub(crate) fn ratio(value: Option<f64>, base: Option<f64>) -> Value {
     match (value, base) {
         (Some(v), Some(b)) if b > 0.0 => round(v / b),
         _ => Value::Null,
@@ -489,9 +580,11 @@ pub(crate) async fn throughput(
     root: &Path,
     report: &mut Report,
 ) -> anyhow::Result<()> {
+    let pg_wanted = config.wants("pg") && config.postgres.is_some();
     let wanted = ["engine", "exec", "sqlite", "file"]
         .iter()
-        .any(|s| config.wants(s));
+        .any(|s| config.wants(s))
+        || pg_wanted;
     if !wanted {
         return Ok(());
     }
@@ -649,6 +742,9 @@ pub(crate) async fn throughput(
                 report.line("exec", f);
             }
         }
+    }
+    if let (true, Some(url)) = (pg_wanted, &config.postgres) {
+        crate::pg::throughput(config, &crate::pg::Pg::new(url), &workload, report).await?;
     }
     Ok(())
 }

@@ -1,0 +1,622 @@
+//! The HTTP scenarios (issue 4, item 4), against the real `grantflow serve` binary on
+//! loopback:
+//!
+//! - `http-oha`: commands/s and p50/p99 with 64 concurrent clients, driven by the `oha` load
+//!   generator (a separate process). Every request is a distinct `record-contribution` (the
+//!   bodies vary in fund, donor, amount and date, and carry no `command_id`, so the server
+//!   gives each its own: `oha -Z` draws bodies at random, with repetition, so client ids
+//!   would be replayed, not appended). Afterwards the log's head is checked: every 200
+//!   appended exactly one event.
+//! - `http-inprocess`: the baseline in the same run: the engine alone (same sled store kind,
+//!   same commands with the actor in the body), 64 submitter tasks.
+//! - `http-sse`: delivery latency to 100 subscribers (raw TCP clients in this process):
+//!   commands are sent one after another; for each, the time from reading its 200 to each
+//!   subscriber's reading of its `id:` line.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use grantflow_bench::probe::Probe;
+use grantflow_bench::workload::{cents, date, SplitMix64};
+use grantflow_engine::Engine;
+use grantflow_store::SledStore;
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::runs::{collect, fresh, grantflow_binary, histogram, ratio, spawn_submitters};
+use crate::{round, Config, Report};
+
+/// Funds the HTTP commands are spread over.
+const FUNDS: usize = 64;
+/// The actor of the finance token (and of the in-process baseline's commands).
+const FINANCE: &str = "finance.k.sato";
+
+fn skip(report: &mut Report, why: &str) {
+    let mut f = Map::new();
+    f.insert("skipped".into(), json!(why));
+    report.line("http", f);
+}
+
+/// `--oha`, else `oha` on PATH, else ~/.cargo/bin/oha.
+pub(crate) fn find_oha(config: &Config) -> Option<PathBuf> {
+    if let Some(path) = &config.oha {
+        return path.is_file().then(|| path.clone());
+    }
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("oha"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(Path::new(&home).join(".cargo/bin/oha"));
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+fn fund(i: usize) -> String {
+    format!("HTTP-F{:02}", i % FUNDS)
+}
+
+/// The `i`-th contribution: distinct in fund, donor, amount and date (no actor, no id).
+fn contribution(i: usize, rng: &mut SplitMix64) -> Value {
+    const DONORS: &[&str] = &["JP-GOV", "TH-GOV", "SI-GOV", "MX-GOV", "GR-GOV", "KR-GOV"];
+    json!({
+        "command": "record-contribution",
+        "fund": fund(i),
+        "donor": DONORS[rng.below(DONORS.len())],
+        "amount": cents(rng.range(1_000_000, 90_000_000) as i64),
+        "received_on": date(15_706 + (i / FUNDS) as i64 % 4_000),
+    })
+}
+
+/// A running `grantflow serve`.
+struct Server {
+    child: tokio::process::Child,
+    addr: String,
+}
+
+impl Server {
+    async fn start(binary: &Path, data: &Path) -> anyhow::Result<Server> {
+        let mut child = tokio::process::Command::new(binary)
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {} serve", binary.display()))?;
+        let stdout = child.stdout.take().context("serve's stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .context("serve printed nothing within 30 s")??
+            .context("serve exited before listening")?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .with_context(|| format!("serve said {line:?}"))?
+            .to_string();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Server { child, addr })
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        match tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await {
+            Ok(status) => {
+                let status = status?;
+                anyhow::ensure!(status.success(), "serve exited with {status}");
+            }
+            Err(_) => {
+                self.child.kill().await?;
+                anyhow::bail!("serve did not stop within 30 s of SIGTERM");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn add_token(binary: &Path, data: &Path, actor: &str, roles: &str) -> anyhow::Result<String> {
+    let output = std::process::Command::new(binary)
+        .arg("--data")
+        .arg(data)
+        .args(["--actor", actor, "token", "add", "--role", roles])
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "token add failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .map(|l| l.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .context("token add printed no token")
+}
+
+/// A keep-alive HTTP/1.1 connection (just enough for JSON requests).
+struct Conn {
+    addr: String,
+    io: BufReader<TcpStream>,
+}
+
+impl Conn {
+    async fn open(addr: &str) -> anyhow::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            addr: addr.to_string(),
+            io: BufReader::new(stream),
+        })
+    }
+
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let body = body.unwrap_or("");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        let stream = self.io.get_mut();
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        let mut line = String::new();
+        self.io.read_line(&mut line).await?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("bad status line {line:?}"))?;
+        let (mut length, mut chunked) = (None, false);
+        loop {
+            line.clear();
+            anyhow::ensure!(self.io.read_line(&mut line).await? > 0, "connection closed");
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+                if name == "content-length" {
+                    length = value.parse::<usize>().ok();
+                } else if name == "transfer-encoding" && value.eq_ignore_ascii_case("chunked") {
+                    chunked = true;
+                }
+            }
+        }
+        let mut bytes = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.io.read_line(&mut line).await?;
+                let size = usize::from_str_radix(line.trim(), 16)
+                    .with_context(|| format!("bad chunk size {line:?}"))?;
+                let mut chunk = vec![0u8; size + 2];
+                self.io.read_exact(&mut chunk).await?;
+                if size == 0 {
+                    break;
+                }
+                bytes.extend_from_slice(&chunk[..size]);
+            }
+        } else {
+            bytes.resize(length.unwrap_or(0), 0);
+            self.io.read_exact(&mut bytes).await?;
+        }
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+}
+
+/// The log's head, read over HTTP.
+async fn head(addr: &str, token: &str) -> anyhow::Result<u64> {
+    let mut conn = Conn::open(addr).await?;
+    let (status, value) = conn
+        .request("GET", "/v1/events?from=1&limit=1", token, None)
+        .await?;
+    anyhow::ensure!(status == 200, "GET /v1/events answered {status}: {value}");
+    value["head"].as_u64().context("no head in /v1/events")
+}
+
+/// Runs the HTTP scenarios.
+pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> anyhow::Result<()> {
+    let Some(binary) = grantflow_binary(config) else {
+        skip(
+            report,
+            "no grantflow binary beside this one (build it: cargo build --release -p grantflow); pass --grantflow PATH",
+        );
+        return Ok(());
+    };
+    let Some(oha) = find_oha(config) else {
+        skip(
+            report,
+            "no oha load generator on PATH or in ~/.cargo/bin (cargo install oha); pass --oha PATH",
+        );
+        return Ok(());
+    };
+    let n = config.http_commands.max(1);
+    let clients = config.http_clients;
+
+    // The server, its tokens and its funds.
+    let data = fresh(root, "http-data")?;
+    std::fs::create_dir_all(&data)?;
+    let finance = add_token(&binary, &data, FINANCE, "finance")?;
+    let reader = add_token(&binary, &data, "integrator.bench", "integrator")?;
+    let server = Server::start(&binary, &data).await?;
+    let result = scenarios(
+        config,
+        root,
+        &oha,
+        &server.addr,
+        &finance,
+        &reader,
+        n,
+        clients,
+        report,
+    )
+    .await;
+    let stopped = server.stop().await;
+    result?;
+    stopped?;
+
+    // The in-process baseline: the same commands, the engine alone, as many submitters.
+    let run = {
+        let dir = fresh(root, "http-inprocess")?;
+        let store = tokio::task::spawn_blocking(move || SledStore::open(&dir)).await??;
+        let probe = Probe::new(Arc::new(store), false);
+        let engine = Arc::new(Engine::open(probe.clone()).await?);
+        let mut rng = SplitMix64::new(config.seed ^ 0x4854_5450);
+        for i in 0..FUNDS {
+            let body = json!({"command": "register-fund", "fund": fund(i), "name": format!("HTTP fund {i}"), "currency": "USD", "actor": FINANCE});
+            engine
+                .submit(grantflow_engine::Submission::cli(body, None))
+                .await?;
+        }
+        let mut lanes: Vec<Vec<Value>> = vec![Vec::new(); clients];
+        for i in 0..n {
+            let mut body = contribution(i, &mut rng);
+            body["actor"] = json!(FINANCE);
+            lanes[i % clients].push(body);
+        }
+        let setup = probe.stats();
+        let started = Instant::now();
+        let tasks = spawn_submitters(&engine, lanes, started + config.deadline());
+        let mut run = collect(tasks).await?;
+        run.seconds = started.elapsed().as_secs_f64();
+        let stats = probe.stats();
+        engine.close().await?;
+        run.groups = stats.appends - setup.appends;
+        run.store_seconds = stats.append_seconds - setup.append_seconds;
+        run
+    };
+    let mut f = run.fields();
+    f.insert("submitters".into(), json!(clients));
+    report.line("http-inprocess", f);
+    let cps = report.get("http-oha", "commands_per_s");
+    let base = report.get("http-inprocess", "commands_per_s");
+    let mut f = Map::new();
+    f.insert("x_commands_per_s".into(), ratio(cps, base));
+    f.insert(
+        "x_p50".into(),
+        ratio(
+            report.get("http-oha", "p50_ms"),
+            report.get("http-inprocess", "p50_ms"),
+        ),
+    );
+    f.insert(
+        "x_p99".into(),
+        ratio(
+            report.get("http-oha", "p99_ms"),
+            report.get("http-inprocess", "p99_ms"),
+        ),
+    );
+    f.insert("p99_target_ms".into(), json!(5.0));
+    f.insert(
+        "p99_vs_target".into(),
+        ratio(report.get("http-oha", "p99_ms"), Some(5.0)),
+    );
+    report.line("http-vs-inprocess", f);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn scenarios(
+    config: &Config,
+    root: &Path,
+    oha: &Path,
+    addr: &str,
+    finance: &str,
+    reader: &str,
+    n: usize,
+    clients: usize,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let mut conn = Conn::open(addr).await?;
+    for i in 0..FUNDS {
+        let body = json!({"command": "register-fund", "fund": fund(i), "name": format!("HTTP fund {i}"), "currency": "USD"});
+        let (status, answer) = conn
+            .request("POST", "/v1/commands", finance, Some(&body.to_string()))
+            .await?;
+        anyhow::ensure!(status == 200, "register-fund answered {status}: {answer}");
+    }
+    drop(conn);
+
+    // The load generator: n distinct contributions, `clients` connections.
+    let bodies = root.join("http-bodies.jsonl");
+    let mut rng = SplitMix64::new(config.seed ^ 0x4854_5450);
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&contribution(i, &mut rng).to_string());
+        text.push('\n');
+    }
+    std::fs::write(&bodies, text)?;
+    let before = head(addr, reader).await?;
+    let url = format!("http://{addr}/v1/commands");
+    let started = Instant::now();
+    let output = tokio::process::Command::new(oha)
+        .args([
+            "-n",
+            &n.to_string(),
+            "-c",
+            &clients.to_string(),
+            "-m",
+            "POST",
+        ])
+        .args(["-H", &format!("Authorization: Bearer {finance}")])
+        .args(["-H", "Content-Type: application/json"])
+        .arg("-Z")
+        .arg(&bodies)
+        .args(["--no-tui", "--output-format", "json"])
+        .arg(&url)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {}", oha.display()))?;
+    let wall = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        output.status.success(),
+        "oha failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "oha's output is not JSON: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })?;
+    let after = head(addr, reader).await?;
+    let statuses = &result["statusCodeDistribution"];
+    let ok = statuses["200"].as_u64().unwrap_or(0);
+    let seconds = result["summary"]["total"].as_f64().unwrap_or(wall);
+    let ms = |key: &str| {
+        result["latencyPercentiles"][key]
+            .as_f64()
+            .map(|s| round(s * 1000.0))
+            .unwrap_or(Value::Null)
+    };
+    let mut f = Map::new();
+    f.insert("requests".into(), json!(n));
+    f.insert("clients".into(), json!(clients));
+    f.insert("status_200".into(), json!(ok));
+    f.insert("statuses".into(), json!(statuses.to_string()));
+    f.insert(
+        "errors".into(),
+        json!(result["errorDistribution"].to_string()),
+    );
+    f.insert("events_appended".into(), json!(after - before));
+    f.insert("seconds".into(), round(seconds));
+    f.insert(
+        "commands_per_s".into(),
+        round(ok as f64 / seconds.max(1e-9)),
+    );
+    f.insert("p50_ms".into(), ms("p50"));
+    f.insert("p90_ms".into(), ms("p90"));
+    f.insert("p99_ms".into(), ms("p99"));
+    f.insert("p99_9_ms".into(), ms("p99.9"));
+    f.insert(
+        "max_ms".into(),
+        result["summary"]["slowest"]
+            .as_f64()
+            .map(|s| round(s * 1000.0))
+            .unwrap_or(Value::Null),
+    );
+    f.insert(
+        "generator".into(),
+        json!(format!("{} -n {n} -c {clients} -Z bodies", oha.display())),
+    );
+    report.line("http-oha", f);
+    anyhow::ensure!(
+        ok == n as u64 && after - before == ok,
+        "not every HTTP command was accepted and appended once: {ok} of {n} answered 200, \
+         the log grew by {} events; statuses {statuses}, errors {}",
+        after - before,
+        result["errorDistribution"]
+    );
+    let _ = std::fs::remove_file(&bodies);
+
+    sse(config, addr, finance, reader, report).await
+}
+
+/// Reads the event stream from `from` until `count` events arrived; each id with the time it
+/// was read (µs since `base`). Says `ready` once the response headers arrived.
+async fn subscriber(
+    addr: String,
+    token: String,
+    from: u64,
+    count: usize,
+    base: Instant,
+    ready: tokio::sync::mpsc::Sender<()>,
+) -> anyhow::Result<Vec<(u64, u64)>> {
+    let stream = TcpStream::connect(&addr).await?;
+    stream.set_nodelay(true)?;
+    let mut io = BufReader::new(stream);
+    let request = format!(
+        "GET /v1/events/stream?from={from} HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    io.get_mut().write_all(request.as_bytes()).await?;
+    let mut line = String::new();
+    io.read_line(&mut line).await?;
+    anyhow::ensure!(line.contains(" 200"), "event stream answered {line:?}");
+    loop {
+        line.clear();
+        anyhow::ensure!(io.read_line(&mut line).await? > 0, "stream closed");
+        if line.trim_end().is_empty() {
+            break;
+        }
+    }
+    let _ = ready.send(()).await;
+    drop(ready);
+    let mut seen = Vec::with_capacity(count);
+    while seen.len() < count {
+        line.clear();
+        let read = tokio::time::timeout(Duration::from_secs(60), io.read_line(&mut line))
+            .await
+            .context("no event for 60 s")??;
+        anyhow::ensure!(read > 0, "stream closed after {} events", seen.len());
+        // Chunked framing puts size lines between events; the fields are whole lines.
+        if let Some(id) = line.trim_end().strip_prefix("id:") {
+            let at = base.elapsed().as_micros() as u64;
+            if let Ok(id) = id.trim().parse::<u64>() {
+                seen.push((id, at));
+            }
+        }
+    }
+    Ok(seen)
+}
+
+async fn sse(
+    config: &Config,
+    addr: &str,
+    finance: &str,
+    reader: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let m = config.sse_commands.max(1);
+    let subscribers = config.sse_subscribers;
+    let from = head(addr, reader).await? + 1;
+    let base = Instant::now();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(subscribers);
+    let mut tasks = Vec::new();
+    for _ in 0..subscribers {
+        tasks.push(tokio::spawn(subscriber(
+            addr.to_string(),
+            reader.to_string(),
+            from,
+            m,
+            base,
+            ready_tx.clone(),
+        )));
+    }
+    drop(ready_tx);
+    let mut connected = 0;
+    while connected < subscribers {
+        match tokio::time::timeout(Duration::from_secs(30), ready_rx.recv()).await {
+            Ok(Some(())) => connected += 1,
+            _ => break,
+        }
+    }
+    anyhow::ensure!(
+        connected == subscribers,
+        "only {connected} of {subscribers} subscribers connected"
+    );
+    // Let the streams finish their catch-up (nothing to catch up: they start at the head).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // One command at a time; the time its 200 was read, by position.
+    let mut conn = Conn::open(addr).await?;
+    let mut acked: HashMap<u64, (u64, u64)> = HashMap::with_capacity(m);
+    let mut rng = SplitMix64::new(config.seed ^ 0x0053_5345);
+    let mut command_hist = histogram();
+    for i in 0..m {
+        let mut body = contribution(i, &mut rng);
+        body["command_id"] = json!(format!("sse-{}-{i}", config.seed));
+        let sent = Instant::now();
+        let sent_at = base.elapsed().as_micros() as u64;
+        let (status, answer) = conn
+            .request("POST", "/v1/commands", finance, Some(&body.to_string()))
+            .await?;
+        let at = base.elapsed().as_micros() as u64;
+        crate::runs::record(&mut command_hist, sent);
+        anyhow::ensure!(status == 200, "command answered {status}: {answer}");
+        let position = answer["events"][0]["position"]
+            .as_u64()
+            .with_context(|| format!("no position in {answer}"))?;
+        acked.insert(position, (sent_at, at));
+    }
+    let mut hist = histogram();
+    let mut from_send = histogram();
+    let (mut deliveries, mut before_ack, mut failed) = (0u64, 0u64, 0usize);
+    for task in tasks {
+        match task.await? {
+            Ok(seen) => {
+                for (id, at) in seen {
+                    if let Some(&(sent_at, ack)) = acked.get(&id) {
+                        deliveries += 1;
+                        from_send.saturating_record(at.saturating_sub(sent_at).max(1));
+                        if at < ack {
+                            before_ack += 1;
+                        }
+                        hist.saturating_record(at.saturating_sub(ack).max(1));
+                    }
+                }
+            }
+            Err(error) => {
+                failed += 1;
+                if failed == 1 {
+                    eprintln!("grantflow-bench: an SSE subscriber failed: {error:#}");
+                }
+            }
+        }
+    }
+    let ms = |q: f64| round(hist.value_at_quantile(q) as f64 / 1000.0);
+    let mut f = Map::new();
+    f.insert("subscribers".into(), json!(subscribers));
+    f.insert("commands".into(), json!(m));
+    f.insert("deliveries".into(), json!(deliveries));
+    f.insert("expected".into(), json!((m * subscribers) as u64));
+    f.insert("subscribers_failed".into(), json!(failed));
+    f.insert("before_ack".into(), json!(before_ack));
+    f.insert("p50_ms".into(), ms(0.5));
+    f.insert("p99_ms".into(), ms(0.99));
+    f.insert("max_ms".into(), round(hist.max() as f64 / 1000.0));
+    let sms = |q: f64| round(from_send.value_at_quantile(q) as f64 / 1000.0);
+    f.insert("from_send_p50_ms".into(), sms(0.5));
+    f.insert("from_send_p99_ms".into(), sms(0.99));
+    f.insert(
+        "from_send_max_ms".into(),
+        round(from_send.max() as f64 / 1000.0),
+    );
+    f.insert(
+        "command_p50_ms".into(),
+        round(command_hist.value_at_quantile(0.5) as f64 / 1000.0),
+    );
+    report.line("http-sse", f);
+    anyhow::ensure!(
+        failed == 0 && deliveries == (m * subscribers) as u64,
+        "SSE: {deliveries} of {} deliveries, {failed} subscribers failed",
+        m * subscribers
+    );
+    Ok(())
+}
