@@ -475,14 +475,26 @@ mod fast {
     }
 }
 
-/// 64 lowercase hex digits to a hash.
+/// 64 lowercase hex digits to a hash (one pass; replay reads one per event).
 pub fn parse_hex_hash(text: &str) -> Option<Hash> {
-    if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    let digits = text.as_bytes();
+    if digits.len() != 64 {
         return None;
     }
     let mut hash = ZERO_HASH;
-    hex::decode_to_slice(text, &mut hash).ok()?;
+    for (byte, pair) in hash.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = (lower_hex_value(pair[0])? << 4) | lower_hex_value(pair[1])?;
+    }
     Some(hash)
+}
+
+/// The value of one lowercase hex digit.
+fn lower_hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    }
 }
 
 /// Whether `text` (already known to be valid JSON) is an object with no whitespace outside
@@ -707,5 +719,21 @@ mod fast_decode_tests {
             escaped
         );
         assert!(fast::decode(b"{\"position\":01,", ZERO_HASH).is_none());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod hex_tests {
+    use super::*;
+
+    #[test]
+    fn hashes_parse_from_lowercase_hex_only() {
+        let hash: Hash = std::array::from_fn(|i| (i * 37 + 11) as u8);
+        assert_eq!(parse_hex_hash(&hex::encode(hash)), Some(hash));
+        assert_eq!(parse_hex_hash(&hex::encode(hash).to_uppercase()), None);
+        assert_eq!(parse_hex_hash(&"0".repeat(63)), None);
+        assert_eq!(parse_hex_hash(&format!("{}g", "0".repeat(63))), None);
+        assert_eq!(parse_hex_hash(&"f".repeat(64)), Some([0xff; 32]));
     }
 }
