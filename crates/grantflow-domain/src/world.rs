@@ -4,7 +4,7 @@
 use crate::money::{Amount, Currency};
 use crate::values::{Country, Date};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 /// A grant's lifecycle state (domain.md, "Lifecycle").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -203,15 +203,15 @@ impl GrantState {
 /// All funds and grants. The engine snapshots it (serde).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct World {
-    pub(crate) funds: BTreeMap<String, FundState>,
-    pub(crate) grants: BTreeMap<String, GrantState>,
+    pub(crate) funds: HashMap<String, FundState>,
+    pub(crate) grants: HashMap<String, GrantState>,
     pub(crate) fund_order: Vec<String>,
     pub(crate) grant_order: Vec<String>,
     /// `fund-<id>` streams by fund id (kept apart so that folding an event needs no
     /// allocation to find its stream).
-    pub(crate) fund_streams: BTreeMap<String, StreamState>,
+    pub(crate) fund_streams: HashMap<String, StreamState>,
     /// `grant-<id>` streams by grant id.
-    pub(crate) grant_streams: BTreeMap<String, StreamState>,
+    pub(crate) grant_streams: HashMap<String, StreamState>,
 }
 
 impl World {
