@@ -285,6 +285,25 @@ impl Envelope {
         Self::from_canonical_serde(bytes, hash)
     }
 
+    /// Position, type and payload of stored canonical bytes (the read path of a fold).
+    pub(crate) fn payload_from_canonical(
+        bytes: &[u8],
+    ) -> Result<crate::PayloadRecord, EnvelopeError> {
+        if let Some((position, event_type, payload)) = fast::payload(bytes) {
+            return Ok(crate::PayloadRecord {
+                position,
+                event_type: event_type.to_string(),
+                payload: payload.to_string(),
+            });
+        }
+        let envelope = Self::from_canonical_serde(bytes, ZERO_HASH)?;
+        Ok(crate::PayloadRecord {
+            position: envelope.position,
+            event_type: envelope.event_type,
+            payload: envelope.payload,
+        })
+    }
+
     /// [`Envelope::from_canonical`] through serde (any valid JSON of the envelope's shape).
     pub(crate) fn from_canonical_serde(
         bytes: &[u8],
@@ -434,6 +453,39 @@ mod fast {
             prev_hash,
             hash,
         })
+    }
+
+    /// Position, type and payload of canonical bytes whose strings hold no escapes;
+    /// `None` for anything else (the caller then decodes the whole envelope).
+    pub(crate) fn payload(bytes: &[u8]) -> Option<(u64, &str, &str)> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let head = &text[..text.len().checked_sub(TAIL_BYTES)?];
+        let mut cursor = Cursor { rest: head };
+        cursor.literal("{\"position\":")?;
+        let position = cursor.number()?;
+        cursor.literal(",\"stream\":")?;
+        cursor.string()?;
+        cursor.literal(",\"version\":")?;
+        cursor.number()?;
+        cursor.literal(",\"type\":")?;
+        let event_type = cursor.string()?;
+        cursor.literal(",\"schema\":")?;
+        cursor.number()?;
+        for field in [
+            ",\"recorded_at\":",
+            ",\"actor\":",
+            ",\"command_id\":",
+            ",\"correlation_id\":",
+        ] {
+            cursor.literal(field)?;
+            cursor.string()?;
+        }
+        cursor.literal(",\"payload\":")?;
+        let payload = cursor.rest;
+        if !(payload.starts_with('{') && payload.ends_with('}')) {
+            return None;
+        }
+        Some((position, event_type, payload))
     }
 
     struct Cursor<'a> {
@@ -702,6 +754,10 @@ mod fast_decode_tests {
             let decoded = Envelope::from_canonical(&bytes, original.hash).unwrap();
             prop_assert_eq!(&decoded, &original);
             prop_assert_eq!(&slow, &original);
+            let record = Envelope::payload_from_canonical(&bytes).unwrap();
+            prop_assert_eq!(record.position, original.position);
+            prop_assert_eq!(&record.event_type, &original.event_type);
+            prop_assert_eq!(&record.payload, &original.payload);
         }
     }
 

@@ -93,6 +93,17 @@ impl EventRef {
     }
 }
 
+/// An event as a fold reads it ([`EventStore::read_payloads`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadRecord {
+    /// Global position.
+    pub position: u64,
+    /// Event type.
+    pub event_type: String,
+    /// The payload, compact JSON.
+    pub payload: String,
+}
+
 /// What the command index remembers of an accepted command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandRecord {
@@ -174,6 +185,25 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Up to `limit` (at most [`READ_EVENTS_MAX`]) events from position `from` (inclusive).
     async fn read(&self, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError>;
+
+    /// What a fold needs of up to `limit` events from `from`: position, type and payload,
+    /// without the rest of the envelope (replay reads every event of the log this way).
+    async fn read_payloads(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<PayloadRecord>, StoreError> {
+        Ok(self
+            .read(from, limit)
+            .await?
+            .into_iter()
+            .map(|envelope| PayloadRecord {
+                position: envelope.position,
+                event_type: envelope.event_type,
+                payload: envelope.payload,
+            })
+            .collect())
+    }
 
     /// Up to `limit` events of one stream from version `from_version` (inclusive).
     async fn read_stream(

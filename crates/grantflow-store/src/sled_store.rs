@@ -313,6 +313,15 @@ impl EventStore for SledStore {
         self.blocking(move |inner| inner.read(from, limit)).await
     }
 
+    async fn read_payloads(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::PayloadRecord>, StoreError> {
+        self.blocking(move |inner| inner.read_payloads(from, limit))
+            .await
+    }
+
     async fn read_stream(
         &self,
         stream: &str,
@@ -745,6 +754,29 @@ impl Chunk {
         self.value.get(end..end + 32)?.try_into().ok()
     }
 
+    /// Position, type and payload of the event at `position` (a fold's read).
+    fn payload(&self, position: u64) -> Result<crate::PayloadRecord, StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt { position, detail };
+        let (start, end) = usize::try_from(position.saturating_sub(self.first))
+            .ok()
+            .filter(|_| position >= self.first)
+            .and_then(|index| self.records.get(index).copied())
+            .ok_or_else(|| corrupt(format!("not in the chunk starting at {}", self.first)))?;
+        let bytes = self
+            .value
+            .get(start..end)
+            .ok_or_else(|| corrupt("truncated record".to_string()))?;
+        let record = Envelope::payload_from_canonical(bytes)
+            .map_err(|error| corrupt(format!("undecodable event: {error}")))?;
+        if record.position != position {
+            return Err(corrupt(format!(
+                "the record holds position {}",
+                record.position
+            )));
+        }
+        Ok(record)
+    }
+
     fn envelope(&self, position: u64) -> Result<Envelope, StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt { position, detail };
         let index = usize::try_from(position.saturating_sub(self.first))
@@ -775,6 +807,25 @@ impl Chunk {
 
 impl Inner {
     fn read(&self, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        self.read_with(from, limit, |chunk, position| chunk.envelope(position))
+    }
+
+    fn read_payloads(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::PayloadRecord>, StoreError> {
+        self.read_with(from, limit, |chunk, position| chunk.payload(position))
+    }
+
+    /// Events from `from` (at most `limit`, never past the durable head), each taken out of
+    /// its chunk by `take`.
+    fn read_with<T>(
+        &self,
+        from: u64,
+        limit: usize,
+        take: impl Fn(&Chunk, u64) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let from = from.max(1);
         let head = self.durable_head().position;
         let limit = limit.min(READ_EVENTS_MAX) as u64;
@@ -795,7 +846,7 @@ impl Inner {
                 return Err(missing(next));
             }
             while next <= end && chunk.contains(next) {
-                out.push(chunk.envelope(next)?);
+                out.push(take(&chunk, next)?);
                 next += 1;
             }
             if next > end {
