@@ -88,6 +88,14 @@ pub fn grant(view: &GrantView, world: &World) -> String {
     for (name, value) in rows {
         let _ = writeln!(out, "{name:<12}{:>20}", human(value));
     }
+    if let Some(details) = world.grant_details(&view.grant) {
+        let _ = writeln!(
+            out,
+            "{:<12}{:>20}",
+            "commitment",
+            human(&details.commitment)
+        );
+    }
     if !view.agencies.is_empty() {
         let _ = writeln!(
             out,
@@ -144,12 +152,6 @@ fn grant_details(details: &GrantDetails) -> String {
     for (index, activity) in details.activities.iter().enumerate() {
         let _ = writeln!(out, "activity  {}. {activity}", index + 1);
     }
-    let _ = writeln!(
-        out,
-        "{:<12}{:>20}",
-        "commitment",
-        human(&details.commitment)
-    );
     out
 }
 
@@ -272,12 +274,15 @@ pub fn csv_field(field: &str) -> String {
 }
 
 /// What `verify` found.
-pub fn verify(report: &VerifyReport) -> String {
+/// What `verify` found; `of_export` when it checked an exported file (no stored projections
+/// to compare there).
+pub fn verify(report: &VerifyReport, of_export: bool) -> String {
     match &report.failure {
         None => format!(
-            "ok: {} events verified (hash chain, gapless positions and versions, payloads, \
-             projections{})\nhead: position {} hash {}\n",
+            "ok: {} events verified (hash chain, gapless positions and versions, payloads{}{})\n\
+             head: position {} hash {}\n",
             report.events,
+            if of_export { "" } else { ", projections" },
             if report.checkpoint_checked {
                 ", checkpoint"
             } else {

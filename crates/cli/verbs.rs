@@ -335,7 +335,7 @@ async fn verify(
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render::verify(&report));
+        print!("{}", render::verify(&report, export.is_some()));
     }
     Ok(if report.ok() {
         Outcome::Success
