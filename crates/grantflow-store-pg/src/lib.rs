@@ -61,8 +61,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use grantflow_store::checks::{check_event_fields, check_event_size, check_key_text};
-use grantflow_store::envelope::ChainVerifier;
+use grantflow_store::checks::{check_event_fields, check_import, check_key_text};
 use grantflow_store::seal::seal;
 use grantflow_store::{
     AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Hash, Head, StoreError,
@@ -808,11 +807,6 @@ impl Inner {
         head: &Head,
         events: &[Envelope],
     ) -> Result<Vec<CommandRecord>, StoreError> {
-        let refused =
-            |position: u64, detail: String| StoreError::ImportRefused { position, detail };
-        let mut verifier = ChainVerifier::starting_after(head.position, head.hash);
-        verifier.set_recorded_at(&head.recorded_at);
-
         let mut streams: Vec<String> = Vec::new();
         let mut ids: Vec<&str> = Vec::new();
         let mut seen_streams = HashSet::new();
@@ -840,45 +834,12 @@ impl Inner {
             }
         }
 
-        let mut known_streams = HashSet::new();
-        let mut records: Vec<CommandRecord> = Vec::new();
-        let mut record_index: HashMap<String, usize> = HashMap::new();
-        for envelope in events {
-            let position = envelope.position;
-            if let Err(detail) = check_event_fields(&envelope.stream, &envelope.payload)
-                .and_then(|()| check_key_text("command id", &envelope.command_id))
-                .and_then(|()| check_event_size(envelope, envelope.canonical_bytes().len()))
-            {
-                return Err(refused(position, detail));
-            }
-            if known_streams.insert(envelope.stream.clone()) {
-                let stored = stored_versions.get(&envelope.stream).copied().unwrap_or(0);
-                verifier.set_stream_version(&envelope.stream, stored);
-            }
-            verifier.check(envelope).map_err(|error| {
-                refused(error.position().unwrap_or(position), error.to_string())
-            })?;
-            let index = match record_index.get(&envelope.command_id) {
-                Some(index) => *index,
-                None => {
-                    if recorded.contains(&envelope.command_id) {
-                        return Err(refused(
-                            position,
-                            format!("command id {:?} is already recorded", envelope.command_id),
-                        ));
-                    }
-                    records.push(CommandRecord {
-                        command_id: envelope.command_id.clone(),
-                        body_hash: None,
-                        events: Vec::new(),
-                    });
-                    record_index.insert(envelope.command_id.clone(), records.len() - 1);
-                    records.len() - 1
-                }
-            };
-            records[index].events.push(EventRef::of(envelope));
-        }
-        Ok(records)
+        check_import(
+            head,
+            events,
+            |stream| Ok(stored_versions.get(stream).copied().unwrap_or(0)),
+            |command_id| Ok(recorded.contains(command_id)),
+        )
     }
 }
 

@@ -3,7 +3,10 @@
 
 use serde_json::value::RawValue;
 
-use crate::envelope::{is_compact_json_object, Envelope};
+use std::collections::{HashMap, HashSet};
+
+use crate::envelope::{is_compact_json_object, ChainVerifier, Envelope};
+use crate::{CommandRecord, EventRef, Head, StoreError};
 
 /// Stream names, command ids and snapshot names: at most this many bytes.
 pub const KEY_TEXT_BYTES_MAX: usize = 1024;
@@ -43,4 +46,57 @@ pub fn check_event_size(envelope: &Envelope, canonical_bytes: usize) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// Checks a whole import on top of `head` before any of it is written: every event's fields
+/// and size, the chain (positions, versions, prev_hash, hashes, time), and that no command id
+/// is recorded already. `stored_version(stream)` and `is_recorded(command_id)` ask the
+/// backend (once per stream and per id). Returns the command records to write.
+pub fn check_import(
+    head: &Head,
+    events: &[Envelope],
+    mut stored_version: impl FnMut(&str) -> Result<u64, StoreError>,
+    mut is_recorded: impl FnMut(&str) -> Result<bool, StoreError>,
+) -> Result<Vec<CommandRecord>, StoreError> {
+    let refused = |position: u64, detail: String| StoreError::ImportRefused { position, detail };
+    let mut verifier = ChainVerifier::starting_after(head.position, head.hash);
+    verifier.set_recorded_at(&head.recorded_at);
+    let mut known_streams = HashSet::new();
+    let mut records: Vec<CommandRecord> = Vec::new();
+    let mut record_index: HashMap<String, usize> = HashMap::new();
+    for envelope in events {
+        let position = envelope.position;
+        if let Err(detail) = check_event_fields(&envelope.stream, &envelope.payload)
+            .and_then(|()| check_key_text("command id", &envelope.command_id))
+            .and_then(|()| check_event_size(envelope, envelope.canonical_bytes().len()))
+        {
+            return Err(refused(position, detail));
+        }
+        if known_streams.insert(envelope.stream.clone()) {
+            verifier.set_stream_version(&envelope.stream, stored_version(&envelope.stream)?);
+        }
+        verifier
+            .check(envelope)
+            .map_err(|error| refused(error.position().unwrap_or(position), error.to_string()))?;
+        let index = match record_index.get(&envelope.command_id) {
+            Some(index) => *index,
+            None => {
+                if is_recorded(&envelope.command_id)? {
+                    return Err(refused(
+                        position,
+                        format!("command id {:?} is already recorded", envelope.command_id),
+                    ));
+                }
+                records.push(CommandRecord {
+                    command_id: envelope.command_id.clone(),
+                    body_hash: None,
+                    events: Vec::new(),
+                });
+                record_index.insert(envelope.command_id.clone(), records.len() - 1);
+                records.len() - 1
+            }
+        };
+        records[index].events.push(EventRef::of(envelope));
+    }
+    Ok(records)
 }

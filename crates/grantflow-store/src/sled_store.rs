@@ -60,8 +60,8 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use crate::checks::{check_event_fields, check_event_size, check_key_text};
-use crate::envelope::{ChainVerifier, Envelope};
+use crate::checks::{check_event_fields, check_import, check_key_text};
+use crate::envelope::Envelope;
 use crate::seal::seal;
 use crate::{
     AppendBatch, CommandRecord, EventRef, EventStore, Hash, Head, StoreError, READ_EVENTS_MAX,
@@ -548,53 +548,16 @@ impl Inner {
         head: &Head,
         events: &[Envelope],
     ) -> Result<Vec<CommandRecord>, StoreError> {
-        let refused =
-            |position: u64, detail: String| StoreError::ImportRefused { position, detail };
-        let mut verifier = ChainVerifier::starting_after(head.position, head.hash);
-        verifier.set_recorded_at(&head.recorded_at);
-        let mut known_streams = std::collections::HashSet::new();
-        let mut records: Vec<CommandRecord> = Vec::new();
-        let mut record_index: HashMap<String, usize> = HashMap::new();
-        for envelope in events {
-            let position = envelope.position;
-            if let Err(detail) = check_event_fields(&envelope.stream, &envelope.payload)
-                .and_then(|()| check_key_text("command id", &envelope.command_id))
-                .and_then(|()| check_event_size(envelope, envelope.canonical_bytes().len()))
-            {
-                return Err(refused(position, detail));
-            }
-            if known_streams.insert(envelope.stream.clone()) {
-                let stored = self.stored_stream_version(&envelope.stream)?;
-                verifier.set_stream_version(&envelope.stream, stored);
-            }
-            verifier.check(envelope).map_err(|error| {
-                refused(error.position().unwrap_or(position), error.to_string())
-            })?;
-            let index = match record_index.get(&envelope.command_id) {
-                Some(index) => *index,
-                None => {
-                    if self
-                        .tree
-                        .contains_key(command_key(&envelope.command_id))
-                        .map_err(sled_err("reading the command index"))?
-                    {
-                        return Err(refused(
-                            position,
-                            format!("command id {:?} is already recorded", envelope.command_id),
-                        ));
-                    }
-                    records.push(CommandRecord {
-                        command_id: envelope.command_id.clone(),
-                        body_hash: None,
-                        events: Vec::new(),
-                    });
-                    record_index.insert(envelope.command_id.clone(), records.len() - 1);
-                    records.len() - 1
-                }
-            };
-            records[index].events.push(EventRef::of(envelope));
-        }
-        Ok(records)
+        check_import(
+            head,
+            events,
+            |stream| self.stored_stream_version(stream),
+            |command_id| {
+                self.tree
+                    .contains_key(command_key(command_id))
+                    .map_err(sled_err("reading the command index"))
+            },
+        )
     }
 
     fn save_snapshot(&self, name: &str, position: u64, bytes: &[u8]) -> Result<(), StoreError> {
