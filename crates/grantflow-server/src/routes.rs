@@ -284,6 +284,20 @@ impl AsOfQuery {
     }
 }
 
+/// A view of the world as of a moment: now without copying the read model, else from a
+/// fold of the log's prefix.
+async fn view_as_of<T>(
+    state: &AppState,
+    as_of: &AsOf,
+    view: impl Fn(&grantflow_domain::World) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
+    if *as_of == AsOf::Head {
+        return Ok(state.engine().with_model(|model| view(&model.world)));
+    }
+    let model = query::model_as_of(state.engine(), as_of).await?;
+    Ok(view(&model.world))
+}
+
 fn moment(as_of: &AsOf) -> String {
     match as_of {
         AsOf::Head => String::new(),
@@ -314,15 +328,7 @@ async fn get_grant(
 ) -> Result<Response, ApiError> {
     caller.require(Access::Figures)?;
     let as_of = query.as_of()?;
-    let view = match &as_of {
-        AsOf::Head => state
-            .engine()
-            .with_model(|model| model.world.grant_view(&id)),
-        other => query::model_as_of(state.engine(), other)
-            .await?
-            .world
-            .grant_view(&id),
-    };
+    let view = view_as_of(&state, &as_of, |world| world.grant_view(&id)).await?;
     match view {
         Some(view) => Ok(Json(view).into_response()),
         None => Err(ApiError::not_found(format!(
@@ -354,15 +360,7 @@ async fn get_fund(
 ) -> Result<Response, ApiError> {
     caller.require(Access::Figures)?;
     let as_of = query.as_of()?;
-    let view = match &as_of {
-        AsOf::Head => state
-            .engine()
-            .with_model(|model| model.world.fund_view(&id)),
-        other => query::model_as_of(state.engine(), other)
-            .await?
-            .world
-            .fund_view(&id),
-    };
+    let view = view_as_of(&state, &as_of, |world| world.fund_view(&id)).await?;
     match view {
         Some(view) => Ok(Json(view).into_response()),
         None => Err(ApiError::not_found(format!(
