@@ -4,8 +4,6 @@
 use std::io::{BufRead, Read, Write};
 
 use grantflow_store::{Envelope, Hash};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 /// One stored event, as bytes.
 #[derive(Debug, Clone)]
@@ -81,57 +79,8 @@ fn read_text(input: &mut impl Read) -> std::io::Result<String> {
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
-#[derive(Deserialize)]
-struct Wire<'a> {
-    position: u64,
-    stream: String,
-    version: u64,
-    #[serde(rename = "type")]
-    event_type: String,
-    schema: u32,
-    recorded_at: String,
-    actor: String,
-    command_id: String,
-    correlation_id: String,
-    #[serde(borrow)]
-    payload: &'a RawValue,
-    prev_hash: &'a str,
-}
-
 /// Decodes canonical bytes plus a stored hash into an [`Envelope`], as the sled store's read
-/// path does (serde, no re-hash), so that the baselines' replay does the same work.
+/// path does (the store's own decoder, no re-hash), so that the baselines' replay does the same work.
 pub fn decode_canonical(bytes: &[u8], hash: Hash) -> anyhow::Result<Envelope> {
-    let wire: Wire<'_> = serde_json::from_slice(bytes)?;
-    let mut prev_hash = [0u8; 32];
-    hex_decode(wire.prev_hash, &mut prev_hash)?;
-    Ok(Envelope {
-        position: wire.position,
-        stream: wire.stream,
-        version: wire.version,
-        event_type: wire.event_type,
-        schema: wire.schema,
-        recorded_at: wire.recorded_at,
-        actor: wire.actor,
-        command_id: wire.command_id,
-        correlation_id: wire.correlation_id,
-        payload: wire.payload.get().to_string(),
-        prev_hash,
-        hash,
-    })
-}
-
-fn hex_decode(text: &str, out: &mut [u8; 32]) -> anyhow::Result<()> {
-    let bytes = text.as_bytes();
-    anyhow::ensure!(bytes.len() == 64, "hash is not 64 hex digits");
-    let digit = |b: u8| -> anyhow::Result<u8> {
-        match b {
-            b'0'..=b'9' => Ok(b - b'0'),
-            b'a'..=b'f' => Ok(b - b'a' + 10),
-            _ => anyhow::bail!("bad hex digit"),
-        }
-    };
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = digit(bytes[2 * i])? << 4 | digit(bytes[2 * i + 1])?;
-    }
-    Ok(())
+    Ok(Envelope::from_canonical(bytes, hash)?)
 }

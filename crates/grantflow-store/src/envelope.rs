@@ -275,8 +275,8 @@ impl Envelope {
     }
 
     /// Decodes stored canonical bytes (no `hash` field) and attaches the stored hash. Does not
-    /// re-hash: reading stays cheap; `verify` re-hashes.
-    pub(crate) fn from_canonical(bytes: &[u8], hash: Hash) -> Result<Envelope, EnvelopeError> {
+    /// re-hash: reading stays cheap; `verify` re-hashes. Every backend reads through this.
+    pub fn from_canonical(bytes: &[u8], hash: Hash) -> Result<Envelope, EnvelopeError> {
         // The stored bytes are canonical (they were written so): read that fixed layout
         // directly, and hand anything unusual (an escape in a string) to serde.
         if let Some(envelope) = fast::decode(bytes, hash) {
