@@ -365,7 +365,10 @@ fn a_damaged_store_is_refused_or_answers_right_never_wrong() {
 
 /// Runs `f` on the store's sled database directly (the store must be closed).
 fn with_sled(data: &Path, f: impl FnOnce(&sled::Db)) {
-    let db = sled::open(data.join("db")).expect("sled opens");
+    let db = grantflow_store::sled_store::sled_config(&data.join("db"))
+        .unwrap()
+        .open()
+        .expect("sled opens");
     f(&db);
     db.flush().expect("flush");
 }

@@ -4,6 +4,10 @@
 //! Every scenario prints one line `scenario NAME: key=value ...` (absolute figures, then
 //! ratios to the baselines); `--json` prints one JSON document instead (lines go to stderr).
 
+/// The same allocator as the `grantflow` binary, for the engine and the baselines alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod children;
 mod http;
 mod pg;

@@ -61,6 +61,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const STREAMS_MAX: usize = 256;
 /// How often an idle event stream sends a keep-alive comment.
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// How long a stopping server waits for its closed event streams to be dropped.
+const STREAMS_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// The server's bounds (the defaults are the named constants; tests shrink them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,9 +301,22 @@ pub async fn serve_listener(
         );
         closer.close_streams();
     };
-    axum::serve(listener, app(state))
+    axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(signal)
         .await?;
+    // axum's connection task signals "done" a moment before it drops the connection and,
+    // with it, the stream's body: wait for the open-stream count so that, once this returns,
+    // every stream is closed.
+    let deadline = Instant::now() + STREAMS_CLOSE_WAIT;
+    while state.open_streams() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    if state.open_streams() > 0 {
+        tracing::warn!(
+            open = state.open_streams(),
+            "event streams still open after shutdown"
+        );
+    }
     Ok(())
 }
 

@@ -113,6 +113,39 @@ fn open_locked(config: &sled::Config, db_dir: &Path) -> Result<sled::Db, StoreEr
     }
 }
 
+/// How grantflow configures sled for the database directory `db_dir` (`<data dir>/db`):
+/// cache, flusher and segment size (the one an existing database was created with). Tools
+/// and tests that open the database directly must open it with this.
+pub fn sled_config(db_dir: &Path) -> Result<sled::Config, StoreError> {
+    Ok(sled::Config::new()
+        .path(db_dir)
+        .cache_capacity(CACHE_CAPACITY_BYTES)
+        .segment_size(segment_bytes(db_dir)?)
+        .flush_every_ms(Some(FLUSH_EVERY_MS)))
+}
+
+/// The segment size to open sled with: the one recorded in an existing database's `conf`
+/// file (sled refuses any other), else [`SEGMENT_BYTES`].
+fn segment_bytes(db_dir: &Path) -> Result<usize, StoreError> {
+    let path = db_dir.join(SLED_CONF_FILE_NAME);
+    let text = match fs::read(&path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(SEGMENT_BYTES),
+        Err(error) => return Err(io_err(format!("reading {}", path.display()))(error)),
+    };
+    let recorded = text.lines().find_map(|line| {
+        line.strip_prefix("segment_size:")
+            .and_then(|value| value.trim().parse::<usize>().ok())
+    });
+    match recorded {
+        Some(bytes) if bytes.is_power_of_two() && (256..=1 << 24).contains(&bytes) => Ok(bytes),
+        _ => Err(StoreError::Corrupt {
+            position: 0,
+            detail: format!("{} holds no valid segment_size", path.display()),
+        }),
+    }
+}
+
 /// The store format this build writes and the newest it reads.
 pub const STORE_FORMAT: u32 = 1;
 /// The marker file that tells a grantflow store from any other directory.
@@ -132,12 +165,26 @@ const MARKER_BYTES_MAX: u64 = 4096;
 pub const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 /// sled's background flusher period (which is also when sled itself fsyncs).
 pub const FLUSH_EVERY_MS: u64 = 1000;
-/// The largest sled value the store writes (log chunk, snapshot part): well under sled's
-/// blob threshold (segment size / 4 = 128 KiB), so every write lands in the fsynced db file.
+/// sled's segment (and I/O buffer) size for new stores. sled writes any page whose
+/// serialized size is over a quarter of it to a separate *blob* file, which it reads back
+/// whole and never fsyncs; a leaf holds up to 17 values, so with the default 512 KiB a leaf
+/// of log chunks went to a blob. At 8 MiB a leaf of 17 values of [`VALUE_BYTES_MAX`]
+/// (1.1 MiB) stays well under the 2 MiB threshold: every write lands in the fsynced db file.
+/// Stores created with another size keep theirs (sled cannot change it; see `segment_bytes`).
+pub const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
+/// sled's configuration file inside its directory, which records the segment size.
+const SLED_CONF_FILE_NAME: &str = "conf";
+/// The largest sled value the store writes (log chunk, snapshot part): a leaf of 17 of them
+/// stays under sled's blob threshold (see [`SEGMENT_BYTES`]).
 pub const VALUE_BYTES_MAX: usize = 64 * 1024;
+const _: () = assert!(17 * (VALUE_BYTES_MAX + 64) < SEGMENT_BYTES / 4);
+/// Extra lookups of each chunk's key while reading the log (see `Inner::settle_cache`): with
+/// at least 8 chunks to a leaf (sled splits leaves of over 16 keys), 8 per chunk fill the
+/// leaf's access queue of 64.
+const CACHE_TOUCHES_PER_CHUNK: usize = 8;
 /// A log chunk is closed once it holds this many bytes (a group writes
 /// ceil(bytes / this) chunks).
-pub const CHUNK_BYTES_TARGET: usize = 32 * 1024;
+pub const CHUNK_BYTES_TARGET: usize = 16 * 1024;
 pub use crate::checks::{EVENT_BYTES_MAX, KEY_TEXT_BYTES_MAX};
 // Any event fits one chunk under VALUE_BYTES_MAX.
 const _: () = assert!(EVENT_BYTES_MAX == VALUE_BYTES_MAX - CHUNK_RECORD_OVERHEAD_BYTES - 1);
@@ -256,10 +303,7 @@ impl SledStore {
         let db_file_path = db_dir.join(DB_FILE_NAME);
         // sled reads a damaged file as an empty database: remember whether there was one.
         let had_database = fs::metadata(&db_file_path).is_ok_and(|meta| meta.len() > 0);
-        let config = sled::Config::new()
-            .path(&db_dir)
-            .cache_capacity(CACHE_CAPACITY_BYTES)
-            .flush_every_ms(Some(FLUSH_EVERY_MS));
+        let config = sled_config(&db_dir)?;
         let tree = open_locked(&config, &db_dir)?;
         let db_file = fs::OpenOptions::new()
             .read(true)
@@ -804,6 +848,7 @@ impl Inner {
         let mut next = from;
         for item in self.tree.range(start_key..=chunk_key(end)) {
             let (key, value) = item.map_err(sled_err("reading the log"))?;
+            self.settle_cache(&key)?;
             let chunk = Chunk::decode(parse_chunk_key(&key, next)?, value)?;
             if chunk.first > next {
                 return Err(missing(next));
@@ -817,6 +862,21 @@ impl Inner {
             }
         }
         Err(missing(next))
+    }
+
+    /// Works around sled 0.34's cache accounting (its issue 1309): sled records page accesses
+    /// in 256 per-shard queues and accounts them (and evicts) only when a shard's queue holds
+    /// 64 accesses. A range scan accesses each leaf once, so a scan of the log never got
+    /// accounted and kept every page it read in memory (600 MiB for a 1,000,000-event
+    /// replay). Looking the chunk's key up [`CACHE_TOUCHES_PER_CHUNK`] more times fills its
+    /// leaf's queue while the leaf is read, so sled evicts down to `cache_capacity` as it goes.
+    fn settle_cache(&self, key: &[u8]) -> Result<(), StoreError> {
+        for _ in 0..CACHE_TOUCHES_PER_CHUNK {
+            self.tree
+                .contains_key(key)
+                .map_err(sled_err("reading the log"))?;
+        }
+        Ok(())
     }
 
     /// The key of the chunk holding `position`, if any chunk starts at or before it.
@@ -1675,5 +1735,70 @@ fn sled_err(context: &str) -> impl FnOnce(sled::Error) -> StoreError + '_ {
             detail: format!("{context}: sled reports corruption at {at:?}"),
         },
         other => StoreError::Io(format!("{context}: {other}")),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_size_is_the_recorded_one_else_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(segment_bytes(dir.path()).unwrap(), SEGMENT_BYTES);
+        // A store created by an earlier build, with sled's default of 512 KiB.
+        let conf = dir.path().join(SLED_CONF_FILE_NAME);
+        fs::write(&conf, "segment_size: 524288\nuse_compression: false\n").unwrap();
+        assert_eq!(segment_bytes(dir.path()).unwrap(), 524_288);
+        fs::write(&conf, "segment_size: 1000\n").unwrap();
+        assert!(segment_bytes(dir.path()).is_err());
+        fs::write(&conf, "garbage").unwrap();
+        assert!(segment_bytes(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_new_store_writes_no_blob_files() {
+        // Leaves of big chunks went to sled blob files (never fsynced) at the default segment
+        // size: fill enough chunks for several full leaves and look.
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let payload = format!("{{\"note\":\"{}\"}}", "x".repeat(2_000));
+        for round in 0..40u64 {
+            let commands = (0..40u64)
+                .map(|index| crate::AppendCommand {
+                    command_id: format!("c-{round}-{index}"),
+                    body_hash: ZERO_HASH,
+                    events: vec![crate::NewEvent {
+                        stream: format!("fund-{index}"),
+                        event_type: "fund.noted".to_string(),
+                        schema: 1,
+                        actor: "tester".to_string(),
+                        command_id: format!("c-{round}-{index}"),
+                        correlation_id: format!("c-{round}-{index}"),
+                        payload: payload.clone(),
+                    }],
+                })
+                .collect();
+            let head = store.inner.durable_head().position;
+            let expected_versions = (0..40u64)
+                .map(|index| (format!("fund-{index}"), round))
+                .collect();
+            store
+                .inner
+                .append(AppendBatch {
+                    expected_head: head,
+                    expected_versions,
+                    commands,
+                })
+                .unwrap();
+        }
+        store.inner.make_durable("test").unwrap();
+        let blobs = dir.path().join("db").join("blobs");
+        let count = fs::read_dir(&blobs).map_or(0, |entries| entries.count());
+        assert_eq!(count, 0, "sled wrote blob files in {}", blobs.display());
+        let sled_conf = fs::read(dir.path().join("db").join("conf")).unwrap();
+        let sled_conf = String::from_utf8_lossy(&sled_conf);
+        assert!(sled_conf.contains(&format!("segment_size: {SEGMENT_BYTES}")));
     }
 }

@@ -22,7 +22,10 @@ fn chunk_key(first: u64) -> Vec<u8> {
 }
 
 fn tamper(dir: &Path, change: impl FnOnce(&sled::Db)) {
-    let db = sled::open(dir.join("db")).unwrap();
+    let db = grantflow_store::sled_store::sled_config(&dir.join("db"))
+        .unwrap()
+        .open()
+        .unwrap();
     change(&db);
     db.flush().unwrap();
 }

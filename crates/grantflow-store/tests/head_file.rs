@@ -166,7 +166,10 @@ async fn a_store_without_a_head_file_gets_one_and_is_then_protected() {
     make_store(&new, 4, 4).await;
     fs::remove_file(new.join(HEAD_FILE_NAME)).unwrap();
     {
-        let db = sled::open(new.join("db")).unwrap();
+        let db = grantflow_store::sled_store::sled_config(&new.join("db"))
+            .unwrap()
+            .open()
+            .unwrap();
         db.remove(b"F").unwrap();
         db.flush().unwrap();
     }
@@ -264,7 +267,10 @@ async fn a_damaged_snapshot_is_refused_not_served() {
     let path = store.path().to_path_buf();
     drop(store);
     {
-        let db = sled::open(path.join("db")).unwrap();
+        let db = grantflow_store::sled_store::sled_config(&path.join("db"))
+            .unwrap()
+            .open()
+            .unwrap();
         let mut key = b"Q".to_vec();
         key.extend_from_slice(b"world\0");
         key.extend_from_slice(&0u32.to_be_bytes());
