@@ -296,14 +296,27 @@ struct SnapshotFile {
     world: World,
 }
 
-/// Saves the read model as the store's projection snapshot.
-pub async fn save_snapshot(store: &dyn EventStore, model: &ReadModel) -> Result<(), EngineError> {
-    let file = SnapshotFile {
+/// [`SnapshotFile`] as written: borrows the world instead of copying it.
+#[derive(serde::Serialize)]
+struct SnapshotFileRef<'a> {
+    format: u32,
+    position: u64,
+    world: &'a World,
+}
+
+/// The bytes of the read model's projection snapshot.
+pub(crate) fn snapshot_bytes(model: &ReadModel) -> Result<Vec<u8>, EngineError> {
+    let file = SnapshotFileRef {
         format: SNAPSHOT_FORMAT,
         position: model.position,
-        world: model.world.clone(),
+        world: &model.world,
     };
-    let bytes = serde_json::to_vec(&file).map_err(|e| EngineError::BadQuery(e.to_string()))?;
+    serde_json::to_vec(&file).map_err(|e| EngineError::BadQuery(e.to_string()))
+}
+
+/// Saves the read model as the store's projection snapshot.
+pub async fn save_snapshot(store: &dyn EventStore, model: &ReadModel) -> Result<(), EngineError> {
+    let bytes = snapshot_bytes(model)?;
     store
         .save_snapshot(SNAPSHOT_NAME, model.position, bytes)
         .await?;

@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{CommandOutcome, Prepared};
 use crate::{
-    decode, save_snapshot, EngineError, ReadModel, Stats, BATCH_COMMANDS_MAX, FOLD_PAGE_EVENTS,
-    SNAPSHOT_EVERY_EVENTS,
+    decode, snapshot_bytes, EngineError, ReadModel, Stats, BATCH_COMMANDS_MAX, FOLD_PAGE_EVENTS,
+    SNAPSHOT_EVERY_EVENTS, SNAPSHOT_NAME,
 };
 
 /// How many times a batch refused as a conflict is decided again before its commands fail.
@@ -517,8 +517,19 @@ impl Writer {
         }
         self.events_since_snapshot = 0;
         // The published (durable) state: the writer's own may be ahead of it.
-        let durable = read(&self.published).clone();
-        if let Err(error) = save_snapshot(self.store.as_ref(), &durable).await {
+        let durable = {
+            let published = read(&self.published);
+            snapshot_bytes(&published).map(|bytes| (published.position, bytes))
+        };
+        let saved = match durable {
+            Ok((position, bytes)) => self
+                .store
+                .save_snapshot(SNAPSHOT_NAME, position, bytes)
+                .await
+                .map_err(EngineError::from),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = saved {
             tracing::warn!(%error, "could not save the projection snapshot");
         }
     }

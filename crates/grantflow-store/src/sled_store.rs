@@ -18,7 +18,7 @@
 //! |---|---|
 //! | `L` + first position (u64 BE) | chunk: format byte, then per event `len (u32 LE) ‖ canonical bytes ‖ hash (32)`, consecutive positions |
 //! | `S` + stream + `0x00` + first version (u64 BE) | positions of those versions (u64 LE each); one entry per stream per group |
-//! | `V` + stream | version (u64 BE) ‖ position of that version (u64 BE) |
+//! | `V` + stream | only in stores written before 2026-11-29, no longer read: version (u64 BE) ‖ position (u64 BE); a stream's head is the last entry of its `S` keys |
 //! | `C` + command id | body hash flag (0/1) [‖ hash] ‖ count (u32 LE) ‖ per event: position, version (u64 LE), stream, type (u32 LE length ‖ bytes) |
 //! | `M` | `grantflow store format 1` (written when the database is created) |
 //! | `H` | head position (u64 BE) ‖ hash (32) ‖ recorded_at |
@@ -210,7 +210,7 @@ const CHUNK_RECORD_OVERHEAD_BYTES: usize = 4 + 32;
 
 const PREFIX_CHUNK: u8 = b'L';
 const PREFIX_STREAM_INDEX: u8 = b'S';
-const PREFIX_STREAM_HEAD: u8 = b'V';
+// Stores before 2026-11-29 also wrote `V` + stream (the stream's head); it is left unread.
 const PREFIX_COMMAND: u8 = b'C';
 const PREFIX_SNAPSHOT: u8 = b'P';
 const PREFIX_SNAPSHOT_PART: u8 = b'Q';
@@ -236,6 +236,9 @@ struct Inner {
     snapshot_lock: Mutex<()>,
     /// The durable head: readers never go past it.
     head: Mutex<Head>,
+    /// The durable (version, position) of each stream looked up or written so far; a stream
+    /// has a few dozen bytes here, so a fund's many thousands of grants stay a few MB.
+    stream_heads: Mutex<HashMap<String, (u64, u64)>>,
     /// The durable head outside sled (written under `write_lock`).
     head_file: Mutex<HeadFile>,
     head_tx: watch::Sender<u64>,
@@ -322,6 +325,7 @@ impl SledStore {
                 write_lock: Mutex::new(()),
                 snapshot_lock: Mutex::new(()),
                 head: Mutex::new(head),
+                stream_heads: Mutex::new(HashMap::new()),
                 head_file: Mutex::new(head_file),
                 head_tx,
                 closed: AtomicBool::new(false),
@@ -496,7 +500,8 @@ impl Inner {
         group.commands = sealed.commands;
         let new_head = sealed.head;
         let results = sealed.refs;
-        self.commit(group.into_batch(&new_head), new_head)?;
+        let (batch, stream_heads) = group.into_batch(&new_head);
+        self.commit(batch, new_head, stream_heads)?;
         Ok(results)
     }
 
@@ -527,7 +532,12 @@ impl Inner {
 
     /// Writes a group as one sled batch, then flush and fsync; only then moves the durable
     /// head and wakes subscribers.
-    fn commit(&self, batch: sled::Batch, new_head: Head) -> Result<(), StoreError> {
+    fn commit(
+        &self,
+        batch: sled::Batch,
+        new_head: Head,
+        stream_heads: Vec<(String, (u64, u64))>,
+    ) -> Result<(), StoreError> {
         let written = self
             .tree
             .apply_batch(batch)
@@ -541,6 +551,7 @@ impl Inner {
         }
         let position = new_head.position;
         *lock(&self.head) = new_head;
+        lock(&self.stream_heads).extend(stream_heads);
         self.head_tx.send_replace(position);
         Ok(())
     }
@@ -581,7 +592,8 @@ impl Inner {
                 hash: last.hash,
                 recorded_at: last.recorded_at.clone(),
             };
-            self.commit(group.into_batch(&new_head), new_head)?;
+            let (batch, stream_heads) = group.into_batch(&new_head);
+            self.commit(batch, new_head, stream_heads)?;
         }
         Ok(())
     }
@@ -677,8 +689,11 @@ impl Group {
         }
     }
 
-    fn into_batch(self, head: &Head) -> sled::Batch {
+    /// The group as one sled batch, and the new head (version, position) of each stream it
+    /// touches.
+    fn into_batch(self, head: &Head) -> (sled::Batch, Vec<(String, (u64, u64))>) {
         let mut batch = sled::Batch::default();
+        let mut heads = Vec::with_capacity(self.streams.len());
         for (first, chunk) in self.chunks {
             batch.insert(&chunk_key(first)[..], chunk);
         }
@@ -689,16 +704,16 @@ impl Group {
             }
             batch.insert(stream_index_key(&stream, first_version), value);
             let last_version = first_version + positions.len() as u64 - 1;
-            let mut stream_head = Vec::with_capacity(16);
-            stream_head.extend_from_slice(&last_version.to_be_bytes());
-            stream_head.extend_from_slice(&positions.last().copied().unwrap_or(0).to_be_bytes());
-            batch.insert(stream_head_key(&stream), stream_head);
+            heads.push((
+                stream,
+                (last_version, positions.last().copied().unwrap_or(0)),
+            ));
         }
         for record in &self.commands {
             batch.insert(command_key(&record.command_id), encode_command(record));
         }
         batch.insert(HEAD_KEY, encode_head(head));
-        batch
+        (batch, heads)
     }
 }
 
@@ -996,21 +1011,33 @@ impl Inner {
         Ok(self.stream_head(stream)?.map_or(0, |(version, _)| version))
     }
 
+    /// The stream's last (version, position): from memory once known, else from the last
+    /// entry of its stream index (stores before 2026-11-29 also kept a `V` key per stream,
+    /// written with every group; it is no longer written nor read).
     fn stream_head(&self, stream: &str) -> Result<Option<(u64, u64)>, StoreError> {
-        let Some(value) = self
-            .tree
-            .get(stream_head_key(stream))
-            .map_err(sled_err("reading a stream version"))?
-        else {
+        if let Some(known) = lock(&self.stream_heads).get(stream) {
+            return Ok(Some(*known));
+        }
+        let prefix = stream_index_prefix(stream);
+        let Some(item) = self.tree.scan_prefix(&prefix).next_back() else {
             return Ok(None);
         };
-        match (
-            decode_u64_be(value.get(..8).unwrap_or(&[])),
-            decode_u64_be(value.get(8..).unwrap_or(&[])),
-        ) {
-            (Some(version), Some(position)) => Ok(Some((version, position))),
-            _ => Err(bad_index(stream)),
+        let (key, value) = item.map_err(sled_err("reading the stream index"))?;
+        let first_version = key
+            .strip_prefix(prefix.as_slice())
+            .and_then(decode_u64_be)
+            .ok_or_else(|| bad_index(stream))?;
+        if value.is_empty() || value.len() % 8 != 0 {
+            return Err(bad_index(stream));
         }
+        let last = decode_u64_le(&value[value.len() - 8..]).ok_or_else(|| bad_index(stream))?;
+        let head = (first_version + (value.len() / 8) as u64 - 1, last);
+        if last <= self.durable_head().position {
+            // Only what is durable is remembered (a group being made durable may be visible
+            // in sled's memory already).
+            lock(&self.stream_heads).insert(stream.to_string(), head);
+        }
+        Ok(Some(head))
     }
 
     /// The stream's version as of the durable head (a reader's view).
@@ -1561,10 +1588,6 @@ fn stream_index_key(stream: &str, first_version: u64) -> Vec<u8> {
     let mut key = stream_index_prefix(stream);
     key.extend_from_slice(&first_version.to_be_bytes());
     key
-}
-
-fn stream_head_key(stream: &str) -> Vec<u8> {
-    prefixed(PREFIX_STREAM_HEAD, stream)
 }
 
 fn command_key(command_id: &str) -> Vec<u8> {
