@@ -219,6 +219,9 @@ const FORMAT_KEY: &[u8] = b"M";
 /// Present once the store keeps a HEAD file.
 const HEAD_FILE_FLAG_KEY: &[u8] = b"F";
 
+/// A stream and its (version, position) after a group.
+type StreamHead = (String, (u64, u64));
+
 /// The sled-backed event log. Cheap to clone (clones share the store).
 #[derive(Clone)]
 pub struct SledStore {
@@ -536,7 +539,7 @@ impl Inner {
         &self,
         batch: sled::Batch,
         new_head: Head,
-        stream_heads: Vec<(String, (u64, u64))>,
+        stream_heads: Vec<StreamHead>,
     ) -> Result<(), StoreError> {
         let written = self
             .tree
@@ -691,7 +694,7 @@ impl Group {
 
     /// The group as one sled batch, and the new head (version, position) of each stream it
     /// touches.
-    fn into_batch(self, head: &Head) -> (sled::Batch, Vec<(String, (u64, u64))>) {
+    fn into_batch(self, head: &Head) -> (sled::Batch, Vec<StreamHead>) {
         let mut batch = sled::Batch::default();
         let mut heads = Vec::with_capacity(self.streams.len());
         for (first, chunk) in self.chunks {
