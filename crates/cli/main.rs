@@ -244,6 +244,7 @@ fn main() -> ExitCode {
     let command = Cli::command().subcommands(command_args::subcommands());
     let matches = command.get_matches();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(grantflow_engine::BLOCKING_THREADS_MAX)
         .enable_all()
         .build()
     {

@@ -23,6 +23,7 @@ use crate::{round, ChildArgs, Config, Report};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(grantflow_engine::BLOCKING_THREADS_MAX)
         .enable_all()
         .build()?)
 }

@@ -335,6 +335,7 @@ fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
     };
     let mut report = Report::new(config.json);
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(grantflow_engine::BLOCKING_THREADS_MAX)
         .enable_all()
         .build()?;
     if config.wants("pg") && config.postgres.is_none() {
