@@ -3,6 +3,7 @@
 
 use crate::codes::{currency_index, CURRENCIES};
 use crate::error::DomainError;
+use crate::values::deserialize_text;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::ops::{Add, AddAssign, Neg, Sub, SubAssign};
@@ -63,9 +64,7 @@ impl Serialize for Currency {
 
 impl<'de> Deserialize<'de> for Currency {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Currency, D::Error> {
-        let code = String::deserialize(deserializer)?;
-        Currency::parse(&code)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown currency {code:?}")))
+        deserialize_text(deserializer, "unknown currency", Currency::parse)
     }
 }
 
@@ -340,14 +339,22 @@ impl Money {
         if !well_formed {
             return None;
         }
-        let magnitude: i128 = format!("{int}{frac}").parse().ok()?;
+        // At most 16 + 4 digits: no overflow in i128.
+        let magnitude = int
+            .bytes()
+            .chain(frac.bytes())
+            .fold(0i128, |value, digit| value * 10 + i128::from(digit - b'0'));
         let decimals = u8::try_from(frac.len()).ok()?;
-        let money = Money::new(
-            Amount(if negative { -magnitude } else { magnitude }),
-            decimals,
-        );
-        // Only the canonical text reads back, so that a re-serialization is byte-identical.
-        (money.to_string() == text).then_some(money)
+        // Only the canonical text reads back, so that a re-serialization is byte-identical:
+        // no leading zero (but "0" itself) and no negative zero; the digits after the point
+        // are as many as the decimals, as written.
+        let canonical = (int == "0" || !int.starts_with('0')) && !(negative && magnitude == 0);
+        canonical.then(|| {
+            Money::new(
+                Amount(if negative { -magnitude } else { magnitude }),
+                decimals,
+            )
+        })
     }
 }
 
@@ -365,15 +372,55 @@ impl Serialize for Money {
 
 impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Money, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Money::parse_stored(&text)
-            .ok_or_else(|| serde::de::Error::custom(format!("not a stored amount: {text:?}")))
+        deserialize_text(deserializer, "not a stored amount", Money::parse_stored)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_stored_reads_exactly_the_canonical_texts() {
+        // The reference: parse loosely, then keep only what formats back to the same text.
+        fn reference(text: &str) -> Option<Money> {
+            let (negative, digits) = match text.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, text),
+            };
+            let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+            if int.is_empty()
+                || int.len() > AMOUNT_INTEGER_DIGITS_MAX + 1
+                || digits.contains('.') == frac.is_empty()
+                || frac.len() > usize::from(CURRENCY_DECIMALS_MAX)
+                || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+            {
+                return None;
+            }
+            let magnitude: i128 = format!("{int}{frac}").parse().ok()?;
+            let amount = Amount(if negative { -magnitude } else { magnitude });
+            let money = Money::new(amount, u8::try_from(frac.len()).ok()?);
+            (money.to_string() == text).then_some(money)
+        }
+        let ints = ["0", "00", "01", "1", "10", "9999999999999999", "09", "123"];
+        let fracs = ["", ".", ".0", ".00", ".05", ".50", ".1234", ".12345", ".x"];
+        for sign in ["", "-", "+", "--"] {
+            for int in ints {
+                for frac in fracs {
+                    let text = format!("{sign}{int}{frac}");
+                    assert_eq!(Money::parse_stored(&text), reference(&text), "{text:?}");
+                }
+            }
+        }
+        for text in ["", "-", ".5", "1e3", " 1", "1 ", "١٢"] {
+            assert_eq!(Money::parse_stored(text), None, "{text:?}");
+        }
+        let money: Money = serde_json::from_str("\"3209232.40\"").unwrap();
+        assert_eq!(money, Money::new(Amount(320923240), 2));
+        assert!(serde_json::from_str::<Money>("\"3209232.4\\u0030\"").is_ok());
+        assert!(serde_json::from_str::<Money>("\"03.00\"").is_err());
+        assert!(serde_json::from_str::<Money>("3.00").is_err());
+    }
 
     #[test]
     fn formats() {

@@ -5,6 +5,33 @@ use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
+/// Deserializes a value written as a string by parsing the text where it lies (no `String`
+/// is allocated: replay reads millions of amounts, dates and codes). `what` names the value
+/// in the error, e.g. "not a date".
+pub(crate) fn deserialize_text<'de, D, T>(
+    deserializer: D,
+    what: &'static str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct Text<T> {
+        what: &'static str,
+        parse: fn(&str) -> Option<T>,
+    }
+    impl<T> serde::de::Visitor<'_> for Text<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a string ({})", self.what)
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+            (self.parse)(text).ok_or_else(|| E::custom(format!("{}: {text:?}", self.what)))
+        }
+    }
+    deserializer.deserialize_str(Text { what, parse })
+}
+
 /// Longest id (fund, grant, agency, donor), in characters.
 pub const ID_CHARS_MAX: usize = 64;
 /// Length of a date's text, `YYYY-MM-DD`.
@@ -77,8 +104,7 @@ impl Serialize for Date {
 
 impl<'de> Deserialize<'de> for Date {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Date, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Date::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not a date: {text:?}")))
+        deserialize_text(deserializer, "not a date", Date::parse)
     }
 }
 
@@ -112,9 +138,7 @@ impl Serialize for Country {
 
 impl<'de> Deserialize<'de> for Country {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Country, D::Error> {
-        let code = String::deserialize(deserializer)?;
-        Country::parse(&code)
-            .ok_or_else(|| serde::de::Error::custom(format!("not a country code: {code:?}")))
+        deserialize_text(deserializer, "not a country code", Country::parse)
     }
 }
 
