@@ -418,15 +418,14 @@ impl Event {
                 "unknown event type {event_type:?}"
             )));
         }
-        // One parse: the tag first, then the payload, as adjacent tagging reads it. The type
-        // is one of EVENT_TYPES (checked above), so it needs no escaping.
-        let mut tagged = String::with_capacity(payload_json.len() + event_type.len() + 24);
-        tagged.push_str("{\"type\":\"");
-        tagged.push_str(event_type);
-        tagged.push_str("\",\"payload\":");
-        tagged.push_str(payload_json);
-        tagged.push('}');
-        let event: Event = serde_json::from_str(&tagged).map_err(|error| {
+        // One parse, in place: the adjacently tagged enum is fed the tag, then the payload
+        // straight from its text (no copy of it into a `{"type":..,"payload":..}` object).
+        let tagged = serde::de::value::MapAccessDeserializer::new(TaggedParts {
+            event_type,
+            payload_json,
+            step: 0,
+        });
+        let event = Event::deserialize(tagged).map_err(|error| {
             DomainError::malformed(format!("{event_type} payload does not fit: {error}"))
         })?;
         event.check_stored()?;
@@ -471,5 +470,49 @@ pub fn command_of_event(event: &Event) -> &'static str {
         Event::GrantCancelled { .. } => "cancel-grant",
         Event::GrantClosed { .. } => "close-grant",
         Event::GrantFinalized { .. } => "finalize-grant",
+    }
+}
+
+/// An event as the map `{"type": event_type, "payload": <payload_json>}` that serde's
+/// adjacent tagging reads, without building that text: the payload is deserialized from its
+/// own text where it lies.
+struct TaggedParts<'a> {
+    event_type: &'a str,
+    payload_json: &'a str,
+    /// 0: the "type" key is next, 1: its value, 2: the "payload" key, 3: its value, 4: done.
+    step: u8,
+}
+
+impl<'de> serde::de::MapAccess<'de> for TaggedParts<'de> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, serde_json::Error> {
+        use serde::de::IntoDeserializer;
+        let key = match self.step {
+            0 => "type",
+            2 => "payload",
+            _ => return Ok(None),
+        };
+        self.step += 1;
+        seed.deserialize(key.into_deserializer()).map(Some)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, serde_json::Error> {
+        use serde::de::IntoDeserializer;
+        let step = self.step;
+        self.step += 1;
+        if step == 1 {
+            return seed.deserialize(self.event_type.into_deserializer());
+        }
+        let mut payload = serde_json::Deserializer::from_str(self.payload_json);
+        let value = seed.deserialize(&mut payload)?;
+        payload.end()?;
+        Ok(value)
     }
 }

@@ -148,6 +148,9 @@ fn from_parts_refuses_what_it_cannot_read() {
         ("grant.nonsense", r#"{"grant":"G"}"#),
         ("grant.finalized", "not json"),
         ("grant.finalized", r#"{"grant":"G","extra":1}"#),
+        ("grant.finalized", r#"{"grant":"G"} {"grant":"G"}"#),
+        ("grant.finalized", r#"["G"]"#),
+        ("grant.finalized", ""),
         ("grant.finalized", r#"{}"#),
         ("grant.closed", r#"{"grant":"G","closed_on":"2012-02-30"}"#),
         (

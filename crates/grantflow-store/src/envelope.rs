@@ -502,7 +502,8 @@ mod fast {
         fn number(&mut self) -> Option<u64> {
             let end = self
                 .rest
-                .find(|c: char| !c.is_ascii_digit())
+                .bytes()
+                .position(|b| !b.is_ascii_digit())
                 .unwrap_or(self.rest.len());
             let digits = &self.rest[..end];
             if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
@@ -516,7 +517,11 @@ mod fast {
         /// A JSON string without escapes or control characters; `None` otherwise.
         fn string(&mut self) -> Option<&'a str> {
             let inner = self.rest.strip_prefix('"')?;
-            let end = inner.find(|c: char| c == '"' || c == '\\' || c < ' ')?;
+            // Bytes, not chars: the three stops are ASCII, which no byte of a multi-byte
+            // UTF-8 sequence can be, so `end` is a char boundary.
+            let end = inner
+                .bytes()
+                .position(|b| b == b'"' || b == b'\\' || b < b' ')?;
             if inner.as_bytes()[end] != b'"' {
                 return None;
             }
