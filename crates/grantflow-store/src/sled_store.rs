@@ -222,6 +222,26 @@ const HEAD_FILE_FLAG_KEY: &[u8] = b"F";
 /// A stream and its (version, position) after a group.
 type StreamHead = (String, (u64, u64));
 
+/// A group ready to apply: the sled batch, the streams' new heads, the command ids.
+struct GroupWrite {
+    batch: sled::Batch,
+    stream_heads: Vec<StreamHead>,
+    command_ids: Vec<String>,
+}
+
+/// Command ids that a lookup ([`EventStore::commands`]) found absent from the index, so that
+/// the append that follows (the writer looks its client ids up before deciding) need not
+/// look them up again. Every commit counts itself and drops its own ids; a lookup that
+/// overlapped a commit remembers nothing.
+#[derive(Default)]
+struct AbsentIds {
+    commits: u64,
+    ids: std::collections::HashSet<String>,
+}
+
+/// The most ids [`AbsentIds`] holds; beyond it the set starts again empty.
+const ABSENT_IDS_MAX: usize = 65_536;
+
 /// The sled-backed event log. Cheap to clone (clones share the store).
 #[derive(Clone)]
 pub struct SledStore {
@@ -239,6 +259,8 @@ struct Inner {
     snapshot_lock: Mutex<()>,
     /// The durable head: readers never go past it.
     head: Mutex<Head>,
+    /// Command ids known absent from the index (see [`AbsentIds`]).
+    absent_ids: Mutex<AbsentIds>,
     /// The durable (version, position) of each stream looked up or written so far; a stream
     /// has a few dozen bytes here, so a fund's many thousands of grants stay a few MB.
     stream_heads: Mutex<HashMap<String, (u64, u64)>>,
@@ -329,6 +351,7 @@ impl SledStore {
                 snapshot_lock: Mutex::new(()),
                 head: Mutex::new(head),
                 stream_heads: Mutex::new(HashMap::new()),
+                absent_ids: Mutex::new(AbsentIds::default()),
                 head_file: Mutex::new(head_file),
                 head_tx,
                 closed: AtomicBool::new(false),
@@ -400,13 +423,8 @@ impl EventStore for SledStore {
         &self,
         command_ids: Vec<String>,
     ) -> Result<Vec<Option<CommandRecord>>, StoreError> {
-        self.blocking(move |inner| {
-            command_ids
-                .iter()
-                .map(|command_id| inner.durable_command(command_id))
-                .collect()
-        })
-        .await
+        self.blocking(move |inner| inner.durable_commands(&command_ids))
+            .await
     }
 
     async fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError> {
@@ -503,8 +521,7 @@ impl Inner {
         group.commands = sealed.commands;
         let new_head = sealed.head;
         let results = sealed.refs;
-        let (batch, stream_heads) = group.into_batch(&new_head);
-        self.commit(batch, new_head, stream_heads)?;
+        self.commit(group.into_batch(&new_head), new_head)?;
         Ok(results)
     }
 
@@ -513,13 +530,15 @@ impl Inner {
     /// already recorded or given twice.
     fn check_new_commands(&self, batch: &AppendBatch) -> Result<(), StoreError> {
         let mut seen = std::collections::HashSet::new();
+        let mut absent = lock(&self.absent_ids);
         for command in &batch.commands {
             check_key_text("command id", &command.command_id).map_err(StoreError::Io)?;
             if !seen.insert(command.command_id.as_str())
-                || self
-                    .tree
-                    .contains_key(command_key(&command.command_id))
-                    .map_err(sled_err("reading the command index"))?
+                || (!absent.ids.remove(&command.command_id)
+                    && self
+                        .tree
+                        .contains_key(command_key(&command.command_id))
+                        .map_err(sled_err("reading the command index"))?)
             {
                 return Err(StoreError::Conflict(format!(
                     "command id {:?} is already recorded",
@@ -535,15 +554,22 @@ impl Inner {
 
     /// Writes a group as one sled batch, then flush and fsync; only then moves the durable
     /// head and wakes subscribers.
-    fn commit(
-        &self,
-        batch: sled::Batch,
-        new_head: Head,
-        stream_heads: Vec<StreamHead>,
-    ) -> Result<(), StoreError> {
-        let written = self
-            .tree
-            .apply_batch(batch)
+    fn commit(&self, write: GroupWrite, new_head: Head) -> Result<(), StoreError> {
+        let GroupWrite {
+            batch,
+            stream_heads,
+            command_ids,
+        } = write;
+        let applied = self.tree.apply_batch(batch);
+        if applied.is_ok() {
+            // Whatever a concurrent lookup found absent may be in this group now.
+            let mut absent = lock(&self.absent_ids);
+            absent.commits += 1;
+            for command_id in &command_ids {
+                absent.ids.remove(command_id);
+            }
+        }
+        let written = applied
             .map_err(sled_err("writing a group of events"))
             .and_then(|()| self.make_durable("making a group of events durable"))
             .and_then(|()| lock(&self.head_file).write(&new_head));
@@ -595,8 +621,7 @@ impl Inner {
                 hash: last.hash,
                 recorded_at: last.recorded_at.clone(),
             };
-            let (batch, stream_heads) = group.into_batch(&new_head);
-            self.commit(batch, new_head, stream_heads)?;
+            self.commit(group.into_batch(&new_head), new_head)?;
         }
         Ok(())
     }
@@ -692,11 +717,11 @@ impl Group {
         }
     }
 
-    /// The group as one sled batch, and the new head (version, position) of each stream it
-    /// touches.
-    fn into_batch(self, head: &Head) -> (sled::Batch, Vec<StreamHead>) {
+    /// The group as one sled batch, with what the store remembers of it once durable.
+    fn into_batch(self, head: &Head) -> GroupWrite {
         let mut batch = sled::Batch::default();
         let mut heads = Vec::with_capacity(self.streams.len());
+        let mut command_ids = Vec::with_capacity(self.commands.len());
         for (first, chunk) in self.chunks {
             batch.insert(&chunk_key(first)[..], chunk);
         }
@@ -712,11 +737,16 @@ impl Group {
                 (last_version, positions.last().copied().unwrap_or(0)),
             ));
         }
-        for record in &self.commands {
-            batch.insert(command_key(&record.command_id), encode_command(record));
+        for record in self.commands {
+            batch.insert(command_key(&record.command_id), encode_command(&record));
+            command_ids.push(record.command_id);
         }
         batch.insert(HEAD_KEY, encode_head(head));
-        (batch, heads)
+        GroupWrite {
+            batch,
+            stream_heads: heads,
+            command_ids,
+        }
     }
 }
 
@@ -1069,14 +1099,54 @@ impl Inner {
 
     /// The command index's record, unless its events are not durable yet.
     fn durable_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {
-        let Some(value) = self
+        match self
             .tree
             .get(command_key(command_id))
             .map_err(sled_err("reading the command index"))?
-        else {
-            return Ok(None);
-        };
-        let record = decode_command(command_id, &value).ok_or_else(|| StoreError::Corrupt {
+        {
+            None => Ok(None),
+            Some(value) => self.durable_record(command_id, &value),
+        }
+    }
+
+    /// [`Inner::durable_command`] of several ids; remembers those absent (see [`AbsentIds`]).
+    fn durable_commands(
+        &self,
+        command_ids: &[String],
+    ) -> Result<Vec<Option<CommandRecord>>, StoreError> {
+        let commits = lock(&self.absent_ids).commits;
+        let mut records = Vec::with_capacity(command_ids.len());
+        let mut absent = Vec::new();
+        for command_id in command_ids {
+            match self
+                .tree
+                .get(command_key(command_id))
+                .map_err(sled_err("reading the command index"))?
+            {
+                None => {
+                    absent.push(command_id);
+                    records.push(None);
+                }
+                Some(value) => records.push(self.durable_record(command_id, &value)?),
+            }
+        }
+        let mut known = lock(&self.absent_ids);
+        if known.commits == commits {
+            if known.ids.len() + absent.len() > ABSENT_IDS_MAX {
+                known.ids.clear();
+            }
+            known.ids.extend(absent.into_iter().cloned());
+        }
+        Ok(records)
+    }
+
+    /// A command index entry's record, unless its events are not durable yet.
+    fn durable_record(
+        &self,
+        command_id: &str,
+        value: &[u8],
+    ) -> Result<Option<CommandRecord>, StoreError> {
+        let record = decode_command(command_id, value).ok_or_else(|| StoreError::Corrupt {
             position: 0,
             detail: format!("undecodable command index entry for {command_id:?}"),
         })?;
