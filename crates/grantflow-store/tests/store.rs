@@ -167,44 +167,37 @@ async fn an_id_looked_up_as_absent_is_still_refused_once_recorded() {
     // The store remembers ids a lookup found absent, to skip looking them up again on the
     // append that follows; an append in between must make it forget them.
     let (_dir, store) = temp_store();
+    let refused = |expected_head: u64, commands: Vec<AppendCommand>| {
+        let store = &store;
+        async move {
+            let result = store
+                .append(AppendBatch {
+                    expected_head,
+                    expected_versions: vec![],
+                    commands,
+                })
+                .await;
+            assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+        }
+    };
     let ids = vec!["x1".to_string(), "x2".to_string()];
     assert_eq!(store.commands(ids.clone()).await.unwrap(), vec![None, None]);
     append(&store, vec![command("x1", &["grant-G"])]).await;
-    let refused = |result: &Result<Vec<Vec<grantflow_store::EventRef>>, StoreError>| {
-        matches!(result, Err(StoreError::Conflict(_)))
-    };
-    let again = store
-        .append(AppendBatch {
-            expected_head: 1,
-            expected_versions: vec![],
-            commands: vec![command("x1", &["grant-H"])],
-        })
-        .await;
-    assert!(refused(&again), "{again:?}");
+    refused(1, vec![command("x1", &["grant-H"])]).await;
     // Looked up absent, then recorded: the next append of it is refused too.
     assert_eq!(store.commands(ids.clone()).await.unwrap()[1], None);
     append(&store, vec![command("x2", &["grant-G"])]).await;
-    let again = store
-        .append(AppendBatch {
-            expected_head: 2,
-            expected_versions: vec![],
-            commands: vec![command("x2", &["grant-H"])],
-        })
-        .await;
-    assert!(refused(&again), "{again:?}");
+    refused(2, vec![command("x2", &["grant-H"])]).await;
     // An id looked up absent and appended in the same batch twice is refused.
     assert_eq!(
         store.commands(vec!["x3".to_string()]).await.unwrap(),
         vec![None]
     );
-    let twice = store
-        .append(AppendBatch {
-            expected_head: 2,
-            expected_versions: vec![],
-            commands: vec![command("x3", &["grant-H"]), command("x3", &["grant-H"])],
-        })
-        .await;
-    assert!(refused(&twice), "{twice:?}");
+    refused(
+        2,
+        vec![command("x3", &["grant-H"]), command("x3", &["grant-H"])],
+    )
+    .await;
     assert_eq!(store.head().await.unwrap().position, 2);
     let known = store.commands(ids).await.unwrap();
     assert!(known.iter().all(Option::is_some), "{known:?}");
