@@ -68,6 +68,9 @@ struct Opts {
     /// Independent lanes (funds) of the workload; must be at least the largest submitter count.
     #[arg(long, global = true, default_value_t = 256)]
     lanes: u32,
+    /// Submitter counts of the throughput scenarios (comma-separated).
+    #[arg(long, global = true, value_delimiter = ',', default_values_t = vec![1usize, 16, 256])]
+    submitters: Vec<usize>,
     /// Run each throughput scenario this many times and report the median run.
     #[arg(long, global = true, default_value_t = 1)]
     repeat: usize,
@@ -291,7 +294,7 @@ fn cli_config(opts: &Opts, smoke: bool) -> Config {
             .collect(),
         json: opts.json,
         grantflow: opts.grantflow.clone(),
-        submitters: vec![1, 16, 256],
+        submitters: opts.submitters.clone(),
         postgres: opts.postgres.clone().filter(|url| !url.trim().is_empty()),
         pg_events: opts.pg_events.unwrap_or(events),
         oha: opts.oha.clone(),
@@ -317,8 +320,14 @@ fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
         );
     }
     anyhow::ensure!(
-        config.lanes as usize >= config.submitters.iter().copied().max().unwrap_or(1),
-        "--lanes must be at least the largest submitter count (256)"
+        !config.submitters.is_empty() && config.submitters.iter().all(|&s| s >= 1),
+        "--submitters takes counts of at least 1, e.g. 1,16,256"
+    );
+    let most = config.submitters.iter().copied().max().unwrap_or(1);
+    anyhow::ensure!(
+        config.lanes as usize >= most,
+        "--lanes ({}) must be at least the largest submitter count ({most})",
+        config.lanes
     );
     let temp;
     let root: &Path = match &opts.dir {

@@ -15,6 +15,7 @@ pub mod envelope;
 pub mod seal;
 pub mod sled_store;
 pub mod subscription;
+mod tail;
 
 use async_trait::async_trait;
 

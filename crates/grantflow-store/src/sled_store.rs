@@ -8,7 +8,7 @@
 //! blob file (which sled does not fsync).
 //!
 //! On-disk layout of `<dir>`:
-//! - `<dir>/GRANTFLOW`: the marker, `grantflow store\nformat 1\n`, checked before sled ever
+//! - `<dir>/GRANTFLOW`: the marker, `grantflow store\nformat 2\n`, checked before sled ever
 //!   sees the directory (sled may panic on garbage).
 //! - `<dir>/HEAD`: the durable head (position and hash of the last acknowledged event), kept
 //!   OUTSIDE sled, where sled's recovery cannot reach it (see "The HEAD file" below).
@@ -16,15 +16,25 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `L` + first position (u64 BE) | chunk: format byte, then per event `len (u32 LE) ‖ canonical bytes ‖ hash (32)`, consecutive positions |
-//! | `S` + stream + `0x00` + first version (u64 BE) | positions of those versions (u64 LE each); one entry per stream per group |
+//! | `L` + first position (u64 BE) | chunk, format 2: format byte, then per event `len (u32 LE) ‖ canonical bytes ‖ hash (32)`, consecutive positions, then a trailer of the commands whose last event it holds (per command: id length (u32 LE) ‖ id ‖ body hash flag (0/1) [‖ hash] ‖ first position (u64 LE) ‖ event count (u32 LE)), then the trailer's length (u32 LE). Format 1 chunks (stores written before 2026-11-29) have no trailer. |
+//! | `S` + stream + `0x00` + first version (u64 BE) | positions of those versions (u64 LE each); written by the indexer, one entry per stream per span |
 //! | `V` + stream | only in stores written before 2026-11-29, no longer read: version (u64 BE) ‖ position (u64 BE); a stream's head is the last entry of its `S` keys |
-//! | `C` + command id | body hash flag (0/1) [‖ hash] ‖ count (u32 LE) ‖ per event: position, version (u64 LE), stream, type (u32 LE length ‖ bytes) |
-//! | `M` | `grantflow store format 1` (written when the database is created) |
+//! | `C` + command id | body hash flag (0/1) [‖ hash] ‖ count (u32 LE) ‖ per event: position, version (u64 LE), stream, type (u32 LE length ‖ bytes); written by the indexer |
+//! | `I` | the index mark: `S` and `C` are complete through this position (u64 BE) |
+//! | `M` | `grantflow store format 2` (written when the database is created or upgraded) |
 //! | `H` | head position (u64 BE) ‖ hash (32) ‖ recorded_at |
 //! | `F` | present once the store keeps a `HEAD` file (a missing `HEAD` is then damage) |
 //! | `P` + name | snapshot: position (u64 BE) ‖ total length (u64 BE) ‖ part count (u32 BE) ‖ SHA-256 of the bytes (absent in stores written before it) |
 //! | `Q` + name + `0x00` + part (u32 BE) | snapshot bytes, in parts of at most [`VALUE_BYTES_MAX`] |
+//!
+//! ## The index, off the critical path
+//!
+//! A group's batch holds only its chunks and `H`: a few sled writes for hundreds of events.
+//! The `S` and `C` entries it implies go to the in-memory tail ([`crate::tail`]) once the
+//! group is durable; when a span of [`INDEX_SPAN_EVENTS`] has gathered, an indexer thread
+//! writes it to sled in small batches, `I` last, without a flush of its own (sled's log is
+//! ordered: the next group's flush makes it durable). On open, the log past `I` is read back
+//! into the tail, command records from the chunks' trailers. Readers look at the tail first.
 //!
 //! Invariants: the `H` key and the last chunk agree (checked on open); readers never see past
 //! the durable head kept in memory; after a failed flush or fsync the store refuses every
@@ -63,6 +73,7 @@ use tokio::sync::watch;
 use crate::checks::{check_event_fields, check_import, check_key_text};
 use crate::envelope::Envelope;
 use crate::seal::seal;
+use crate::tail::{Span, StreamRun, Tail};
 use crate::{
     AppendBatch, CommandRecord, EventRef, EventStore, Hash, Head, StoreError, READ_EVENTS_MAX,
     ZERO_HASH,
@@ -146,8 +157,11 @@ fn segment_bytes(db_dir: &Path) -> Result<usize, StoreError> {
     }
 }
 
-/// The store format this build writes and the newest it reads.
-pub const STORE_FORMAT: u32 = 1;
+/// The store format this build writes and the newest it reads. Format 2 (2026-11-29) keeps
+/// the index entries of the newest events in memory (see [`crate::tail`]) and the command
+/// records in the log chunks; a format 1 store, which wrote every index entry with its group,
+/// is upgraded when opened.
+pub const STORE_FORMAT: u32 = 2;
 /// The marker file that tells a grantflow store from any other directory.
 pub const MARKER_FILE_NAME: &str = "GRANTFLOW";
 /// The marker's first line.
@@ -190,6 +204,13 @@ pub use crate::checks::{EVENT_BYTES_MAX, KEY_TEXT_BYTES_MAX};
 const _: () = assert!(EVENT_BYTES_MAX == VALUE_BYTES_MAX - CHUNK_RECORD_OVERHEAD_BYTES - 1);
 /// An import is written in durable groups of at most this many events.
 pub const IMPORT_GROUP_EVENTS_MAX: usize = 10_000;
+/// The stream- and command-index entries of this many events gather in memory (see
+/// [`crate::tail`]) before the indexer writes them to sled; at most about twice this many
+/// events are read again on open to rebuild what was not written.
+pub const INDEX_SPAN_EVENTS: u64 = 16_384;
+/// The indexer writes a span in sled batches of this many keys: a sled batch holds sled's
+/// global write lock, and a group's commit waits for it.
+pub const INDEX_BATCH_KEYS: usize = 256;
 /// The file holding the durable head outside sled.
 pub const HEAD_FILE_NAME: &str = "HEAD";
 /// Where a new HEAD file is written before being renamed into place.
@@ -204,7 +225,10 @@ const HEAD_RECORD_BYTES: usize = 8 + 8 + 8 + 32 + 32;
 const HEAD_RECORD_MAGIC: &[u8; 8] = b"GFHEAD1\n";
 
 /// A chunk value's first byte.
-const CHUNK_FORMAT: u8 = 1;
+const CHUNK_FORMAT_V1: u8 = 1;
+/// The chunk format written now: format byte, records as in format 1, then a trailer with
+/// the commands whose last event the chunk holds, then the trailer's length (u32 LE).
+const CHUNK_FORMAT: u8 = 2;
 /// Per event in a chunk: length prefix and hash.
 const CHUNK_RECORD_OVERHEAD_BYTES: usize = 4 + 32;
 
@@ -218,15 +242,16 @@ const HEAD_KEY: &[u8] = b"H";
 const FORMAT_KEY: &[u8] = b"M";
 /// Present once the store keeps a HEAD file.
 const HEAD_FILE_FLAG_KEY: &[u8] = b"F";
+/// The index mark: the `S` and `C` keys are complete through this position (u64 BE).
+const INDEXED_KEY: &[u8] = b"I";
 
-/// A stream and its (version, position) after a group.
-type StreamHead = (String, (u64, u64));
-
-/// A group ready to apply: the sled batch, the streams' new heads, the command ids.
+/// A group ready to apply: the sled batch and the index entries it implies (for the tail).
 struct GroupWrite {
     batch: sled::Batch,
-    stream_heads: Vec<StreamHead>,
-    command_ids: Vec<String>,
+    /// Per stream touched: first version and positions.
+    streams: Vec<(String, u64, Vec<u64>)>,
+    /// The records of the commands that appended events.
+    commands: Vec<CommandRecord>,
 }
 
 /// Command ids that a lookup ([`EventStore::commands`]) found absent from the index, so that
@@ -264,6 +289,10 @@ struct Inner {
     /// The durable (version, position) of each stream looked up or written so far; a stream
     /// has a few dozen bytes here, so a fund's many thousands of grants stay a few MB.
     stream_heads: Mutex<HashMap<String, (u64, u64)>>,
+    /// The index entries not yet in sled (see [`crate::tail`]).
+    tail: Mutex<Tail>,
+    /// The indexer writing the tail's frozen span, if one is running.
+    indexer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The durable head outside sled (written under `write_lock`).
     head_file: Mutex<HeadFile>,
     head_tx: watch::Sender<u64>,
@@ -326,7 +355,7 @@ impl SledStore {
     }
 
     fn open_marked(dir: &Path) -> Result<SledStore, StoreError> {
-        check_marker(dir)?;
+        let marker_format = check_marker(dir)?;
         let db_dir = dir.join(DB_DIR_NAME);
         let db_file_path = db_dir.join(DB_FILE_NAME);
         // sled reads a damaged file as an empty database: remember whether there was one.
@@ -341,6 +370,11 @@ impl SledStore {
         check_format_record(dir, &tree, &db_file, had_database)?;
         let head = load_head(&tree)?;
         let head_file = check_head_file(dir, &tree, &db_file, &head)?;
+        let indexed = open_index_mark(&tree, &db_file, &head)?;
+        if marker_format < STORE_FORMAT {
+            write_marker(dir)?;
+        }
+        let (tail, stream_heads) = rebuild_tail(&tree, indexed, head.position)?;
         let (head_tx, _) = watch::channel(head.position);
         Ok(SledStore {
             inner: Arc::new(Inner {
@@ -350,8 +384,10 @@ impl SledStore {
                 write_lock: Mutex::new(()),
                 snapshot_lock: Mutex::new(()),
                 head: Mutex::new(head),
-                stream_heads: Mutex::new(HashMap::new()),
+                stream_heads: Mutex::new(stream_heads),
                 absent_ids: Mutex::new(AbsentIds::default()),
+                tail: Mutex::new(tail),
+                indexer: Mutex::new(None),
                 head_file: Mutex::new(head_file),
                 head_tx,
                 closed: AtomicBool::new(false),
@@ -364,7 +400,7 @@ impl SledStore {
     async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Arc<Inner>) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || work(&inner))
@@ -459,6 +495,7 @@ impl EventStore for SledStore {
         self.blocking(|inner| {
             let _writer = lock(&inner.write_lock);
             inner.closed.store(true, Ordering::SeqCst);
+            inner.index_all()?;
             inner.make_durable("closing")
         })
         .await
@@ -485,7 +522,7 @@ impl Inner {
         Ok(())
     }
 
-    fn append(&self, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
+    fn append(self: &Arc<Self>, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
         let _writer = lock(&self.write_lock);
         self.check_writable()?;
         let head = self.durable_head();
@@ -535,10 +572,7 @@ impl Inner {
             check_key_text("command id", &command.command_id).map_err(StoreError::Io)?;
             if !seen.insert(command.command_id.as_str())
                 || (!absent.ids.remove(&command.command_id)
-                    && self
-                        .tree
-                        .contains_key(command_key(&command.command_id))
-                        .map_err(sled_err("reading the command index"))?)
+                    && self.command_known(&command.command_id)?)
             {
                 return Err(StoreError::Conflict(format!(
                     "command id {:?} is already recorded",
@@ -552,24 +586,28 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes a group as one sled batch, then flush and fsync; only then moves the durable
-    /// head and wakes subscribers.
-    fn commit(&self, write: GroupWrite, new_head: Head) -> Result<(), StoreError> {
+    /// Whether the command index (the tail, then sled) holds the id.
+    fn command_known(&self, command_id: &str) -> Result<bool, StoreError> {
+        if lock(&self.tail).contains_command(command_id) {
+            return Ok(true);
+        }
+        self.tree
+            .contains_key(command_key(command_id))
+            .map_err(sled_err("reading the command index"))
+    }
+
+    /// Writes a group as one sled batch, then flush and fsync; only then adds its index
+    /// entries to the tail, moves the durable head and wakes subscribers. Starts the indexer
+    /// when the tail has gathered a span.
+    fn commit(self: &Arc<Self>, write: GroupWrite, new_head: Head) -> Result<(), StoreError> {
         let GroupWrite {
             batch,
-            stream_heads,
-            command_ids,
+            streams,
+            commands,
         } = write;
-        let applied = self.tree.apply_batch(batch);
-        if applied.is_ok() {
-            // Whatever a concurrent lookup found absent may be in this group now.
-            let mut absent = lock(&self.absent_ids);
-            absent.commits += 1;
-            for command_id in &command_ids {
-                absent.ids.remove(command_id);
-            }
-        }
-        let written = applied
+        let written = self
+            .tree
+            .apply_batch(batch)
             .map_err(sled_err("writing a group of events"))
             .and_then(|()| self.make_durable("making a group of events durable"))
             .and_then(|()| lock(&self.head_file).write(&new_head));
@@ -578,10 +616,127 @@ impl Inner {
             self.failed.store(true, Ordering::SeqCst);
             return Err(error);
         }
+        let mut heads = Vec::with_capacity(streams.len());
+        {
+            let mut tail = lock(&self.tail);
+            for (stream, first_version, positions) in &streams {
+                if let Err(error) = tail.live.add_stream(stream, *first_version, positions) {
+                    self.failed.store(true, Ordering::SeqCst);
+                    return Err(error);
+                }
+            }
+            for record in &commands {
+                tail.live.add_command(record.clone());
+            }
+        }
+        {
+            // Whatever a lookup found absent may be in this group now (a lookup that began
+            // before the tail held the group counts as overlapping it).
+            let mut absent = lock(&self.absent_ids);
+            absent.commits += 1;
+            for record in &commands {
+                absent.ids.remove(&record.command_id);
+            }
+        }
+        for (stream, first_version, positions) in streams {
+            if let Some(&last) = positions.last() {
+                heads.push((stream, (first_version + positions.len() as u64 - 1, last)));
+            }
+        }
         let position = new_head.position;
         *lock(&self.head) = new_head;
-        lock(&self.stream_heads).extend(stream_heads);
+        lock(&self.stream_heads).extend(heads);
         self.head_tx.send_replace(position);
+        self.start_indexer();
+        Ok(())
+    }
+
+    /// Hands a full span of the tail to a new indexer thread, unless one is running.
+    fn start_indexer(self: &Arc<Self>) {
+        let Some(span) = lock(&self.tail).freeze(INDEX_SPAN_EVENTS) else {
+            return;
+        };
+        let mut indexer = lock(&self.indexer);
+        if let Some(done) = indexer.take() {
+            // It has finished: the span it wrote is no longer frozen.
+            let _ = done.join();
+        }
+        let inner = Arc::clone(self);
+        let for_thread = Arc::clone(&span);
+        let spawned = std::thread::Builder::new()
+            .name("grantflow-indexer".to_string())
+            .spawn(move || inner.write_span(&for_thread));
+        match spawned {
+            Ok(handle) => *indexer = Some(handle),
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the indexer thread; indexing in line");
+                drop(indexer);
+                self.write_span(&span);
+            }
+        }
+    }
+
+    /// Writes a frozen span's index entries to sled, the index mark last, then drops the
+    /// span from memory. No flush: a span lost in a crash is rebuilt from the log on open.
+    /// A failure stops the store's writes (the span stays in memory for readers).
+    fn write_span(&self, span: &Span) {
+        if let Err(error) = self.write_index_entries(span) {
+            tracing::error!(%error, "cannot write the stream and command index");
+            self.failed.store(true, Ordering::SeqCst);
+            return;
+        }
+        lock(&self.tail).written(span.through);
+    }
+
+    fn write_index_entries(&self, span: &Span) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut keys = 0;
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = span
+            .streams
+            .iter()
+            .map(|(stream, run)| {
+                let mut value = Vec::with_capacity(run.positions.len() * 8);
+                for position in &run.positions {
+                    value.extend_from_slice(&position.to_le_bytes());
+                }
+                (stream_index_key(stream, run.first_version), value)
+            })
+            .chain(span.commands.values().map(|record| {
+                (command_key(&record.command_id), encode_command(record))
+            }))
+            .collect();
+        // In key order, sled's leaves take their inserts one after another.
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, value) in entries {
+            batch.insert(key, value);
+            keys += 1;
+            if keys == INDEX_BATCH_KEYS {
+                self.tree
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(sled_err("writing the index"))?;
+                keys = 0;
+            }
+        }
+        batch.insert(INDEXED_KEY, &span.through.to_be_bytes()[..]);
+        self.tree
+            .apply_batch(batch)
+            .map_err(sled_err("writing the index"))
+    }
+
+    /// Waits for the indexer, then writes what the tail holds (on close, so that the next
+    /// open has nothing to rebuild).
+    fn index_all(&self) -> Result<(), StoreError> {
+        if let Some(running) = lock(&self.indexer).take() {
+            let _ = running.join();
+        }
+        if self.failed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let Some(span) = lock(&self.tail).freeze(0) else {
+            return Ok(());
+        };
+        self.write_index_entries(&span)?;
+        lock(&self.tail).written(span.through);
         Ok(())
     }
 
@@ -592,7 +747,7 @@ impl Inner {
             .map_err(io_err(format!("{context}: fsync of the database file")))
     }
 
-    fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError> {
+    fn import(self: &Arc<Self>, events: Vec<Envelope>) -> Result<(), StoreError> {
         let _writer = lock(&self.write_lock);
         self.check_writable()?;
         let head = self.durable_head();
@@ -636,11 +791,7 @@ impl Inner {
             head,
             events,
             |stream| self.stored_stream_version(stream),
-            |command_id| {
-                self.tree
-                    .contains_key(command_key(command_id))
-                    .map_err(sled_err("reading the command index"))
-            },
+            |command_id| self.command_known(command_id),
         )
     }
 
@@ -717,37 +868,92 @@ impl Group {
         }
     }
 
-    /// The group as one sled batch, with what the store remembers of it once durable.
+    /// The group as one sled batch (its chunks, each with the commands it ends, and the
+    /// head), with the index entries it implies. A command without events (none are made
+    /// by the engine) has no chunk to live in: its index entry is written with the group.
     fn into_batch(self, head: &Head) -> GroupWrite {
         let mut batch = sled::Batch::default();
-        let mut heads = Vec::with_capacity(self.streams.len());
-        let mut command_ids = Vec::with_capacity(self.commands.len());
-        for (first, chunk) in self.chunks {
+        let mut trailers: Vec<Vec<u8>> = vec![Vec::new(); self.chunks.len()];
+        let mut chunk_index = 0;
+        for record in &self.commands {
+            let (Some(first), Some(last)) = (record.events.first(), record.events.last()) else {
+                batch.insert(command_key(&record.command_id), encode_command(record));
+                continue;
+            };
+            while chunk_index + 1 < self.chunks.len()
+                && self.chunks[chunk_index + 1].0 <= last.position
+            {
+                chunk_index += 1;
+            }
+            if let Some(trailer) = trailers.get_mut(chunk_index) {
+                encode_trailer_entry(trailer, record, first.position);
+            }
+        }
+        for ((first, mut chunk), trailer) in self.chunks.into_iter().zip(trailers) {
+            chunk.extend_from_slice(&trailer);
+            // A trailer is far below 4 GiB: a chunk is under VALUE_BYTES_MAX.
+            chunk.extend_from_slice(&(trailer.len() as u32).to_le_bytes());
             batch.insert(&chunk_key(first)[..], chunk);
         }
-        for (stream, first_version, positions) in self.streams {
-            let mut value = Vec::with_capacity(positions.len() * 8);
-            for position in &positions {
-                value.extend_from_slice(&position.to_le_bytes());
-            }
-            batch.insert(stream_index_key(&stream, first_version), value);
-            let last_version = first_version + positions.len() as u64 - 1;
-            heads.push((
-                stream,
-                (last_version, positions.last().copied().unwrap_or(0)),
-            ));
-        }
-        for record in self.commands {
-            batch.insert(command_key(&record.command_id), encode_command(&record));
-            command_ids.push(record.command_id);
-        }
         batch.insert(HEAD_KEY, encode_head(head));
+        let commands = self
+            .commands
+            .into_iter()
+            .filter(|record| !record.events.is_empty())
+            .collect();
         GroupWrite {
             batch,
-            stream_heads: heads,
-            command_ids,
+            streams: self.streams,
+            commands,
         }
     }
+}
+
+/// Appends a command's trailer entry: id length (u32 LE) ‖ id ‖ body hash flag (0/1)
+/// [‖ hash] ‖ first position (u64 LE) ‖ event count (u32 LE). The events themselves are
+/// read back from the log.
+fn encode_trailer_entry(trailer: &mut Vec<u8>, record: &CommandRecord, first_position: u64) {
+    trailer.extend_from_slice(&(record.command_id.len() as u32).to_le_bytes());
+    trailer.extend_from_slice(record.command_id.as_bytes());
+    match &record.body_hash {
+        Some(hash) => {
+            trailer.push(1);
+            trailer.extend_from_slice(hash);
+        }
+        None => trailer.push(0),
+    }
+    trailer.extend_from_slice(&first_position.to_le_bytes());
+    trailer.extend_from_slice(&(record.events.len() as u32).to_le_bytes());
+}
+
+/// A command as its chunk's trailer records it.
+struct TrailerEntry {
+    command_id: String,
+    body_hash: Option<Hash>,
+    first_position: u64,
+    count: u64,
+}
+
+fn decode_trailer(bytes: &[u8]) -> Option<Vec<TrailerEntry>> {
+    let mut reader = Reader { bytes };
+    let mut entries = Vec::new();
+    while !reader.bytes.is_empty() {
+        let command_id = reader.text()?;
+        let body_hash = match reader.take(1)?.first()? {
+            0 => None,
+            1 => Some(reader.take(32)?.try_into().ok()?),
+            _ => return None,
+        };
+        let first_position = decode_u64_le(reader.take(8)?)?;
+        let count = u64::from(u32::from_le_bytes(reader.take(4)?.try_into().ok()?));
+        entries.push(TrailerEntry {
+            command_id,
+            body_hash,
+            first_position,
+            count,
+        });
+    }
+    Some(entries)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -759,6 +965,8 @@ struct Chunk {
     value: sled::IVec,
     /// (start, end) of each canonical record; the hash follows at `end`.
     records: Vec<(usize, usize)>,
+    /// (start, end) of the trailer (empty in format 1).
+    trailer: (usize, usize),
 }
 
 impl Chunk {
@@ -767,19 +975,35 @@ impl Chunk {
             position: first,
             detail: format!("log chunk starting at {first}: {detail}"),
         };
-        if value.first() != Some(&CHUNK_FORMAT) {
-            return Err(corrupt("unknown chunk format"));
-        }
+        let (records_end, trailer) = match value.first() {
+            Some(&CHUNK_FORMAT_V1) => (value.len(), (value.len(), value.len())),
+            Some(&CHUNK_FORMAT) => {
+                let length_at = value
+                    .len()
+                    .checked_sub(4)
+                    .filter(|at| *at >= 1)
+                    .ok_or_else(|| corrupt("truncated trailer length"))?;
+                let length_bytes: [u8; 4] = value[length_at..]
+                    .try_into()
+                    .map_err(|_| corrupt("truncated trailer length"))?;
+                let start = length_at
+                    .checked_sub(u32::from_le_bytes(length_bytes) as usize)
+                    .filter(|start| *start >= 1)
+                    .ok_or_else(|| corrupt("trailer longer than the chunk"))?;
+                (start, (start, length_at))
+            }
+            _ => return Err(corrupt("unknown chunk format")),
+        };
         let mut records = Vec::new();
         let mut at = 1;
-        while at < value.len() {
+        while at < records_end {
             let length_bytes: [u8; 4] = value
                 .get(at..at + 4)
                 .and_then(|bytes| bytes.try_into().ok())
                 .ok_or_else(|| corrupt("truncated record length"))?;
             let start = at + 4;
             let end = start + u32::from_le_bytes(length_bytes) as usize;
-            if end + 32 > value.len() {
+            if end + 32 > records_end {
                 return Err(corrupt("truncated record"));
             }
             records.push((start, end));
@@ -792,7 +1016,20 @@ impl Chunk {
             first,
             value,
             records,
+            trailer,
         })
+    }
+
+    /// The commands whose last event this chunk holds.
+    fn trailer_entries(&self) -> Result<Vec<TrailerEntry>, StoreError> {
+        let (start, end) = self.trailer;
+        self.value
+            .get(start..end)
+            .and_then(decode_trailer)
+            .ok_or_else(|| StoreError::Corrupt {
+                position: self.first,
+                detail: format!("log chunk starting at {}: undecodable trailer", self.first),
+            })
     }
 
     fn last(&self) -> u64 {
@@ -1007,13 +1244,41 @@ impl Inner {
     }
 
     /// Calls `visit(version, position)` for the stream's versions from the index entry
-    /// holding `from_version` on, until it returns false.
+    /// holding `from_version` on, until it returns false: sled's entries below the tail's
+    /// first version of the stream, then the tail's (see [`crate::tail`]).
     fn walk_stream_index(
         &self,
         stream: &str,
         from_version: u64,
         mut visit: impl FnMut(u64, u64) -> bool,
     ) -> Result<(), StoreError> {
+        let runs = lock(&self.tail).stream_runs(stream);
+        let bound = runs.first().map_or(u64::MAX, |run| run.first_version);
+        if from_version < bound && !self.walk_indexed(stream, from_version, bound, &mut visit)? {
+            return Ok(());
+        }
+        for StreamRun {
+            first_version,
+            positions,
+        } in runs
+        {
+            for (version, position) in (first_version..).zip(positions) {
+                if version >= from_version && !visit(version, position) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The walk over sled's entries, below version `bound`; false when `visit` stopped it.
+    fn walk_indexed(
+        &self,
+        stream: &str,
+        from_version: u64,
+        bound: u64,
+        visit: &mut impl FnMut(u64, u64) -> bool,
+    ) -> Result<bool, StoreError> {
         let prefix = stream_index_prefix(stream);
         let seek = stream_index_key(stream, from_version);
         let start = match self.tree.range(prefix.clone()..=seek).next_back() {
@@ -1023,6 +1288,9 @@ impl Inner {
                 .to_vec(),
             None => prefix.clone(),
         };
+        // Entries may overlap where a span was written again after a crash (the same
+        // versions, the same positions): each version is visited once.
+        let mut next = 0;
         for item in self.tree.range(start..) {
             let (key, value) = item.map_err(sled_err("reading the stream index"))?;
             let Some(suffix) = key.strip_prefix(prefix.as_slice()) else {
@@ -1034,12 +1302,20 @@ impl Inner {
             }
             for (offset, bytes) in (0u64..).zip(value.chunks_exact(8)) {
                 let position = decode_u64_le(bytes).ok_or_else(|| bad_index(stream))?;
-                if !visit(first_version + offset, position) {
-                    return Ok(());
+                let version = first_version + offset;
+                if version >= bound {
+                    return Ok(true);
+                }
+                if version < next {
+                    continue;
+                }
+                next = version + 1;
+                if !visit(version, position) {
+                    return Ok(false);
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The stream's version as stored, including a group being made durable (the writer's
@@ -1103,6 +1379,9 @@ impl Inner {
 
     /// The command index's record, unless its events are not durable yet.
     fn durable_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {
+        if let Some(record) = lock(&self.tail).command(command_id) {
+            return Ok(Some(record));
+        }
         match self
             .tree
             .get(command_key(command_id))
@@ -1122,6 +1401,10 @@ impl Inner {
         let mut records = Vec::with_capacity(command_ids.len());
         let mut absent = Vec::new();
         for command_id in command_ids {
+            if let Some(record) = lock(&self.tail).command(command_id) {
+                records.push(Some(record));
+                continue;
+            }
             match self
                 .tree
                 .get(command_key(command_id))
@@ -1274,6 +1557,8 @@ fn check_format_record(
         None => {
             tree.insert(FORMAT_KEY, expected.as_bytes())
                 .map_err(sled_err("writing the format record"))?;
+            tree.insert(INDEXED_KEY, &0u64.to_be_bytes()[..])
+                .map_err(sled_err("writing the index mark"))?;
             tree.flush()
                 .map_err(sled_err("writing the format record"))?;
             db_file
@@ -1327,6 +1612,121 @@ fn load_head(tree: &sled::Db) -> Result<Head, StoreError> {
             Ok(head)
         }
     }
+}
+
+/// Reads the index mark. A store without one was written before it existed (format 1),
+/// indexing every group as it wrote it: its mark is its head, recorded now with the format
+/// record of this build.
+fn open_index_mark(tree: &sled::Db, db_file: &fs::File, head: &Head) -> Result<u64, StoreError> {
+    let indexed = match tree
+        .get(INDEXED_KEY)
+        .map_err(sled_err("reading the index mark"))?
+    {
+        Some(value) => decode_u64_be(&value).ok_or_else(|| StoreError::Corrupt {
+            position: 0,
+            detail: "undecodable index mark".to_string(),
+        })?,
+        None => {
+            let mut batch = sled::Batch::default();
+            batch.insert(INDEXED_KEY, &head.position.to_be_bytes()[..]);
+            batch.insert(
+                FORMAT_KEY,
+                format!("{MARKER_MAGIC} format {STORE_FORMAT}").as_bytes(),
+            );
+            tree.apply_batch(batch)
+                .map_err(sled_err("upgrading the store format"))?;
+            tree.flush()
+                .map_err(sled_err("upgrading the store format"))?;
+            db_file
+                .sync_data()
+                .map_err(io_err("upgrading the store format".to_string()))?;
+            head.position
+        }
+    };
+    if indexed > head.position {
+        return Err(StoreError::Corrupt {
+            position: head.position + 1,
+            detail: format!(
+                "the index is marked complete through position {indexed}, past the log's head {}",
+                head.position
+            ),
+        });
+    }
+    Ok(indexed)
+}
+
+/// Reads the log past the index mark back into a tail (stream runs and command records,
+/// from the chunks' trailers), with each of its streams' heads.
+fn rebuild_tail(
+    tree: &sled::Db,
+    indexed: u64,
+    head: u64,
+) -> Result<(Tail, HashMap<String, (u64, u64)>), StoreError> {
+    let mut tail = Tail::new(indexed);
+    let mut heads = HashMap::new();
+    if indexed >= head {
+        return Ok((tail, heads));
+    }
+    let from = indexed + 1;
+    let start = tree
+        .range(chunk_key(0)..=chunk_key(from))
+        .next_back()
+        .transpose()
+        .map_err(sled_err("reading the log"))?
+        .map_or(chunk_key(from), |(key, _)| {
+            let mut start = [0u8; 9];
+            start.copy_from_slice(&key[..9.min(key.len())]);
+            start
+        });
+    let mut refs: Vec<EventRef> = Vec::with_capacity((head - indexed) as usize);
+    let mut entries = Vec::new();
+    for item in tree.range(start..=chunk_key(head)) {
+        let (key, value) = item.map_err(sled_err("reading the log"))?;
+        let expected = from + refs.len() as u64;
+        let chunk = Chunk::decode(parse_chunk_key(&key, expected)?, value)?;
+        if chunk.last() < from {
+            continue;
+        }
+        if chunk.first > expected {
+            return Err(missing(expected));
+        }
+        for position in expected..=chunk.last().min(head) {
+            let envelope = chunk.envelope(position)?;
+            tail.live
+                .add_stream(&envelope.stream, envelope.version, &[position])?;
+            refs.push(EventRef::of(&envelope));
+        }
+        entries.extend(chunk.trailer_entries()?);
+    }
+    if refs.len() as u64 != head - indexed {
+        return Err(missing(from + refs.len() as u64));
+    }
+    for entry in entries {
+        let events = entry
+            .first_position
+            .checked_sub(from)
+            .and_then(|offset| usize::try_from(offset).ok())
+            .and_then(|offset| refs.get(offset..offset + usize::try_from(entry.count).ok()?))
+            .filter(|events| !events.is_empty())
+            .ok_or_else(|| StoreError::Corrupt {
+                position: entry.first_position,
+                detail: format!(
+                    "command {:?} is recorded with {} events from position {}, outside the log's tail",
+                    entry.command_id, entry.count, entry.first_position
+                ),
+            })?;
+        tail.live.add_command(CommandRecord {
+            command_id: entry.command_id,
+            body_hash: entry.body_hash,
+            events: events.to_vec(),
+        });
+    }
+    for (stream, run) in &tail.live.streams {
+        if let Some(stream_head) = run.head() {
+            heads.insert(stream.clone(), stream_head);
+        }
+    }
+    Ok((tail, heads))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1598,9 +1998,9 @@ fn write_marker(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Reads the marker: [`StoreError::NotAStore`] unless it is one, [`StoreError::NewerFormat`]
-/// when a newer grantflow wrote it.
-fn check_marker(dir: &Path) -> Result<(), StoreError> {
+/// Reads the marker's format: [`StoreError::NotAStore`] unless it is one,
+/// [`StoreError::NewerFormat`] when a newer grantflow wrote it.
+fn check_marker(dir: &Path) -> Result<u32, StoreError> {
     let marker = dir.join(MARKER_FILE_NAME);
     let meta = fs::metadata(&marker).map_err(io_err(format!("reading {}", marker.display())))?;
     if !meta.is_file() || meta.len() > MARKER_BYTES_MAX {
@@ -1628,7 +2028,7 @@ fn check_marker(dir: &Path) -> Result<(), StoreError> {
             found,
             supported: STORE_FORMAT,
         }),
-        Some(_) => Ok(()),
+        Some(found) => Ok(found),
     }
 }
 

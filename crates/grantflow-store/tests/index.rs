@@ -1,0 +1,195 @@
+//! The stream and command index kept off the critical path: entries gather in memory, an
+//! indexer writes them to sled in spans, and what it had not written is rebuilt from the log
+//! on open. Every read must give the same answer wherever the entries are.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::path::Path;
+
+use common::{append, command};
+use grantflow_store::sled_store::{sled_config, INDEX_SPAN_EVENTS};
+use grantflow_store::{CommandRecord, EventStore, SledStore};
+
+const STREAMS: [&str; 4] = ["fund-F", "grant-A", "grant-B", "grant-C"];
+const GROUP_COMMANDS: u64 = 1_000;
+
+/// Appends `groups` groups of commands: most on one stream, every seventh on two (a grant
+/// and its fund), ids `c<n>`.
+async fn fill_groups(store: &SledStore, groups: u64, next_id: &mut u64) {
+    for _ in 0..groups {
+        let commands = (0..GROUP_COMMANDS)
+            .map(|_| {
+                *next_id += 1;
+                let n = *next_id;
+                let stream = STREAMS[(n % 4) as usize];
+                if n % 7 == 0 && stream != "fund-F" {
+                    command(&format!("c{n}"), &[stream, "fund-F"])
+                } else {
+                    command(&format!("c{n}"), &[stream])
+                }
+            })
+            .collect();
+        append(store, commands).await;
+    }
+}
+
+/// What a reader is told: each stream's (version, position) read by stream from several
+/// starting versions, each stream's version, and every command's record.
+#[derive(Debug, PartialEq)]
+struct Answers {
+    streams: Vec<Vec<(u64, u64)>>,
+    from_middle: Vec<Vec<(u64, u64)>>,
+    versions: Vec<u64>,
+    commands: Vec<Option<CommandRecord>>,
+}
+
+async fn answers(store: &SledStore, ids: u64) -> Answers {
+    let mut streams = Vec::new();
+    let mut from_middle = Vec::new();
+    let mut versions = Vec::new();
+    for stream in STREAMS {
+        let version = store.stream_version(stream).await.unwrap();
+        versions.push(version);
+        streams.push(read_stream(store, stream, 1).await);
+        from_middle.push(read_stream(store, stream, version / 2 + 1).await);
+    }
+    let all: Vec<String> = (1..=ids + 1).map(|n| format!("c{n}")).collect();
+    let commands = store.commands(all).await.unwrap();
+    for (n, record) in (1..).zip(&commands) {
+        assert_eq!(record.is_some(), n <= ids, "command c{n}");
+    }
+    Answers {
+        streams,
+        from_middle,
+        versions,
+        commands,
+    }
+}
+
+async fn read_stream(store: &SledStore, stream: &str, from: u64) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    loop {
+        let next = out.last().map_or(from, |(version, _)| version + 1);
+        let page = store.read_stream(stream, next, 3_000).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        out.extend(page.iter().map(|e| (e.version, e.position)));
+    }
+    for (i, (version, _)) in out.iter().enumerate() {
+        assert_eq!(*version, from + i as u64, "{stream}: versions read once, in order");
+    }
+    out
+}
+
+/// The index mark (`I`), read from sled directly.
+fn index_mark(data: &Path) -> u64 {
+    let db = sled_config(&data.join("db")).unwrap().open().unwrap();
+    let value = db.get(b"I").unwrap().unwrap();
+    u64::from_be_bytes(value.as_ref().try_into().unwrap())
+}
+
+/// Edits sled directly: removes the stream and command index entries (all, or those
+/// written for events past `keep_through`) and sets the index mark.
+fn set_index(data: &Path, mark: u64, drop_entries: bool) {
+    let db = sled_config(&data.join("db")).unwrap().open().unwrap();
+    if drop_entries {
+        for prefix in [b"S", b"C"] {
+            for item in db.scan_prefix(prefix) {
+                db.remove(item.unwrap().0).unwrap();
+            }
+        }
+    }
+    db.insert(b"I", &mark.to_be_bytes()[..]).unwrap();
+    db.flush().unwrap();
+}
+
+#[tokio::test]
+async fn reads_agree_across_the_tail_the_indexed_entries_and_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut ids = 0;
+    let spans = 2 * INDEX_SPAN_EVENTS / GROUP_COMMANDS + 3;
+    let (before, head) = {
+        let store = SledStore::open(&data).unwrap();
+        fill_groups(&store, spans, &mut ids).await;
+        let head = store.head().await.unwrap();
+        assert!(head.position > 2 * INDEX_SPAN_EVENTS);
+        (answers(&store, ids).await, head)
+        // Dropped without closing: the tail is not written.
+    };
+    assert_eq!(before.versions.iter().sum::<u64>(), head.position);
+
+    let store = SledStore::open(&data).unwrap();
+    assert_eq!(store.head().await.unwrap(), head);
+    assert_eq!(answers(&store, ids).await, before, "after reopening");
+    store.close().await.unwrap();
+    drop(store);
+    assert_eq!(index_mark(&data), head.position, "close writes the whole tail");
+
+    let store = SledStore::open(&data).unwrap();
+    assert_eq!(answers(&store, ids).await, before, "all from sled");
+    // And it goes on from there, repeats refused.
+    fill_groups(&store, 1, &mut ids).await;
+    let refused = store
+        .append(grantflow_store::AppendBatch {
+            expected_head: store.head().await.unwrap().position,
+            expected_versions: Vec::new(),
+            commands: vec![command("c5", &["grant-Z"])],
+        })
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+}
+
+#[tokio::test]
+async fn a_lost_index_is_rebuilt_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut ids = 0;
+    let before = {
+        let store = SledStore::open(&data).unwrap();
+        fill_groups(&store, 20, &mut ids).await;
+        let before = answers(&store, ids).await;
+        store.close().await.unwrap();
+        before
+    };
+    // As if the indexer's every batch had been lost in a crash.
+    set_index(&data, 0, true);
+    let store = SledStore::open(&data).unwrap();
+    assert_eq!(answers(&store, ids).await, before);
+    let body_hashes = before.commands.iter().flatten().map(|r| r.body_hash);
+    assert!(body_hashes.into_iter().all(|hash| hash == Some([7; 32])));
+    store.close().await.unwrap();
+    drop(store);
+    let store = SledStore::open(&data).unwrap();
+    assert_eq!(answers(&store, ids).await, before);
+}
+
+#[tokio::test]
+async fn entries_written_again_after_a_crash_are_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut ids = 0;
+    let (before, mark) = {
+        let store = SledStore::open(&data).unwrap();
+        fill_groups(&store, 20, &mut ids).await;
+        let before = answers(&store, ids).await;
+        // The end of the fifth group, inside the first span.
+        let last = store.command("c5000").await.unwrap().unwrap();
+        let mark = last.events.last().unwrap().position;
+        store.close().await.unwrap();
+        (before, mark)
+    };
+    assert!(mark < INDEX_SPAN_EVENTS);
+    // The mark back there, the entries past it kept: they are rebuilt into the tail and,
+    // on close, written again under other keys, overlapping those in sled.
+    set_index(&data, mark, false);
+    let store = SledStore::open(&data).unwrap();
+    assert_eq!(answers(&store, ids).await, before, "tail over indexed entries");
+    store.close().await.unwrap();
+    drop(store);
+    assert_eq!(index_mark(&data), before.versions.iter().sum::<u64>());
+    let store = SledStore::open(&data).unwrap();
+    assert_eq!(answers(&store, ids).await, before, "overlapping entries in sled");
+}
