@@ -245,6 +245,9 @@ const HEAD_FILE_FLAG_KEY: &[u8] = b"F";
 /// The index mark: the `S` and `C` keys are complete through this position (u64 BE).
 const INDEXED_KEY: &[u8] = b"I";
 
+/// Each stream's last (version, position).
+type StreamHeads = HashMap<String, (u64, u64)>;
+
 /// A group ready to apply: the sled batch and the index entries it implies (for the tail).
 struct GroupWrite {
     batch: sled::Batch,
@@ -680,6 +683,7 @@ impl Inner {
     /// span from memory. No flush: a span lost in a crash is rebuilt from the log on open.
     /// A failure stops the store's writes (the span stays in memory for readers).
     fn write_span(&self, span: &Span) {
+        lower_priority();
         if let Err(error) = self.write_index_entries(span) {
             tracing::error!(%error, "cannot write the stream and command index");
             self.failed.store(true, Ordering::SeqCst);
@@ -701,9 +705,11 @@ impl Inner {
                 }
                 (stream_index_key(stream, run.first_version), value)
             })
-            .chain(span.commands.values().map(|record| {
-                (command_key(&record.command_id), encode_command(record))
-            }))
+            .chain(
+                span.commands
+                    .values()
+                    .map(|record| (command_key(&record.command_id), encode_command(record))),
+            )
             .collect();
         // In key order, sled's leaves take their inserts one after another.
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -905,6 +911,22 @@ impl Group {
             batch,
             streams: self.streams,
             commands,
+        }
+    }
+}
+
+/// The indexer's scheduling priority: it takes what CPU the writer leaves (a span waits in
+/// memory meanwhile; readers see it there).
+const INDEXER_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority to [`INDEXER_NICE`] (on Linux, where a thread has
+/// its own); elsewhere, or if refused, it runs as it is.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let thread = rustix::thread::gettid();
+        if let Err(error) = rustix::process::setpriority_process(Some(thread), INDEXER_NICE) {
+            tracing::debug!(%error, "cannot lower the indexer's priority");
         }
     }
 }
@@ -1661,7 +1683,7 @@ fn rebuild_tail(
     tree: &sled::Db,
     indexed: u64,
     head: u64,
-) -> Result<(Tail, HashMap<String, (u64, u64)>), StoreError> {
+) -> Result<(Tail, StreamHeads), StoreError> {
     let mut tail = Tail::new(indexed);
     let mut heads = HashMap::new();
     if indexed >= head {

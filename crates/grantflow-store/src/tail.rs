@@ -124,7 +124,10 @@ impl Tail {
 
     /// The stream's runs in the tail, oldest first (a copy: readers do not hold the lock).
     pub(crate) fn stream_runs(&self, stream: &str) -> Vec<StreamRun> {
-        let frozen = self.frozen.as_ref().and_then(|span| span.streams.get(stream));
+        let frozen = self
+            .frozen
+            .as_ref()
+            .and_then(|span| span.streams.get(stream));
         frozen
             .into_iter()
             .chain(self.live.streams.get(stream))
@@ -151,6 +154,7 @@ impl Tail {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
     use crate::EventRef;

@@ -23,7 +23,7 @@ async fn fill_groups(store: &SledStore, groups: u64, next_id: &mut u64) {
                 *next_id += 1;
                 let n = *next_id;
                 let stream = STREAMS[(n % 4) as usize];
-                if n % 7 == 0 && stream != "fund-F" {
+                if n.is_multiple_of(7) && stream != "fund-F" {
                     command(&format!("c{n}"), &[stream, "fund-F"])
                 } else {
                     command(&format!("c{n}"), &[stream])
@@ -78,7 +78,11 @@ async fn read_stream(store: &SledStore, stream: &str, from: u64) -> Vec<(u64, u6
         out.extend(page.iter().map(|e| (e.version, e.position)));
     }
     for (i, (version, _)) in out.iter().enumerate() {
-        assert_eq!(*version, from + i as u64, "{stream}: versions read once, in order");
+        assert_eq!(
+            *version,
+            from + i as u64,
+            "{stream}: versions read once, in order"
+        );
     }
     out
 }
@@ -126,7 +130,11 @@ async fn reads_agree_across_the_tail_the_indexed_entries_and_reopening() {
     assert_eq!(answers(&store, ids).await, before, "after reopening");
     store.close().await.unwrap();
     drop(store);
-    assert_eq!(index_mark(&data), head.position, "close writes the whole tail");
+    assert_eq!(
+        index_mark(&data),
+        head.position,
+        "close writes the whole tail"
+    );
 
     let store = SledStore::open(&data).unwrap();
     assert_eq!(answers(&store, ids).await, before, "all from sled");
@@ -186,10 +194,18 @@ async fn entries_written_again_after_a_crash_are_read_once() {
     // on close, written again under other keys, overlapping those in sled.
     set_index(&data, mark, false);
     let store = SledStore::open(&data).unwrap();
-    assert_eq!(answers(&store, ids).await, before, "tail over indexed entries");
+    assert_eq!(
+        answers(&store, ids).await,
+        before,
+        "tail over indexed entries"
+    );
     store.close().await.unwrap();
     drop(store);
     assert_eq!(index_mark(&data), before.versions.iter().sum::<u64>());
     let store = SledStore::open(&data).unwrap();
-    assert_eq!(answers(&store, ids).await, before, "overlapping entries in sled");
+    assert_eq!(
+        answers(&store, ids).await,
+        before,
+        "overlapping entries in sled"
+    );
 }
