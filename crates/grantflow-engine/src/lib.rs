@@ -20,7 +20,7 @@ mod writer;
 use std::sync::{Arc, RwLock};
 
 use grantflow_domain::{evolve, Event, World};
-use grantflow_store::{Envelope, EventStore, PayloadRecord, StoreError};
+use grantflow_store::{Envelope, EventStore, PayloadPage, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 pub use command::{new_command_id, ActorSource, CommandOutcome, Rejection, Submission};
@@ -382,7 +382,7 @@ pub async fn fold_into(
     let mut page = read_page(store, model.position + 1, until).await?;
     let mut ready: Option<Vec<(u64, Event)>> = None;
     loop {
-        let last = page.last().map_or(model.position, |record| record.position);
+        let last = page.last_position().unwrap_or(model.position);
         let decoding = tokio::task::spawn_blocking(move || decode_page(page));
         let next = read_page(store, last + 1, until);
         tokio::pin!(next);
@@ -413,11 +413,11 @@ pub async fn fold_into(
 }
 
 /// Decodes a page's payloads into domain events.
-fn decode_page(page: Vec<PayloadRecord>) -> Result<Vec<(u64, Event)>, EngineError> {
+fn decode_page(page: PayloadPage) -> Result<Vec<(u64, Event)>, EngineError> {
     page.iter()
         .map(|record| {
             let event =
-                Event::from_parts(&record.event_type, &record.payload).map_err(|error| {
+                Event::from_parts(record.event_type, record.payload).map_err(|error| {
                     EngineError::Corrupt {
                         position: record.position,
                         detail: format!(
@@ -451,7 +451,7 @@ async fn read_page(
     store: &dyn EventStore,
     from: u64,
     until: u64,
-) -> Result<Vec<PayloadRecord>, EngineError> {
+) -> Result<PayloadPage, EngineError> {
     let want = (until + 1 - from).min(FOLD_PAGE_EVENTS as u64) as usize;
     let page = store.read_payloads(from, want).await?;
     if page.is_empty() {

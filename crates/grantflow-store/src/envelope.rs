@@ -285,23 +285,19 @@ impl Envelope {
         Self::from_canonical_serde(bytes, hash)
     }
 
-    /// Position, type and payload of stored canonical bytes (the read path of a fold).
-    pub(crate) fn payload_from_canonical(
+    /// Adds position, type and payload of stored canonical bytes to a page (the read path of
+    /// a fold); returns the position.
+    pub(crate) fn push_payload(
         bytes: &[u8],
-    ) -> Result<crate::PayloadRecord, EnvelopeError> {
+        page: &mut crate::PayloadPage,
+    ) -> Result<u64, EnvelopeError> {
         if let Some((position, event_type, payload)) = fast::payload(bytes) {
-            return Ok(crate::PayloadRecord {
-                position,
-                event_type: event_type.to_string(),
-                payload: payload.to_string(),
-            });
+            page.push(position, event_type, payload);
+            return Ok(position);
         }
         let envelope = Self::from_canonical_serde(bytes, ZERO_HASH)?;
-        Ok(crate::PayloadRecord {
-            position: envelope.position,
-            event_type: envelope.event_type,
-            payload: envelope.payload,
-        })
+        page.push(envelope.position, &envelope.event_type, &envelope.payload);
+        Ok(envelope.position)
     }
 
     /// [`Envelope::from_canonical`] through serde (any valid JSON of the envelope's shape).

@@ -430,7 +430,7 @@ impl EventStore for SledStore {
         &self,
         from: u64,
         limit: usize,
-    ) -> Result<Vec<crate::PayloadRecord>, StoreError> {
+    ) -> Result<crate::PayloadPage, StoreError> {
         self.blocking(move |inner| inner.read_payloads(from, limit))
             .await
     }
@@ -1068,8 +1068,8 @@ impl Chunk {
         self.value.get(end..end + 32)?.try_into().ok()
     }
 
-    /// Position, type and payload of the event at `position` (a fold's read).
-    fn payload(&self, position: u64) -> Result<crate::PayloadRecord, StoreError> {
+    /// Adds position, type and payload of the event at `position` to a page (a fold's read).
+    fn push_payload(&self, position: u64, page: &mut crate::PayloadPage) -> Result<(), StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt { position, detail };
         let (start, end) = usize::try_from(position.saturating_sub(self.first))
             .ok()
@@ -1080,15 +1080,12 @@ impl Chunk {
             .value
             .get(start..end)
             .ok_or_else(|| corrupt("truncated record".to_string()))?;
-        let record = Envelope::payload_from_canonical(bytes)
+        let found = Envelope::push_payload(bytes, page)
             .map_err(|error| corrupt(format!("undecodable event: {error}")))?;
-        if record.position != position {
-            return Err(corrupt(format!(
-                "the record holds position {}",
-                record.position
-            )));
+        if found != position {
+            return Err(corrupt(format!("the record holds position {found}")));
         }
-        Ok(record)
+        Ok(())
     }
 
     fn envelope(&self, position: u64) -> Result<Envelope, StoreError> {
@@ -1121,37 +1118,47 @@ impl Chunk {
 
 impl Inner {
     fn read(&self, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
-        self.read_with(from, limit, |chunk, position| chunk.envelope(position))
+        let mut out = Vec::new();
+        self.read_with(from, limit, |chunk, position| {
+            out.push(chunk.envelope(position)?);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
-    fn read_payloads(
-        &self,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<crate::PayloadRecord>, StoreError> {
-        self.read_with(from, limit, |chunk, position| chunk.payload(position))
+    fn read_payloads(&self, from: u64, limit: usize) -> Result<crate::PayloadPage, StoreError> {
+        let mut page = crate::PayloadPage::default();
+        let mut last_chunk = None;
+        self.read_with(from, limit, |chunk, position| {
+            if last_chunk != Some(chunk.first) {
+                // At most the chunk's bytes are added from it.
+                last_chunk = Some(chunk.first);
+                page.reserve(chunk.value.len());
+            }
+            chunk.push_payload(position, &mut page)
+        })?;
+        Ok(page)
     }
 
     /// Events from `from` (at most `limit`, never past the durable head), each taken out of
     /// its chunk by `take`.
-    fn read_with<T>(
+    fn read_with(
         &self,
         from: u64,
         limit: usize,
-        take: impl Fn(&Chunk, u64) -> Result<T, StoreError>,
-    ) -> Result<Vec<T>, StoreError> {
+        mut take: impl FnMut(&Chunk, u64) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let from = from.max(1);
         let head = self.durable_head().position;
         let limit = limit.min(READ_EVENTS_MAX) as u64;
         if from > head || limit == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let end = head.min(from.saturating_add(limit - 1));
         let start_key = match self.chunk_key_at_or_before(from)? {
             Some(key) => key,
             None => return Err(missing(from)),
         };
-        let mut out = Vec::with_capacity((end - from + 1) as usize);
         let mut next = from;
         for (index, item) in self.tree.range(start_key..=chunk_key(end)).enumerate() {
             let (key, value) = item.map_err(sled_err("reading the log"))?;
@@ -1165,11 +1172,11 @@ impl Inner {
                 return Err(missing(next));
             }
             while next <= end && chunk.contains(next) {
-                out.push(take(&chunk, next)?);
+                take(&chunk, next)?;
                 next += 1;
             }
             if next > end {
-                return Ok(out);
+                return Ok(());
             }
         }
         Err(missing(next))

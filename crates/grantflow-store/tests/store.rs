@@ -604,3 +604,22 @@ async fn concurrent_readers_see_only_durable_events() {
     }
     writer.await.unwrap();
 }
+
+#[tokio::test]
+async fn payload_pages_hold_what_the_envelopes_hold() {
+    let (_dir, store) = temp_store();
+    fill(&store, 700).await;
+    append(&store, vec![command("multi", &["grant-A", "grant-Q"])]).await;
+    for (from, limit) in [(1, 702), (5, 100), (650, 1000), (702, 1), (703, 10)] {
+        let envelopes = store.read(from, limit).await.unwrap();
+        let page = store.read_payloads(from, limit).await.unwrap();
+        assert_eq!(page.len(), envelopes.len());
+        assert_eq!(page.is_empty(), envelopes.is_empty());
+        assert_eq!(page.last_position(), envelopes.last().map(|e| e.position));
+        for (record, envelope) in page.iter().zip(&envelopes) {
+            assert_eq!(record.position, envelope.position);
+            assert_eq!(record.event_type, envelope.event_type);
+            assert_eq!(record.payload, envelope.payload);
+        }
+    }
+}
