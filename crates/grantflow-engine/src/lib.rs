@@ -416,16 +416,15 @@ pub async fn fold_into(
 fn decode_page(page: PayloadPage) -> Result<Vec<(u64, Event)>, EngineError> {
     page.iter()
         .map(|record| {
-            let event =
-                Event::from_parts(record.event_type, record.payload).map_err(|error| {
-                    EngineError::Corrupt {
-                        position: record.position,
-                        detail: format!(
-                            "{} payload does not decode: {}",
-                            record.event_type, error.message
-                        ),
-                    }
-                })?;
+            let event = Event::from_parts(record.event_type, record.payload).map_err(|error| {
+                EngineError::Corrupt {
+                    position: record.position,
+                    detail: format!(
+                        "{} payload does not decode: {}",
+                        record.event_type, error.message
+                    ),
+                }
+            })?;
             Ok((record.position, event))
         })
         .collect()

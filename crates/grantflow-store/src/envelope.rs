@@ -755,10 +755,13 @@ mod fast_decode_tests {
             let decoded = Envelope::from_canonical(&bytes, original.hash).unwrap();
             prop_assert_eq!(&decoded, &original);
             prop_assert_eq!(&slow, &original);
-            let record = Envelope::payload_from_canonical(&bytes).unwrap();
+            let mut page = crate::PayloadPage::default();
+            let position = Envelope::push_payload(&bytes, &mut page).unwrap();
+            prop_assert_eq!(position, original.position);
+            let record = page.iter().next().unwrap();
             prop_assert_eq!(record.position, original.position);
-            prop_assert_eq!(&record.event_type, &original.event_type);
-            prop_assert_eq!(&record.payload, &original.payload);
+            prop_assert_eq!(record.event_type, original.event_type.as_str());
+            prop_assert_eq!(record.payload, original.payload.as_str());
         }
     }
 

@@ -254,11 +254,7 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// What a fold needs of up to `limit` events from `from`: position, type and payload,
     /// without the rest of the envelope (replay reads every event of the log this way).
-    async fn read_payloads(
-        &self,
-        from: u64,
-        limit: usize,
-    ) -> Result<PayloadPage, StoreError> {
+    async fn read_payloads(&self, from: u64, limit: usize) -> Result<PayloadPage, StoreError> {
         let events = self.read(from, limit).await?;
         let bytes = events
             .iter()

@@ -32,8 +32,9 @@
 //! A group's batch holds only its chunks and `H`: a few sled writes for hundreds of events.
 //! The `S` and `C` entries it implies go to the in-memory tail ([`crate::tail`]) once the
 //! group is durable; when a span of [`INDEX_SPAN_EVENTS`] has gathered, an indexer thread
-//! writes it to sled in small batches, `I` last, without a flush of its own (sled's log is
-//! ordered: the next group's flush makes it durable). On open, the log past `I` is read back
+//! writes it to sled in key order, in slices paced by the load ([`INDEX_KEYS_PER_EVENT`] keys
+//! per event of each durable group), `I` with the last, without a flush of its own (sled's
+//! log is ordered: the next group's flush makes it durable). On open, the log past `I` is read back
 //! into the tail, command records from the chunks' trailers. Readers look at the tail first.
 //!
 //! Invariants: the `H` key and the last chunk agree (checked on open); readers never see past
@@ -208,9 +209,14 @@ pub const IMPORT_GROUP_EVENTS_MAX: usize = 10_000;
 /// [`crate::tail`]) before the indexer writes them to sled; at most about twice this many
 /// events are read again on open to rebuild what was not written.
 pub const INDEX_SPAN_EVENTS: u64 = 16_384;
-/// The indexer writes a span in sled batches of this many keys: a sled batch holds sled's
-/// global write lock, and a group's commit waits for it.
-pub const INDEX_BATCH_KEYS: usize = 256;
+/// After each group the store writes this many index keys per event of the group (a span
+/// has about one stream entry per stream and one command entry per command, so the index
+/// keeps well ahead of the log) ...
+pub const INDEX_KEYS_PER_EVENT: u64 = 2;
+/// ... but at least this many ...
+pub const INDEX_SLICE_KEYS_MIN: usize = 32;
+/// ... and at most this many (a sled batch holds sled's global write lock).
+pub const INDEX_SLICE_KEYS_MAX: usize = 1_024;
 /// The file holding the durable head outside sled.
 pub const HEAD_FILE_NAME: &str = "HEAD";
 /// Where a new HEAD file is written before being renamed into place.
@@ -247,6 +253,118 @@ const INDEXED_KEY: &[u8] = b"I";
 
 /// Each stream's last (version, position).
 type StreamHeads = HashMap<String, (u64, u64)>;
+
+/// How much index work the indexer thread may do: each durable group allows
+/// [`INDEX_KEYS_PER_EVENT`] keys per event, so that the index keeps up with the log and its
+/// cost follows the load evenly instead of coming in bursts (a burst of sled inserts on the
+/// other core doubled the writer's p99 latency).
+#[derive(Default)]
+struct IndexPacer {
+    orders: Mutex<PacerOrders>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct PacerOrders {
+    /// Keys the indexer may write now.
+    budget: u64,
+    /// The store is gone.
+    stop: bool,
+}
+
+impl IndexPacer {
+    fn allow(&self, keys: u64) {
+        let mut orders = lock(&self.orders);
+        orders.budget = orders.budget.saturating_add(keys);
+        self.wake.notify_one();
+    }
+
+    fn stop(&self) {
+        lock(&self.orders).stop = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits for a budget; the keys for one slice, or `None` once stopped.
+    fn next_slice(&self) -> Option<usize> {
+        let mut orders = lock(&self.orders);
+        while orders.budget == 0 && !orders.stop {
+            orders = match self.wake.wait(orders) {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+        }
+        if orders.stop {
+            return None;
+        }
+        let slice = orders.budget.min(INDEX_SLICE_KEYS_MAX as u64);
+        orders.budget -= slice;
+        Some(slice.max(INDEX_SLICE_KEYS_MIN as u64) as usize)
+    }
+
+    /// Nothing was waiting to be written: what was allowed meanwhile is not saved up.
+    fn idle(&self) {
+        lock(&self.orders).budget = 0;
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.pacer.stop();
+    }
+}
+
+/// Starts the store's indexer thread: it writes the index slice by slice as the pacer allows,
+/// and ends when the store is dropped (it holds only a weak reference to it).
+fn spawn_indexer(inner: &Arc<Inner>, pacer: Arc<IndexPacer>) -> Result<(), StoreError> {
+    let store = Arc::downgrade(inner);
+    std::thread::Builder::new()
+        .name("grantflow-indexer".to_string())
+        .spawn(move || {
+            while let Some(budget) = pacer.next_slice() {
+                let Some(inner) = store.upgrade() else {
+                    return;
+                };
+                if !inner.index_step(budget) {
+                    pacer.idle();
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|error| StoreError::Io(format!("starting the indexer thread: {error}")))
+}
+
+/// A span of the tail on its way to sled: its entries in key order (sled's leaves then take
+/// their inserts one after another), and the last position it covers.
+struct Indexing {
+    through: u64,
+    entries: std::vec::IntoIter<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Indexing {
+    fn of(span: &Span) -> Indexing {
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = span
+            .streams
+            .iter()
+            .map(|(stream, run)| {
+                let mut value = Vec::with_capacity(run.positions.len() * 8);
+                for position in &run.positions {
+                    value.extend_from_slice(&position.to_le_bytes());
+                }
+                (stream_index_key(stream, run.first_version), value)
+            })
+            .chain(
+                span.commands
+                    .values()
+                    .map(|record| (command_key(&record.command_id), encode_command(record))),
+            )
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Indexing {
+            through: span.through,
+            entries: entries.into_iter(),
+        }
+    }
+}
 
 /// A group ready to apply: the sled batch and the index entries it implies (for the tail).
 struct GroupWrite {
@@ -294,8 +412,10 @@ struct Inner {
     stream_heads: Mutex<HashMap<String, (u64, u64)>>,
     /// The index entries not yet in sled (see [`crate::tail`]).
     tail: Mutex<Tail>,
-    /// The indexer writing the tail's frozen span, if one is running.
-    indexer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The span of the tail being written to sled, slice by slice.
+    indexing: Mutex<Option<Indexing>>,
+    /// Paces the indexer thread (which holds only a weak reference to this).
+    pacer: Arc<IndexPacer>,
     /// The durable head outside sled (written under `write_lock`).
     head_file: Mutex<HeadFile>,
     head_tx: watch::Sender<u64>,
@@ -379,31 +499,33 @@ impl SledStore {
         }
         let (tail, stream_heads) = rebuild_tail(&tree, indexed, head.position)?;
         let (head_tx, _) = watch::channel(head.position);
-        Ok(SledStore {
-            inner: Arc::new(Inner {
-                path: dir.to_path_buf(),
-                tree,
-                db_file,
-                write_lock: Mutex::new(()),
-                snapshot_lock: Mutex::new(()),
-                head: Mutex::new(head),
-                stream_heads: Mutex::new(stream_heads),
-                absent_ids: Mutex::new(AbsentIds::default()),
-                tail: Mutex::new(tail),
-                indexer: Mutex::new(None),
-                head_file: Mutex::new(head_file),
-                head_tx,
-                closed: AtomicBool::new(false),
-                failed: AtomicBool::new(false),
-            }),
-        })
+        let pacer = Arc::new(IndexPacer::default());
+        let inner = Arc::new(Inner {
+            path: dir.to_path_buf(),
+            tree,
+            db_file,
+            write_lock: Mutex::new(()),
+            snapshot_lock: Mutex::new(()),
+            head: Mutex::new(head),
+            stream_heads: Mutex::new(stream_heads),
+            absent_ids: Mutex::new(AbsentIds::default()),
+            tail: Mutex::new(tail),
+            indexing: Mutex::new(None),
+            pacer: Arc::clone(&pacer),
+            head_file: Mutex::new(head_file),
+            head_tx,
+            closed: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+        });
+        spawn_indexer(&inner, pacer)?;
+        Ok(SledStore { inner })
     }
 
     /// Runs `work` on a blocking thread: sled reads and flushes never block the runtime.
     async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Arc<Inner>) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || work(&inner))
@@ -525,7 +647,7 @@ impl Inner {
         Ok(())
     }
 
-    fn append(self: &Arc<Self>, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
+    fn append(&self, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
         let _writer = lock(&self.write_lock);
         self.check_writable()?;
         let head = self.durable_head();
@@ -600,9 +722,9 @@ impl Inner {
     }
 
     /// Writes a group as one sled batch, then flush and fsync; only then adds its index
-    /// entries to the tail, moves the durable head and wakes subscribers. Starts the indexer
-    /// when the tail has gathered a span.
-    fn commit(self: &Arc<Self>, write: GroupWrite, new_head: Head) -> Result<(), StoreError> {
+    /// entries to the tail, moves the durable head and wakes subscribers; then writes a slice
+    /// of the index.
+    fn commit(&self, write: GroupWrite, new_head: Head) -> Result<(), StoreError> {
         let GroupWrite {
             batch,
             streams,
@@ -620,6 +742,10 @@ impl Inner {
             return Err(error);
         }
         let mut heads = Vec::with_capacity(streams.len());
+        let events: u64 = streams
+            .iter()
+            .map(|(_, _, positions)| positions.len() as u64)
+            .sum();
         {
             let mut tail = lock(&self.tail);
             for (stream, first_version, positions) in &streams {
@@ -650,99 +776,62 @@ impl Inner {
         *lock(&self.head) = new_head;
         lock(&self.stream_heads).extend(heads);
         self.head_tx.send_replace(position);
-        self.start_indexer();
+        self.pacer
+            .allow(events.saturating_mul(INDEX_KEYS_PER_EVENT));
         Ok(())
     }
 
-    /// Hands a full span of the tail to a new indexer thread, unless one is running.
-    fn start_indexer(self: &Arc<Self>) {
-        let Some(span) = lock(&self.tail).freeze(INDEX_SPAN_EVENTS) else {
-            return;
-        };
-        let mut indexer = lock(&self.indexer);
-        if let Some(done) = indexer.take() {
-            // It has finished: the span it wrote is no longer frozen.
-            let _ = done.join();
-        }
-        let inner = Arc::clone(self);
-        let for_thread = Arc::clone(&span);
-        let spawned = std::thread::Builder::new()
-            .name("grantflow-indexer".to_string())
-            .spawn(move || inner.write_span(&for_thread));
-        match spawned {
-            Ok(handle) => *indexer = Some(handle),
+    /// One slice of the indexer's work, given `budget` keys (see [`IndexPacer`]); false
+    /// when there was nothing to write. A failure stops the store's writes (the groups are
+    /// durable; the span stays in memory for readers).
+    fn index_step(&self, budget: usize) -> bool {
+        match self.write_index_slice(INDEX_SPAN_EVENTS, budget) {
+            Ok(done) => !done,
             Err(error) => {
-                tracing::warn!(%error, "cannot start the indexer thread; indexing in line");
-                drop(indexer);
-                self.write_span(&span);
+                tracing::error!(%error, "cannot write the stream and command index");
+                self.failed.store(true, Ordering::SeqCst);
+                false
             }
         }
     }
 
-    /// Writes a frozen span's index entries to sled, the index mark last, then drops the
-    /// span from memory. No flush: a span lost in a crash is rebuilt from the log on open.
-    /// A failure stops the store's writes (the span stays in memory for readers).
-    fn write_span(&self, span: &Span) {
-        lower_priority();
-        if let Err(error) = self.write_index_entries(span) {
-            tracing::error!(%error, "cannot write the stream and command index");
-            self.failed.store(true, Ordering::SeqCst);
-            return;
+    /// Writes up to `budget` keys of the span being written, starting one from a live span
+    /// of at least `min_events`; true once nothing is left to write.
+    fn write_index_slice(&self, min_events: u64, budget: usize) -> Result<bool, StoreError> {
+        let mut indexing = lock(&self.indexing);
+        if indexing.is_none() {
+            let Some(span) = lock(&self.tail).freeze(min_events) else {
+                return Ok(true);
+            };
+            *indexing = Some(Indexing::of(&span));
         }
-        lock(&self.tail).written(span.through);
-    }
-
-    fn write_index_entries(&self, span: &Span) -> Result<(), StoreError> {
+        let Some(current) = indexing.as_mut() else {
+            return Ok(true);
+        };
         let mut batch = sled::Batch::default();
-        let mut keys = 0;
-        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = span
-            .streams
-            .iter()
-            .map(|(stream, run)| {
-                let mut value = Vec::with_capacity(run.positions.len() * 8);
-                for position in &run.positions {
-                    value.extend_from_slice(&position.to_le_bytes());
-                }
-                (stream_index_key(stream, run.first_version), value)
-            })
-            .chain(
-                span.commands
-                    .values()
-                    .map(|record| (command_key(&record.command_id), encode_command(record))),
-            )
-            .collect();
-        // In key order, sled's leaves take their inserts one after another.
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (key, value) in entries {
+        for (key, value) in current.entries.by_ref().take(budget) {
             batch.insert(key, value);
-            keys += 1;
-            if keys == INDEX_BATCH_KEYS {
-                self.tree
-                    .apply_batch(std::mem::take(&mut batch))
-                    .map_err(sled_err("writing the index"))?;
-                keys = 0;
-            }
         }
-        batch.insert(INDEXED_KEY, &span.through.to_be_bytes()[..]);
+        let done = current.entries.len() == 0;
+        if done {
+            batch.insert(INDEXED_KEY, &current.through.to_be_bytes()[..]);
+        }
         self.tree
             .apply_batch(batch)
-            .map_err(sled_err("writing the index"))
+            .map_err(sled_err("writing the index"))?;
+        if done {
+            lock(&self.tail).written(current.through);
+            *indexing = None;
+        }
+        Ok(false)
     }
 
-    /// Waits for the indexer, then writes what the tail holds (on close, so that the next
-    /// open has nothing to rebuild).
+    /// Writes the whole tail (on close, so that the next open has nothing to rebuild).
     fn index_all(&self) -> Result<(), StoreError> {
-        if let Some(running) = lock(&self.indexer).take() {
-            let _ = running.join();
-        }
         if self.failed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let Some(span) = lock(&self.tail).freeze(0) else {
-            return Ok(());
-        };
-        self.write_index_entries(&span)?;
-        lock(&self.tail).written(span.through);
+        while !self.write_index_slice(0, usize::MAX)? {}
         Ok(())
     }
 
@@ -753,7 +842,7 @@ impl Inner {
             .map_err(io_err(format!("{context}: fsync of the database file")))
     }
 
-    fn import(self: &Arc<Self>, events: Vec<Envelope>) -> Result<(), StoreError> {
+    fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError> {
         let _writer = lock(&self.write_lock);
         self.check_writable()?;
         let head = self.durable_head();
@@ -911,22 +1000,6 @@ impl Group {
             batch,
             streams: self.streams,
             commands,
-        }
-    }
-}
-
-/// The indexer's scheduling priority: it takes what CPU the writer leaves (a span waits in
-/// memory meanwhile; readers see it there).
-const INDEXER_NICE: i32 = 10;
-
-/// Lowers the calling thread's priority to [`INDEXER_NICE`] (on Linux, where a thread has
-/// its own); elsewhere, or if refused, it runs as it is.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        let thread = rustix::thread::gettid();
-        if let Err(error) = rustix::process::setpriority_process(Some(thread), INDEXER_NICE) {
-            tracing::debug!(%error, "cannot lower the indexer's priority");
         }
     }
 }

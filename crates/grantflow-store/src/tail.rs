@@ -3,11 +3,11 @@
 //!
 //! A group's commit writes only its log chunks (and the head) before its flush: the index
 //! entries it implies go here, and a background indexer writes them to sled once a span of
-//! [`crate::sled_store::INDEX_SPAN_EVENTS`] events has gathered, in batches, without a flush
-//! of their own, the index mark (`I`) last. What the indexer has not written is rebuilt from
-//! the log on open. Readers look at the tail first, then at sled: a stream's entries in sled
-//! are read only below the tail's first version of it, so an entry written twice (a span
-//! written, then dropped from memory) is never seen twice.
+//! [`crate::sled_store::INDEX_SPAN_EVENTS`] events has gathered, in paced slices, without a
+//! flush of their own, the index mark (`I`) with the last. What the indexer has not written
+//! is rebuilt from the log on open. Readers look at the tail first, then at sled: a stream's
+//! entries in sled are read only below the tail's first version of it, so an entry in both
+//! places (a span written, not yet dropped from memory) is never seen twice.
 
 use std::collections::HashMap;
 use std::sync::Arc;
