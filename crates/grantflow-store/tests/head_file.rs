@@ -266,17 +266,12 @@ async fn a_damaged_snapshot_is_refused_not_served() {
     );
     let path = store.path().to_path_buf();
     drop(store);
-    {
-        let db = grantflow_store::sled_store::sled_config(&path.join("db"))
-            .unwrap()
-            .open()
-            .unwrap();
-        let mut key = b"Q".to_vec();
-        key.extend_from_slice(b"world\0");
-        key.extend_from_slice(&0u32.to_be_bytes());
-        db.insert(key, &b"{\"received\":9000}"[..]).unwrap();
-        db.flush().unwrap();
-    }
+    let file = path.join("snapshot-world");
+    let bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - b"1000}".len();
+    let mut edited = bytes.clone();
+    edited[at] = b'9';
+    std::fs::write(&file, &edited).unwrap();
     let store = SledStore::open(&path).unwrap();
     match store.load_snapshot("world").await {
         Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("checksum"), "{detail}"),

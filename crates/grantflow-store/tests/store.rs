@@ -576,6 +576,85 @@ async fn snapshots_save_and_load() {
         Some((3, Vec::new()))
     );
     assert_eq!(store.load_snapshot("other").await.unwrap(), None);
+    // Each in its own file; odd names spelled in hex.
+    assert!(data.join("snapshot-grants").is_file());
+    store
+        .save_snapshot("a/../b", 4, b"x".to_vec())
+        .await
+        .unwrap();
+    assert!(data.join(format!("snapshot-x{}", hex("a/../b"))).is_file());
+    assert_eq!(
+        store.load_snapshot("a/../b").await.unwrap(),
+        Some((4, b"x".to_vec()))
+    );
+    // A damaged file is refused, never read as figures.
+    let file = data.join("snapshot-grants");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&file, &bytes).unwrap();
+    let damaged = store.load_snapshot("grants").await;
+    assert!(
+        matches!(&damaged, Err(StoreError::Corrupt { detail, .. }) if detail.contains("replay")),
+        "{damaged:?}"
+    );
+    std::fs::write(&file, &bytes[..20]).unwrap();
+    assert!(store.load_snapshot("grants").await.is_err());
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn a_snapshot_kept_in_sled_is_read_then_moved_to_its_file() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    drop(SledStore::open(&data).unwrap());
+    // As a store written before snapshot files kept it: header `P`, parts `Q`.
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 13) as u8).collect();
+    {
+        let db = grantflow_store::sled_store::sled_config(&data.join("db"))
+            .unwrap()
+            .open()
+            .unwrap();
+        let parts: Vec<&[u8]> = bytes.chunks(64 * 1024).collect();
+        let mut header = 5u64.to_be_bytes().to_vec();
+        header.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        header.extend_from_slice(&(parts.len() as u32).to_be_bytes());
+        header.extend_from_slice(&sha2::Sha256::digest(&bytes));
+        db.insert(b"Pworld", header).unwrap();
+        for (index, part) in (0u32..).zip(parts) {
+            let mut key = b"Qworld\0".to_vec();
+            key.extend_from_slice(&index.to_be_bytes());
+            db.insert(key, part).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let store = SledStore::open(&data).unwrap();
+    assert_eq!(
+        store.load_snapshot("world").await.unwrap(),
+        Some((5, bytes.clone()))
+    );
+    store
+        .save_snapshot("world", 6, b"new".to_vec())
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    drop(store);
+    let db = grantflow_store::sled_store::sled_config(&data.join("db"))
+        .unwrap()
+        .open()
+        .unwrap();
+    assert_eq!(db.scan_prefix(b"Pworld").count(), 0, "moved out of sled");
+    assert_eq!(db.scan_prefix(b"Qworld").count(), 0, "moved out of sled");
+    drop(db);
+    let store = SledStore::open(&data).unwrap();
+    assert_eq!(
+        store.load_snapshot("world").await.unwrap(),
+        Some((6, b"new".to_vec()))
+    );
 }
 
 #[tokio::test]
