@@ -460,6 +460,7 @@ pub(crate) fn large_log(config: &Config, root: &Path, report: &mut Report) -> an
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(root.join(format!("large.sqlite{suffix}")));
     }
+    crate::runs::settle_disk();
     let mut append = child(config, "engine-append", &sled_dir, Some(&records), 0)?;
     let events = append.get("events").and_then(Value::as_u64).unwrap_or(0);
     let group = append
@@ -470,9 +471,11 @@ pub(crate) fn large_log(config: &Config, root: &Path, report: &mut Report) -> an
         .max(1.0) as usize;
     mib(&mut append);
     report.line("append-engine", append.clone());
+    crate::runs::settle_disk();
     let mut sqlite = child(config, "sqlite-append", &sqlite_path, Some(&records), group)?;
     mib(&mut sqlite);
     report.line("append-sqlite", sqlite.clone());
+    crate::runs::settle_disk();
     let mut file = child(config, "file-append", &file_path, Some(&records), group)?;
     mib(&mut file);
     report.line("append-file", file.clone());

@@ -112,12 +112,23 @@ async fn open_store(dir: &Path) -> anyhow::Result<Arc<Probe>> {
     Ok(Probe::new(Arc::new(store), false))
 }
 
+/// A fresh path for a run: what an earlier run left there is removed, and the disk settled.
 pub(crate) fn fresh(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let dir = root.join(name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).or_else(|_| std::fs::remove_file(&dir))?;
     }
+    settle_disk();
     Ok(dir)
+}
+
+/// Waits for the kernel to write back every dirty page (`sync`), so that a run does not pay
+/// for the one before it (SQLite's WAL, a store just deleted): without it, whichever store ran
+/// after SQLite's runs was measured up to a third slower.
+pub(crate) fn settle_disk() {
+    if let Err(error) = std::process::Command::new("sync").status() {
+        eprintln!("grantflow-bench: cannot run sync ({error}); runs may pay for earlier writeback");
+    }
 }
 
 fn events_of(outcome: &CommandOutcome) -> Option<Vec<u64>> {
