@@ -745,6 +745,7 @@ impl Inner {
             return Err(error);
         }
         let mut heads = Vec::with_capacity(streams.len());
+        let command_ids: Vec<String> = commands.iter().map(|r| r.command_id.clone()).collect();
         let events: u64 = streams
             .iter()
             .map(|(_, _, positions)| positions.len() as u64)
@@ -757,8 +758,8 @@ impl Inner {
                     return Err(error);
                 }
             }
-            for record in &commands {
-                tail.live.add_command(record.clone());
+            for record in commands {
+                tail.live.add_command(record);
             }
         }
         {
@@ -766,8 +767,8 @@ impl Inner {
             // before the tail held the group counts as overlapping it).
             let mut absent = lock(&self.absent_ids);
             absent.commits += 1;
-            for record in &commands {
-                absent.ids.remove(&record.command_id);
+            for command_id in &command_ids {
+                absent.ids.remove(command_id);
             }
         }
         for (stream, first_version, positions) in streams {
@@ -839,10 +840,7 @@ impl Inner {
     }
 
     fn make_durable(&self, context: &str) -> Result<(), StoreError> {
-        self.tree.flush().map_err(sled_err(context))?;
-        self.db_file
-            .sync_data()
-            .map_err(io_err(format!("{context}: fsync of the database file")))
+        make_durable(&self.tree, &self.db_file, context)
     }
 
     fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError> {
@@ -1729,17 +1727,31 @@ fn check_format_record(
             detail: "the database file holds no grantflow records (damaged or foreign)".to_string(),
         }),
         None => {
-            tree.insert(FORMAT_KEY, expected.as_bytes())
-                .map_err(sled_err("writing the format record"))?;
-            tree.insert(INDEXED_KEY, &0u64.to_be_bytes()[..])
-                .map_err(sled_err("writing the index mark"))?;
-            tree.flush()
-                .map_err(sled_err("writing the format record"))?;
-            db_file
-                .sync_data()
-                .map_err(io_err("writing the format record".to_string()))
+            let mut batch = sled::Batch::default();
+            batch.insert(FORMAT_KEY, expected.as_bytes());
+            batch.insert(INDEXED_KEY, &0u64.to_be_bytes()[..]);
+            write_durably(tree, db_file, batch, "writing the format record")
         }
     }
+}
+
+/// sled's `flush()`, then `sync_data()` of its database file (see the module documentation).
+fn make_durable(tree: &sled::Db, db_file: &fs::File, context: &str) -> Result<(), StoreError> {
+    tree.flush().map_err(sled_err(context))?;
+    db_file
+        .sync_data()
+        .map_err(io_err(format!("{context}: fsync of the database file")))
+}
+
+/// Applies a batch and makes it durable (the writes of opening a store).
+fn write_durably(
+    tree: &sled::Db,
+    db_file: &fs::File,
+    batch: sled::Batch,
+    context: &str,
+) -> Result<(), StoreError> {
+    tree.apply_batch(batch).map_err(sled_err(context))?;
+    make_durable(tree, db_file, context)
 }
 
 /// Reads the head and checks that the last chunk ends with the same event.
@@ -1807,13 +1819,7 @@ fn open_index_mark(tree: &sled::Db, db_file: &fs::File, head: &Head) -> Result<u
                 FORMAT_KEY,
                 format!("{MARKER_MAGIC} format {STORE_FORMAT}").as_bytes(),
             );
-            tree.apply_batch(batch)
-                .map_err(sled_err("upgrading the store format"))?;
-            tree.flush()
-                .map_err(sled_err("upgrading the store format"))?;
-            db_file
-                .sync_data()
-                .map_err(io_err("upgrading the store format".to_string()))?;
+            write_durably(tree, db_file, batch, "upgrading the store format")?;
             head.position
         }
     };
@@ -2012,13 +2018,9 @@ fn check_head_file(
         None => create_head_file(dir, &path, head)?,
     };
     if !flagged {
-        tree.insert(HEAD_FILE_FLAG_KEY, &b"1"[..])
-            .map_err(sled_err("writing the HEAD file flag"))?;
-        tree.flush()
-            .map_err(sled_err("writing the HEAD file flag"))?;
-        db_file
-            .sync_data()
-            .map_err(io_err("writing the HEAD file flag".to_string()))?;
+        let mut batch = sled::Batch::default();
+        batch.insert(HEAD_FILE_FLAG_KEY, &b"1"[..]);
+        write_durably(tree, db_file, batch, "writing the HEAD file flag")?;
     }
     Ok(head_file)
 }
