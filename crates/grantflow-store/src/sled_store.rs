@@ -192,10 +192,18 @@ pub const FLUSH_EVERY_MS: u64 = 1000;
 pub const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
 /// sled's configuration file inside its directory, which records the segment size.
 const SLED_CONF_FILE_NAME: &str = "conf";
-/// The largest sled value the store writes (log chunk, snapshot part): a leaf of 17 of them
-/// stays under sled's blob threshold (see [`SEGMENT_BYTES`]).
+/// The largest event record a log chunk holds (stores before 2026-11-29 also wrote snapshot
+/// parts this large).
 pub const VALUE_BYTES_MAX: usize = 64 * 1024;
-const _: () = assert!(17 * (VALUE_BYTES_MAX + 64) < SEGMENT_BYTES / 4);
+/// The largest log chunk: one record of [`VALUE_BYTES_MAX`] and its command's trailer entry
+/// (id length, id, body hash flag and hash, first position, count) and the trailer's length.
+/// A chunk of several records holds at most [`CHUNK_BYTES_TARGET`] bytes of them, and a
+/// trailer entry (the id and 49 bytes) is smaller than its command's last record (the
+/// envelope holds the id and far more than 49 bytes beside it), so such a chunk is under
+/// twice the target.
+const CHUNK_BYTES_MAX: usize = VALUE_BYTES_MAX + (4 + KEY_TEXT_BYTES_MAX + 1 + 32 + 8 + 4) + 4;
+// A leaf of 17 of the largest chunks stays under sled's blob threshold (see SEGMENT_BYTES).
+const _: () = assert!(17 * (CHUNK_BYTES_MAX + 64) < SEGMENT_BYTES / 4);
 /// Extra lookups of each chunk's key while reading the log (see `Inner::settle_cache`): with
 /// at least 8 chunks to a leaf (sled splits leaves of over 16 keys), 8 per chunk fill the
 /// leaf's access queue of 64.
@@ -204,7 +212,9 @@ const CACHE_TOUCHES_PER_CHUNK: usize = 8;
 /// ceil(bytes / this) chunks).
 pub const CHUNK_BYTES_TARGET: usize = 16 * 1024;
 pub use crate::checks::{EVENT_BYTES_MAX, KEY_TEXT_BYTES_MAX};
-// Any event fits one chunk under VALUE_BYTES_MAX.
+// Any event fits one chunk under VALUE_BYTES_MAX; a chunk of several records and their
+// trailer stays under CHUNK_BYTES_MAX.
+const _: () = assert!(2 * CHUNK_BYTES_TARGET + 5 < CHUNK_BYTES_MAX);
 const _: () = assert!(EVENT_BYTES_MAX == VALUE_BYTES_MAX - CHUNK_RECORD_OVERHEAD_BYTES - 1);
 /// An import is written in durable groups of at most this many events.
 pub const IMPORT_GROUP_EVENTS_MAX: usize = 10_000;
@@ -1019,7 +1029,7 @@ impl Group {
         }
         for ((first, mut chunk), trailer) in self.chunks.into_iter().zip(trailers) {
             chunk.extend_from_slice(&trailer);
-            // A trailer is far below 4 GiB: a chunk is under VALUE_BYTES_MAX.
+            // A trailer is far below 4 GiB: a chunk is under CHUNK_BYTES_MAX.
             chunk.extend_from_slice(&(trailer.len() as u32).to_le_bytes());
             batch.insert(&chunk_key(first)[..], chunk);
         }
