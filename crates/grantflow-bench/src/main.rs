@@ -4,10 +4,6 @@
 //! Every scenario prints one line `scenario NAME: key=value ...` (absolute figures, then
 //! ratios to the baselines); `--json` prints one JSON document instead (lines go to stderr).
 
-/// The same allocator as the `grantflow` binary, for the engine and the baselines alike.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod children;
 mod http;
 mod pg;
@@ -265,6 +261,9 @@ fn machine() -> Value {
 }
 
 fn main() {
+    // The same allocator, configured the same way, as the `grantflow` binary, for the engine
+    // and the baselines alike.
+    grantflow_alloc::configure();
     let cli = Cli::parse();
     let result = match &cli.mode {
         Some(Mode::Child(args)) => children::run_child(&cli_config(&cli.opts, false), args),
