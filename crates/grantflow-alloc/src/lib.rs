@@ -39,6 +39,7 @@ pub fn purge_delay_ms() -> i64 {
     // SAFETY: mi_option_get reads one integer option; it takes a plain enum value and has no
     // other precondition (mimalloc initializes its options on first use).
     let value = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+    #[allow(clippy::useless_conversion)] // c_long is i32 on some targets
     i64::from(value)
 }
 
