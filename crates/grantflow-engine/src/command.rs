@@ -3,7 +3,7 @@
 
 use grantflow_domain::{parse_command, CommandRequest, DomainError, ErrorCode};
 use grantflow_store::{EventRef, Hash};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 /// Where the actor of a command comes from.
@@ -198,12 +198,21 @@ fn parse_actor(actor: &Value) -> Option<DomainError> {
 }
 
 /// SHA-256 of the body as canonical JSON (keys sorted), with the resolved actor in it:
-/// "equal JSON values, actor included".
+/// "equal JSON values, actor included". A body that is not an object hashes as `{"actor":..}`.
+/// Nothing is cloned: the body's fields (its own `actor` replaced) are sorted by reference.
 fn body_hash(body: &Value, actor: &str) -> Hash {
-    let mut object: Map<String, Value> = body.as_object().cloned().unwrap_or_default();
-    object.insert("actor".into(), Value::String(actor.to_string()));
-    let mut bytes = Vec::new();
-    write_canonical(&Value::Object(object), &mut bytes);
+    let actor = Value::String(actor.to_string());
+    let mut fields: Vec<(&str, &Value)> = match body.as_object() {
+        Some(map) => map
+            .iter()
+            .filter(|(key, _)| key.as_str() != "actor")
+            .map(|(key, value)| (key.as_str(), value))
+            .collect(),
+        None => Vec::new(),
+    };
+    fields.push(("actor", &actor));
+    let mut bytes = Vec::with_capacity(256);
+    write_canonical_fields(&mut fields, &mut bytes);
     Sha256::digest(&bytes).into()
 }
 
@@ -211,18 +220,11 @@ fn body_hash(body: &Value, actor: &str) -> Hash {
 fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push(b'{');
-            for (index, key) in keys.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(b',');
-                }
-                write_canonical(&Value::String(key.clone()), out);
-                out.push(b':');
-                write_canonical(&map[key], out);
-            }
-            out.push(b'}');
+            let mut fields: Vec<(&str, &Value)> = map
+                .iter()
+                .map(|(key, value)| (key.as_str(), value))
+                .collect();
+            write_canonical_fields(&mut fields, out);
         }
         Value::Array(items) => {
             out.push(b'[');
@@ -234,6 +236,117 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+        scalar => write_json(scalar, out),
+    }
+}
+
+/// An object's fields (keys unique), sorted by key (bytewise, as `str` orders), as JSON.
+fn write_canonical_fields(fields: &mut [(&str, &Value)], out: &mut Vec<u8>) {
+    fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.push(b'{');
+    for (index, (key, value)) in fields.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_json(*key, out);
+        out.push(b':');
+        write_canonical(value, out);
+    }
+    out.push(b'}');
+}
+
+/// serde_json's compact text of a string or a scalar (what `Value`'s `Display` prints).
+fn write_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    // Infallible: a string or a JSON scalar always serializes (a Value holds no NaN), and a
+    // Vec takes every byte. The tests compare every byte with `Value`'s own Display.
+    let written = serde_json::to_writer(out, value);
+    debug_assert!(written.is_ok(), "a JSON string or scalar serializes");
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Map;
+
+    /// The body hash as grantflow computed it before it stopped cloning the body (stored
+    /// command records hold such hashes, so the bytes hashed must never change).
+    fn reference_body_hash(body: &Value, actor: &str) -> Hash {
+        fn write(value: &Value, out: &mut Vec<u8>) {
+            match value {
+                Value::Object(map) => {
+                    let mut keys: Vec<&String> = map.keys().collect();
+                    keys.sort();
+                    out.push(b'{');
+                    for (index, key) in keys.into_iter().enumerate() {
+                        if index > 0 {
+                            out.push(b',');
+                        }
+                        write(&Value::String(key.clone()), out);
+                        out.push(b':');
+                        write(&map[key], out);
+                    }
+                    out.push(b'}');
+                }
+                Value::Array(items) => {
+                    out.push(b'[');
+                    for (index, item) in items.iter().enumerate() {
+                        if index > 0 {
+                            out.push(b',');
+                        }
+                        write(item, out);
+                    }
+                    out.push(b']');
+                }
+                scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+            }
+        }
+        let mut object: Map<String, Value> = body.as_object().cloned().unwrap_or_default();
+        object.insert("actor".into(), Value::String(actor.to_string()));
+        let mut bytes = Vec::new();
+        write(&Value::Object(object), &mut bytes);
+        Sha256::digest(&bytes).into()
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "\\PC{0,12}|[\"\\\\\u{0}-\u{1f}é€😀]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 40, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec(("[a-zA-Z_é\"\\\\]{0,8}|actor", inner), 0..6)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_body_hash_is_the_one_grantflow_always_computed(
+            body in json_value(),
+            actor in "[a-z.]{1,20}|\\PC{0,8}",
+        ) {
+            prop_assert_eq!(body_hash(&body, &actor), reference_body_hash(&body, &actor));
+        }
+    }
+
+    #[test]
+    fn the_body_hash_of_a_known_command_is_pinned() {
+        let body = json!({
+            "command": "record-disbursement", "grant": "g-1", "agency": "UNHCR",
+            "amount": "1000.00", "actor": "someone.else", "nested": {"b": [1, {"z": 2, "a": "é"}], "a": null}
+        });
+        let hash = body_hash(&body, "finance.a.ruiz");
+        let text = r#"{"actor":"finance.a.ruiz","agency":"UNHCR","amount":"1000.00","command":"record-disbursement","grant":"g-1","nested":{"a":null,"b":[1,{"a":"é","z":2}]}}"#;
+        let expected: Hash = Sha256::digest(text.as_bytes()).into();
+        assert_eq!(hash, expected);
     }
 }
