@@ -822,17 +822,22 @@ impl Inner {
         let Some(current) = indexing.as_mut() else {
             return Ok(true);
         };
-        let mut batch = sled::Batch::default();
+        // One insert at a time, not a sled `Batch`: `apply_batch` takes sled's global write
+        // lock for the whole slice (the writer's group waited behind it) and seals the I/O
+        // buffer (one more write to the file per slice). Nothing here needs a batch: sled
+        // recovers a prefix of its log, so a recovered index mark (inserted last, after the
+        // span's every entry) implies the entries; a span cut short is rebuilt from the log.
         for (key, value) in current.entries.by_ref().take(budget) {
-            batch.insert(key, value);
+            self.tree
+                .insert(key, value)
+                .map_err(sled_err("writing the index"))?;
         }
         let done = current.entries.len() == 0;
         if done {
-            batch.insert(INDEXED_KEY, &current.through.to_be_bytes()[..]);
+            self.tree
+                .insert(INDEXED_KEY, &current.through.to_be_bytes()[..])
+                .map_err(sled_err("writing the index mark"))?;
         }
-        self.tree
-            .apply_batch(batch)
-            .map_err(sled_err("writing the index"))?;
         if done {
             lock(&self.tail).written(current.through);
             *indexing = None;
