@@ -36,8 +36,10 @@
 //! The `S` and `C` entries it implies go to the in-memory tail ([`crate::tail`]) once the
 //! group is durable; when a span of [`INDEX_SPAN_EVENTS`] has gathered, an indexer thread
 //! writes it to sled in key order, in slices paced by the load ([`INDEX_KEYS_PER_EVENT`] keys
-//! per event of each durable group), `I` with the last, without a flush of its own (sled's
-//! log is ordered: the next group's flush makes it durable). On open, the log past `I` is read back
+//! per event of each durable group), one insert at a time (no sled `Batch`, whose global
+//! write lock the writer would wait on), `I` after the span's last entry, without a flush of
+//! its own (sled's log is ordered: the next group's flush makes it durable, and a recovered
+//! `I` implies the entries before it). On open, the log past `I` is read back
 //! into the tail, command records from the chunks' trailers. Readers look at the tail first.
 //!
 //! Invariants: the `H` key and the last chunk agree (checked on open); readers never see past
