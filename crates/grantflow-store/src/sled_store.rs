@@ -206,10 +206,6 @@ pub const VALUE_BYTES_MAX: usize = 64 * 1024;
 const CHUNK_BYTES_MAX: usize = VALUE_BYTES_MAX + (4 + KEY_TEXT_BYTES_MAX + 1 + 32 + 8 + 4) + 4;
 // A leaf of 17 of the largest chunks stays under sled's blob threshold (see SEGMENT_BYTES).
 const _: () = assert!(17 * (CHUNK_BYTES_MAX + 64) < SEGMENT_BYTES / 4);
-/// Extra lookups of each chunk's key while reading the log (see `Inner::settle_cache`): with
-/// at least 8 chunks to a leaf (sled splits leaves of over 16 keys), 8 per chunk fill the
-/// leaf's access queue of 64.
-const CACHE_TOUCHES_PER_CHUNK: usize = 8;
 /// A log chunk is closed once it holds this many bytes (a group writes
 /// ceil(bytes / this) chunks).
 pub const CHUNK_BYTES_TARGET: usize = 16 * 1024;
@@ -1283,13 +1279,13 @@ impl Inner {
             None => return Err(missing(from)),
         };
         let mut next = from;
-        for (index, item) in self.tree.range(start_key..=chunk_key(end)).enumerate() {
+        // sled 0.34 accounted a page read from disk only once 64 accesses had queued in its
+        // LRU shard, so a scan (each leaf read once) kept every page it read in memory
+        // (600 MiB for a 1,000,000-event replay; its issue 1309). The vendored sled accounts
+        // a pulled page at once (`Lru::accessed_now`, vendor/sled/GRANTFLOW.md), and evicts
+        // down to `cache_capacity` as the scan goes.
+        for item in self.tree.range(start_key..=chunk_key(end)) {
             let (key, value) = item.map_err(sled_err("reading the log"))?;
-            if index > 0 {
-                // Only a read over several chunks is a scan; a live subscriber's read of the
-                // log's last chunk costs no extra lookups.
-                self.settle_cache(&key)?;
-            }
             let chunk = Chunk::decode(parse_chunk_key(&key, next)?, value)?;
             if chunk.first > next {
                 return Err(missing(next));
@@ -1303,21 +1299,6 @@ impl Inner {
             }
         }
         Err(missing(next))
-    }
-
-    /// Works around sled 0.34's cache accounting (its issue 1309): sled records page accesses
-    /// in 256 per-shard queues and accounts them (and evicts) only when a shard's queue holds
-    /// 64 accesses. A range scan accesses each leaf once, so a scan of the log never got
-    /// accounted and kept every page it read in memory (600 MiB for a 1,000,000-event
-    /// replay). Looking the chunk's key up [`CACHE_TOUCHES_PER_CHUNK`] more times fills its
-    /// leaf's queue while the leaf is read, so sled evicts down to `cache_capacity` as it goes.
-    fn settle_cache(&self, key: &[u8]) -> Result<(), StoreError> {
-        for _ in 0..CACHE_TOUCHES_PER_CHUNK {
-            self.tree
-                .contains_key(key)
-                .map_err(sled_err("reading the log"))?;
-        }
-        Ok(())
     }
 
     /// The key of the chunk holding `position`, if any chunk starts at or before it.

@@ -239,6 +239,37 @@ impl Lru {
     ///   shards:  1 0 1 0 1 0 1 0 1 0
     ///   shard 0:   2   4   6   8   10
     ///   shard 1: 1   3   5   7   9
+    /// grantflow patch: accounts an access at once, not when the shard's
+    /// queue of 64 accesses fills, for a page just pulled from disk (it has
+    /// grown the cache). A scan touches each page once, so its accesses
+    /// spread over 256 queues and none filled: a whole scan stayed in memory
+    /// whatever the cache capacity said. Falls back to `accessed` when the
+    /// shard is locked by another thread.
+    pub(crate) fn accessed_now(
+        &self,
+        id: PageId,
+        item_size: u64,
+        guard: &Guard,
+    ) -> Vec<PageId> {
+        let shards = self.shards.len() as u64;
+        let (shard_idx, item_pos) = (id % shards, id / shards);
+        let (stack, shard_mu) = &self.shards[safe_usize(shard_idx)];
+        let mut shard = if let Some(shard) = shard_mu.try_lock() {
+            shard
+        } else {
+            return self.accessed(id, item_size, guard);
+        };
+        let mut ret = vec![];
+        let this = CacheAccess::new(item_pos, item_size);
+        for item in stack.take(guard).chain(std::iter::once(this)) {
+            let (item_pos, item_size) = item.decompose();
+            for pos in shard.accessed(safe_usize(item_pos), item_size) {
+                ret.push((pos * shards) + shard_idx);
+            }
+        }
+        ret
+    }
+
     pub(crate) fn accessed(
         &self,
         id: PageId,

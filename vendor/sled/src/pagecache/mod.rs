@@ -1760,7 +1760,9 @@ impl PageCache {
 
             // possibly evict an item now that our cache has grown
             let total_page_size = unsafe { new_shared.deref().log_size() };
-            let to_evict = self.lru.accessed(pid, total_page_size, guard);
+            // grantflow patch: a pulled page is accounted at once (see
+            // `Lru::accessed_now`).
+            let to_evict = self.lru.accessed_now(pid, total_page_size, guard);
             trace!("accessed pid {} -> paging out pids {:?}", pid, to_evict);
             if !to_evict.is_empty() {
                 self.page_out(to_evict, guard)?;
