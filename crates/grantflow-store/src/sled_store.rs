@@ -141,6 +141,14 @@ pub fn sled_config(db_dir: &Path) -> Result<sled::Config, StoreError> {
         .flush_every_ms(Some(FLUSH_EVERY_MS)))
 }
 
+/// Opens the sled database in `db_dir` (`<data dir>/db`) configured as grantflow opens it,
+/// waiting up to [`OPEN_LOCK_WAIT_MS`] for the lock like [`SledStore::open`]: a store dropped
+/// in this process releases it only once its indexer and sled's flusher threads have let go.
+/// For tools and tests that read or tamper with the database directly.
+pub fn open_sled(db_dir: &Path) -> Result<sled::Db, StoreError> {
+    open_locked(&sled_config(db_dir)?, db_dir)
+}
+
 /// The segment size to open sled with: the one recorded in an existing database's `conf`
 /// file (sled refuses any other), else [`SEGMENT_BYTES`].
 fn segment_bytes(db_dir: &Path) -> Result<usize, StoreError> {

@@ -22,10 +22,7 @@ fn chunk_key(first: u64) -> Vec<u8> {
 }
 
 fn tamper(dir: &Path, change: impl FnOnce(&sled::Db)) {
-    let db = grantflow_store::sled_store::sled_config(&dir.join("db"))
-        .unwrap()
-        .open()
-        .unwrap();
+    let db = grantflow_store::sled_store::open_sled(&dir.join("db")).unwrap();
     change(&db);
     db.flush().unwrap();
 }

@@ -166,10 +166,7 @@ async fn a_store_without_a_head_file_gets_one_and_is_then_protected() {
     make_store(&new, 4, 4).await;
     fs::remove_file(new.join(HEAD_FILE_NAME)).unwrap();
     {
-        let db = grantflow_store::sled_store::sled_config(&new.join("db"))
-            .unwrap()
-            .open()
-            .unwrap();
+        let db = grantflow_store::sled_store::open_sled(&new.join("db")).unwrap();
         db.remove(b"F").unwrap();
         db.flush().unwrap();
     }

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::{append, command};
-use grantflow_store::sled_store::{sled_config, INDEX_SPAN_EVENTS};
+use grantflow_store::sled_store::{open_sled, INDEX_SPAN_EVENTS};
 use grantflow_store::{CommandRecord, EventStore, SledStore};
 
 const STREAMS: [&str; 4] = ["fund-F", "grant-A", "grant-B", "grant-C"];
@@ -89,7 +89,7 @@ async fn read_stream(store: &SledStore, stream: &str, from: u64) -> Vec<(u64, u6
 
 /// The index mark (`I`), read from sled directly.
 fn index_mark(data: &Path) -> u64 {
-    let db = sled_config(&data.join("db")).unwrap().open().unwrap();
+    let db = open_sled(&data.join("db")).unwrap();
     let value = db.get(b"I").unwrap().unwrap();
     u64::from_be_bytes(value.as_ref().try_into().unwrap())
 }
@@ -97,7 +97,7 @@ fn index_mark(data: &Path) -> u64 {
 /// Edits sled directly: removes the stream and command index entries (all, or those
 /// written for events past `keep_through`) and sets the index mark.
 fn set_index(data: &Path, mark: u64, drop_entries: bool) {
-    let db = sled_config(&data.join("db")).unwrap().open().unwrap();
+    let db = open_sled(&data.join("db")).unwrap();
     if drop_entries {
         for prefix in [b"S", b"C"] {
             for item in db.scan_prefix(prefix) {

@@ -615,10 +615,7 @@ async fn a_snapshot_kept_in_sled_is_read_then_moved_to_its_file() {
     // As a store written before snapshot files kept it: header `P`, parts `Q`.
     let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 13) as u8).collect();
     {
-        let db = grantflow_store::sled_store::sled_config(&data.join("db"))
-            .unwrap()
-            .open()
-            .unwrap();
+        let db = grantflow_store::sled_store::open_sled(&data.join("db")).unwrap();
         let parts: Vec<&[u8]> = bytes.chunks(64 * 1024).collect();
         let mut header = 5u64.to_be_bytes().to_vec();
         header.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
@@ -643,10 +640,7 @@ async fn a_snapshot_kept_in_sled_is_read_then_moved_to_its_file() {
         .unwrap();
     store.close().await.unwrap();
     drop(store);
-    let db = grantflow_store::sled_store::sled_config(&data.join("db"))
-        .unwrap()
-        .open()
-        .unwrap();
+    let db = grantflow_store::sled_store::open_sled(&data.join("db")).unwrap();
     assert_eq!(db.scan_prefix(b"Pworld").count(), 0, "moved out of sled");
     assert_eq!(db.scan_prefix(b"Qworld").count(), 0, "moved out of sled");
     drop(db);
