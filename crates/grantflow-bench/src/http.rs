@@ -265,6 +265,7 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
     let server = Server::start(&binary, &data).await?;
     let result = scenarios(
         config,
+        server.child.id(),
         root,
         &oha,
         &server.addr,
@@ -342,6 +343,7 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
 #[allow(clippy::too_many_arguments)]
 async fn scenarios(
     config: &Config,
+    server_pid: Option<u32>,
     root: &Path,
     oha: &Path,
     addr: &str,
@@ -372,6 +374,8 @@ async fn scenarios(
     std::fs::write(&bodies, text)?;
     let before = head(addr, reader).await?;
     let url = format!("http://{addr}/v1/commands");
+    let server_cpu_before = server_pid.and_then(|pid| cpu_ticks(&format!("/proc/{pid}/stat")));
+    let own_before = cpu_ticks("/proc/self/stat");
     let started = Instant::now();
     let output = tokio::process::Command::new(oha)
         .args([
@@ -393,6 +397,15 @@ async fn scenarios(
         .await
         .with_context(|| format!("running {}", oha.display()))?;
     let wall = started.elapsed().as_secs_f64();
+    let server_cpu = server_pid
+        .and_then(|pid| cpu_ticks(&format!("/proc/{pid}/stat")))
+        .zip(server_cpu_before)
+        .map(|(after, before)| ticks_seconds(after.0 - before.0));
+    // oha is the only child reaped meanwhile: the growth of this process's reaped
+    // children's time is oha's.
+    let oha_cpu = cpu_ticks("/proc/self/stat")
+        .zip(own_before)
+        .map(|(after, before)| ticks_seconds(after.1 - before.1));
     anyhow::ensure!(
         output.status.success(),
         "oha failed ({}): {}",
@@ -441,6 +454,18 @@ async fn scenarios(
             .map(|s| round(s * 1000.0))
             .unwrap_or(Value::Null),
     );
+    if let Some(cpu) = server_cpu {
+        f.insert("server_cpu_s".into(), round(cpu));
+        f.insert(
+            "server_cpu_us_per_command".into(),
+            round(cpu * 1e6 / (ok.max(1) as f64)),
+        );
+        f.insert("server_cores".into(), round(cpu / wall.max(1e-9)));
+    }
+    if let Some(cpu) = oha_cpu {
+        f.insert("oha_cpu_s".into(), round(cpu));
+        f.insert("oha_cores".into(), round(cpu / wall.max(1e-9)));
+    }
     f.insert(
         "generator".into(),
         json!(format!("{} -n {n} -c {clients} -Z bodies", oha.display())),
@@ -456,6 +481,21 @@ async fn scenarios(
     let _ = std::fs::remove_file(&bodies);
 
     sse(config, addr, finance, reader, report).await
+}
+
+/// From `/proc/<pid>/stat`: the process's own CPU time (user + system) and that of its
+/// reaped children, in clock ticks; `None` where /proc is not there.
+fn cpu_ticks(path: &str) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    // The fields after the command name (which may hold spaces), from field 3 (state) on.
+    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some((field(14)? + field(15)?, field(16)? + field(17)?))
+}
+
+/// Clock ticks in seconds (Linux reports /proc times in USER_HZ, 100 per second).
+fn ticks_seconds(ticks: u64) -> f64 {
+    ticks as f64 / 100.0
 }
 
 /// Reads the event stream from `from` until `count` events arrived; each id with the time it

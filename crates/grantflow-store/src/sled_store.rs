@@ -845,8 +845,11 @@ impl Inner {
                 .map_err(sled_err("writing the index mark"))?;
         }
         if done {
-            lock(&self.tail).written(current.through);
+            let span = lock(&self.tail).written(current.through);
             *indexing = None;
+            drop(indexing);
+            // Freed here, not under the tail's lock, which every commit and lookup takes.
+            drop(span);
         }
         Ok(false)
     }

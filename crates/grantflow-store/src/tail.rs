@@ -146,10 +146,12 @@ impl Tail {
         Some(span)
     }
 
-    /// The frozen span is in sled now.
-    pub(crate) fn written(&mut self, through: u64) {
-        self.frozen = None;
+    /// The frozen span is in sled now; returns it, for the caller to drop once it has let go
+    /// of the tail's lock (freeing a span's thousands of records takes a while).
+    #[must_use = "drop the span outside the tail's lock"]
+    pub(crate) fn written(&mut self, through: u64) -> Option<Arc<Span>> {
         self.indexed = through;
+        self.frozen.take()
     }
 }
 
@@ -198,7 +200,8 @@ mod tests {
         assert_eq!(runs.len(), 2);
         assert_eq!((runs[0].first_version, runs[1].first_version), (4, 6));
         assert!(tail.contains_command("c1") && tail.contains_command("c2"));
-        tail.written(span.through);
+        let dropped = tail.written(span.through);
+        assert!(dropped.is_some_and(|dropped| Arc::ptr_eq(&dropped, &span)));
         assert_eq!(tail.indexed, 12);
         assert!(!tail.contains_command("c1") && tail.command("c2").is_some());
         assert_eq!(tail.stream_runs("grant-a").len(), 1);
