@@ -492,6 +492,7 @@ impl Writer {
             command_id: command_id.clone(),
             body_hash: prepared.body_hash,
             events: new_events,
+            fresh_id: !prepared.client_id,
         });
         group.events.push(events);
         Slot::Appended { index, command_id }

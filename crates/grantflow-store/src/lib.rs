@@ -55,6 +55,11 @@ pub struct AppendCommand {
     pub body_hash: Hash,
     /// The command's events, in order (at least one).
     pub events: Vec<NewEvent>,
+    /// The engine made the id just now (a random UUID, see `grantflow_engine::new_command_id`)
+    /// rather than taking it from the client: no earlier command can hold it, and a store may
+    /// skip looking it up in its command index (it still refuses an id given twice in one
+    /// batch). False when in doubt.
+    pub fresh_id: bool,
 }
 
 /// A group commit: many commands appended in one durable write.

@@ -714,8 +714,10 @@ impl Inner {
         let mut absent = lock(&self.absent_ids);
         for command in &batch.commands {
             check_key_text("command id", &command.command_id).map_err(StoreError::Io)?;
+            // A fresh id (the engine's own) cannot be in the index: not looked up.
             if !seen.insert(command.command_id.as_str())
-                || (!absent.ids.remove(&command.command_id)
+                || (!command.fresh_id
+                    && !absent.ids.remove(&command.command_id)
                     && self.command_known(&command.command_id)?)
             {
                 return Err(StoreError::Conflict(format!(
@@ -2454,6 +2456,7 @@ mod tests {
                 .map(|index| crate::AppendCommand {
                     command_id: format!("c-{round}-{index}"),
                     body_hash: ZERO_HASH,
+                    fresh_id: false,
                     events: vec![crate::NewEvent {
                         stream: format!("fund-{index}"),
                         event_type: "fund.noted".to_string(),

@@ -224,6 +224,36 @@ async fn reused_command_id_is_a_conflict() {
 }
 
 #[tokio::test]
+async fn a_fresh_id_is_recorded_like_any_other_and_still_refused_twice_in_one_batch() {
+    let (_dir, store) = temp_store();
+    let fresh = |id: &str| AppendCommand {
+        fresh_id: true,
+        ..command(id, &["grant-F"])
+    };
+    append(&store, vec![fresh("f1")]).await;
+    let known = store.command("f1").await.unwrap().expect("recorded");
+    assert_eq!(known.events[0].position, 1);
+    // A client sending that id later is looked up (not fresh) and refused.
+    let reused = store
+        .append(AppendBatch {
+            expected_head: 1,
+            expected_versions: vec![("grant-F".into(), 1)],
+            commands: vec![command("f1", &["grant-F"])],
+        })
+        .await;
+    assert!(matches!(reused, Err(StoreError::Conflict(_))), "{reused:?}");
+    let twice = store
+        .append(AppendBatch {
+            expected_head: 1,
+            expected_versions: vec![("grant-F".into(), 1)],
+            commands: vec![fresh("f2"), fresh("f2")],
+        })
+        .await;
+    assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+    assert_eq!(store.head().await.unwrap().position, 1);
+}
+
+#[tokio::test]
 async fn bad_events_are_refused_before_writing() {
     let (_dir, store) = temp_store();
     let bad_payloads = ["[1]", "{\"a\": 1}", "{", "", "\"x\""];

@@ -26,6 +26,7 @@ pub fn event(stream: &str, event_type: &str, command_id: &str, n: u64) -> NewEve
 /// One command of events on the given streams.
 pub fn command(command_id: &str, streams: &[&str]) -> AppendCommand {
     AppendCommand {
+        fresh_id: false,
         command_id: command_id.to_string(),
         body_hash: [7; 32],
         events: streams
