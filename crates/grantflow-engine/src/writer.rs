@@ -13,7 +13,8 @@ use std::sync::{Arc, RwLock};
 
 use grantflow_domain::{decide, evolve, DomainError, ErrorCode, Event};
 use grantflow_store::{
-    AppendBatch, AppendCommand, CommandRecord, EventRef, EventStore, Hash, NewEvent, StoreError,
+    located_command_id, AppendBatch, AppendCommand, CommandRecord, EventRef, EventStore, Hash,
+    NewEvent, StoreError,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -453,7 +454,6 @@ impl Writer {
         known: &Known,
         flight_ids: &HashMap<String, Hash>,
     ) -> Slot {
-        let command_id = prepared.command_id.clone();
         if prepared.client_id {
             if let Some(slot) = repeat(prepared, group, known, flight_ids) {
                 return slot;
@@ -462,8 +462,16 @@ impl Writer {
         let events = match decide(&self.model.world, &prepared.actor, &prepared.request) {
             Ok(events) => events,
             Err(error) => {
+                let command_id = prepared.command_id.clone();
                 return Slot::Done(Ok(CommandOutcome::rejected(Some(command_id), error)));
             }
+        };
+        // An accepted command sent without an id gets a located one, naming the position of
+        // its first event: the store finds it from the id and keeps no index entry for it.
+        let command_id = match prepared.client_id {
+            true => prepared.command_id.clone(),
+            false => located_command_id(self.model.position + 1)
+                .unwrap_or_else(|| prepared.command_id.clone()),
         };
         let mut new_events = Vec::with_capacity(events.len());
         for event in &events {

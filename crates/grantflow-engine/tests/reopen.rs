@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use grantflow_engine::{Engine, SNAPSHOT_NAME};
+use grantflow_engine::{CommandOutcome, Engine, SNAPSHOT_NAME};
 use serde_json::json;
 
 /// A grant taken through approval, agencies, movements and a revision; returns the body
@@ -246,4 +246,49 @@ async fn close_with_commands_in_flight_keeps_every_acknowledged_one() {
         .unwrap();
     assert!(report.ok(), "{:?}", report.failure);
     engine.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_the_engine_made_names_its_position_and_is_remembered_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let (store, engine) = open_engine(&path).await;
+    accept(&engine, register_fund("UNTFHS", "USD"), "treasurer").await;
+    let mut made = Vec::new();
+    for _ in 0..5 {
+        let body = contribution("UNTFHS", "1000");
+        let outcome = submit(&engine, body.clone(), "treasurer").await;
+        let CommandOutcome::Accepted { command_id: id, .. } = outcome.clone() else {
+            panic!("accepted: {}", outcome.to_json());
+        };
+        let first = events(&outcome)[0].position;
+        assert_eq!(grantflow_store::located_position(&id), Some(first), "{id}");
+        made.push((id, body));
+    }
+    // A rejected command's id names no position.
+    let rejected = submit(&engine, disburse("NONE", "IOM", "1"), "treasurer").await;
+    assert!(code(&rejected).is_some());
+    let CommandOutcome::Rejected {
+        command_id: Some(rejected_id),
+        ..
+    } = rejected
+    else {
+        panic!("rejected with an id: {}", rejected.to_json());
+    };
+    assert_eq!(grantflow_store::located_position(&rejected_id), None);
+    engine.close().await.unwrap();
+    drop_engine(engine, store).await;
+
+    let (store, engine) = open_engine(&path).await;
+    let head_before = head(&store).await;
+    for (id, body) in &made {
+        let record = store.command(id).await.unwrap().expect("remembered");
+        assert_eq!(record.command_id, *id);
+        // Sent again under that id: another body (it now names the id), so a conflict.
+        let again = submit(&engine, with_id(body.clone(), id), "treasurer").await;
+        assert_eq!(code(&again).as_deref(), Some("command_id_conflict"), "{id}");
+    }
+    assert_eq!(head(&store).await, head_before, "nothing appended");
+    engine.close().await.unwrap();
+    drop_engine(engine, store).await;
 }

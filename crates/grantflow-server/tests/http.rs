@@ -821,16 +821,25 @@ async fn a_slow_request_is_answered_503_timeout() {
         ..Limits::default()
     })
     .await;
-    let (status, body) = h
-        .command(
-            "finance",
-            json!({"command": "register-fund", "fund": "T", "name": "t", "currency": "USD"}),
-        )
-        .await;
+    // A body that never ends: the request cannot finish whatever the machine's speed (a
+    // quick command could beat a zero timeout, whose timer fires at the runtime's next tick).
+    let never = futures::stream::pending::<Result<Vec<u8>, std::io::Error>>();
+    let request = Request::post("/v1/commands")
+        .header("authorization", format!("Bearer {}", h.token("finance")))
+        .header("content-type", "application/json")
+        .body(Body::from_stream(never))
+        .unwrap();
+    let response = app(h.state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::SERVICE_UNAVAILABLE, "timeout")
     );
+    assert_eq!(h.state.engine().store().head().await.unwrap().position, 0);
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@
 
 pub mod checks;
 pub mod envelope;
+pub mod ids;
 pub mod seal;
 pub mod sled_store;
 pub mod subscription;
@@ -20,6 +21,7 @@ mod tail;
 use async_trait::async_trait;
 
 pub use envelope::{now_rfc3339, ChainVerifier, Envelope, EnvelopeError, Hash, ZERO_HASH};
+pub use ids::{located_command_id, located_position};
 pub use sled_store::SledStore;
 pub use subscription::{subscribe, EventStream};
 

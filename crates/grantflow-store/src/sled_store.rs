@@ -22,7 +22,7 @@
 //! | `L` + first position (u64 BE) | chunk, format 2: format byte, then per event `len (u32 LE) ‖ canonical bytes ‖ hash (32)`, consecutive positions, then a trailer of the commands whose last event it holds (per command: id length (u32 LE) ‖ id ‖ body hash flag (0/1) [‖ hash] ‖ first position (u64 LE) ‖ event count (u32 LE)), then the trailer's length (u32 LE). Format 1 chunks (stores written before 2026-11-29) have no trailer. |
 //! | `S` + stream + `0x00` + first version (u64 BE) | positions of those versions (u64 LE each); written by the indexer, one entry per stream per span |
 //! | `V` + stream | only in stores written before 2026-11-29, no longer read: version (u64 BE) ‖ position (u64 BE); a stream's head is the last entry of its `S` keys |
-//! | `C` + command id | body hash flag (0/1) [‖ hash] ‖ count (u32 LE) ‖ per event: position, version (u64 LE), stream, type (u32 LE length ‖ bytes); written by the indexer |
+//! | `C` + command id | body hash flag (0/1) [‖ hash] ‖ count (u32 LE) ‖ per event: position, version (u64 LE), stream, type (u32 LE length ‖ bytes); written by the indexer, except for a command whose id is located ([`crate::ids`]: it names the command's first position, where a lookup that misses the index finds it, in the log) |
 //! | `I` | the index mark: `S` and `C` are complete through this position (u64 BE) |
 //! | `M` | `grantflow store format 2` (written when the database is created or upgraded) |
 //! | `H` | head position (u64 BE) ‖ hash (32) ‖ recorded_at |
@@ -374,6 +374,7 @@ impl Indexing {
             .chain(
                 span.commands
                     .values()
+                    .filter(|record| !is_located(record))
                     .map(|record| (command_key(&record.command_id), encode_command(record))),
             )
             .collect();
@@ -383,6 +384,13 @@ impl Indexing {
             entries: entries.into_iter(),
         }
     }
+}
+
+/// Whether the command's id names its first position ([`crate::ids`]): such a command is
+/// found in the log from its id, and gets no `C` entry.
+fn is_located(record: &CommandRecord) -> bool {
+    let first = record.events.first().map(|event| event.position);
+    first.is_some() && crate::ids::located_position(&record.command_id) == first
 }
 
 /// A group ready to apply: the sled batch and the index entries it implies (for the tail).
@@ -737,9 +745,75 @@ impl Inner {
         if lock(&self.tail).contains_command(command_id) {
             return Ok(true);
         }
-        self.tree
+        if self
+            .tree
             .contains_key(command_key(command_id))
-            .map_err(sled_err("reading the command index"))
+            .map_err(sled_err("reading the command index"))?
+        {
+            return Ok(true);
+        }
+        // Through the whole log written, durable or not: the caller holds the write lock.
+        Ok(self.located_command(command_id, u64::MAX)?.is_some())
+    }
+
+    /// The record of a command whose located id ([`crate::ids`]) names its first position,
+    /// read from the log (no index entry is kept for it) through position `through`; `None`
+    /// when the id is not located or no such command is there. The chunk holding the
+    /// command's last event records it in its trailer.
+    fn located_command(
+        &self,
+        command_id: &str,
+        through: u64,
+    ) -> Result<Option<CommandRecord>, StoreError> {
+        let Some(first) = crate::ids::located_position(command_id) else {
+            return Ok(None);
+        };
+        let Some(item) = self.tree.range(chunk_key(0)..=chunk_key(first)).next_back() else {
+            return Ok(None);
+        };
+        let (key, value) = item.map_err(sled_err("reading the log"))?;
+        let mut chunk = Chunk::decode(parse_chunk_key(&key, first)?, value)?;
+        if !chunk.contains(first) || chunk.envelope(first)?.command_id != command_id {
+            return Ok(None);
+        }
+        loop {
+            let entries = chunk.trailer_entries()?;
+            if let Some(entry) = entries
+                .into_iter()
+                .find(|entry| entry.command_id == command_id)
+            {
+                let last = first + entry.count.saturating_sub(1);
+                if entry.first_position != first || entry.count == 0 || last > through {
+                    return Ok(None);
+                }
+                let mut events = Vec::with_capacity(entry.count as usize);
+                for position in first..=last {
+                    let envelope = if chunk.contains(position) {
+                        chunk.envelope(position)?
+                    } else {
+                        self.chunk_holding(position)?.envelope(position)?
+                    };
+                    events.push(EventRef::of(&envelope));
+                }
+                return Ok(Some(CommandRecord {
+                    command_id: command_id.to_string(),
+                    body_hash: entry.body_hash,
+                    events,
+                }));
+            }
+            // The command goes on in the next chunk only if it holds this one's last event.
+            let next = chunk.last() + 1;
+            if next > through || chunk.envelope(chunk.last())?.command_id != command_id {
+                return Ok(None);
+            }
+            chunk = match self.chunk_holding(next) {
+                Ok(chunk) => chunk,
+                Err(StoreError::Corrupt { .. }) if next > self.durable_head().position => {
+                    return Ok(None)
+                }
+                Err(error) => return Err(error),
+            };
+        }
     }
 
     /// Writes a group as one sled batch, then flush and fsync; only then adds its index
@@ -1533,7 +1607,7 @@ impl Inner {
             .get(command_key(command_id))
             .map_err(sled_err("reading the command index"))?
         {
-            None => Ok(None),
+            None => self.located_command(command_id, self.durable_head().position),
             Some(value) => self.durable_record(command_id, &value),
         }
     }
@@ -1556,10 +1630,13 @@ impl Inner {
                 .get(command_key(command_id))
                 .map_err(sled_err("reading the command index"))?
             {
-                None => {
-                    absent.push(command_id);
-                    records.push(None);
-                }
+                None => match self.located_command(command_id, self.durable_head().position)? {
+                    Some(record) => records.push(Some(record)),
+                    None => {
+                        absent.push(command_id);
+                        records.push(None);
+                    }
+                },
                 Some(value) => records.push(self.durable_record(command_id, &value)?),
             }
         }

@@ -283,3 +283,108 @@ async fn a_format_1_store_is_upgraded_and_answers_as_before() {
     assert_eq!(log.len(), 29);
     assert_eq!(log[28].prev_hash, exported[27].hash);
 }
+
+/// A command with a located id for its first position, `events` events on one stream, with
+/// payloads of `payload_bytes` (large ones make a command straddle log chunks).
+fn located(position: u64, events: u64, payload_bytes: usize) -> grantflow_store::AppendCommand {
+    let id = grantflow_store::located_command_id(position).unwrap();
+    let mut cmd = command(&id, &vec!["grant-L"; events as usize]);
+    for event in &mut cmd.events {
+        event.payload = format!(r#"{{"note":"{}"}}"#, "x".repeat(payload_bytes));
+    }
+    cmd.fresh_id = true;
+    cmd
+}
+
+#[tokio::test]
+async fn a_located_command_is_found_in_the_log_and_gets_no_index_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = SledStore::open(&data).unwrap();
+    // Located commands of 1 to 3 events, some straddling chunks (16 KiB); client ids among
+    // them; a located-looking id that names another position (a client's) is indexed.
+    let mut located_ids = Vec::new();
+    let mut position = 0;
+    for round in 0..30u64 {
+        let events = round % 3 + 1;
+        let cmd = located(
+            position + 1,
+            events,
+            if round % 4 == 0 { 6_000 } else { 40 },
+        );
+        located_ids.push((cmd.command_id.clone(), position + 1, events));
+        position += events;
+        let client = command(&format!("client-{round}"), &["fund-F"]);
+        position += 1;
+        append(&store, vec![cmd, client]).await;
+    }
+    let misplaced = grantflow_store::located_command_id(2).unwrap();
+    append(&store, vec![command(&misplaced, &["fund-F"])]).await;
+    let before: Vec<_> = {
+        let ids: Vec<String> = located_ids.iter().map(|(id, _, _)| id.clone()).collect();
+        store.commands(ids).await.unwrap()
+    };
+    store.close().await.unwrap();
+    drop(store);
+
+    {
+        let db = open_sled(&data.join("db")).unwrap();
+        let indexed: Vec<String> = db
+            .scan_prefix(b"C")
+            .map(|item| String::from_utf8(item.unwrap().0[1..].to_vec()).unwrap())
+            .collect();
+        assert_eq!(
+            indexed.len(),
+            31,
+            "the client ids and the misplaced one: {indexed:?}"
+        );
+        assert!(indexed.contains(&misplaced));
+        assert!(located_ids.iter().all(|(id, _, _)| !indexed.contains(id)));
+    }
+
+    let store = SledStore::open(&data).unwrap();
+    let ids: Vec<String> = located_ids.iter().map(|(id, _, _)| id.clone()).collect();
+    let after = store.commands(ids).await.unwrap();
+    assert_eq!(
+        after, before,
+        "the same records from the tail and from the log"
+    );
+    for ((id, first, events), record) in located_ids.iter().zip(&after) {
+        let record = record.as_ref().unwrap_or_else(|| panic!("{id} not found"));
+        let positions: Vec<u64> = record.events.iter().map(|e| e.position).collect();
+        assert_eq!(
+            positions,
+            (*first..first + events).collect::<Vec<_>>(),
+            "{id}"
+        );
+        assert!(record.events.iter().all(|e| e.stream == "grant-L"));
+        assert_eq!(record.body_hash, Some([7; 32]));
+        assert_eq!(store.command(id).await.unwrap().as_ref(), Some(record));
+    }
+    assert_eq!(
+        store.command(&misplaced).await.unwrap().unwrap().events[0].position,
+        position + 1
+    );
+    // A located-looking id that names a position holding another command, or none yet.
+    for unknown in [
+        grantflow_store::located_command_id(1).unwrap(),
+        grantflow_store::located_command_id(position + 5).unwrap(),
+    ] {
+        assert_eq!(store.command(&unknown).await.unwrap(), None);
+    }
+    // A client sending a located id again (not fresh: looked up) is refused.
+    let (id, _, _) = &located_ids[5];
+    let head = store.head().await.unwrap().position;
+    let version = store.stream_version("fund-F").await.unwrap();
+    let reused = store
+        .append(grantflow_store::AppendBatch {
+            expected_head: head,
+            expected_versions: vec![("fund-F".into(), version)],
+            commands: vec![command(id, &["fund-F"])],
+        })
+        .await;
+    assert!(
+        matches!(reused, Err(grantflow_store::StoreError::Conflict(_))),
+        "{reused:?}"
+    );
+}
