@@ -286,8 +286,9 @@ impl Writer {
             building.expected_head = self.model.position;
         }
         let known = self.known_ids(&prepared).await;
+        // Lent out for the loop (not cloned: this runs for every handful of commands).
         let flight_ids = if in_flight {
-            self.in_flight_ids.clone()
+            std::mem::take(&mut self.in_flight_ids)
         } else {
             HashMap::new()
         };
@@ -297,14 +298,20 @@ impl Writer {
             building.prepared.push(command);
             building.replies.push(reply);
         }
+        if in_flight {
+            self.in_flight_ids = flight_ids;
+        }
     }
 
     /// Starts appending a batch on its own task.
     fn ship(&mut self, mut batch: Batch) -> Flight {
         let group = std::mem::take(&mut batch.group);
+        // Only a client's id can come back while its batch is in flight (the ids the engine
+        // made reach their clients once the batch is durable).
         self.in_flight_ids = group
             .ids
             .iter()
+            .filter(|(_, (_, index))| group.commands.get(*index).is_some_and(|c| !c.fresh_id))
             .map(|(id, (hash, _))| (id.clone(), *hash))
             .collect();
         let append = AppendBatch {
