@@ -829,11 +829,7 @@ async fn a_slow_request_is_answered_503_timeout() {
         .header("content-type", "application/json")
         .body(Body::from_stream(never))
         .unwrap();
-    let response = app(h.state.clone()).oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
+    let (status, bytes) = h.send(request).await;
     let body: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(
         (status, error_code(&body)),

@@ -109,6 +109,11 @@ impl Harness {
         let request = request
             .body(body.map(Body::from).unwrap_or_else(Body::empty))
             .unwrap();
+        self.send(request).await
+    }
+
+    /// Sends a request as built by the test; the status and the whole body.
+    pub async fn send(&self, request: Request<Body>) -> (StatusCode, Vec<u8>) {
         let response = app(self.state.clone()).oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
