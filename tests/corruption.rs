@@ -1,5 +1,5 @@
 //! Corruption and tamper detection with the real binary. Copies of a store are damaged (bytes
-//! flipped or cut in sled's database file, files deleted, the marker, the HEAD file and the
+//! flipped or cut in sled's database file, files deleted, the marker, the redo log and the
 //! projection snapshot edited); `verify`, `grant show`, `fund show` and `serve` on them must
 //! refuse (exit 1 or 2 with a message) or answer exactly what the undamaged store answers:
 //! never wrong figures, never a panic, never a hang. Edited exports (an amount, an actor, a
@@ -305,7 +305,7 @@ fn damages(seed: u64, flips: u64, db_len: u64) -> Vec<(String, Damage)> {
             file.set_len(db_len - 1).expect("truncate");
         }),
     ));
-    for name in ["db/db", "db/conf", "db", "GRANTFLOW", "HEAD"] {
+    for name in ["db/db", "db/conf", "db", "GRANTFLOW", "redo-0", "redo-1"] {
         list.push((
             format!("{name} deleted"),
             Box::new(move |data: &Path| {
@@ -329,13 +329,14 @@ fn damages(seed: u64, flips: u64, db_len: u64) -> Vec<(String, Damage)> {
         ));
     }
     list.push((
-        "HEAD: both slots damaged".into(),
+        "redo-0 and redo-1: both start records damaged".into(),
         Box::new(|data: &Path| {
-            let path = data.join("HEAD");
-            let mut bytes = std::fs::read(&path).expect("HEAD");
-            bytes[30] ^= 1;
-            bytes[4096 + 30] ^= 1;
-            std::fs::write(path, bytes).expect("write");
+            for name in ["redo-0", "redo-1"] {
+                let path = data.join(name);
+                let mut bytes = std::fs::read(&path).expect("redo file");
+                bytes[30] ^= 1;
+                std::fs::write(path, bytes).expect("write");
+            }
         }),
     ));
     list

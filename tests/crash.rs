@@ -3,6 +3,11 @@
 //! line was printed is in the log, exactly once; `verify` passes (chain, gapless positions
 //! and versions, projections equal a rebuild); acknowledged command ids replay their result.
 //!
+//! A kill loses what sled held only in memory: the groups acknowledged since sled's last
+//! checkpoint come back from the redo log. Each round picks the redo log's switch size (a
+//! few KiB, so that it switches files every few groups; 64 KiB; the default), so that kills
+//! also land around switches and checkpoints.
+//!
 //! `GRANTFLOW_CRASH_KILLS` sets the number of kills (default 6; CI sets it, run it long on
 //! demand); `GRANTFLOW_CRASH_SEED` replays a run.
 
@@ -79,10 +84,12 @@ fn sigkill_during_exec_loses_no_acknowledged_command() {
                 command.clone(),
             );
         }
+        let switch_bytes = ["4096", "65536", ""][rng.below(3) as usize];
         let printed = run_and_kill(
             &store,
             &lines(&commands),
             Duration::from_millis(30 + rng.below(600)),
+            switch_bytes,
         );
         for result in &printed {
             assert_eq!(result["ok"], true, "{result}");
@@ -110,11 +117,17 @@ fn sigkill_during_exec_loses_no_acknowledged_command() {
     );
 }
 
-/// Starts `exec`, feeds it, reads result lines until `after`, then SIGKILLs it. Returns the
-/// complete result lines it printed.
-fn run_and_kill(store: &Store, input: &str, after: Duration) -> Vec<Value> {
-    let mut child = store
-        .command(&["exec"])
+/// Starts `exec` (with the redo log's switch size `switch_bytes`, or its default when
+/// empty), feeds it, reads result lines until `after`, then SIGKILLs it. Returns the complete
+/// result lines it printed.
+fn run_and_kill(store: &Store, input: &str, after: Duration, switch_bytes: &str) -> Vec<Value> {
+    let mut exec = store.command(&["exec"]);
+    if switch_bytes.is_empty() {
+        exec.env_remove("GRANTFLOW_REDO_SWITCH_BYTES");
+    } else {
+        exec.env("GRANTFLOW_REDO_SWITCH_BYTES", switch_bytes);
+    }
+    let mut child = exec
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -1,17 +1,24 @@
 //! The sled backend of [`EventStore`].
 //!
-//! Following docs/storage-notes.md: one writer; a group of commands is ONE sled `Batch` on ONE
-//! tree (all or nothing on recovery), then one `flush()` and one `sync_data()` on sled's
-//! database file (sled's own flush is `sync_file_range`, not a promise against power loss);
-//! a group is acknowledged, and the durable head moves, only after that. Several events share
-//! one sled value, kept well under sled's ~128 KiB blob threshold, so no write lands in a
-//! blob file (which sled does not fsync).
+//! Following docs/storage-notes.md: one writer; a group of commands is ONE record in the redo
+//! log ([`crate::redo`]: one `pwrite`, one `fdatasync`), then ONE sled `Batch` on ONE tree
+//! (all or nothing on recovery), left in sled's memory; a group is acknowledged, and the
+//! durable head moves, only after that. sled is made durable lazily, by a *checkpoint*: one
+//! `flush()` and one `sync_data()` of its database file (sled's own flush is
+//! `sync_file_range`, not a promise against power loss), on the indexer's thread, when the
+//! redo log needs its space again; on open, the groups the redo log holds past sled's head are
+//! written back into sled. Several events share one sled value, kept well under sled's
+//! ~128 KiB blob threshold, so no write lands in a blob file (which sled does not fsync).
 //!
 //! On-disk layout of `<dir>`:
-//! - `<dir>/GRANTFLOW`: the marker, `grantflow store\nformat 2\n`, checked before sled ever
-//!   sees the directory (sled may panic on garbage).
-//! - `<dir>/HEAD`: the durable head (position and hash of the last acknowledged event), kept
-//!   OUTSIDE sled, where sled's recovery cannot reach it (see "The HEAD file" below).
+//! - `<dir>/GRANTFLOW`: the marker, `grantflow store\nformat 3\n`, checked before sled ever
+//!   sees the directory (sled may panic on garbage). Format 3 says the store keeps the redo
+//!   log: its redo files must be there, whatever sled holds.
+//! - `<dir>/redo-0`, `<dir>/redo-1`: the redo log ([`crate::redo`]): the groups acknowledged
+//!   since sled's last checkpoint, and the acknowledged head, kept OUTSIDE sled, where
+//!   sled's recovery cannot reach them (see "The redo log" below). Stores written before
+//!   2026-11-29 kept a `<dir>/HEAD` file instead (two slots of `magic ‖ generation ‖ position
+//!   ‖ hash ‖ SHA-256`): it is checked once and replaced by the redo log.
 //! - `<dir>/snapshot-<name>`: a projection snapshot (`GFSNAP1\n` ‖ position (u64 BE) ‖
 //!   length (u64 BE) ‖ SHA-256 of the bytes ‖ the bytes), written to a temporary file,
 //!   fdatasync'ed and renamed; a cache of the log, checked on load.
@@ -24,9 +31,9 @@
 //! | `V` + stream | only in stores written before 2026-11-29, no longer read: version (u64 BE) ‖ position (u64 BE); a stream's head is the last entry of its `S` keys |
 //! | `C` + command id | body hash flag (0/1) [‖ hash] ‖ count (u32 LE) ‖ per event: position, version (u64 LE), stream, type (u32 LE length ‖ bytes); written by the indexer, except for a command whose id is located ([`crate::ids`]: it names the command's first position, where a lookup that misses the index finds it, in the log) |
 //! | `I` | the index mark: `S` and `C` are complete through this position (u64 BE) |
-//! | `M` | `grantflow store format 2` (written when the database is created or upgraded) |
+//! | `M` | `grantflow store format N` (written when the database is created or upgraded from format 1; the marker file is the one that tells format 3) |
 //! | `H` | head position (u64 BE) ‖ hash (32) ‖ recorded_at |
-//! | `F` | present once the store keeps a `HEAD` file (a missing `HEAD` is then damage) |
+//! | `F` | present once the store kept a `HEAD` file (before the redo log) |
 //! | `P` + name | only in stores written before 2026-11-29 (read when no snapshot file exists, removed when one is written): snapshot position (u64 BE) ‖ total length (u64 BE) ‖ part count (u32 BE) ‖ SHA-256 of the bytes (absent in older ones) |
 //! | `Q` + name + `0x00` + part (u32 BE) | likewise: snapshot bytes, in parts of at most [`VALUE_BYTES_MAX`] |
 //!
@@ -38,38 +45,37 @@
 //! writes it to sled in key order, in slices paced by the load ([`INDEX_KEYS_PER_EVENT`] keys
 //! per event of each durable group), one insert at a time (no sled `Batch`, whose global
 //! write lock the writer would wait on), `I` after the span's last entry, without a flush of
-//! its own (sled's log is ordered: the next group's flush makes it durable, and a recovered
-//! `I` implies the entries before it). On open, the log past `I` is read back
+//! its own (sled's log is ordered: the next checkpoint makes it durable, and a recovered
+//! `I` implies the entries before it, and the groups they index). On open, the log past `I` is read back
 //! into the tail, command records from the chunks' trailers. Readers look at the tail first.
 //!
 //! Invariants: the `H` key and the last chunk agree (checked on open); readers never see past
 //! the durable head kept in memory; after a failed flush or fsync the store refuses every
 //! further write (what sled holds in memory may then differ from the disk).
 //!
-//! ## The HEAD file
+//! ## The redo log
 //!
 //! sled's recovery reads its log up to the first record that fails its checksum and drops the
 //! rest: a damaged or cut database file opens as a *shorter, internally consistent* store,
-//! whose hash chain verifies. Nothing inside sled can tell that events are gone. So after each
-//! group is durable in sled (flush + `sync_data`), and before it is acknowledged, the store
-//! records the new head in `<dir>/HEAD` and `fdatasync`s it. On open, the head sled recovered
-//! must reach the HEAD file's position with the same hash there; otherwise the store refuses
-//! to open ([`StoreError::Corrupt`]: "the log ends at N but M events were acknowledged").
-//!
-//! The file is [`HEAD_FILE_BYTES`] long and holds two fixed-size slots (offsets 0 and
-//! [`HEAD_SLOT_B_OFFSET`]), written alternately in place (`pwrite` + `fdatasync`, no rename,
-//! no directory sync): `magic ‖ generation (u64 BE) ‖ position (u64 BE) ‖ hash (32) ‖
-//! SHA-256 of the preceding bytes (32)`. A torn write can damage only the slot being written;
-//! the other still holds the previous head. The valid slot with the highest generation wins.
-//! The sled key `F` is written (after the file exists) so that a deleted HEAD file is noticed.
-//! A HEAD file behind sled's head (a crash between the two syncs: that group was never
-//! acknowledged) is brought forward on open.
+//! whose hash chain verifies. Nothing inside sled can tell that events are gone. The redo log,
+//! outside sled, records every acknowledged head. On open (`open_redo`):
+//! - sled's head **behind** the start of what the redo log holds → refused
+//!   ([`StoreError::Corrupt`]: "the log ends at N but M events were acknowledged");
+//! - sled's head inside it → the groups after it are written back into sled (a crash before
+//!   the checkpoint: what sled held in memory only); sled's head must be where one of those
+//!   groups starts, with the same hash, else "the log was rewritten";
+//! - sled's head at or past its end → the hash at the acknowledged position must match;
+//!   groups past it reached sled but were never acknowledged, and the redo log moves up to
+//!   them (so that losing them later is noticed).
+//! A clean close makes sled durable and leaves the redo log holding no group, only the head.
+//! A missing redo file, or a damaged record followed by good ones, is refused (the marker,
+//! format 3, says the store keeps them, even when sled's whole database is gone).
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -78,6 +84,7 @@ use tokio::sync::watch;
 
 use crate::checks::{check_event_fields, check_import, check_key_text};
 use crate::envelope::Envelope;
+use crate::redo::{After, RedoLog};
 use crate::seal::seal;
 use crate::tail::{Span, StreamRun, Tail};
 use crate::{
@@ -174,8 +181,12 @@ fn segment_bytes(db_dir: &Path) -> Result<usize, StoreError> {
 /// The store format this build writes and the newest it reads. Format 2 (2026-11-29) keeps
 /// the index entries of the newest events in memory (see [`crate::tail`]) and the command
 /// records in the log chunks; a format 1 store, which wrote every index entry with its group,
-/// is upgraded when opened.
-pub const STORE_FORMAT: u32 = 2;
+/// is upgraded when opened. Format 3 (2026-11-29) keeps the redo log ([`crate::redo`]): its
+/// groups may be missing from sled, so a build that does not know it must not open the store;
+/// a format 1 or 2 store gets one when opened (after its HEAD file, if any, is checked).
+pub const STORE_FORMAT: u32 = 3;
+/// The first format with the redo log.
+const REDO_STORE_FORMAT: u32 = 3;
 /// The marker file that tells a grantflow store from any other directory.
 pub const MARKER_FILE_NAME: &str = "GRANTFLOW";
 /// The marker's first line.
@@ -236,10 +247,9 @@ pub const INDEX_KEYS_PER_EVENT: u64 = 2;
 pub const INDEX_SLICE_KEYS_MIN: usize = 32;
 /// ... and at most this many (a sled batch holds sled's global write lock).
 pub const INDEX_SLICE_KEYS_MAX: usize = 1_024;
-/// The file holding the durable head outside sled.
+/// The file that held the durable head outside sled before the redo log (stores written
+/// before 2026-11-29; checked once, then removed).
 pub const HEAD_FILE_NAME: &str = "HEAD";
-/// Where a new HEAD file is written before being renamed into place.
-const HEAD_TEMP_FILE_NAME: &str = "HEAD.tmp";
 /// The HEAD file's size: two slots, the second one a page away from the first.
 pub const HEAD_FILE_BYTES: u64 = HEAD_SLOT_B_OFFSET + HEAD_RECORD_BYTES as u64;
 /// The offset of the HEAD file's second slot (its own 4 KiB page).
@@ -265,7 +275,7 @@ const PREFIX_SNAPSHOT: u8 = b'P';
 const PREFIX_SNAPSHOT_PART: u8 = b'Q';
 const HEAD_KEY: &[u8] = b"H";
 const FORMAT_KEY: &[u8] = b"M";
-/// Present once the store keeps a HEAD file.
+/// Present once the store kept a HEAD file (before the redo log).
 const HEAD_FILE_FLAG_KEY: &[u8] = b"F";
 /// The index mark: the `S` and `C` keys are complete through this position (u64 BE).
 const INDEXED_KEY: &[u8] = b"I";
@@ -289,6 +299,16 @@ struct PacerOrders {
     budget: u64,
     /// The store is gone.
     stop: bool,
+    /// A checkpoint is wanted (see [`crate::redo`]).
+    checkpoint: bool,
+}
+
+/// What the indexer thread does next.
+enum IndexerWork {
+    /// A slice of the index, of this many keys.
+    Index(usize),
+    /// A checkpoint: make sled durable, so that the redo log may move on.
+    Checkpoint,
 }
 
 impl IndexPacer {
@@ -303,10 +323,15 @@ impl IndexPacer {
         self.wake.notify_one();
     }
 
-    /// Waits for a budget; the keys for one slice, or `None` once stopped.
-    fn next_slice(&self) -> Option<usize> {
+    fn request_checkpoint(&self) {
+        lock(&self.orders).checkpoint = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits for a budget or a checkpoint request; `None` once stopped.
+    fn next_work(&self) -> Option<IndexerWork> {
         let mut orders = lock(&self.orders);
-        while orders.budget == 0 && !orders.stop {
+        while orders.budget == 0 && !orders.stop && !orders.checkpoint {
             orders = match self.wake.wait(orders) {
                 Ok(guard) => guard,
                 Err(poisoned) => poisoned.into_inner(),
@@ -315,9 +340,15 @@ impl IndexPacer {
         if orders.stop {
             return None;
         }
+        if orders.checkpoint {
+            orders.checkpoint = false;
+            return Some(IndexerWork::Checkpoint);
+        }
         let slice = orders.budget.min(INDEX_SLICE_KEYS_MAX as u64);
         orders.budget -= slice;
-        Some(slice.max(INDEX_SLICE_KEYS_MIN as u64) as usize)
+        Some(IndexerWork::Index(
+            slice.max(INDEX_SLICE_KEYS_MIN as u64) as usize
+        ))
     }
 
     /// Nothing was waiting to be written: what was allowed meanwhile is not saved up.
@@ -333,18 +364,24 @@ impl Drop for Inner {
 }
 
 /// Starts the store's indexer thread: it writes the index slice by slice as the pacer allows,
-/// and ends when the store is dropped (it holds only a weak reference to it).
+/// makes checkpoints when the redo log asks, and ends when the store is dropped (it holds
+/// only a weak reference to it).
 fn spawn_indexer(inner: &Arc<Inner>, pacer: Arc<IndexPacer>) -> Result<(), StoreError> {
     let store = Arc::downgrade(inner);
     std::thread::Builder::new()
         .name("grantflow-indexer".to_string())
         .spawn(move || {
-            while let Some(budget) = pacer.next_slice() {
+            while let Some(work) = pacer.next_work() {
                 let Some(inner) = store.upgrade() else {
                     return;
                 };
-                if !inner.index_step(budget) {
-                    pacer.idle();
+                match work {
+                    IndexerWork::Index(budget) => {
+                        if !inner.index_step(budget) {
+                            pacer.idle();
+                        }
+                    }
+                    IndexerWork::Checkpoint => inner.checkpoint(),
                 }
             }
         })
@@ -393,9 +430,10 @@ fn is_located(record: &CommandRecord) -> bool {
     first.is_some() && crate::ids::located_position(&record.command_id) == first
 }
 
-/// A group ready to apply: the sled batch and the index entries it implies (for the tail).
+/// A group ready to apply: its sled writes (without the head) and the index entries it
+/// implies (for the tail).
 struct GroupWrite {
-    batch: sled::Batch,
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
     /// Per stream touched: first version and positions.
     streams: Vec<(String, u64, Vec<u64>)>,
     /// The records of the commands that appended events.
@@ -443,8 +481,10 @@ struct Inner {
     indexing: Mutex<Option<Indexing>>,
     /// Paces the indexer thread (which holds only a weak reference to this).
     pacer: Arc<IndexPacer>,
-    /// The durable head outside sled (written under `write_lock`).
-    head_file: Mutex<HeadFile>,
+    /// The redo log (see [`crate::redo`]; written under `write_lock`).
+    redo: Mutex<RedoLog>,
+    /// sled is durable through this position (the last checkpoint's).
+    synced: AtomicU64,
     head_tx: watch::Sender<u64>,
     closed: AtomicBool,
     /// Set when a write may have reached sled's memory but not the disk.
@@ -519,11 +559,9 @@ impl SledStore {
             .map_err(io_err(format!("opening {}", db_file_path.display())))?;
         check_format_record(dir, &tree, &db_file, had_database)?;
         let head = load_head(&tree)?;
-        let head_file = check_head_file(dir, &tree, &db_file, &head)?;
+        let (redo, head, synced) =
+            open_redo(dir, &tree, &db_file, head, marker_format, had_database)?;
         let indexed = open_index_mark(&tree, &db_file, &head)?;
-        if marker_format < STORE_FORMAT {
-            write_marker(dir)?;
-        }
         let (tail, stream_heads) = rebuild_tail(&tree, indexed, head.position)?;
         let (head_tx, _) = watch::channel(head.position);
         let pacer = Arc::new(IndexPacer::default());
@@ -539,7 +577,8 @@ impl SledStore {
             tail: Mutex::new(tail),
             indexing: Mutex::new(None),
             pacer: Arc::clone(&pacer),
-            head_file: Mutex::new(head_file),
+            redo: Mutex::new(redo),
+            synced: AtomicU64::new(synced),
             head_tx,
             closed: AtomicBool::new(false),
             failed: AtomicBool::new(false),
@@ -648,7 +687,10 @@ impl EventStore for SledStore {
             let _writer = lock(&inner.write_lock);
             inner.closed.store(true, Ordering::SeqCst);
             inner.index_all()?;
-            inner.make_durable("closing")
+            inner.make_durable("closing")?;
+            // sled holds everything: the redo log's groups are no longer needed.
+            let head = inner.durable_head();
+            lock(&inner.redo).reset(&head)
         })
         .await
     }
@@ -710,7 +752,7 @@ impl Inner {
         group.commands = sealed.commands;
         let new_head = sealed.head;
         let results = sealed.refs;
-        self.commit(group.into_batch(&new_head), new_head)?;
+        self.commit(group.into_write(), new_head)?;
         Ok(results)
     }
 
@@ -816,25 +858,27 @@ impl Inner {
         }
     }
 
-    /// Writes a group as one sled batch, then flush and fsync; only then adds its index
-    /// entries to the tail, moves the durable head and wakes subscribers; then writes a slice
-    /// of the index.
+    /// Writes a group to the redo log (one write, one `fdatasync`), then to sled as one batch
+    /// (memory only: see [`crate::redo`]); only then adds its index entries to the tail,
+    /// moves the durable head and wakes subscribers; then lets the indexer write a slice of
+    /// the index.
     fn commit(&self, write: GroupWrite, new_head: Head) -> Result<(), StoreError> {
         let GroupWrite {
-            batch,
+            entries,
             streams,
             commands,
         } = write;
-        let written = self
-            .tree
-            .apply_batch(batch)
-            .map_err(sled_err("writing a group of events"))
-            .and_then(|()| self.make_durable("making a group of events durable"))
-            .and_then(|()| lock(&self.head_file).write(&new_head));
-        if let Err(error) = written {
-            // sled's memory may now hold events the disk does not: refuse to build on them.
-            self.failed.store(true, Ordering::SeqCst);
-            return Err(error);
+        let after = match self.write_group(entries, &new_head) {
+            Ok(after) => after,
+            Err(error) => {
+                // The redo log or sled's memory may now hold a group that was not
+                // acknowledged: refuse to build on it.
+                self.failed.store(true, Ordering::SeqCst);
+                return Err(error);
+            }
+        };
+        if after == After::Checkpoint {
+            self.pacer.request_checkpoint();
         }
         let mut heads = Vec::with_capacity(streams.len());
         let command_ids: Vec<String> = commands.iter().map(|r| r.command_id.clone()).collect();
@@ -875,6 +919,44 @@ impl Inner {
         self.pacer
             .allow(events.saturating_mul(INDEX_KEYS_PER_EVENT));
         Ok(())
+    }
+
+    /// Records a group durably in the redo log, then applies it to sled.
+    fn write_group(
+        &self,
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        new_head: &Head,
+    ) -> Result<After, StoreError> {
+        let synced = self.synced.load(Ordering::SeqCst);
+        let after = lock(&self.redo).append(new_head, &entries, synced)?;
+        let mut batch = sled::Batch::default();
+        for (key, value) in entries {
+            batch.insert(key, value);
+        }
+        batch.insert(HEAD_KEY, encode_head(new_head));
+        self.tree
+            .apply_batch(batch)
+            .map_err(sled_err("writing a group of events"))?;
+        Ok(after)
+    }
+
+    /// Makes sled durable through the durable head (on the indexer's thread), so that the
+    /// redo log may write over the groups before it. A failure stops the store's writes.
+    fn checkpoint(&self) {
+        if self.failed.load(Ordering::SeqCst) {
+            return;
+        }
+        // Every group through the durable head is in sled's memory (it moves after).
+        let target = self.durable_head().position;
+        match self.make_durable("making sled durable for the redo log") {
+            Ok(()) => {
+                self.synced.fetch_max(target, Ordering::SeqCst);
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot make sled durable");
+                self.failed.store(true, Ordering::SeqCst);
+            }
+        }
     }
 
     /// One slice of the indexer's work, given `budget` keys (see [`IndexPacer`]); false
@@ -972,7 +1054,7 @@ impl Inner {
                 hash: last.hash,
                 recorded_at: last.recorded_at.clone(),
             };
-            self.commit(group.into_batch(&new_head), new_head)?;
+            self.commit(group.into_write(), new_head)?;
         }
         Ok(())
     }
@@ -1096,16 +1178,17 @@ impl Group {
         }
     }
 
-    /// The group as one sled batch (its chunks, each with the commands it ends, and the
-    /// head), with the index entries it implies. A command without events (none are made
-    /// by the engine) has no chunk to live in: its index entry is written with the group.
-    fn into_batch(self, head: &Head) -> GroupWrite {
-        let mut batch = sled::Batch::default();
+    /// The group's sled writes (its chunks, each with the commands it ends; the head is added
+    /// when it is written), with the index entries it implies. A command without events
+    /// (none are made by the engine) has no chunk to live in: its index entry is written with
+    /// the group.
+    fn into_write(self) -> GroupWrite {
+        let mut entries = Vec::with_capacity(self.chunks.len() + 1);
         let mut trailers: Vec<Vec<u8>> = vec![Vec::new(); self.chunks.len()];
         let mut chunk_index = 0;
         for record in &self.commands {
             let (Some(first), Some(last)) = (record.events.first(), record.events.last()) else {
-                batch.insert(command_key(&record.command_id), encode_command(record));
+                entries.push((command_key(&record.command_id), encode_command(record)));
                 continue;
             };
             while chunk_index + 1 < self.chunks.len()
@@ -1121,16 +1204,15 @@ impl Group {
             chunk.extend_from_slice(&trailer);
             // A trailer is far below 4 GiB: a chunk is under CHUNK_BYTES_MAX.
             chunk.extend_from_slice(&(trailer.len() as u32).to_le_bytes());
-            batch.insert(&chunk_key(first)[..], chunk);
+            entries.push((chunk_key(first).to_vec(), chunk));
         }
-        batch.insert(HEAD_KEY, encode_head(head));
         let commands = self
             .commands
             .into_iter()
             .filter(|record| !record.events.is_empty())
             .collect();
         GroupWrite {
-            batch,
+            entries,
             streams: self.streams,
             commands,
         }
@@ -1998,16 +2080,172 @@ fn rebuild_tail(
 }
 
 // ---------------------------------------------------------------------------------------
-// The HEAD file (see the module documentation)
+// The redo log (see `crate::redo`) and the HEAD file it replaced
 
-/// The open HEAD file and the generation of its newest slot.
-struct HeadFile {
-    file: fs::File,
-    path: PathBuf,
-    generation: u64,
+/// Opens the redo log and brings sled up to it: the groups it holds past sled's head are
+/// written back into sled. Returns the log, the head, and the position through which sled
+/// is known durable. A store of an older format (its marker says so, whatever sled holds)
+/// gets a new redo log at its head once its HEAD file, if any, agrees; then its marker says
+/// format 3, and only then is the HEAD file removed. A format 3 store without redo files is
+/// refused, unless it holds nothing at all (a store whose first open stopped before they
+/// were written).
+fn open_redo(
+    dir: &Path,
+    tree: &sled::Db,
+    db_file: &fs::File,
+    head: Head,
+    marker_format: u32,
+    had_database: bool,
+) -> Result<(RedoLog, Head, u64), StoreError> {
+    let start_new = |head: Head| -> Result<(RedoLog, Head, u64), StoreError> {
+        // The new log starts at sled's head: sled must be durable through it.
+        make_durable(tree, db_file, "starting the redo log")?;
+        let log = RedoLog::create(dir, &head)?;
+        let synced = head.position;
+        Ok((log, head, synced))
+    };
+    if marker_format < REDO_STORE_FORMAT {
+        check_head_file(dir, tree, &head)?;
+        let opened = start_new(head)?;
+        write_marker(dir)?;
+        remove_head_file(dir)?;
+        return Ok(opened);
+    }
+    let Some(recovered) = RedoLog::open(dir)? else {
+        if !had_database && head.position == 0 {
+            return start_new(head);
+        }
+        return Err(StoreError::Corrupt {
+            position: 0,
+            detail: format!(
+                "{} and {} are missing: the head this store acknowledged cannot be checked, \
+                 so events may have been lost without a trace; restore the directory from a \
+                 backup or re-import an export",
+                dir.join(crate::redo::REDO_FILE_NAMES[0]).display(),
+                dir.join(crate::redo::REDO_FILE_NAMES[1]).display()
+            ),
+        });
+    };
+    let crate::redo::Recovered {
+        mut log,
+        base,
+        acknowledged,
+        groups,
+    } = recovered;
+    if head.position < base.position {
+        return Err(lost_events(head.position, acknowledged.position));
+    }
+    if head.position >= acknowledged.position {
+        check_hash_at(tree, &head, acknowledged.position, &acknowledged.hash)?;
+        if head.position == acknowledged.position {
+            return Ok((log, head, 0));
+        }
+        // Groups that reached sled but not the redo log were never acknowledged: they stay,
+        // and the log moves up to them (so that losing them later is noticed).
+        make_durable(tree, db_file, "bringing the redo log up to sled")?;
+        log.reset(&head)?;
+        let synced = head.position;
+        return Ok((log, head, synced));
+    }
+    // sled stops inside the redo log: write the groups after its head back into it.
+    let Some(index) = groups
+        .iter()
+        .position(|group| group.from.0 == head.position)
+    else {
+        return Err(rewritten(head.position, None));
+    };
+    if groups[index].from.1 != head.hash {
+        return Err(rewritten(head.position, Some(&groups[index].from.1)));
+    }
+    let replayed = groups.len() - index;
+    for group in groups.into_iter().skip(index) {
+        let mut batch = sled::Batch::default();
+        for (key, value) in group.entries {
+            batch.insert(key, value);
+        }
+        batch.insert(HEAD_KEY, encode_head(&group.to));
+        tree.apply_batch(batch)
+            .map_err(sled_err("writing the redo log's groups back into sled"))?;
+    }
+    make_durable(
+        tree,
+        db_file,
+        "writing the redo log's groups back into sled",
+    )?;
+    let head = load_head(tree)?;
+    if head.position != acknowledged.position || head.hash != acknowledged.hash {
+        return Err(rewritten(acknowledged.position, Some(&acknowledged.hash)));
+    }
+    tracing::info!(
+        groups = replayed,
+        head = head.position,
+        "wrote the redo log's last groups back into sled"
+    );
+    log.reset(&head)?;
+    let synced = head.position;
+    Ok((log, head, synced))
 }
 
-/// One decoded HEAD record.
+/// sled's recovered head is behind what was acknowledged.
+fn lost_events(found: u64, acknowledged: u64) -> StoreError {
+    StoreError::Corrupt {
+        position: found + 1,
+        detail: format!(
+            "the log ends at {found} but {acknowledged} events were acknowledged: events \
+             {}..{acknowledged} are lost (the database was cut or replaced, e.g. by sled's \
+             recovery after damage); restore the directory from a backup or re-import an \
+             export",
+            found + 1
+        ),
+    }
+}
+
+/// The log does not carry the hash recorded as acknowledged at `position`.
+fn rewritten(position: u64, recorded: Option<&Hash>) -> StoreError {
+    StoreError::Corrupt {
+        position,
+        detail: match recorded {
+            Some(hash) => format!(
+                "the log was rewritten: event {position} does not carry the hash {} recorded \
+                 as acknowledged in the redo log",
+                hex::encode(hash)
+            ),
+            None => format!(
+                "the log was rewritten: its head {position} is not where a group the redo \
+                 log recorded as acknowledged ends"
+            ),
+        },
+    }
+}
+
+/// sled's log, whose head is `head`, must carry `hash` at `position` (at most `head`).
+fn check_hash_at(
+    tree: &sled::Db,
+    head: &Head,
+    position: u64,
+    hash: &Hash,
+) -> Result<(), StoreError> {
+    if position == 0 {
+        return Ok(());
+    }
+    let stored = if position == head.position {
+        Some(head.hash)
+    } else {
+        let (key, value) = tree
+            .range(chunk_key(0)..=chunk_key(position))
+            .next_back()
+            .transpose()
+            .map_err(sled_err("reading the log"))?
+            .ok_or_else(|| missing(position))?;
+        Chunk::decode(parse_chunk_key(&key, position)?, value)?.hash_at(position)
+    };
+    if stored != Some(*hash) {
+        return Err(rewritten(position, Some(hash)));
+    }
+    Ok(())
+}
+
+/// One decoded record of a HEAD file (stores written before the redo log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct HeadRecord {
     generation: u64,
@@ -2016,17 +2254,6 @@ struct HeadRecord {
 }
 
 impl HeadRecord {
-    fn encode(&self) -> [u8; HEAD_RECORD_BYTES] {
-        let mut record = [0u8; HEAD_RECORD_BYTES];
-        record[0..8].copy_from_slice(HEAD_RECORD_MAGIC);
-        record[8..16].copy_from_slice(&self.generation.to_be_bytes());
-        record[16..24].copy_from_slice(&self.position.to_be_bytes());
-        record[24..56].copy_from_slice(&self.hash);
-        let checksum = Sha256::digest(&record[0..56]);
-        record[56..88].copy_from_slice(&checksum);
-        record
-    }
-
     /// A slot's record, or `None` when it is torn, damaged or empty.
     fn decode(bytes: &[u8]) -> Option<HeadRecord> {
         let bytes = bytes.get(0..HEAD_RECORD_BYTES)?;
@@ -2043,79 +2270,50 @@ impl HeadRecord {
     }
 }
 
-impl HeadFile {
-    /// Records `head` in the slot after the newest one and makes it durable.
-    fn write(&mut self, head: &Head) -> Result<(), StoreError> {
-        use std::os::unix::fs::FileExt;
-        let record = HeadRecord {
-            generation: self.generation + 1,
-            position: head.position,
-            hash: head.hash,
-        };
-        let offset = if record.generation.is_multiple_of(2) {
-            0
-        } else {
-            HEAD_SLOT_B_OFFSET
-        };
-        self.file
-            .write_all_at(&record.encode(), offset)
-            .and_then(|()| self.file.sync_data())
-            .map_err(io_err(format!("writing {}", self.path.display())))?;
-        self.generation = record.generation;
-        Ok(())
-    }
-}
-
-/// Opens (or, for a store that has none yet, creates) the HEAD file and checks that sled's
-/// head reaches the head it records, with the same hash there.
-fn check_head_file(
-    dir: &Path,
-    tree: &sled::Db,
-    db_file: &fs::File,
-    head: &Head,
-) -> Result<HeadFile, StoreError> {
+/// A store written before the redo log kept its acknowledged head in a HEAD file: sled's
+/// head must reach it, with the same hash there, before the redo log replaces it.
+fn check_head_file(dir: &Path, tree: &sled::Db, head: &Head) -> Result<(), StoreError> {
     let path = dir.join(HEAD_FILE_NAME);
     let flagged = tree
         .contains_key(HEAD_FILE_FLAG_KEY)
         .map_err(sled_err("reading the HEAD file flag"))?;
-    let head_file = match read_head_file(&path)? {
-        Some((file, record)) => {
-            check_head_against_log(tree, head, &record)?;
-            let mut head_file = HeadFile {
-                file,
-                path,
-                generation: record.generation,
-            };
-            if record.position != head.position {
-                // The last group reached sled but was never acknowledged: record it now.
-                head_file.write(head)?;
+    match read_head_file(&path)? {
+        Some(record) => {
+            if record.position > head.position {
+                return Err(lost_events(head.position, record.position));
             }
-            head_file
+            check_hash_at(tree, head, record.position, &record.hash)
         }
-        None if flagged => {
-            return Err(StoreError::Corrupt {
-                position: 0,
-                detail: format!(
-                    "{} is missing: the head this store acknowledged cannot be checked, so \
-                     events may have been lost without a trace; restore the directory from a \
-                     backup or re-import an export",
-                    path.display()
-                ),
-            })
-        }
-        None => create_head_file(dir, &path, head)?,
-    };
-    if !flagged {
-        let mut batch = sled::Batch::default();
-        batch.insert(HEAD_FILE_FLAG_KEY, &b"1"[..]);
-        write_durably(tree, db_file, batch, "writing the HEAD file flag")?;
+        None if flagged => Err(StoreError::Corrupt {
+            position: 0,
+            detail: format!(
+                "{} is missing: the head this store acknowledged cannot be checked, so \
+                 events may have been lost without a trace; restore the directory from a \
+                 backup or re-import an export",
+                path.display()
+            ),
+        }),
+        None => Ok(()),
     }
-    Ok(head_file)
 }
 
-/// The HEAD file and its newest valid record; `None` when there is no file.
-fn read_head_file(path: &Path) -> Result<Option<(fs::File, HeadRecord)>, StoreError> {
-    use std::io::Read;
+/// Removes a HEAD file the redo log has replaced.
+fn remove_head_file(dir: &Path) -> Result<(), StoreError> {
+    let path = dir.join(HEAD_FILE_NAME);
+    match fs::remove_file(&path) {
+        Ok(()) => {
+            if let Ok(dir_file) = fs::File::open(dir) {
+                let _ = dir_file.sync_all();
+            }
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(io_err(format!("removing {}", path.display()))(error)),
+    }
+}
+
+/// The HEAD file's newest valid record; `None` when there is no file.
+fn read_head_file(path: &Path) -> Result<Option<HeadRecord>, StoreError> {
     let damaged = |detail: &str| StoreError::Corrupt {
         position: 0,
         detail: format!(
@@ -2123,16 +2321,11 @@ fn read_head_file(path: &Path) -> Result<Option<(fs::File, HeadRecord)>, StoreEr
             path.display()
         ),
     };
-    let mut file = match fs::OpenOptions::new().read(true).write(true).open(path) {
-        Ok(file) => file,
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(io_err(format!("opening {}", path.display()))(error)),
+        Err(error) => return Err(io_err(format!("reading {}", path.display()))(error)),
     };
-    let mut bytes = Vec::with_capacity(HEAD_FILE_BYTES as usize);
-    (&mut file)
-        .take(HEAD_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err(format!("reading {}", path.display())))?;
     if bytes.len() as u64 != HEAD_FILE_BYTES {
         return Err(damaged(&format!(
             "{} bytes, expected {HEAD_FILE_BYTES}",
@@ -2143,93 +2336,12 @@ fn read_head_file(path: &Path) -> Result<Option<(fs::File, HeadRecord)>, StoreEr
         HeadRecord::decode(&bytes[..HEAD_RECORD_BYTES]),
         HeadRecord::decode(&bytes[HEAD_SLOT_B_OFFSET as usize..]),
     ];
-    let newest = slots
+    slots
         .into_iter()
         .flatten()
         .max_by_key(|record| record.generation)
-        .ok_or_else(|| damaged("no slot passes its checksum"))?;
-    Ok(Some((file, newest)))
-}
-
-/// sled's recovered head must reach the recorded one, with the same hash at its position.
-fn check_head_against_log(
-    tree: &sled::Db,
-    head: &Head,
-    record: &HeadRecord,
-) -> Result<(), StoreError> {
-    if record.position > head.position {
-        return Err(StoreError::Corrupt {
-            position: head.position + 1,
-            detail: format!(
-                "the log ends at {} but {} events were acknowledged: events {}..{} are lost \
-                 (the database was cut or replaced, e.g. by sled's recovery after damage); \
-                 restore the directory from a backup or re-import an export",
-                head.position,
-                record.position,
-                head.position + 1,
-                record.position
-            ),
-        });
-    }
-    if record.position == 0 {
-        return Ok(());
-    }
-    let stored = if record.position == head.position {
-        Some(head.hash)
-    } else {
-        let (key, value) = tree
-            .range(chunk_key(0)..=chunk_key(record.position))
-            .next_back()
-            .transpose()
-            .map_err(sled_err("reading the log"))?
-            .ok_or_else(|| missing(record.position))?;
-        Chunk::decode(parse_chunk_key(&key, record.position)?, value)?.hash_at(record.position)
-    };
-    if stored != Some(record.hash) {
-        return Err(StoreError::Corrupt {
-            position: record.position,
-            detail: format!(
-                "the log was rewritten: event {} does not carry the hash {} recorded as \
-                 acknowledged in the HEAD file",
-                record.position,
-                hex::encode(record.hash)
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// Writes a new HEAD file atomically (temporary file, fsync, rename, fsync of the directory).
-fn create_head_file(dir: &Path, path: &Path, head: &Head) -> Result<HeadFile, StoreError> {
-    let temp = dir.join(HEAD_TEMP_FILE_NAME);
-    let context = format!("writing {}", path.display());
-    let record = HeadRecord {
-        generation: 1,
-        position: head.position,
-        hash: head.hash,
-    };
-    let mut bytes = vec![0u8; HEAD_FILE_BYTES as usize];
-    // Both slots hold the head, so that either one alone is enough.
-    bytes[..HEAD_RECORD_BYTES].copy_from_slice(&record.encode());
-    bytes[HEAD_SLOT_B_OFFSET as usize..].copy_from_slice(&record.encode());
-    let mut file = fs::File::create(&temp).map_err(io_err(context.clone()))?;
-    file.write_all(&bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io_err(context.clone()))?;
-    fs::rename(&temp, path).map_err(io_err(context.clone()))?;
-    if let Ok(dir_file) = fs::File::open(dir) {
-        let _ = dir_file.sync_all();
-    }
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io_err(context))?;
-    Ok(HeadFile {
-        file,
-        path: path.to_path_buf(),
-        generation: record.generation,
-    })
+        .map(Some)
+        .ok_or_else(|| damaged("no slot passes its checksum"))
 }
 
 /// The first entry of `dir` that is not the marker's temporary file.

@@ -244,7 +244,7 @@ async fn a_format_1_store_is_upgraded_and_answers_as_before() {
     let store = SledStore::open(&data).unwrap();
     assert_eq!(
         std::fs::read_to_string(data.join("GRANTFLOW")).unwrap(),
-        "grantflow store\nformat 2\n"
+        "grantflow store\nformat 3\n"
     );
     assert_eq!(store.read(1, 100).await.unwrap(), exported);
     let grant = "grant-MEX-2012-01";

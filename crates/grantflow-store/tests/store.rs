@@ -560,7 +560,7 @@ fn newer_format_is_refused() {
             found, supported, ..
         }) => {
             assert_eq!(found, 999);
-            assert_eq!(supported, 2);
+            assert_eq!(supported, 3);
         }
         other => panic!("expected NewerFormat, got {other:?}"),
     }
@@ -573,7 +573,7 @@ fn empty_directory_becomes_a_store() {
     let store = SledStore::open(dir.path()).unwrap();
     drop(store);
     let marker = std::fs::read_to_string(dir.path().join("GRANTFLOW")).unwrap();
-    assert_eq!(marker, "grantflow store\nformat 2\n");
+    assert_eq!(marker, "grantflow store\nformat 3\n");
     SledStore::open_existing(dir.path()).unwrap();
 }
 
