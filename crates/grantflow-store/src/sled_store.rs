@@ -67,6 +67,7 @@
 //! - sled's head at or past its end → the hash at the acknowledged position must match;
 //!   groups past it reached sled but were never acknowledged, and the redo log moves up to
 //!   them (so that losing them later is noticed).
+//!
 //! A clean close makes sled durable and leaves the redo log holding no group, only the head.
 //! A missing redo file, or a damaged record followed by good ones, is refused (the marker,
 //! format 3, says the store keeps them, even when sled's whole database is gone).
