@@ -74,6 +74,7 @@ fn sigkill_during_exec_loses_no_acknowledged_command() {
     assert_eq!(code, 0, "setup: {results:?}");
 
     let mut acknowledged: HashMap<String, Value> = HashMap::new();
+    let mut written_back = 0;
     let mut bodies: HashMap<String, Value> = HashMap::new();
     for round in 0..kills {
         let count = 20_000;
@@ -84,20 +85,27 @@ fn sigkill_during_exec_loses_no_acknowledged_command() {
                 command.clone(),
             );
         }
-        let switch_bytes = ["4096", "65536", ""][rng.below(3) as usize];
+        store.redo_switch_bytes.store(
+            [4096, 65536, 0][rng.below(3) as usize],
+            std::sync::atomic::Ordering::SeqCst,
+        );
         let printed = run_and_kill(
             &store,
             &lines(&commands),
             Duration::from_millis(30 + rng.below(600)),
-            switch_bytes,
         );
         for result in &printed {
             assert_eq!(result["ok"], true, "{result}");
             let id = result["command_id"].as_str().unwrap_or("").to_string();
             acknowledged.insert(id, result["events"].clone());
         }
-        check_after_kill(&store, &acknowledged, round);
+        if check_after_kill(&store, &acknowledged, round) {
+            written_back += 1;
+        }
     }
+    // How many kills left groups that only the redo log held (sled writes its buffer out when
+    // it fills, and flushes it about once a second): reported, not asserted, as it depends on
+    // timing; `crates/grantflow-store/tests/redo_log.rs` tests the writing back itself.
     // Acknowledged ids still replay their original result after all those kills.
     let sample: Vec<Value> = acknowledged
         .keys()
@@ -112,22 +120,17 @@ fn sigkill_during_exec_loses_no_acknowledged_command() {
         assert_eq!(replay["events"], acknowledged[id], "replay of {id}");
     }
     println!(
-        "crash test: {kills} kills survived, {} acknowledged commands checked, 0 lost",
+        "crash test: {kills} kills survived ({written_back} reopenings wrote groups back from \
+         the redo log), {} acknowledged commands checked, 0 lost",
         acknowledged.len()
     );
 }
 
-/// Starts `exec` (with the redo log's switch size `switch_bytes`, or its default when
-/// empty), feeds it, reads result lines until `after`, then SIGKILLs it. Returns the complete
-/// result lines it printed.
-fn run_and_kill(store: &Store, input: &str, after: Duration, switch_bytes: &str) -> Vec<Value> {
-    let mut exec = store.command(&["exec"]);
-    if switch_bytes.is_empty() {
-        exec.env_remove("GRANTFLOW_REDO_SWITCH_BYTES");
-    } else {
-        exec.env("GRANTFLOW_REDO_SWITCH_BYTES", switch_bytes);
-    }
-    let mut child = exec
+/// Starts `exec`, feeds it, reads result lines until `after`, then SIGKILLs it. Returns the
+/// complete result lines it printed.
+fn run_and_kill(store: &Store, input: &str, after: Duration) -> Vec<Value> {
+    let mut child = store
+        .command(&["exec"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -171,8 +174,16 @@ fn run_and_kill(store: &Store, input: &str, after: Duration, switch_bytes: &str)
         .collect()
 }
 
-fn check_after_kill(store: &Store, acknowledged: &HashMap<String, Value>, round: u64) {
-    let verify = store.run(&["verify"]);
+/// After a kill: `verify` (the first open after it) passes; positions gapless; every
+/// acknowledged command once, where acknowledged. True when that open wrote groups back
+/// from the redo log (what sled held only in memory when the kill came).
+fn check_after_kill(store: &Store, acknowledged: &HashMap<String, Value>, round: u64) -> bool {
+    let verify = store
+        .command(&["verify"])
+        .env("RUST_LOG", "grantflow_store=info")
+        .output()
+        .expect("grantflow runs");
+    let written_back = util::stderr(&verify).contains("wrote the redo log's last groups back");
     assert!(
         verify.status.success(),
         "round {round}: verify failed after a kill: {}{}",
@@ -205,4 +216,5 @@ fn check_after_kill(store: &Store, acknowledged: &HashMap<String, Value>, round:
             "round {round}: {id} appears once, where acknowledged"
         );
     }
+    written_back
 }

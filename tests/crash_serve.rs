@@ -5,6 +5,8 @@
 //! exactly once, where acknowledged; positions and versions are gapless; `grantflow verify`
 //! passes (chain and projections); acknowledged command ids replay their original result.
 //! Last, SIGTERM under load: a graceful exit 0 with every acknowledged command in the log.
+//! Each round picks the redo log's switch size (a few KiB, so that it switches files every
+//! few groups, or its default), so that kills also land around switches and checkpoints.
 //!
 //! `GRANTFLOW_CRASH_KILLS` sets the number of kills (default 6; CI sets 12);
 //! `GRANTFLOW_CRASH_SEED` replays a run.
@@ -199,6 +201,10 @@ fn sigkill_during_serve_loses_no_acknowledged_command() {
     let ledger = Arc::new(Ledger::default());
     let (mut kills_during_open, mut replays_killed) = (0, 0);
     for round in 0..kills {
+        store.redo_switch_bytes.store(
+            [2048, 0][rng.below(2) as usize],
+            std::sync::atomic::Ordering::SeqCst,
+        );
         if round % 3 == 1 {
             // Killed right after start: while it opens the store and folds the log.
             let mut child = Server::spawn(&store);

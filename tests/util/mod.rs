@@ -15,6 +15,9 @@ pub fn binary() -> PathBuf {
 /// A store in a temporary directory, driven through the real binary.
 pub struct Store {
     pub dir: tempfile::TempDir,
+    /// The redo log's switch size given to every process run on the store
+    /// (`GRANTFLOW_REDO_SWITCH_BYTES`; 0: its default).
+    pub redo_switch_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Store {
@@ -27,6 +30,7 @@ impl Store {
     pub fn new() -> Store {
         Store {
             dir: tempfile::tempdir().expect("a temporary directory"),
+            redo_switch_bytes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -47,6 +51,13 @@ impl Store {
             .args(args)
             .env_remove("GRANTFLOW_ACTOR")
             .env_remove("GRANTFLOW_DATA");
+        match self
+            .redo_switch_bytes
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            0 => command.env_remove("GRANTFLOW_REDO_SWITCH_BYTES"),
+            bytes => command.env("GRANTFLOW_REDO_SWITCH_BYTES", bytes.to_string()),
+        };
         command
     }
 
