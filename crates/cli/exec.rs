@@ -142,7 +142,8 @@ async fn print_results(mut pending: mpsc::Receiver<Pending>) -> anyhow::Result<b
             }
         };
         all_ok &= outcome.is_ok();
-        writeln!(out, "{}", outcome.to_json())?;
+        serde_json::to_writer(&mut out, &outcome)?;
+        out.write_all(b"\n")?;
     }
     out.flush()?;
     Ok(all_ok)

@@ -87,29 +87,10 @@ impl CommandOutcome {
         }
     }
 
-    /// contract.md's result JSON.
+    /// contract.md's result JSON, as a value (its [`serde::Serialize`] writes the same
+    /// JSON straight to bytes).
     pub fn to_json(&self) -> Value {
-        match self {
-            CommandOutcome::Accepted {
-                command_id,
-                events,
-                replayed,
-            } => {
-                let mut object = json!({"ok": true, "command_id": command_id, "events": events});
-                if *replayed {
-                    object["replayed"] = Value::Bool(true);
-                }
-                object
-            }
-            CommandOutcome::Rejected {
-                command_id,
-                rejection,
-            } => json!({
-                "ok": false,
-                "command_id": command_id,
-                "error": {"code": rejection.code, "message": rejection.message},
-            }),
-        }
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
     pub(crate) fn rejected(command_id: Option<String>, error: DomainError) -> Self {
@@ -118,6 +99,53 @@ impl CommandOutcome {
             rejection: error.into(),
         }
     }
+}
+
+/// contract.md's result JSON: `{"ok": true, "command_id", "events"[, "replayed": true]}` or
+/// `{"ok": false, "command_id", "error": {"code", "message"}}`, keys in that order.
+impl serde::Serialize for CommandOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            CommandOutcome::Accepted {
+                command_id,
+                events,
+                replayed,
+            } => {
+                let mut map = serializer.serialize_map(Some(3 + usize::from(*replayed)))?;
+                map.serialize_entry("ok", &true)?;
+                map.serialize_entry("command_id", command_id)?;
+                map.serialize_entry("events", events)?;
+                if *replayed {
+                    map.serialize_entry("replayed", &true)?;
+                }
+                map.end()
+            }
+            CommandOutcome::Rejected {
+                command_id,
+                rejection,
+            } => {
+                let mut map = serializer.serialize_map(Some(3))?;
+                map.serialize_entry("ok", &false)?;
+                map.serialize_entry("command_id", command_id)?;
+                map.serialize_entry(
+                    "error",
+                    &ErrorBody {
+                        code: &rejection.code,
+                        message: &rejection.message,
+                    },
+                )?;
+                map.end()
+            }
+        }
+    }
+}
+
+/// A rejection's `error` object.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
 }
 
 /// A parsed command ready for the writer.
@@ -273,6 +301,48 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::Map;
+
+    #[test]
+    fn outcomes_serialize_as_contract_results_keys_in_order() {
+        let event = EventRef {
+            position: 7,
+            stream: "grant-G".to_string(),
+            version: 2,
+            event_type: "grant.approved".to_string(),
+        };
+        let accepted = |replayed| CommandOutcome::Accepted {
+            command_id: "c-1".to_string(),
+            events: vec![event.clone()],
+            replayed,
+        };
+        let expected = r#"{"ok":true,"command_id":"c-1","events":[{"position":7,"stream":"grant-G","version":2,"type":"grant.approved"}]"#;
+        assert_eq!(
+            serde_json::to_string(&accepted(false)).unwrap(),
+            format!("{expected}}}")
+        );
+        assert_eq!(
+            serde_json::to_string(&accepted(true)).unwrap(),
+            format!(r#"{expected},"replayed":true}}"#)
+        );
+        let rejected = |command_id: Option<&str>| CommandOutcome::Rejected {
+            command_id: command_id.map(str::to_string),
+            rejection: Rejection {
+                code: "over_disbursement".to_string(),
+                message: "too \"much\"".to_string(),
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&rejected(None)).unwrap(),
+            r#"{"ok":false,"command_id":null,"error":{"code":"over_disbursement","message":"too \"much\""}}"#
+        );
+        let value = rejected(Some("c-2")).to_json();
+        assert_eq!(value["command_id"], "c-2");
+        assert_eq!(value["error"]["code"], "over_disbursement");
+        assert_eq!(
+            accepted(true).to_json()["events"][0]["type"],
+            "grant.approved"
+        );
+    }
 
     /// The body hash as grantflow computed it before it stopped cloning the body (stored
     /// command records hold such hashes, so the bytes hashed must never change).

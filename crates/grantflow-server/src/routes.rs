@@ -178,7 +178,7 @@ async fn post_command(
             status_of_code(&rejection.code)
         }
     };
-    Ok((status, Json(outcome.to_json())).into_response())
+    Ok((status, Json(outcome)).into_response())
 }
 
 /// 403 when the body names a known command the caller's roles do not cover.
