@@ -644,6 +644,50 @@ mod tests {
     }
 
     #[test]
+    fn a_switch_torn_by_a_crash_leaves_the_older_epoch_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = RedoLog::create(dir.path(), &head(0, 0)).unwrap();
+        log.switch_bytes = 300;
+        log.append(&head(1, 1), &entries(2), 0).unwrap();
+        let before = log.current;
+        // Full, and sled synced through the epoch's start: this group starts the other file.
+        assert_eq!(
+            log.append(&head(2, 2), &entries(2), 0).unwrap(),
+            After::Checkpoint
+        );
+        assert_ne!(log.current, before);
+        let path = &RedoLog::paths(dir.path())[log.current];
+        let good = fs::read(path).unwrap();
+        // The new epoch's write torn inside its group record: that group was never
+        // acknowledged, and the older epoch still holds everything before it.
+        let mut torn = good.clone();
+        let cut = log.offset as usize - 20;
+        torn[cut] ^= 0xff;
+        fs::write(path, &torn).unwrap();
+        let recovered = RedoLog::open(dir.path()).unwrap().unwrap();
+        assert_eq!(recovered.acknowledged, head(1, 1));
+        let froms: Vec<u64> = recovered.groups.iter().map(|g| g.from.0).collect();
+        assert_eq!(froms, vec![0]);
+        // Whole, both epochs chain: the groups from 0 and from 1.
+        fs::write(path, &good).unwrap();
+        let recovered = RedoLog::open(dir.path()).unwrap().unwrap();
+        assert_eq!(recovered.acknowledged, head(2, 2));
+        let froms: Vec<u64> = recovered.groups.iter().map(|g| g.from.0).collect();
+        assert_eq!(froms, vec![0, 1]);
+        assert_eq!(recovered.base, head(0, 0));
+        // A sled not synced through the current epoch's start holds the next switch back.
+        log.append(&head(3, 3), &entries(2), 0).unwrap();
+        let current = log.current;
+        log.append(&head(4, 4), &entries(2), 0).unwrap();
+        assert_eq!(
+            log.current, current,
+            "no switch before sled is synced through 1"
+        );
+        log.append(&head(5, 5), &entries(2), 1).unwrap();
+        assert_ne!(log.current, current);
+    }
+
+    #[test]
     fn a_reset_leaves_no_group_and_either_start_record_alone_is_enough() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = RedoLog::create(dir.path(), &head(0, 0)).unwrap();
