@@ -78,6 +78,13 @@ async fn verified_events(store: &SledStore) -> u64 {
     }
 }
 
+/// Puts `old`'s database under `new`'s redo log: opening must be refused, naming `position`
+/// as the first event lost.
+fn assert_older_database_refused(old: &Path, new: &Path, position: u64) {
+    put_database(old, new);
+    assert_eq!(open_error(new).0, position);
+}
+
 fn open_error(dir: &Path) -> (u64, String) {
     match SledStore::open(dir) {
         Err(StoreError::Corrupt { position, detail }) => (position, detail),
@@ -142,9 +149,7 @@ async fn a_redo_log_behind_sled_is_brought_forward() {
     assert_eq!(store.head().await.unwrap().position, 7);
     drop(store);
     // ...so that losing those events afterwards is noticed.
-    put_database(&old, &new);
-    let (position, _) = open_error(&new);
-    assert_eq!(position, 4);
+    assert_older_database_refused(&old, &new, 4);
 }
 
 #[tokio::test]
@@ -316,9 +321,7 @@ async fn a_store_with_a_head_file_gets_a_redo_log_and_is_then_protected() {
     );
     copy_dir(&new, &old);
     add_events(&new, 2).await;
-    put_database(&old, &new);
-    let (position, _) = open_error(&new);
-    assert_eq!(position, 5);
+    assert_older_database_refused(&old, &new, 5);
 
     // A HEAD file ahead of sled, or missing once flagged: refused before anything changes.
     make_store(&old, 0, 1).await;
@@ -345,9 +348,7 @@ async fn a_store_without_a_head_file_gets_a_redo_log_and_is_then_protected() {
     assert!(new.join(REDO_FILE_NAMES[0]).exists());
     copy_dir(&new, &old);
     add_events(&new, 2).await;
-    put_database(&old, &new);
-    let (position, _) = open_error(&new);
-    assert_eq!(position, 5);
+    assert_older_database_refused(&old, &new, 5);
 }
 
 #[tokio::test]
