@@ -155,18 +155,16 @@ fn encode_record(
         .map(|(key, value)| 8 + key.len() + value.len())
         .sum();
     let recorded_at = to.recorded_at.as_bytes();
-    let (Ok(recorded_at_len), Ok(payload_len_u32)) =
-        (u16::try_from(recorded_at.len()), u32::try_from(payload_len))
-    else {
+    let (Ok(recorded_at_len), Some(payload_len_u32)) = (
+        u16::try_from(recorded_at.len()),
+        u32::try_from(payload_len)
+            .ok()
+            .filter(|_| payload_len <= PAYLOAD_BYTES_MAX),
+    ) else {
         return Err(StoreError::Io(format!(
             "a group of {payload_len} bytes is too large for one redo record"
         )));
     };
-    if payload_len > PAYLOAD_BYTES_MAX {
-        return Err(StoreError::Io(format!(
-            "a group of {payload_len} bytes is too large for one redo record"
-        )));
-    }
     buffer.reserve(HEADER_BYTES + recorded_at.len() + payload_len + CRC_BYTES);
     buffer.extend_from_slice(RECORD_MAGIC);
     buffer.push(kind);
@@ -517,17 +515,16 @@ impl RedoLog {
         self.buffer.clear();
         let full = self.offset >= self.switch_bytes;
         let switch = full && synced >= self.base;
+        let from = &self.head;
         let (file, offset, epoch) = if switch {
-            let other = 1 - self.current;
             let epoch = self.epoch + 1;
-            let from = self.head.clone();
-            encode_record(&mut self.buffer, KIND_START, epoch, &from, &from, &[])?;
-            (other, 0, epoch)
+            encode_record(&mut self.buffer, KIND_START, epoch, from, from, &[])?;
+            (1 - self.current, 0, epoch)
         } else {
             (self.current, self.offset, self.epoch)
         };
-        let from = self.head.clone();
-        encode_record(&mut self.buffer, KIND_GROUP, epoch, &from, to, entries)?;
+        encode_record(&mut self.buffer, KIND_GROUP, epoch, from, to, entries)?;
+        let from_position = from.position;
         let path = &self.paths[file];
         self.files[file]
             .write_all_at(&self.buffer, offset)
@@ -536,7 +533,7 @@ impl RedoLog {
         if switch {
             self.current = file;
             self.epoch = epoch;
-            self.base = from.position;
+            self.base = from_position;
         }
         self.offset = offset + self.buffer.len() as u64;
         self.head = to.clone();

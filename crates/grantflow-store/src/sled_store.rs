@@ -2122,8 +2122,8 @@ fn open_redo(
                 "{} and {} are missing: the head this store acknowledged cannot be checked, \
                  so events may have been lost without a trace; restore the directory from a \
                  backup or re-import an export",
-                dir.join(crate::redo::REDO_FILE_NAMES[0]).display(),
-                dir.join(crate::redo::REDO_FILE_NAMES[1]).display()
+                RedoLog::paths(dir)[0].display(),
+                RedoLog::paths(dir)[1].display()
             ),
         });
     };
