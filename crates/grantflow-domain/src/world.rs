@@ -3,8 +3,8 @@
 
 use crate::money::{Amount, Currency};
 use crate::values::{Country, Date};
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// A grant's lifecycle state (domain.md, "Lifecycle").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -8,7 +8,7 @@
 //! [`APPEND_CONFLICT_RETRIES`] times. A follower task wakes the writer when the store's head
 //! moves without it, so that reads stay current.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, RwLock};
 
 use grantflow_domain::{decide, evolve, DomainError, ErrorCode, Event};

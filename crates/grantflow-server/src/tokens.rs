@@ -7,7 +7,7 @@
 //!   on `<data>/tokens.lock`, so two `grantflow token add` never lose each other's token.
 //! - A revoked token stays listed (who had it, when it was revoked) but never authenticates.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fmt;
 use std::fs;
 use std::io::Write;

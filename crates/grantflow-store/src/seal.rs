@@ -2,7 +2,7 @@
 //! its own lock on the head. Positions follow the head, versions follow each stream,
 //! `recorded_at` never goes back, and each event is hashed onto the one before it.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use crate::checks::check_event_size;
 use crate::envelope::{chain_hash, now_rfc3339, Envelope};

@@ -72,7 +72,7 @@
 //! A missing redo file, or a damaged record followed by good ones, is refused (the marker,
 //! format 3, says the store keeps them, even when sled's whole database is gone).
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -448,7 +448,7 @@ struct GroupWrite {
 #[derive(Default)]
 struct AbsentIds {
     commits: u64,
-    ids: std::collections::HashSet<String>,
+    ids: foldhash::HashSet<String>,
 }
 
 /// The most ids [`AbsentIds`] holds; beyond it the set starts again empty.
@@ -761,7 +761,7 @@ impl Inner {
     /// chunk, a payload that is not a compact JSON object, a bad stream name, a command id
     /// already recorded or given twice.
     fn check_new_commands(&self, batch: &AppendBatch) -> Result<(), StoreError> {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = foldhash::HashSet::default();
         let mut absent = lock(&self.absent_ids);
         for command in &batch.commands {
             check_key_text("command id", &command.command_id).map_err(StoreError::Io)?;

@@ -9,7 +9,7 @@
 //! entries in sled are read only below the tail's first version of it, so an entry in both
 //! places (a span written, not yet dropped from memory) is never seen twice.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use crate::{CommandRecord, StoreError};
