@@ -203,12 +203,8 @@ const MARKER_BYTES_MAX: u64 = 4096;
 
 /// sled's page cache: its resident memory follows this (its default is 1 GiB).
 pub const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
-/// sled's background flusher period (which is also when sled itself fsyncs). Groups reach
-/// sled's memory without sealing its I/O buffer (see `write_group`), so the flusher is what
-/// writes it out between checkpoints: every 50 ms, so that each write is small. With sled's
-/// default of 1 s a buffer of 4 MB went out at once and stalled the groups behind it (HTTP
-/// p99 22 to 29 ms against 12 ms; BENCHMARKS.md, seventh session).
-pub const FLUSH_EVERY_MS: u64 = 50;
+/// sled's background flusher period (which is also when sled itself fsyncs).
+pub const FLUSH_EVERY_MS: u64 = 1000;
 /// sled's segment (and I/O buffer) size for new stores. sled writes any page whose
 /// serialized size is over a quarter of it to a separate *blob* file, which it reads back
 /// whole and never fsyncs; a leaf holds up to 17 values, so with the default 512 KiB a leaf
@@ -934,23 +930,14 @@ impl Inner {
     ) -> Result<After, StoreError> {
         let synced = self.synced.load(Ordering::SeqCst);
         let after = lock(&self.redo).append(new_head, &entries, synced)?;
-        // One insert at a time, the head last, not a sled `Batch`. `apply_batch` takes sled's
-        // global write lock and seals sled's I/O buffer twice (`pin_log`): every group cost
-        // one or two writes of a small buffer to sled's file, each waited on with
-        // `sync_file_range`, on the critical path's thread pool and in the device's queue
-        // ahead of the next group's `fdatasync`. The group is durable in the redo log already;
-        // sled recovers a prefix of its log, so a recovered head implies the group's entries,
-        // and a group cut short (entries without the head) is written again, with the same
-        // values, from the redo log on open. sled's flusher writes the buffer instead, every
-        // `FLUSH_EVERY_MS`.
+        let mut batch = sled::Batch::default();
         for (key, value) in entries {
-            self.tree
-                .insert(key, value)
-                .map_err(sled_err("writing a group of events"))?;
+            batch.insert(key, value);
         }
+        batch.insert(HEAD_KEY, encode_head(new_head));
         self.tree
-            .insert(HEAD_KEY, encode_head(new_head))
-            .map_err(sled_err("writing the head of a group"))?;
+            .apply_batch(batch)
+            .map_err(sled_err("writing a group of events"))?;
         Ok(after)
     }
 
