@@ -128,12 +128,11 @@ async fn a_log_rewritten_to_the_same_length_is_refused() {
     assert!(detail.contains("the log was rewritten"), "{detail}");
     // A head recorded in the middle of a longer, different log is checked at its position.
     add_events(&a, 3).await;
-    let mut c_dir = dir.path().join("c");
-    make_store(&c_dir, 8, 3).await;
-    put_redo_log(&a, &c_dir);
-    let (position, _) = open_error(&c_dir);
+    let c = dir.path().join("c");
+    make_store(&c, 8, 3).await;
+    put_redo_log(&a, &c);
+    let (position, _) = open_error(&c);
     assert_eq!(position, 7);
-    c_dir.pop();
 }
 
 #[tokio::test]
