@@ -513,15 +513,18 @@ mod fast {
         /// A JSON string without escapes or control characters; `None` otherwise.
         fn string(&mut self) -> Option<&'a str> {
             let inner = self.rest.strip_prefix('"')?;
-            // Bytes, not chars: the three stops are ASCII, which no byte of a multi-byte
-            // UTF-8 sequence can be, so `end` is a char boundary.
-            let end = inner
-                .bytes()
-                .position(|b| b == b'"' || b == b'\\' || b < b' ')?;
+            // Bytes, not chars: both stops are ASCII, which no byte of a multi-byte UTF-8
+            // sequence can be, so `end` is a char boundary. memchr2 finds the first stop
+            // with SIMD (replay reads six strings per event); a control character, which
+            // JSON allows only escaped, is then looked for in what it passed over.
+            let end = memchr::memchr2(b'"', b'\\', inner.as_bytes())?;
             if inner.as_bytes()[end] != b'"' {
                 return None;
             }
             let value = &inner[..end];
+            if value.bytes().any(|b| b < b' ') {
+                return None;
+            }
             self.rest = &inner[end + 1..];
             Some(value)
         }

@@ -146,6 +146,12 @@ impl PayloadPage {
         self.text.reserve(bytes);
     }
 
+    /// Makes room for `events` more events of `bytes` bytes of text in all.
+    pub fn reserve_events(&mut self, events: usize, bytes: usize) {
+        self.records.reserve(events);
+        self.text.reserve(bytes);
+    }
+
     /// Events in the page.
     pub fn len(&self) -> usize {
         self.records.len()

@@ -1418,11 +1418,20 @@ impl Inner {
     fn read_payloads(&self, from: u64, limit: usize) -> Result<crate::PayloadPage, StoreError> {
         let mut page = crate::PayloadPage::default();
         let mut last_chunk = None;
+        let wanted = limit.min(READ_EVENTS_MAX);
         self.read_with(from, limit, |chunk, position| {
             if last_chunk != Some(chunk.first) {
-                // At most the chunk's bytes are added from it.
                 last_chunk = Some(chunk.first);
-                page.reserve(chunk.value.len());
+                if page.is_empty() {
+                    // Room for the whole page at once, at the first chunk's bytes per event
+                    // (a payload is less than its envelope): growing the text chunk by
+                    // chunk copied it again each time.
+                    let per_event = chunk.value.len() / chunk.records.len().max(1);
+                    page.reserve_events(wanted, wanted.saturating_mul(per_event));
+                } else {
+                    // At most the chunk's bytes are added from it.
+                    page.reserve(chunk.value.len());
+                }
             }
             chunk.push_payload(position, &mut page)
         })?;
