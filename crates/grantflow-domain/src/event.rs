@@ -418,6 +418,16 @@ impl Event {
                 "unknown event type {event_type:?}"
             )));
         }
+        // Most of a fund's log is money moving: those payloads, as they were written, are
+        // read without serde (replay decodes every event).
+        if let Some(event) = fast::decode(event_type, payload_json) {
+            return Ok(event);
+        }
+        Event::from_parts_serde(event_type, payload_json)
+    }
+
+    /// [`Event::from_parts`] through serde alone (any valid JSON of the payload's shape).
+    fn from_parts_serde(event_type: &str, payload_json: &str) -> Result<Event, DomainError> {
         // One parse, in place: the adjacently tagged enum is fed the tag, then the payload
         // straight from its text (no copy of it into a `{"type":..,"payload":..}` object).
         let tagged = serde::de::value::MapAccessDeserializer::new(TaggedParts {
@@ -470,6 +480,207 @@ pub fn command_of_event(event: &Event) -> &'static str {
         Event::GrantCancelled { .. } => "cancel-grant",
         Event::GrantClosed { .. } => "close-grant",
         Event::GrantFinalized { .. } => "finalize-grant",
+    }
+}
+
+/// The payloads of disbursements, expenditures and refunds read in the one layout
+/// [`Event::payload_json`] writes them (fields in order, compact, strings without escapes);
+/// anything else is left to serde.
+mod fast {
+    use super::Event;
+    use crate::money::Money;
+    use crate::values::Date;
+
+    /// The event, or `None` when the payload is not in that layout (serde then reads it, or
+    /// says what is wrong with it).
+    pub(super) fn decode(event_type: &str, payload: &str) -> Option<Event> {
+        let date_field = match event_type {
+            "grant.disbursement_recorded" => ",\"paid_on\":",
+            "grant.expenditure_recorded" => ",\"period_end\":",
+            "grant.refund_recorded" => ",\"received_on\":",
+            _ => return None,
+        };
+        let mut cursor = Cursor { rest: payload };
+        cursor.literal("{\"grant\":")?;
+        let grant = cursor.string()?.to_string();
+        cursor.literal(",\"agency\":")?;
+        let agency = cursor.string()?.to_string();
+        cursor.literal(",\"amount\":")?;
+        let amount = Money::parse_stored(cursor.string()?)?;
+        cursor.literal(date_field)?;
+        let date = Date::parse(cursor.string()?)?;
+        if event_type == "grant.expenditure_recorded" {
+            cursor.literal("}")?;
+            return cursor
+                .rest
+                .is_empty()
+                .then_some(Event::ExpenditureRecorded {
+                    grant,
+                    agency,
+                    amount,
+                    period_end: date,
+                });
+        }
+        let reference = match cursor.rest {
+            "}" => None,
+            _ => {
+                cursor.literal(",\"reference\":")?;
+                let reference = cursor.string()?.to_string();
+                (cursor.rest == "}").then_some(Some(reference))?
+            }
+        };
+        Some(if event_type == "grant.refund_recorded" {
+            Event::RefundRecorded {
+                grant,
+                agency,
+                amount,
+                received_on: date,
+                reference,
+            }
+        } else {
+            Event::DisbursementRecorded {
+                grant,
+                agency,
+                amount,
+                paid_on: date,
+                reference,
+            }
+        })
+    }
+
+    struct Cursor<'a> {
+        rest: &'a str,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn literal(&mut self, expected: &str) -> Option<()> {
+            self.rest = self.rest.strip_prefix(expected)?;
+            Some(())
+        }
+
+        /// A JSON string without escapes or control characters; `None` otherwise.
+        fn string(&mut self) -> Option<&'a str> {
+            let inner = self.rest.strip_prefix('"')?;
+            // Bytes, not chars: the stops are ASCII, which no byte of a multi-byte UTF-8
+            // sequence can be, so `end` is a char boundary.
+            let end = inner
+                .bytes()
+                .position(|b| b == b'"' || b == b'\\' || b < b' ')?;
+            if inner.as_bytes()[end] != b'"' {
+                return None;
+            }
+            self.rest = &inner[end + 1..];
+            Some(&inner[..end])
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof!["[A-Z0-9-]{0,12}", "[a-zA-Z\"\\\\\u{1}\u{1f}é😀 /]{0,10}",]
+        }
+
+        fn money_movement() -> impl Strategy<Value = Event> {
+            let amount = (-10_000_000_000_000_000i64..10_000_000_000_000_000, 0u8..=3).prop_map(
+                |(minor, decimals)| Money::new(crate::money::Amount(i128::from(minor)), decimals),
+            );
+            let date = (1900i32..2200, 1u32..=12, 1u32..=28).prop_map(|(y, m, d)| {
+                Date::parse(&format!("{y:04}-{m:02}-{d:02}")).expect("a calendar date")
+            });
+            (
+                0u8..3,
+                text(),
+                text(),
+                amount,
+                date,
+                proptest::option::of(text()),
+            )
+                .prop_map(
+                    |(kind, grant, agency, amount, date, reference)| match kind {
+                        0 => Event::DisbursementRecorded {
+                            grant,
+                            agency,
+                            amount,
+                            paid_on: date,
+                            reference,
+                        },
+                        1 => Event::ExpenditureRecorded {
+                            grant,
+                            agency,
+                            amount,
+                            period_end: date,
+                        },
+                        _ => Event::RefundRecorded {
+                            grant,
+                            agency,
+                            amount,
+                            received_on: date,
+                            reference,
+                        },
+                    },
+                )
+        }
+
+        proptest! {
+            /// What the fast path reads, serde reads the same; and it reads every payload
+            /// written without an escape.
+            #[test]
+            fn the_fast_path_agrees_with_serde(event in money_movement()) {
+                let payload = event.payload_json();
+                let fast = decode(event.event_type(), &payload);
+                let slow = Event::from_parts_serde(event.event_type(), &payload)
+                    .expect("a written payload reads back");
+                prop_assert_eq!(&slow, &event);
+                if payload.contains('\\') {
+                    prop_assert_eq!(fast, None);
+                } else {
+                    prop_assert_eq!(fast, Some(event));
+                }
+            }
+
+            /// A payload changed anywhere: the fast path reads it only as serde does.
+            #[test]
+            fn the_fast_path_never_reads_what_serde_would_not(
+                event in money_movement(),
+                // Often at either end, where a layout check is easiest to forget.
+                cut in prop_oneof![
+                    Just(None),
+                    Just(Some(0.0)),
+                    (0.0f64..1.0).prop_map(Some),
+                ],
+                insert in prop_oneof![Just(""), Just(" "), Just(","), Just("\""), Just("0"),
+                    Just("-"), Just("}"), Just(",\"x\":1"), Just("null"), Just("\\u0041")],
+                remove in 0usize..3,
+            ) {
+                let payload = event.payload_json();
+                let at = cut.map_or(payload.len(), |share| (share * payload.len() as f64) as usize);
+                let at = (0..=at).rev().find(|i| payload.is_char_boundary(*i)).unwrap_or(0);
+                let end = (at..=payload.len())
+                    .find(|i| *i >= at + remove && payload.is_char_boundary(*i))
+                    .unwrap_or(payload.len());
+                let mutated = format!("{}{insert}{}", &payload[..at], &payload[end..]);
+                if let Some(fast) = decode(event.event_type(), &mutated) {
+                    let slow = Event::from_parts_serde(event.event_type(), &mutated);
+                    prop_assert_eq!(slow.ok(), Some(fast), "{}", mutated);
+                }
+            }
+        }
+
+        #[test]
+        fn other_types_and_layouts_go_to_serde() {
+            let plain = r#"{"grant":"G","agency":"A","amount":"1.00","paid_on":"2013-01-01"}"#;
+            assert!(decode("grant.disbursement_recorded", plain).is_some());
+            assert_eq!(decode("grant.refund_recorded", plain), None);
+            assert_eq!(decode("grant.approved", plain), None);
+            let spaced = r#"{"grant": "G","agency":"A","amount":"1.00","paid_on":"2013-01-01"}"#;
+            assert_eq!(decode("grant.disbursement_recorded", spaced), None);
+            let null = r#"{"grant":"G","agency":"A","amount":"1.00","paid_on":"2013-01-01","reference":null}"#;
+            assert_eq!(decode("grant.disbursement_recorded", null), None);
+            assert!(Event::from_parts("grant.disbursement_recorded", null).is_ok());
+        }
     }
 }
 
