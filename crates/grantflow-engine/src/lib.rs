@@ -417,7 +417,7 @@ fn decode_page(page: PayloadPage) -> Result<Vec<(u64, Event)>, EngineError> {
     // Sized once: collecting a fallible iterator grows the vector by doubling, copying
     // megabytes of events into fresh pages (5% of a replay's time).
     let mut events = Vec::with_capacity(page.len());
-    for record in page.iter() {
+    page.visit(|record| {
         let event = Event::from_parts(record.event_type, record.payload).map_err(|error| {
             EngineError::Corrupt {
                 position: record.position,
@@ -428,7 +428,8 @@ fn decode_page(page: PayloadPage) -> Result<Vec<(u64, Event)>, EngineError> {
             }
         })?;
         events.push((record.position, event));
-    }
+        Ok::<(), EngineError>(())
+    })?;
     Ok(events)
 }
 

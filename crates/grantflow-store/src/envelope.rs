@@ -285,21 +285,6 @@ impl Envelope {
         Self::from_canonical_serde(bytes, hash)
     }
 
-    /// Adds position, type and payload of stored canonical bytes to a page (the read path of
-    /// a fold); returns the position.
-    pub(crate) fn push_payload(
-        bytes: &[u8],
-        page: &mut crate::PayloadPage,
-    ) -> Result<u64, EnvelopeError> {
-        if let Some((position, event_type, payload)) = fast::payload(bytes) {
-            page.push(position, event_type, payload);
-            return Ok(position);
-        }
-        let envelope = Self::from_canonical_serde(bytes, ZERO_HASH)?;
-        page.push(envelope.position, &envelope.event_type, &envelope.payload);
-        Ok(envelope.position)
-    }
-
     /// [`Envelope::from_canonical`] through serde (any valid JSON of the envelope's shape).
     pub(crate) fn from_canonical_serde(
         bytes: &[u8],
@@ -531,6 +516,12 @@ mod fast {
     }
 }
 
+/// Position, type and payload of stored canonical bytes whose strings hold no escapes;
+/// `None` for anything else (the caller then decodes the whole envelope with serde).
+pub(crate) fn stored_payload(bytes: &[u8]) -> Option<(u64, &str, &str)> {
+    fast::payload(bytes)
+}
+
 /// 64 lowercase hex digits to a hash (one pass; replay reads one per event).
 pub fn parse_hex_hash(text: &str) -> Option<Hash> {
     let digits = text.as_bytes();
@@ -759,12 +750,17 @@ mod fast_decode_tests {
             prop_assert_eq!(&decoded, &original);
             prop_assert_eq!(&slow, &original);
             let mut page = crate::PayloadPage::default();
-            let position = Envelope::push_payload(&bytes, &mut page).unwrap();
-            prop_assert_eq!(position, original.position);
-            let record = page.iter().next().unwrap();
-            prop_assert_eq!(record.position, original.position);
-            prop_assert_eq!(record.event_type, original.event_type.as_str());
-            prop_assert_eq!(record.payload, original.payload.as_str());
+            let chunk = sled::IVec::from(bytes.as_slice());
+            page.push_stored(&chunk, original.position, (0, bytes.len()));
+            let mut records = Vec::new();
+            page.visit(|record| {
+                records.push((record.position, record.event_type.to_string(), record.payload.to_string()));
+                Ok::<(), crate::StoreError>(())
+            }).unwrap();
+            prop_assert_eq!(
+                records,
+                vec![(original.position, original.event_type.clone(), original.payload.clone())]
+            );
         }
     }
 

@@ -114,14 +114,29 @@ pub struct PayloadRecord<'a> {
 }
 
 /// What a fold reads of consecutive events ([`EventStore::read_payloads`]): their types and
-/// payloads in one buffer, so that a page of thousands of events is two allocations, not
-/// two per event.
+/// payloads, in one of two forms. A backend that has them as text adds them with
+/// [`PayloadPage::push`], into one buffer (a page of thousands of events is two allocations,
+/// not two per event). The sled store hands over its log chunks as they are, with where each
+/// event's stored envelope lies in them: taking the payload out of an envelope is then left
+/// to whoever reads the page ([`PayloadPage::visit`]), which in a fold is the decoding stage,
+/// not the reading one (a replay's reading stage was its slowest).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PayloadPage {
     text: String,
     /// Per event: position, and where its type ends and its payload ends in `text` (each
     /// starts where the one before ends).
     records: Vec<(u64, usize, usize)>,
+    /// Log chunks, each with the events taken from it.
+    stored: Vec<StoredRun>,
+    stored_events: usize,
+}
+
+/// Consecutive events of one sled log chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StoredRun {
+    chunk: sled::IVec,
+    /// Per event: position, and where its canonical envelope starts and ends in `chunk`.
+    spans: Vec<(u64, usize, usize)>,
 }
 
 impl PayloadPage {
@@ -130,57 +145,106 @@ impl PayloadPage {
         PayloadPage {
             text: String::with_capacity(bytes),
             records: Vec::with_capacity(events),
+            ..PayloadPage::default()
         }
     }
 
     /// Adds the next event.
     pub fn push(&mut self, position: u64, event_type: &str, payload: &str) {
+        debug_assert!(self.stored.is_empty(), "a page holds one form of events");
         self.text.push_str(event_type);
         let type_end = self.text.len();
         self.text.push_str(payload);
         self.records.push((position, type_end, self.text.len()));
     }
 
-    /// Makes room for `bytes` more bytes of text.
-    pub fn reserve(&mut self, bytes: usize) {
-        self.text.reserve(bytes);
-    }
-
-    /// Makes room for `events` more events of `bytes` bytes of text in all.
-    pub fn reserve_events(&mut self, events: usize, bytes: usize) {
-        self.records.reserve(events);
-        self.text.reserve(bytes);
+    /// Adds the next event as its stored canonical envelope, `chunk[start..end]`.
+    pub(crate) fn push_stored(&mut self, chunk: &sled::IVec, position: u64, span: (usize, usize)) {
+        debug_assert!(self.records.is_empty(), "a page holds one form of events");
+        let (start, end) = span;
+        match self.stored.last_mut() {
+            Some(run) if run.chunk.as_ptr() == chunk.as_ptr() => {
+                run.spans.push((position, start, end))
+            }
+            _ => self.stored.push(StoredRun {
+                chunk: chunk.clone(),
+                spans: vec![(position, start, end)],
+            }),
+        }
+        self.stored_events += 1;
     }
 
     /// Events in the page.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.records.len() + self.stored_events
     }
 
     /// Whether the page holds no event.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len() == 0
     }
 
     /// The position of the page's last event.
     pub fn last_position(&self) -> Option<u64> {
-        self.records.last().map(|(position, _, _)| *position)
+        let stored = self.stored.last().and_then(|run| run.spans.last());
+        stored
+            .or(self.records.last())
+            .map(|(position, _, _)| *position)
     }
 
-    /// The events, in order.
-    pub fn iter(&self) -> impl Iterator<Item = PayloadRecord<'_>> + '_ {
+    /// Calls `take` with each event, in order. A stored envelope that cannot be read, or that
+    /// holds another position than the one it was read for, is a [`StoreError::Corrupt`].
+    pub fn visit<E: From<StoreError>>(
+        &self,
+        mut take: impl FnMut(PayloadRecord<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut start = 0;
-        self.records
-            .iter()
-            .map(move |&(position, type_end, payload_end)| {
-                let record = PayloadRecord {
-                    position,
-                    event_type: self.text.get(start..type_end).unwrap_or_default(),
-                    payload: self.text.get(type_end..payload_end).unwrap_or_default(),
-                };
-                start = payload_end;
-                record
-            })
+        for &(position, type_end, payload_end) in &self.records {
+            take(PayloadRecord {
+                position,
+                event_type: self.text.get(start..type_end).unwrap_or_default(),
+                payload: self.text.get(type_end..payload_end).unwrap_or_default(),
+            })?;
+            start = payload_end;
+        }
+        for run in &self.stored {
+            for &(position, start, end) in &run.spans {
+                let corrupt = |detail: String| StoreError::Corrupt { position, detail };
+                let bytes = run
+                    .chunk
+                    .get(start..end)
+                    .ok_or_else(|| corrupt("truncated record".to_string()))?;
+                let undecodable =
+                    |error: EnvelopeError| corrupt(format!("undecodable event: {error}"));
+                let moved = |found: u64| corrupt(format!("the record holds position {found}"));
+                match envelope::stored_payload(bytes) {
+                    Some((found, event_type, payload)) => {
+                        if found != position {
+                            return Err(moved(found).into());
+                        }
+                        take(PayloadRecord {
+                            position,
+                            event_type,
+                            payload,
+                        })?;
+                    }
+                    // An escape in a string: serde reads it.
+                    None => {
+                        let envelope = Envelope::from_canonical_serde(bytes, ZERO_HASH)
+                            .map_err(undecodable)?;
+                        if envelope.position != position {
+                            return Err(moved(envelope.position).into());
+                        }
+                        take(PayloadRecord {
+                            position,
+                            event_type: &envelope.event_type,
+                            payload: &envelope.payload,
+                        })?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

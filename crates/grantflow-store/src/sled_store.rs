@@ -203,8 +203,12 @@ const MARKER_BYTES_MAX: u64 = 4096;
 
 /// sled's page cache: its resident memory follows this (its default is 1 GiB).
 pub const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
-/// sled's background flusher period (which is also when sled itself fsyncs).
-pub const FLUSH_EVERY_MS: u64 = 1000;
+/// sled's background flusher period (which is also when sled itself fsyncs). Groups reach
+/// sled's memory without sealing its I/O buffer (see `write_group`), so the flusher is what
+/// writes it out between checkpoints: every 50 ms, so that each write is small. With sled's
+/// default of 1 s a buffer of 4 MB went out at once and stalled the groups behind it (HTTP
+/// p99 22 to 29 ms against 12 ms; BENCHMARKS.md, seventh session).
+pub const FLUSH_EVERY_MS: u64 = 50;
 /// sled's segment (and I/O buffer) size for new stores. sled writes any page whose
 /// serialized size is over a quarter of it to a separate *blob* file, which it reads back
 /// whole and never fsyncs; a leaf holds up to 17 values, so with the default 512 KiB a leaf
@@ -559,7 +563,8 @@ impl SledStore {
             .open(&db_file_path)
             .map_err(io_err(format!("opening {}", db_file_path.display())))?;
         check_format_record(dir, &tree, &db_file, had_database)?;
-        let head = load_head(&tree)?;
+        // Checked once the redo log has written back what a crash cut short (`open_redo`).
+        let head = read_head(&tree)?;
         let (redo, head, synced) =
             open_redo(dir, &tree, &db_file, head, marker_format, had_database)?;
         let indexed = open_index_mark(&tree, &db_file, &head)?;
@@ -930,14 +935,23 @@ impl Inner {
     ) -> Result<After, StoreError> {
         let synced = self.synced.load(Ordering::SeqCst);
         let after = lock(&self.redo).append(new_head, &entries, synced)?;
-        let mut batch = sled::Batch::default();
+        // One insert at a time, the head last, not a sled `Batch`. `apply_batch` takes sled's
+        // global write lock and seals sled's I/O buffer twice (`pin_log`): every group cost
+        // one or two writes of a small buffer to sled's file, each waited on with
+        // `sync_file_range`, on the critical path's thread pool and in the device's queue
+        // ahead of the next group's `fdatasync`. The group is durable in the redo log already;
+        // sled recovers a prefix of its log, so a recovered head implies the group's entries,
+        // and a group cut short (entries without the head) is written again, with the same
+        // values, from the redo log on open. sled's flusher writes the buffer instead, every
+        // `FLUSH_EVERY_MS`.
         for (key, value) in entries {
-            batch.insert(key, value);
+            self.tree
+                .insert(key, value)
+                .map_err(sled_err("writing a group of events"))?;
         }
-        batch.insert(HEAD_KEY, encode_head(new_head));
         self.tree
-            .apply_batch(batch)
-            .map_err(sled_err("writing a group of events"))?;
+            .insert(HEAD_KEY, encode_head(new_head))
+            .map_err(sled_err("writing the head of a group"))?;
         Ok(after)
     }
 
@@ -1357,24 +1371,18 @@ impl Chunk {
         self.value.get(end..end + 32)?.try_into().ok()
     }
 
-    /// Adds position, type and payload of the event at `position` to a page (a fold's read).
-    fn push_payload(&self, position: u64, page: &mut crate::PayloadPage) -> Result<(), StoreError> {
+    /// Where the stored envelope of the event at `position` starts and ends in the chunk.
+    fn span(&self, position: u64) -> Result<(usize, usize), StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt { position, detail };
         let (start, end) = usize::try_from(position.saturating_sub(self.first))
             .ok()
             .filter(|_| position >= self.first)
             .and_then(|index| self.records.get(index).copied())
             .ok_or_else(|| corrupt(format!("not in the chunk starting at {}", self.first)))?;
-        let bytes = self
-            .value
-            .get(start..end)
-            .ok_or_else(|| corrupt("truncated record".to_string()))?;
-        let found = Envelope::push_payload(bytes, page)
-            .map_err(|error| corrupt(format!("undecodable event: {error}")))?;
-        if found != position {
-            return Err(corrupt(format!("the record holds position {found}")));
+        if start > end || end > self.value.len() {
+            return Err(corrupt("truncated record".to_string()));
         }
-        Ok(())
+        Ok((start, end))
     }
 
     fn envelope(&self, position: u64) -> Result<Envelope, StoreError> {
@@ -1417,23 +1425,9 @@ impl Inner {
 
     fn read_payloads(&self, from: u64, limit: usize) -> Result<crate::PayloadPage, StoreError> {
         let mut page = crate::PayloadPage::default();
-        let mut last_chunk = None;
-        let wanted = limit.min(READ_EVENTS_MAX);
         self.read_with(from, limit, |chunk, position| {
-            if last_chunk != Some(chunk.first) {
-                last_chunk = Some(chunk.first);
-                if page.is_empty() {
-                    // Room for the whole page at once, at the first chunk's bytes per event
-                    // (a payload is less than its envelope): growing the text chunk by
-                    // chunk copied it again each time.
-                    let per_event = chunk.value.len() / chunk.records.len().max(1);
-                    page.reserve_events(wanted, wanted.saturating_mul(per_event));
-                } else {
-                    // At most the chunk's bytes are added from it.
-                    page.reserve(chunk.value.len());
-                }
-            }
-            chunk.push_payload(position, &mut page)
+            page.push_stored(&chunk.value, position, chunk.span(position)?);
+            Ok(())
         })?;
         Ok(page)
     }
@@ -1936,24 +1930,39 @@ fn write_durably(
 
 /// Reads the head and checks that the last chunk ends with the same event.
 fn load_head(tree: &sled::Db) -> Result<Head, StoreError> {
-    let head = match tree.get(HEAD_KEY).map_err(sled_err("reading the head"))? {
-        Some(value) => decode_head(&value).ok_or_else(|| StoreError::Corrupt {
-            position: 0,
-            detail: "undecodable head record".to_string(),
-        })?,
-        None => Head {
-            position: 0,
-            hash: ZERO_HASH,
-            recorded_at: String::new(),
+    let head = read_head(tree)?;
+    check_head(tree, &head)?;
+    Ok(head)
+}
+
+/// The head record as sled holds it, unchecked: after a crash, sled may hold the first
+/// keys of a group without its head (a group goes to sled one insert at a time, the head
+/// last), which the redo log writes again on open before [`check_head`] looks.
+fn read_head(tree: &sled::Db) -> Result<Head, StoreError> {
+    Ok(
+        match tree.get(HEAD_KEY).map_err(sled_err("reading the head"))? {
+            Some(value) => decode_head(&value).ok_or_else(|| StoreError::Corrupt {
+                position: 0,
+                detail: "undecodable head record".to_string(),
+            })?,
+            None => Head {
+                position: 0,
+                hash: ZERO_HASH,
+                recorded_at: String::new(),
+            },
         },
-    };
+    )
+}
+
+/// Checks that the log's last chunk ends with the head's event.
+fn check_head(tree: &sled::Db, head: &Head) -> Result<(), StoreError> {
     let last_chunk = tree
         .range(chunk_key(0)..=chunk_key(u64::MAX))
         .next_back()
         .transpose()
         .map_err(sled_err("reading the last log chunk"))?;
     match last_chunk {
-        None if head.position == 0 => Ok(head),
+        None if head.position == 0 => Ok(()),
         None => Err(StoreError::Corrupt {
             position: 1,
             detail: format!("the head says {} events, the log holds none", head.position),
@@ -1975,7 +1984,7 @@ fn load_head(tree: &sled::Db) -> Result<Head, StoreError> {
                     ),
                 });
             }
-            Ok(head)
+            Ok(())
         }
     }
 }
@@ -2115,6 +2124,8 @@ fn open_redo(
         Ok((log, head, synced))
     };
     if marker_format < REDO_STORE_FORMAT {
+        // Written with one sled batch per group: nothing was cut short.
+        check_head(tree, &head)?;
         check_head_file(dir, tree, &head)?;
         let opened = start_new(head)?;
         write_marker(dir)?;
@@ -2122,6 +2133,7 @@ fn open_redo(
         return Ok(opened);
     }
     let Some(recovered) = RedoLog::open(dir)? else {
+        check_head(tree, &head)?;
         if !had_database && head.position == 0 {
             return start_new(head);
         }
@@ -2143,9 +2155,12 @@ fn open_redo(
         groups,
     } = recovered;
     if head.position < base.position {
+        check_head(tree, &head)?;
         return Err(lost_events(head.position, acknowledged.position));
     }
     if head.position >= acknowledged.position {
+        // sled holds every group the redo log does: none was cut short.
+        check_head(tree, &head)?;
         check_hash_at(tree, &head, acknowledged.position, &acknowledged.hash)?;
         if head.position == acknowledged.position {
             return Ok((log, head, 0));
@@ -2162,9 +2177,11 @@ fn open_redo(
         .iter()
         .position(|group| group.from.0 == head.position)
     else {
+        check_head(tree, &head)?;
         return Err(rewritten(head.position, None));
     };
     if groups[index].from.1 != head.hash {
+        check_head(tree, &head)?;
         return Err(rewritten(head.position, Some(&groups[index].from.1)));
     }
     let replayed = groups.len() - index;

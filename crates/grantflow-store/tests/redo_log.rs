@@ -187,6 +187,59 @@ async fn groups_sled_lost_come_back_from_the_redo_log() {
 }
 
 #[tokio::test]
+async fn a_group_cut_short_in_sled_is_written_again_from_the_redo_log() {
+    // A group goes to sled one insert at a time, the head last: a crash can leave sled with
+    // a group's log chunks and not its head. The redo log holds the group (it was durable
+    // there first): the open writes it again, then checks the head against the log.
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+    make_store(&new, 5, 5).await;
+    copy_dir(&new, &old);
+    {
+        // Dropped without `close`: the redo log keeps its groups.
+        let store = SledStore::open(&new).unwrap();
+        for _ in 0..3 {
+            fill(&store, 3).await;
+        }
+        assert_eq!(store.head().await.unwrap().position, 14);
+    }
+    // sled as such a crash leaves it: the log chunks of the groups, the head from before.
+    let chunks: Vec<(sled::IVec, sled::IVec)> = {
+        let db = grantflow_store::sled_store::open_sled(&new.join("db")).unwrap();
+        let chunks = db.scan_prefix(b"L").map(Result::unwrap).collect();
+        drop(db);
+        chunks
+    };
+    {
+        let db = grantflow_store::sled_store::open_sled(&old.join("db")).unwrap();
+        let head = db.get(b"H").unwrap().unwrap();
+        for (key, value) in chunks {
+            db.insert(key, value).unwrap();
+        }
+        assert_eq!(db.get(b"H").unwrap().unwrap(), head);
+        db.flush().unwrap();
+    }
+    put_database(&old, &new);
+    let store = SledStore::open(&new).unwrap();
+    assert_eq!(store.head().await.unwrap().position, 14);
+    assert_eq!(verified_events(&store).await, 14);
+    fill(&store, 2).await;
+    store.close().await.unwrap();
+    drop(store);
+    let store = SledStore::open(&new).unwrap();
+    assert_eq!(verified_events(&store).await, 16);
+
+    // Without the redo log's groups, the same database is refused: its head and its log
+    // disagree.
+    put_database(&old, &new);
+    let bare = dir.path().join("bare");
+    make_store(&bare, 5, 5).await;
+    put_redo_log(&bare, &new);
+    let (_, detail) = open_error(&new);
+    assert!(detail.contains("disagree"), "{detail}");
+}
+
+#[tokio::test]
 async fn a_missing_or_damaged_redo_log_is_refused_and_a_torn_start_is_not() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -719,10 +719,20 @@ async fn payload_pages_hold_what_the_envelopes_hold() {
         assert_eq!(page.len(), envelopes.len());
         assert_eq!(page.is_empty(), envelopes.is_empty());
         assert_eq!(page.last_position(), envelopes.last().map(|e| e.position));
-        for (record, envelope) in page.iter().zip(&envelopes) {
-            assert_eq!(record.position, envelope.position);
-            assert_eq!(record.event_type, envelope.event_type);
-            assert_eq!(record.payload, envelope.payload);
-        }
+        let mut records = Vec::new();
+        page.visit(|record| {
+            records.push((
+                record.position,
+                record.event_type.to_string(),
+                record.payload.to_string(),
+            ));
+            Ok::<(), StoreError>(())
+        })
+        .unwrap();
+        let expected: Vec<_> = envelopes
+            .iter()
+            .map(|e| (e.position, e.event_type.clone(), e.payload.clone()))
+            .collect();
+        assert_eq!(records, expected);
     }
 }
