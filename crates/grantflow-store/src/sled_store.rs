@@ -244,6 +244,25 @@ pub const IMPORT_GROUP_EVENTS_MAX: usize = 10_000;
 /// [`crate::tail`]) before the indexer writes them to sled; at most about twice this many
 /// events are read again on open to rebuild what was not written.
 pub const INDEX_SPAN_EVENTS: u64 = 16_384;
+/// The most events whose index entries may wait in memory (see [`crate::tail`]): past it, the
+/// thread that appends a group writes index slices itself until the tail is back under it.
+/// The indexer thread keeps the tail near [`INDEX_SPAN_EVENTS`]; when it falls behind (its
+/// CPU taken, or sled's inserts slowed by a busy disk), without a bound the tail would grow
+/// with the log, a few hundred bytes per command (about 26 MiB at the bound).
+/// `GRANTFLOW_TAIL_EVENTS_MAX` in the environment, read when a store is opened, overrides it
+/// (a test uses a few hundred).
+pub const TAIL_EVENTS_MAX: u64 = 8 * INDEX_SPAN_EVENTS;
+/// The environment variable that overrides [`TAIL_EVENTS_MAX`].
+pub const TAIL_EVENTS_MAX_ENV: &str = "GRANTFLOW_TAIL_EVENTS_MAX";
+
+fn tail_events_max() -> u64 {
+    std::env::var(TAIL_EVENTS_MAX_ENV)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .filter(|max| *max > 0)
+        .unwrap_or(TAIL_EVENTS_MAX)
+}
+
 /// After each group the store writes this many index keys per event of the group (a span
 /// has about one stream entry per stream and one command entry per command, so the index
 /// keeps well ahead of the log) ...
@@ -494,6 +513,8 @@ struct Inner {
     closed: AtomicBool,
     /// Set when a write may have reached sled's memory but not the disk.
     failed: AtomicBool,
+    /// [`TAIL_EVENTS_MAX`], or what the environment says.
+    tail_events_max: u64,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -544,6 +565,12 @@ impl SledStore {
         Self::open_marked(dir)
     }
 
+    /// Events whose stream- and command-index entries are still in memory only (see
+    /// [`crate::tail`]): at most about [`TAIL_EVENTS_MAX`] plus one group.
+    pub fn unindexed_events(&self) -> u64 {
+        self.inner.tail_events()
+    }
+
     /// The data directory.
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -588,6 +615,7 @@ impl SledStore {
             head_tx,
             closed: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            tail_events_max: tail_events_max(),
         });
         spawn_indexer(&inner, pacer)?;
         Ok(SledStore { inner })
@@ -924,7 +952,32 @@ impl Inner {
         self.head_tx.send_replace(position);
         self.pacer
             .allow(events.saturating_mul(INDEX_KEYS_PER_EVENT));
+        self.keep_tail_bounded();
         Ok(())
+    }
+
+    /// Events whose index entries are in memory only.
+    fn tail_events(&self) -> u64 {
+        let tail = lock(&self.tail);
+        tail.live.events + tail.frozen.as_ref().map_or(0, |span| span.events)
+    }
+
+    /// When the indexer has fallen behind, writes index slices on this (the appending)
+    /// thread until the tail is under [`TAIL_EVENTS_MAX`]: the writer slows down, the memory
+    /// stays bounded. The group is durable already; a failure here stops the store's later
+    /// writes, as the indexer's does.
+    fn keep_tail_bounded(&self) {
+        while self.tail_events() > self.tail_events_max {
+            match self.write_index_slice(0, INDEX_SLICE_KEYS_MAX) {
+                Ok(false) => {}
+                Ok(true) => return,
+                Err(error) => {
+                    tracing::error!(%error, "cannot write the stream and command index");
+                    self.failed.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        }
     }
 
     /// Records a group durably in the redo log, then applies it to sled.
