@@ -266,8 +266,13 @@ impl Engine {
             let _ = receiver.await;
             let _ = handle.await;
         }
-        let model = self.snapshot();
-        save_snapshot(self.store.as_ref(), &model).await?;
+        // Serialized where it lies: a copy of the whole world first (`snapshot()`) was the
+        // largest allocation of a long append, at its very end.
+        let (position, bytes) =
+            self.with_model(|model| snapshot_bytes(model).map(|bytes| (model.position, bytes)))?;
+        self.store
+            .save_snapshot(SNAPSHOT_NAME, position, bytes)
+            .await?;
         self.store.close().await?;
         Ok(())
     }
