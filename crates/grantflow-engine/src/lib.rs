@@ -268,8 +268,7 @@ impl Engine {
         }
         // Serialized where it lies: a copy of the whole world first (`snapshot()`) was the
         // largest allocation of a long append, at its very end.
-        let (position, bytes) =
-            self.with_model(|model| snapshot_bytes(model).map(|bytes| (model.position, bytes)))?;
+        let (position, bytes) = self.with_model(snapshot_of)?;
         self.store
             .save_snapshot(SNAPSHOT_NAME, position, bytes)
             .await?;
@@ -314,22 +313,22 @@ struct SnapshotFileRef<'a> {
     world: &'a World,
 }
 
-/// The bytes of the read model's projection snapshot.
-pub(crate) fn snapshot_bytes(model: &ReadModel) -> Result<Vec<u8>, EngineError> {
+/// The read model's projection snapshot: its position and bytes (serialized where the
+/// model lies, so that a caller holding a lock need not copy the world first).
+pub(crate) fn snapshot_of(model: &ReadModel) -> Result<(u64, Vec<u8>), EngineError> {
     let file = SnapshotFileRef {
         format: SNAPSHOT_FORMAT,
         position: model.position,
         world: &model.world,
     };
-    serde_json::to_vec(&file).map_err(|e| EngineError::BadQuery(e.to_string()))
+    let bytes = serde_json::to_vec(&file).map_err(|e| EngineError::BadQuery(e.to_string()))?;
+    Ok((model.position, bytes))
 }
 
 /// Saves the read model as the store's projection snapshot.
 pub async fn save_snapshot(store: &dyn EventStore, model: &ReadModel) -> Result<(), EngineError> {
-    let bytes = snapshot_bytes(model)?;
-    store
-        .save_snapshot(SNAPSHOT_NAME, model.position, bytes)
-        .await?;
+    let (position, bytes) = snapshot_of(model)?;
+    store.save_snapshot(SNAPSHOT_NAME, position, bytes).await?;
     Ok(())
 }
 

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{CommandOutcome, Prepared};
 use crate::{
-    decode, snapshot_bytes, EngineError, ReadModel, Stats, BATCH_COMMANDS_MAX, FOLD_PAGE_EVENTS,
+    decode, snapshot_of, EngineError, ReadModel, Stats, BATCH_COMMANDS_MAX, FOLD_PAGE_EVENTS,
     SNAPSHOT_EVERY_EVENTS, SNAPSHOT_NAME,
 };
 
@@ -533,10 +533,7 @@ impl Writer {
         }
         self.events_since_snapshot = 0;
         // The published (durable) state: the writer's own may be ahead of it.
-        let durable = {
-            let published = read(&self.published);
-            snapshot_bytes(&published).map(|bytes| (published.position, bytes))
-        };
+        let durable = snapshot_of(&read(&self.published));
         let saved = match durable {
             Ok((position, bytes)) => self
                 .store

@@ -920,7 +920,7 @@ impl Inner {
             .iter()
             .map(|(_, _, positions)| positions.len() as u64)
             .sum();
-        {
+        let unindexed = {
             let mut tail = lock(&self.tail);
             for (stream, first_version, positions) in &streams {
                 if let Err(error) = tail.live.add_stream(stream, *first_version, positions) {
@@ -931,7 +931,8 @@ impl Inner {
             for record in commands {
                 tail.live.add_command(record);
             }
-        }
+            tail.unindexed_events()
+        };
         {
             // Whatever a lookup found absent may be in this group now (a lookup that began
             // before the tail held the group counts as overlapping it).
@@ -952,14 +953,15 @@ impl Inner {
         self.head_tx.send_replace(position);
         self.pacer
             .allow(events.saturating_mul(INDEX_KEYS_PER_EVENT));
-        self.keep_tail_bounded();
+        if unindexed > self.tail_events_max {
+            self.keep_tail_bounded();
+        }
         Ok(())
     }
 
     /// Events whose index entries are in memory only.
     fn tail_events(&self) -> u64 {
-        let tail = lock(&self.tail);
-        tail.live.events + tail.frozen.as_ref().map_or(0, |span| span.events)
+        lock(&self.tail).unindexed_events()
     }
 
     /// When the indexer has fallen behind, writes index slices on this (the appending)
@@ -1432,9 +1434,7 @@ impl Chunk {
             .filter(|_| position >= self.first)
             .and_then(|index| self.records.get(index).copied())
             .ok_or_else(|| corrupt(format!("not in the chunk starting at {}", self.first)))?;
-        if start > end || end > self.value.len() {
-            return Err(corrupt("truncated record".to_string()));
-        }
+        // Within the value: `Chunk::decode` checked every record's bounds.
         Ok((start, end))
     }
 

@@ -114,6 +114,11 @@ impl Tail {
             .cloned()
     }
 
+    /// Events whose index entries are here only (the live span and the one being written).
+    pub(crate) fn unindexed_events(&self) -> u64 {
+        self.live.events + self.frozen.as_ref().map_or(0, |span| span.events)
+    }
+
     pub(crate) fn contains_command(&self, command_id: &str) -> bool {
         self.live.commands.contains_key(command_id)
             || self

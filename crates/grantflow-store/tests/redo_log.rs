@@ -62,6 +62,21 @@ fn put_redo_log(from: &Path, dir: &Path) {
     }
 }
 
+/// A store of 5 events in `new` (closed), its copy in `old`, then `groups` groups of 3
+/// events appended to `new` and the store dropped without `close`: the redo log keeps them,
+/// sled's database may not. Returns the head.
+async fn with_unclosed_groups(old: &Path, new: &Path, groups: usize) -> u64 {
+    make_store(new, 5, 5).await;
+    copy_dir(new, old);
+    let store = SledStore::open(new).unwrap();
+    for _ in 0..groups {
+        fill(&store, 3).await;
+    }
+    let head = store.head().await.unwrap().position;
+    assert_eq!(head, 5 + 3 * groups as u64);
+    head
+}
+
 /// Every event of the store, checked as one hash chain; returns how many.
 async fn verified_events(store: &SledStore) -> u64 {
     let mut verifier = ChainVerifier::new();
@@ -157,16 +172,7 @@ async fn groups_sled_lost_come_back_from_the_redo_log() {
     // holds fewer events than the redo log. Here, sled's copy from before the groups.
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = (dir.path().join("old"), dir.path().join("new"));
-    make_store(&new, 5, 5).await;
-    copy_dir(&new, &old);
-    {
-        // Dropped without `close`: the redo log keeps its groups.
-        let store = SledStore::open(&new).unwrap();
-        for _ in 0..4 {
-            fill(&store, 3).await;
-        }
-        assert_eq!(store.head().await.unwrap().position, 17);
-    }
+    assert_eq!(with_unclosed_groups(&old, &new, 4).await, 17);
     put_database(&old, &new);
     let store = SledStore::open(&new).unwrap();
     assert_eq!(store.head().await.unwrap().position, 17);
@@ -193,16 +199,7 @@ async fn a_group_cut_short_in_sled_is_written_again_from_the_redo_log() {
     // there first): the open writes it again, then checks the head against the log.
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = (dir.path().join("old"), dir.path().join("new"));
-    make_store(&new, 5, 5).await;
-    copy_dir(&new, &old);
-    {
-        // Dropped without `close`: the redo log keeps its groups.
-        let store = SledStore::open(&new).unwrap();
-        for _ in 0..3 {
-            fill(&store, 3).await;
-        }
-        assert_eq!(store.head().await.unwrap().position, 14);
-    }
+    assert_eq!(with_unclosed_groups(&old, &new, 3).await, 14);
     // sled as such a crash leaves it: the log chunks of the groups, the head from before.
     let chunks: Vec<(sled::IVec, sled::IVec)> = {
         let db = grantflow_store::sled_store::open_sled(&new.join("db")).unwrap();
