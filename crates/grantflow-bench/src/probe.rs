@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use grantflow_store::{
-    AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Head, StoreError,
+    AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Head, PayloadPage, StoreError,
 };
 use tokio::sync::watch;
 
@@ -126,6 +126,18 @@ impl EventStore for Probe {
             return Ok(None);
         }
         self.inner.load_snapshot(name).await
+    }
+
+    async fn read_payloads(&self, from: u64, limit: usize) -> Result<PayloadPage, StoreError> {
+        self.inner.read_payloads(from, limit).await
+    }
+
+    async fn reserve_head(&self) -> Result<bool, StoreError> {
+        self.inner.reserve_head().await
+    }
+
+    fn exclusive(&self) -> bool {
+        self.inner.exclusive()
     }
 
     fn watch_head(&self) -> watch::Receiver<u64> {

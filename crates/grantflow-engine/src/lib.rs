@@ -24,6 +24,7 @@ use grantflow_store::{Envelope, EventStore, PayloadPage, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 pub use command::{new_command_id, ActorSource, CommandOutcome, Rejection, Submission};
+pub use writer::{APPEND_CONFLICT_RETRIES, CONFLICT_BACKOFF_MAX_MICROS, RESERVE_AFTER_CONFLICTS};
 
 /// How many commands the writer decides and appends in one durable batch at the most.
 pub const BATCH_COMMANDS_MAX: usize = 2_048;

@@ -5,7 +5,8 @@
 //! On a shared store (PostgreSQL) other processes append too: before each batch the writer
 //! folds in what they appended, and a batch refused as a conflict (another process appended
 //! between the catch-up and the append) is decided again on the new state, up to
-//! [`APPEND_CONFLICT_RETRIES`] times. A follower task wakes the writer when the store's head
+//! [`APPEND_CONFLICT_RETRIES`] times; from the [`RESERVE_AFTER_CONFLICTS`]th conflict in a
+//! row it first reserves the append point, so that the next attempt cannot lose. A follower task wakes the writer when the store's head
 //! moves without it, so that reads stay current.
 
 use foldhash::{HashMap, HashMapExt};
@@ -26,6 +27,10 @@ use crate::{
 
 /// How many times a batch refused as a conflict is decided again before its commands fail.
 pub const APPEND_CONFLICT_RETRIES: usize = 64;
+/// After this many conflicts in a row, the writer reserves the store's append point
+/// ([`EventStore::reserve_head`]) before deciding the batch again, so that its next append
+/// cannot be refused: a writer that keeps losing the race for the head is not starved.
+pub const RESERVE_AFTER_CONFLICTS: usize = 2;
 /// The longest pause before deciding again after a conflict (the pause doubles with each
 /// attempt, with jitter, so that writers racing for the head fall out of step).
 pub const CONFLICT_BACKOFF_MAX_MICROS: u64 = 20_000;
@@ -79,6 +84,7 @@ pub(crate) fn spawn(
         events_since_snapshot: 0,
         stats,
         in_flight_ids: HashMap::new(),
+        reserved: false,
     };
     tokio::spawn(writer.run(jobs))
 }
@@ -122,6 +128,8 @@ struct Writer {
     stats: Arc<Stats>,
     /// Command ids (and body hashes) of the batch in flight.
     in_flight_ids: HashMap<String, Hash>,
+    /// Whether the store holds the append point for the next append (which must follow).
+    reserved: bool,
 }
 
 /// What became of one command of a batch.
@@ -325,7 +333,9 @@ impl Writer {
             ..Group::default()
         };
         let store = self.store.clone();
-        let append = if append.commands.is_empty() {
+        // An append with no commands only releases a reservation.
+        let reserved = std::mem::take(&mut self.reserved);
+        let append = if append.commands.is_empty() && !reserved {
             tokio::spawn(async { Ok(Vec::new()) })
         } else {
             tokio::spawn(async move { store.append(append).await })
@@ -362,7 +372,17 @@ impl Writer {
                     self.stats.conflict();
                     tracing::debug!(%error, "append conflict; deciding again");
                     attempts = batch.attempts + 1;
-                    tokio::time::sleep(backoff(attempts)).await;
+                    if attempts >= RESERVE_AFTER_CONFLICTS {
+                        match self.store.reserve_head().await {
+                            Ok(reserved) => self.reserved = reserved,
+                            Err(error) => {
+                                tracing::warn!(%error, "cannot reserve the append point");
+                                tokio::time::sleep(backoff(attempts)).await;
+                            }
+                        }
+                    } else {
+                        tokio::time::sleep(backoff(attempts)).await;
+                    }
                     let mut prepared = batch.prepared;
                     prepared.append(&mut redo.prepared);
                     let mut replies = batch.replies;
@@ -396,9 +416,27 @@ impl Writer {
             for reply in replies {
                 let _ = reply.send(Err(stopped(&detail)));
             }
+            self.release_reservation().await;
             return;
         }
         self.decide_into(prepared, replies, building, false).await;
+        if building.is_empty() {
+            self.release_reservation().await;
+        }
+    }
+
+    /// Gives up a reservation that no batch will use (an append with no commands).
+    async fn release_reservation(&mut self) {
+        if std::mem::take(&mut self.reserved) {
+            let release = AppendBatch {
+                expected_head: self.model.position,
+                expected_versions: Vec::new(),
+                commands: Vec::new(),
+            };
+            if let Err(error) = self.store.append(release).await {
+                tracing::warn!(%error, "cannot release the append point");
+            }
+        }
     }
 
     /// Folds in events that other processes appended since the writer's position.

@@ -88,6 +88,9 @@ pub const INSERT_EVENTS_MAX: usize = 5_000;
 pub const INSERT_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Connections a store opens at most for its reads and writes (the listener has its own).
 pub const POOL_CONNECTIONS_DEFAULT: usize = 4;
+/// How long a reservation of the append point ([`EventStore::reserve_head`]) may sit idle
+/// before the server ends it (a safety net: the engine appends right after reserving).
+pub const RESERVATION_IDLE_MS: u64 = 5_000;
 /// How often the listener reads the head row when no notification came.
 pub const POLL_INTERVAL_MS_DEFAULT: u64 = 500;
 
@@ -124,6 +127,12 @@ struct Inner {
     pool: pool::Pool,
     /// Serialises this process's appends and imports (the head row serialises processes).
     write_lock: tokio::sync::Mutex<()>,
+    /// Where reservations are made: a connection of its own (not from the pool), opened on
+    /// the first reservation, with the transaction holding the head row locked while one is
+    /// held (`held`).
+    reservation: tokio::sync::Mutex<Reservation>,
+    /// Connection settings (for the reservation's connection).
+    config: tokio_postgres::Config,
     head_tx: Arc<watch::Sender<u64>>,
     listener: tokio::task::AbortHandle,
     closed: AtomicBool,
@@ -267,6 +276,8 @@ impl PgStore {
                 sql,
                 pool,
                 write_lock: tokio::sync::Mutex::new(()),
+                reservation: tokio::sync::Mutex::new(Reservation::default()),
+                config: target.config.clone(),
                 head_tx,
                 listener,
                 closed: AtomicBool::new(false),
@@ -291,6 +302,11 @@ impl EventStore for PgStore {
 
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
         self.inner.append(batch).await
+    }
+
+    async fn reserve_head(&self) -> Result<bool, StoreError> {
+        self.inner.reserve_head().await?;
+        Ok(true)
     }
 
     async fn read(&self, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
@@ -486,6 +502,8 @@ impl EventStore for PgStore {
         // Every append already committed durably; wait for one in flight, then refuse more.
         let _writer = self.inner.write_lock.lock().await;
         self.inner.closed.store(true, Ordering::SeqCst);
+        // A reservation not used is given up (closing its connection rolls it back).
+        *self.inner.reservation.lock().await = Reservation::default();
         self.inner.listener.abort();
         self.inner.pool.clear();
         Ok(())
@@ -541,21 +559,103 @@ impl Inner {
         });
     }
 
+    /// Takes the append point for this process's next append: a transaction on the
+    /// reservation's connection that holds the head row locked (see
+    /// [`EventStore::reserve_head`]). Other processes' appends wait at their
+    /// `SELECT ... FOR UPDATE` until it commits or rolls back.
+    async fn reserve_head(&self) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let mut reservation = self.reservation.lock().await;
+        if reservation.held {
+            return Ok(());
+        }
+        let client = match reservation.client.take() {
+            Some(client) if !client.is_closed() => client,
+            _ => pool::connect(&self.config).await?,
+        };
+        client
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL idle_in_transaction_session_timeout = {RESERVATION_IDLE_MS}"
+            ))
+            .await
+            .map_err(pg_err("reserving the append point"))?;
+        read_head(&client, &self.sql.head_for_update).await?;
+        reservation.client = Some(client);
+        reservation.held = true;
+        Ok(())
+    }
+
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
         self.check_writable()?;
         check_new_commands(&batch)?;
         let _writer = self.write_lock.lock().await;
         self.check_writable()?;
+        let reserved = {
+            let mut reservation = self.reservation.lock().await;
+            let held = std::mem::take(&mut reservation.held);
+            reservation
+                .client
+                .take()
+                .filter(|client| held && !client.is_closed())
+        };
+        if let Some(client) = reserved {
+            // The transaction is open and holds the head row already. Were this future
+            // dropped midway, the client would be dropped with it, closing its connection
+            // (which rolls the transaction back).
+            let result = self.append_in(&client, batch).await;
+            let end = if matches!(result, Ok(Some(_))) {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
+            let ended = client.batch_execute(end).await;
+            self.reservation.lock().await.client = Some(client);
+            return match (result, ended) {
+                (Ok(Some((refs, head))), Ok(())) => {
+                    self.publish(head.position);
+                    Ok(refs)
+                }
+                (Ok(Some(_)), Err(error)) => Err(write_err("committing a group of events")(error)),
+                (Ok(None), _) => Ok(Vec::new()),
+                (Err(error), _) => Err(error),
+            };
+        }
         let mut conn = self.pool.get().await?;
         let client = conn.client()?;
         let tx = client
             .transaction()
             .await
             .map_err(pg_err("starting an append"))?;
+        match self.append_in(&tx, batch).await {
+            Ok(Some((refs, head))) => {
+                tx.commit()
+                    .await
+                    .map_err(write_err("committing a group of events"))?;
+                self.publish(head.position);
+                Ok(refs)
+            }
+            Ok(None) => {
+                rollback(tx).await;
+                Ok(Vec::new())
+            }
+            Err(error) => {
+                rollback(tx).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// An append inside an open transaction: locks the head row, checks the batch against
+    /// it, and writes the group (the caller commits, or rolls back on an error). `None`
+    /// when the batch has no commands (nothing to write).
+    async fn append_in<C: GenericClient>(
+        &self,
+        tx: &C,
+        batch: AppendBatch,
+    ) -> Result<Option<(Vec<Vec<EventRef>>, Head)>, StoreError> {
         // The append point: every writer of every process queues here, in commit order.
-        let head = read_head(&tx, &self.sql.head_for_update).await?;
+        let head = read_head(tx, &self.sql.head_for_update).await?;
         if batch.expected_head != head.position {
-            rollback(tx).await;
             return Err(StoreError::Conflict(format!(
                 "expected head {}, the log is at {}",
                 batch.expected_head, head.position
@@ -574,11 +674,10 @@ impl Inner {
                 wanted.push(stream.clone());
             }
         }
-        let versions = self.stream_versions(&tx, &wanted).await?;
+        let versions = self.stream_versions(tx, &wanted).await?;
         for (stream, expected) in &batch.expected_versions {
             let stored = versions.get(stream).copied().unwrap_or(0);
             if stored != *expected {
-                rollback(tx).await;
                 return Err(StoreError::Conflict(format!(
                     "stream {stream} expected at version {expected}, it is at {stored}"
                 )));
@@ -597,35 +696,23 @@ impl Inner {
             let command_id: String = row
                 .try_get(0)
                 .map_err(pg_err("reading the command index"))?;
-            rollback(tx).await;
             return Err(StoreError::Conflict(format!(
                 "command id {command_id:?} is already recorded"
             )));
         }
         if batch.commands.is_empty() {
-            rollback(tx).await;
-            return Ok(Vec::new());
+            return Ok(None);
         }
-
-        let sealed = match seal(&head, batch.commands, |stream| {
+        let sealed = seal(&head, batch.commands, |stream| {
             Ok(versions.get(stream).copied().unwrap_or(0))
-        }) {
-            Ok(sealed) => sealed,
-            Err(error) => {
-                rollback(tx).await;
-                return Err(error);
-            }
-        };
+        })?;
         let mut group = Group::default();
         for (envelope, canonical) in sealed.events {
             group.push_event(&envelope, canonical);
         }
         group.commands = sealed.commands;
-        let new_head = sealed.head;
-        let results = sealed.refs;
-        self.write_group(tx, &group, &new_head).await?;
-        self.publish(new_head.position);
-        Ok(results)
+        self.write_group(tx, &group, &sealed.head).await?;
+        Ok(Some((sealed.refs, sealed.head)))
     }
 
     /// Each stream's stored version (streams absent from the log are absent from the map).
@@ -650,11 +737,11 @@ impl Inner {
         Ok(versions)
     }
 
-    /// Inserts a group's events and command records, moves the head row, notifies the
-    /// listeners (delivered at commit), and commits.
-    async fn write_group(
+    /// Inserts a group's events and command records, moves the head row and notifies the
+    /// listeners (delivered at commit); the caller commits.
+    async fn write_group<C: GenericClient>(
         &self,
-        tx: Transaction<'_>,
+        tx: &C,
         group: &Group,
         new_head: &Head,
     ) -> Result<(), StoreError> {
@@ -726,9 +813,7 @@ impl Inner {
         )
         .await
         .map_err(write_err("notifying listeners"))?;
-        tx.commit()
-            .await
-            .map_err(write_err("committing a group of events"))
+        Ok(())
     }
 
     async fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError> {
@@ -792,7 +877,10 @@ impl Inner {
                 hash: last.hash,
                 recorded_at: last.recorded_at.clone(),
             };
-            self.write_group(tx, &group, &new_head).await?;
+            self.write_group(&tx, &group, &new_head).await?;
+            tx.commit()
+                .await
+                .map_err(write_err("committing a group of events"))?;
             self.publish(new_head.position);
             expected = new_head;
         }
@@ -841,6 +929,13 @@ impl Inner {
             |command_id| Ok(recorded.contains(command_id)),
         )
     }
+}
+
+/// The reservation's connection, and whether its transaction holds the head row now.
+#[derive(Default)]
+struct Reservation {
+    client: Option<tokio_postgres::Client>,
+    held: bool,
 }
 
 /// Rolls a refused transaction back (its own failure is only logged: a dropped transaction

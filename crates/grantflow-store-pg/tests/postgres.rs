@@ -190,6 +190,78 @@ async fn concurrent_instances_stay_gapless_and_exactly_once() {
     .await;
 }
 
+/// Whether `task` is still running after `wait` (it is blocked, say on the head row).
+async fn still_waiting<T>(task: &tokio::task::JoinHandle<T>, wait: Duration) -> bool {
+    tokio::time::sleep(wait).await;
+    !task.is_finished()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_holds_other_writers_until_its_append() {
+    run(pg(), |pg| async move {
+        let url = pg.url_for(&pg.new_schema());
+        let a = Arc::new(PgStore::connect(&url).await.unwrap());
+        let b = Arc::new(PgStore::connect(&url).await.unwrap());
+        fill(a.as_ref(), 2).await;
+        let h = a.head().await.unwrap().position;
+
+        // b decides on head h; a reserves; b's append waits for a's.
+        let b_batch = batch_for(b.as_ref(), vec![command("b-1", &["grant-R"])]).await;
+        assert!(a.reserve_head().await.unwrap());
+        let a_batch = batch_for(a.as_ref(), vec![command("a-1", &["grant-R"])]).await;
+        let b_append = {
+            let b = Arc::clone(&b);
+            tokio::spawn(async move { b.append(b_batch).await })
+        };
+        assert!(
+            still_waiting(&b_append, Duration::from_millis(400)).await,
+            "another writer appended past a reservation"
+        );
+        let refs = a.append(a_batch).await.unwrap();
+        assert_eq!(refs[0][0].position, h + 1);
+        let refused = tokio::time::timeout(WAIT, b_append).await.unwrap().unwrap();
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(_))),
+            "{refused:?}"
+        );
+
+        // An append with no commands only gives the reservation up.
+        assert!(a.reserve_head().await.unwrap());
+        let b_batch = batch_for(b.as_ref(), vec![command("b-2", &["grant-R"])]).await;
+        let b_append = {
+            let b = Arc::clone(&b);
+            tokio::spawn(async move { b.append(b_batch).await })
+        };
+        assert!(still_waiting(&b_append, Duration::from_millis(400)).await);
+        let release = batch_for(a.as_ref(), Vec::new()).await;
+        assert!(a.append(release).await.unwrap().is_empty());
+        let refs = tokio::time::timeout(WAIT, b_append)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(refs[0][0].position, h + 2);
+
+        // Closing the store gives an unused reservation up too.
+        assert!(a.reserve_head().await.unwrap());
+        let b_batch = batch_for(b.as_ref(), vec![command("b-3", &["grant-R"])]).await;
+        let b_append = {
+            let b = Arc::clone(&b);
+            tokio::spawn(async move { b.append(b_batch).await })
+        };
+        assert!(still_waiting(&b_append, Duration::from_millis(400)).await);
+        a.close().await.unwrap();
+        let refs = tokio::time::timeout(WAIT, b_append)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(refs[0][0].position, h + 3);
+        assert_eq!(read_all(b.as_ref()).await.len() as u64, h + 3);
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_instance_is_woken_by_notify() {
     run(pg(), |pg| async move {

@@ -387,6 +387,17 @@ pub trait EventStore: Send + Sync + 'static {
     /// The last snapshot saved under `name`, with its position.
     async fn load_snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
 
+    /// Reserves the append point for this handle's next append, on a store other processes
+    /// append to: until that append (or the store's close), other writers' appends wait, so
+    /// a batch decided after catching up with the reserved head cannot be refused as a
+    /// conflict. The engine asks for it after repeated conflicts, so that a writer that
+    /// keeps losing the race for the head is not starved. The next append must follow
+    /// promptly (an append with no commands just releases the reservation). Returns whether
+    /// the store reserved anything (a store with one writer never needs to).
+    async fn reserve_head(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     /// Whether this process is the store's only writer (sled holds its directory's lock).
     /// The engine then decides the next batch while one is being written; on a shared store
     /// it decides each batch only after catching up with the other writers.
