@@ -21,6 +21,12 @@
 //! row and commits, which releases the lock. The next writer reads the head only after that
 //! commit, so positions are handed out in commit order.
 //!
+//! A writer that keeps losing the race (its batch, decided on a head another process has
+//! since moved, is refused as a conflict) can take the lock early with
+//! [`EventStore::reserve_head`]: a transaction on a connection of its own locks the head row
+//! until this process's next append, which runs in that transaction. Other processes' appends
+//! wait meanwhile; the server ends a reservation left idle for [`RESERVATION_IDLE_MS`].
+//!
 //! A sequence (`bigserial`) would be wrong: `nextval` is not transactional, so transaction
 //! A can take position 7, transaction B position 8, and B commit first. A reader that then
 //! reads "everything after 6" sees 8, moves its cursor past it, and never sees 7 when A
