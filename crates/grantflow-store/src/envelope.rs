@@ -762,6 +762,63 @@ mod fast_decode_tests {
         }
     }
 
+    /// Every event of a page, read through `visit_range` over `cuts`.
+    fn read_in_parts(page: &crate::PayloadPage, cuts: &[usize]) -> Vec<(u64, String, String)> {
+        let mut bounds = vec![0];
+        bounds.extend(cuts.iter().map(|cut| cut % (page.len() + 1)));
+        bounds.sort_unstable();
+        bounds.push(page.len());
+        let mut records = Vec::new();
+        for part in bounds.windows(2) {
+            page.visit_range(part[0]..part[1], |record| {
+                records.push((
+                    record.position,
+                    record.event_type.to_string(),
+                    record.payload.to_string(),
+                ));
+                Ok::<(), crate::StoreError>(())
+            })
+            .unwrap();
+        }
+        records
+    }
+
+    proptest! {
+        /// A page read in parts (as the fold's decoding threads read it) gives every event
+        /// once and in order, whichever form the page is in and wherever the cuts fall
+        /// (inside a chunk's run or between runs).
+        #[test]
+        fn a_page_read_in_parts_is_the_whole_page(
+            runs in proptest::collection::vec(1usize..5, 0..6),
+            cuts in proptest::collection::vec(0usize..64, 0..4),
+        ) {
+            let mut stored = crate::PayloadPage::default();
+            let mut text = crate::PayloadPage::default();
+            let mut expected = Vec::new();
+            let mut position = 0;
+            for run in runs {
+                let mut chunk = Vec::new();
+                let mut spans = Vec::new();
+                for _ in 0..run {
+                    position += 1;
+                    let payload = format!(r#"{{"grant":"G{position}"}}"#);
+                    let event = envelope("grant-G", "fin", &payload, position);
+                    let bytes = event.canonical_bytes();
+                    spans.push((position, chunk.len(), chunk.len() + bytes.len()));
+                    chunk.extend_from_slice(&bytes);
+                    text.push(position, &event.event_type, &payload);
+                    expected.push((position, event.event_type.clone(), payload));
+                }
+                let chunk = sled::IVec::from(chunk);
+                for (position, start, end) in spans {
+                    stored.push_stored(&chunk, position, (start, end));
+                }
+            }
+            prop_assert_eq!(&read_in_parts(&stored, &cuts), &expected);
+            prop_assert_eq!(&read_in_parts(&text, &cuts), &expected);
+        }
+    }
+
     #[test]
     fn the_fast_path_takes_plain_envelopes_and_leaves_escapes_to_serde() {
         let plain = envelope("grant-G", "fin", r#"{"grant":"G"}"#, 12);

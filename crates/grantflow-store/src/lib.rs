@@ -196,19 +196,48 @@ impl PayloadPage {
     /// holds another position than the one it was read for, is a [`StoreError::Corrupt`].
     pub fn visit<E: From<StoreError>>(
         &self,
+        take: impl FnMut(PayloadRecord<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.visit_range(0..self.len(), take)
+    }
+
+    /// [`PayloadPage::visit`] for the events of `range` (indices into the page, in order), so
+    /// that the parts of one page can be read on several threads.
+    pub fn visit_range<E: From<StoreError>>(
+        &self,
+        range: std::ops::Range<usize>,
         mut take: impl FnMut(PayloadRecord<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mut start = 0;
-        for &(position, type_end, payload_end) in &self.records {
+        let end = range.end.min(self.len());
+        let mut index = range.start;
+        while index < end && index < self.records.len() {
+            let start = match index.checked_sub(1) {
+                Some(before) => self.records[before].2,
+                None => 0,
+            };
+            let (position, type_end, payload_end) = self.records[index];
             take(PayloadRecord {
                 position,
                 event_type: self.text.get(start..type_end).unwrap_or_default(),
                 payload: self.text.get(type_end..payload_end).unwrap_or_default(),
             })?;
-            start = payload_end;
+            index += 1;
         }
+        // Stored events come after the text ones (a page holds one form or the other).
+        let mut skip = index.saturating_sub(self.records.len());
+        let mut left = end.saturating_sub(index);
         for run in &self.stored {
-            for &(position, start, end) in &run.spans {
+            if left == 0 {
+                break;
+            }
+            if skip >= run.spans.len() {
+                skip -= run.spans.len();
+                continue;
+            }
+            let spans = &run.spans[skip..];
+            skip = 0;
+            for &(position, start, end) in spans.iter().take(left) {
+                left -= 1;
                 let corrupt = |detail: String| StoreError::Corrupt { position, detail };
                 let bytes = run
                     .chunk
