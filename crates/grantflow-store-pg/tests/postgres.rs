@@ -190,6 +190,25 @@ async fn concurrent_instances_stay_gapless_and_exactly_once() {
     .await;
 }
 
+type AppendTask = tokio::task::JoinHandle<Result<Vec<Vec<EventRef>>, StoreError>>;
+
+/// `store` appends one command on `grant-R`, decided on its head now, on a task of its own.
+async fn append_on_grant_r(store: &Arc<PgStore>, command_id: &str) -> AppendTask {
+    let batch = batch_for(store.as_ref(), vec![command(command_id, &["grant-R"])]).await;
+    let store = Arc::clone(store);
+    tokio::spawn(async move { store.append(batch).await })
+}
+
+/// Where the one event of a finished `append_on_grant_r` landed.
+async fn landed(task: AppendTask) -> u64 {
+    let refs = tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    refs[0][0].position
+}
+
 /// Whether `task` is still running after `wait` (it is blocked, say on the head row).
 async fn still_waiting<T>(task: &tokio::task::JoinHandle<T>, wait: Duration) -> bool {
     tokio::time::sleep(wait).await;
@@ -205,14 +224,10 @@ async fn a_reservation_holds_other_writers_until_its_append() {
         fill(a.as_ref(), 2).await;
         let h = a.head().await.unwrap().position;
 
-        // b decides on head h; a reserves; b's append waits for a's.
-        let b_batch = batch_for(b.as_ref(), vec![command("b-1", &["grant-R"])]).await;
+        // a reserves; b decides on head h and its append waits for a's.
         assert!(a.reserve_head().await.unwrap());
         let a_batch = batch_for(a.as_ref(), vec![command("a-1", &["grant-R"])]).await;
-        let b_append = {
-            let b = Arc::clone(&b);
-            tokio::spawn(async move { b.append(b_batch).await })
-        };
+        let b_append = append_on_grant_r(&b, "b-1").await;
         assert!(
             still_waiting(&b_append, Duration::from_millis(400)).await,
             "another writer appended past a reservation"
@@ -227,36 +242,18 @@ async fn a_reservation_holds_other_writers_until_its_append() {
 
         // An append with no commands only gives the reservation up.
         assert!(a.reserve_head().await.unwrap());
-        let b_batch = batch_for(b.as_ref(), vec![command("b-2", &["grant-R"])]).await;
-        let b_append = {
-            let b = Arc::clone(&b);
-            tokio::spawn(async move { b.append(b_batch).await })
-        };
+        let b_append = append_on_grant_r(&b, "b-2").await;
         assert!(still_waiting(&b_append, Duration::from_millis(400)).await);
         let release = batch_for(a.as_ref(), Vec::new()).await;
         assert!(a.append(release).await.unwrap().is_empty());
-        let refs = tokio::time::timeout(WAIT, b_append)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(refs[0][0].position, h + 2);
+        assert_eq!(landed(b_append).await, h + 2);
 
         // Closing the store gives an unused reservation up too.
         assert!(a.reserve_head().await.unwrap());
-        let b_batch = batch_for(b.as_ref(), vec![command("b-3", &["grant-R"])]).await;
-        let b_append = {
-            let b = Arc::clone(&b);
-            tokio::spawn(async move { b.append(b_batch).await })
-        };
+        let b_append = append_on_grant_r(&b, "b-3").await;
         assert!(still_waiting(&b_append, Duration::from_millis(400)).await);
         a.close().await.unwrap();
-        let refs = tokio::time::timeout(WAIT, b_append)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(refs[0][0].position, h + 3);
+        assert_eq!(landed(b_append).await, h + 3);
         assert_eq!(read_all(b.as_ref()).await.len() as u64, h + 3);
     })
     .await;
