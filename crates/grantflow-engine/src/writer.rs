@@ -6,8 +6,8 @@
 //! folds in what they appended, and a batch refused as a conflict (another process appended
 //! between the catch-up and the append) is decided again on the new state, up to
 //! [`APPEND_CONFLICT_RETRIES`] times; from the [`RESERVE_AFTER_CONFLICTS`]th conflict in a
-//! row it first reserves the append point, so that the next attempt cannot lose. A follower task wakes the writer when the store's head
-//! moves without it, so that reads stay current.
+//! row it first reserves the append point, so that the next attempt cannot lose. A follower
+//! task wakes the writer when the store's head moves without it, so that reads stay current.
 
 use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, RwLock};
@@ -372,15 +372,16 @@ impl Writer {
                     self.stats.conflict();
                     tracing::debug!(%error, "append conflict; deciding again");
                     attempts = batch.attempts + 1;
-                    if attempts >= RESERVE_AFTER_CONFLICTS {
-                        match self.store.reserve_head().await {
-                            Ok(reserved) => self.reserved = reserved,
+                    // A store that cannot reserve (or fails to) gets the pause instead.
+                    self.reserved = attempts >= RESERVE_AFTER_CONFLICTS
+                        && match self.store.reserve_head().await {
+                            Ok(reserved) => reserved,
                             Err(error) => {
                                 tracing::warn!(%error, "cannot reserve the append point");
-                                tokio::time::sleep(backoff(attempts)).await;
+                                false
                             }
-                        }
-                    } else {
+                        };
+                    if !self.reserved {
                         tokio::time::sleep(backoff(attempts)).await;
                     }
                     let mut prepared = batch.prepared;
