@@ -137,8 +137,6 @@ struct Inner {
     /// the first reservation, with the transaction holding the head row locked while one is
     /// held (`held`).
     reservation: tokio::sync::Mutex<Reservation>,
-    /// Connection settings (for the reservation's connection).
-    config: tokio_postgres::Config,
     head_tx: Arc<watch::Sender<u64>>,
     listener: tokio::task::AbortHandle,
     closed: AtomicBool,
@@ -283,7 +281,6 @@ impl PgStore {
                 pool,
                 write_lock: tokio::sync::Mutex::new(()),
                 reservation: tokio::sync::Mutex::new(Reservation::default()),
-                config: target.config.clone(),
                 head_tx,
                 listener,
                 closed: AtomicBool::new(false),
@@ -577,7 +574,7 @@ impl Inner {
         }
         let client = match reservation.client.take() {
             Some(client) if !client.is_closed() => client,
-            _ => pool::connect(&self.config).await?,
+            _ => self.pool.connect_unpooled().await?,
         };
         client
             .batch_execute(&format!(
@@ -608,23 +605,14 @@ impl Inner {
             // The transaction is open and holds the head row already. Were this future
             // dropped midway, the client would be dropped with it, closing its connection
             // (which rolls the transaction back).
-            let result = self.append_in(&client, batch).await;
-            let end = if matches!(result, Ok(Some(_))) {
-                "COMMIT"
-            } else {
-                "ROLLBACK"
-            };
-            let ended = client.batch_execute(end).await;
+            let outcome = self.append_in(&client, batch).await;
+            let ended = self
+                .end_append(outcome, |commit| {
+                    client.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
+                })
+                .await;
             self.reservation.lock().await.client = Some(client);
-            return match (result, ended) {
-                (Ok(Some((refs, head))), Ok(())) => {
-                    self.publish(head.position);
-                    Ok(refs)
-                }
-                (Ok(Some(_)), Err(error)) => Err(write_err("committing a group of events")(error)),
-                (Ok(None), _) => Ok(Vec::new()),
-                (Err(error), _) => Err(error),
-            };
+            return ended;
         }
         let mut conn = self.pool.get().await?;
         let client = conn.client()?;
@@ -632,21 +620,41 @@ impl Inner {
             .transaction()
             .await
             .map_err(pg_err("starting an append"))?;
-        match self.append_in(&tx, batch).await {
+        let outcome = self.append_in(&tx, batch).await;
+        self.end_append(outcome, |commit| async move {
+            if commit {
+                tx.commit().await
+            } else {
+                tx.rollback().await
+            }
+        })
+        .await
+    }
+
+    /// Ends an append's transaction as its outcome says (`end(true)` commits what was
+    /// written, `end(false)` rolls back the rest) and publishes the new head.
+    async fn end_append<F, Fut>(
+        &self,
+        outcome: Result<Option<Written>, StoreError>,
+        end: F,
+    ) -> Result<Vec<Vec<EventRef>>, StoreError>
+    where
+        F: FnOnce(bool) -> Fut,
+        Fut: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+    {
+        let ended = end(matches!(outcome, Ok(Some(_)))).await;
+        match outcome {
             Ok(Some((refs, head))) => {
-                tx.commit()
-                    .await
-                    .map_err(write_err("committing a group of events"))?;
+                ended.map_err(write_err("committing a group of events"))?;
                 self.publish(head.position);
                 Ok(refs)
             }
-            Ok(None) => {
-                rollback(tx).await;
-                Ok(Vec::new())
-            }
-            Err(error) => {
-                rollback(tx).await;
-                Err(error)
+            refused => {
+                if let Err(error) = ended {
+                    // Only logged: the transaction ends with its connection anyway.
+                    tracing::warn!(%error, "rolling back a refused write");
+                }
+                refused.map(|_| Vec::new())
             }
         }
     }
@@ -658,7 +666,7 @@ impl Inner {
         &self,
         tx: &C,
         batch: AppendBatch,
-    ) -> Result<Option<(Vec<Vec<EventRef>>, Head)>, StoreError> {
+    ) -> Result<Option<Written>, StoreError> {
         // The append point: every writer of every process queues here, in commit order.
         let head = read_head(tx, &self.sql.head_for_update).await?;
         if batch.expected_head != head.position {
@@ -936,6 +944,9 @@ impl Inner {
         )
     }
 }
+
+/// What an append wrote: where each command's events landed, and the new head.
+type Written = (Vec<Vec<EventRef>>, Head);
 
 /// The reservation's connection, and whether its transaction holds the head row now.
 #[derive(Default)]

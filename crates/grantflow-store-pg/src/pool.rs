@@ -60,6 +60,11 @@ impl Pool {
         })
     }
 
+    /// A new connection of the pool's settings that the pool does not count or keep.
+    pub(crate) async fn connect_unpooled(&self) -> Result<Client, StoreError> {
+        connect(&self.config).await
+    }
+
     /// Closes the idle connections (a later checkout opens new ones).
     pub(crate) fn clear(&self) {
         lock(&self.idle).clear();
