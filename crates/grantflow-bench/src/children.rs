@@ -38,6 +38,7 @@ fn emit(mut fields: Map<String, Value>) -> anyhow::Result<()> {
 pub(crate) fn run_child(config: &Config, args: &ChildArgs) -> anyhow::Result<()> {
     match args.task.as_str() {
         "engine-append" => engine_append(config, args),
+        "http-floor" => crate::http::floor_server(),
         "engine-replay" => engine_replay(args),
         "open-sled" => {
             let started = Instant::now();

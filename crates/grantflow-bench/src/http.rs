@@ -7,6 +7,16 @@
 //!   gives each its own: `oha -Z` draws bodies at random, with repetition, so client ids
 //!   would be replayed, not appended). Afterwards the log's head is checked: every 200
 //!   appended exactly one event.
+//! - `http-floor`: the baseline that bounds the others: the same requests from the same load
+//!   generator, answered by a server that does nothing but HTTP (this binary's
+//!   `child --task http-floor`: axum on the same runtime and allocator, reading each body and
+//!   answering a constant 200). It runs first, before grantflow's server starts.
+//! - `http-oha-rate`: grantflow again, at a fixed offered rate (`--http-rate`, default half
+//!   of what `http-oha` reached) instead of as fast as it answers: oha's `-q` with
+//!   `--latency-correction`, so a late answer also counts against the requests queued
+//!   behind it (no coordinated omission). The latency at a load the server can carry, where
+//!   `http-oha` gives the latency at saturation (64 requests always outstanding: its mean is
+//!   64 / throughput).
 //! - `http-inprocess`: the baseline in the same run: the engine alone (same sled store kind,
 //!   same commands with the actor in the body), 64 submitter tasks.
 //! - `http-sse`: delivery latency to 100 subscribers (raw TCP clients in this process):
@@ -33,6 +43,8 @@ use crate::{round, Config, Report};
 
 /// Funds the HTTP commands are spread over.
 const FUNDS: usize = 64;
+/// Issue 4's target for the p99 latency at 64 HTTP clients, in milliseconds.
+const HTTP_P99_TARGET_MS: f64 = 5.0;
 /// The actor of the finance token (and of the in-process baseline's commands).
 const FINANCE: &str = "finance.k.sato";
 
@@ -83,26 +95,43 @@ struct Server {
 }
 
 impl Server {
-    async fn start(binary: &Path, data: &Path) -> anyhow::Result<Server> {
-        let mut child = tokio::process::Command::new(binary)
+    /// `grantflow --data DATA serve` on a free port of loopback.
+    async fn grantflow(binary: &Path, data: &Path) -> anyhow::Result<Server> {
+        let mut command = tokio::process::Command::new(binary);
+        command
             .arg("--data")
             .arg(data)
-            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(["serve", "--addr", "127.0.0.1:0"]);
+        Server::start(command, "serve").await
+    }
+
+    /// The floor: this binary's `child --task http-floor` (see [`floor_server`]).
+    async fn floor(root: &Path) -> anyhow::Result<Server> {
+        let mut command = tokio::process::Command::new(std::env::current_exe()?);
+        command
+            .args(["child", "--task", "http-floor", "--path"])
+            .arg(root);
+        Server::start(command, "the floor server").await
+    }
+
+    /// Starts a server that prints `listening on http://ADDR` first.
+    async fn start(mut command: tokio::process::Command, what: &str) -> anyhow::Result<Server> {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {} serve", binary.display()))?;
+            .with_context(|| format!("starting {what}"))?;
         let stdout = child.stdout.take().context("serve's stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
             .await
-            .context("serve printed nothing within 30 s")??
-            .context("serve exited before listening")?;
+            .with_context(|| format!("{what} printed nothing within 30 s"))??
+            .with_context(|| format!("{what} exited before listening"))?;
         let addr = line
             .trim()
             .strip_prefix("listening on http://")
-            .with_context(|| format!("serve said {line:?}"))?
+            .with_context(|| format!("{what} said {line:?}"))?
             .to_string();
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Server { child, addr })
@@ -118,11 +147,11 @@ impl Server {
         match tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await {
             Ok(status) => {
                 let status = status?;
-                anyhow::ensure!(status.success(), "serve exited with {status}");
+                anyhow::ensure!(status.success(), "the server exited with {status}");
             }
             Err(_) => {
                 self.child.kill().await?;
-                anyhow::bail!("serve did not stop within 30 s of SIGTERM");
+                anyhow::bail!("the server did not stop within 30 s of SIGTERM");
             }
         }
         Ok(())
@@ -262,15 +291,17 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
     std::fs::create_dir_all(&data)?;
     let finance = add_token(&binary, &data, FINANCE, "finance")?;
     let reader = add_token(&binary, &data, "integrator.bench", "integrator")?;
-    let server = Server::start(&binary, &data).await?;
+    let bodies = write_bodies(config, root, n)?;
+    floor(root, &oha, &bodies, n, clients, report).await?;
+    let server = Server::grantflow(&binary, &data).await?;
     let result = scenarios(
         config,
         server.child.id(),
-        root,
         &oha,
         &server.addr,
         &finance,
         &reader,
+        &bodies,
         n,
         clients,
         report,
@@ -279,6 +310,7 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
     let stopped = server.stop().await;
     result?;
     stopped?;
+    let _ = std::fs::remove_file(&bodies);
 
     // The in-process baseline: the same commands, the engine alone, as many submitters.
     let run = {
@@ -331,39 +363,45 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
             report.get("http-inprocess", "p99_ms"),
         ),
     );
-    f.insert("p99_target_ms".into(), json!(5.0));
+    f.insert("p99_target_ms".into(), json!(HTTP_P99_TARGET_MS));
     f.insert(
         "p99_vs_target".into(),
-        ratio(report.get("http-oha", "p99_ms"), Some(5.0)),
+        ratio(report.get("http-oha", "p99_ms"), Some(HTTP_P99_TARGET_MS)),
+    );
+    f.insert(
+        "p99_at_rate_vs_target".into(),
+        ratio(
+            report.get("http-oha-rate", "p99_ms"),
+            Some(HTTP_P99_TARGET_MS),
+        ),
     );
     report.line("http-vs-inprocess", f);
+    // Against the floor: what grantflow costs on top of HTTP itself.
+    let mut f = Map::new();
+    for (key, field) in [
+        ("x_commands_per_s", "commands_per_s"),
+        ("x_p50", "p50_ms"),
+        ("x_p99", "p99_ms"),
+        ("x_server_cpu_per_command", "server_cpu_us_per_command"),
+    ] {
+        f.insert(
+            key.into(),
+            ratio(
+                report.get("http-oha", field),
+                report.get("http-floor", field),
+            ),
+        );
+    }
+    f.insert(
+        "floor_p99_vs_target".into(),
+        ratio(report.get("http-floor", "p99_ms"), Some(HTTP_P99_TARGET_MS)),
+    );
+    report.line("http-vs-floor", f);
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn scenarios(
-    config: &Config,
-    server_pid: Option<u32>,
-    root: &Path,
-    oha: &Path,
-    addr: &str,
-    finance: &str,
-    reader: &str,
-    n: usize,
-    clients: usize,
-    report: &mut Report,
-) -> anyhow::Result<()> {
-    let mut conn = Conn::open(addr).await?;
-    for i in 0..FUNDS {
-        let body = json!({"command": "register-fund", "fund": fund(i), "name": format!("HTTP fund {i}"), "currency": "USD"});
-        let (status, answer) = conn
-            .request("POST", "/v1/commands", finance, Some(&body.to_string()))
-            .await?;
-        anyhow::ensure!(status == 200, "register-fund answered {status}: {answer}");
-    }
-    drop(conn);
-
-    // The load generator: n distinct contributions, `clients` connections.
+/// The commands the load generator sends: `n` distinct contributions, one JSON body a line.
+fn write_bodies(config: &Config, root: &Path, n: usize) -> anyhow::Result<PathBuf> {
     let bodies = root.join("http-bodies.jsonl");
     let mut rng = SplitMix64::new(config.seed ^ 0x4854_5450);
     let mut text = String::new();
@@ -372,30 +410,55 @@ async fn scenarios(
         text.push('\n');
     }
     std::fs::write(&bodies, text)?;
-    let before = head(addr, reader).await?;
-    let url = format!("http://{addr}/v1/commands");
+    Ok(bodies)
+}
+
+/// One run of the load generator.
+struct Load<'a> {
+    oha: &'a Path,
+    addr: &'a str,
+    token: &'a str,
+    bodies: &'a Path,
+    n: usize,
+    clients: usize,
+    /// Requests per second offered, whatever the answers (an open loop, its latencies
+    /// corrected for coordinated omission); `None`: each client sends its next request when
+    /// the last is answered (a closed loop: as fast as the server answers).
+    rate: Option<f64>,
+}
+
+/// Runs `oha` and returns its figures, with the CPU the server (`server_pid`) and oha used.
+async fn drive(load: &Load<'_>, server_pid: Option<u32>) -> anyhow::Result<Map<String, Value>> {
+    let url = format!("http://{}/v1/commands", load.addr);
     let server_cpu_before = server_pid.and_then(|pid| cpu_ticks(&format!("/proc/{pid}/stat")));
     let own_before = cpu_ticks("/proc/self/stat");
-    let started = Instant::now();
-    let output = tokio::process::Command::new(oha)
-        .args([
-            "-n",
-            &n.to_string(),
-            "-c",
-            &clients.to_string(),
-            "-m",
-            "POST",
-        ])
-        .args(["-H", &format!("Authorization: Bearer {finance}")])
+    let mut command = tokio::process::Command::new(load.oha);
+    command
+        .args(["-n", &load.n.to_string(), "-c", &load.clients.to_string()])
+        .args(["-m", "POST"])
+        .args(["-H", &format!("Authorization: Bearer {}", load.token)])
         .args(["-H", "Content-Type: application/json"])
         .arg("-Z")
-        .arg(&bodies)
-        .args(["--no-tui", "--output-format", "json"])
+        .arg(load.bodies)
+        .args(["--no-tui", "--output-format", "json"]);
+    let mut generator = format!(
+        "{} -n {} -c {} -Z bodies",
+        load.oha.display(),
+        load.n,
+        load.clients
+    );
+    if let Some(rate) = load.rate {
+        let rate = format!("{}", rate.round().max(1.0));
+        command.args(["-q", &rate, "--latency-correction"]);
+        generator.push_str(&format!(" -q {rate} --latency-correction"));
+    }
+    let started = Instant::now();
+    let output = command
         .arg(&url)
         .stdin(Stdio::null())
         .output()
         .await
-        .with_context(|| format!("running {}", oha.display()))?;
+        .with_context(|| format!("running {}", load.oha.display()))?;
     let wall = started.elapsed().as_secs_f64();
     let server_cpu = server_pid
         .and_then(|pid| cpu_ticks(&format!("/proc/{pid}/stat")))
@@ -418,7 +481,6 @@ async fn scenarios(
             String::from_utf8_lossy(&output.stdout)
         )
     })?;
-    let after = head(addr, reader).await?;
     let statuses = &result["statusCodeDistribution"];
     let ok = statuses["200"].as_u64().unwrap_or(0);
     let seconds = result["summary"]["total"].as_f64().unwrap_or(wall);
@@ -429,15 +491,17 @@ async fn scenarios(
             .unwrap_or(Value::Null)
     };
     let mut f = Map::new();
-    f.insert("requests".into(), json!(n));
-    f.insert("clients".into(), json!(clients));
+    f.insert("requests".into(), json!(load.n));
+    f.insert("clients".into(), json!(load.clients));
+    if let Some(rate) = load.rate {
+        f.insert("offered_per_s".into(), round(rate));
+    }
     f.insert("status_200".into(), json!(ok));
     f.insert("statuses".into(), json!(statuses.to_string()));
     f.insert(
         "errors".into(),
         json!(result["errorDistribution"].to_string()),
     );
-    f.insert("events_appended".into(), json!(after - before));
     f.insert("seconds".into(), round(seconds));
     f.insert(
         "commands_per_s".into(),
@@ -466,21 +530,157 @@ async fn scenarios(
         f.insert("oha_cpu_s".into(), round(cpu));
         f.insert("oha_cores".into(), round(cpu / wall.max(1e-9)));
     }
-    f.insert(
-        "generator".into(),
-        json!(format!("{} -n {n} -c {clients} -Z bodies", oha.display())),
-    );
-    report.line("http-oha", f);
+    f.insert("generator".into(), json!(generator));
     anyhow::ensure!(
-        ok == n as u64 && after - before == ok,
-        "not every HTTP command was accepted and appended once: {ok} of {n} answered 200, \
-         the log grew by {} events; statuses {statuses}, errors {}",
-        after - before,
+        ok == load.n as u64,
+        "not every request was answered 200: {ok} of {}; statuses {statuses}, errors {}",
+        load.n,
         result["errorDistribution"]
     );
-    let _ = std::fs::remove_file(&bodies);
+    Ok(f)
+}
+
+/// `http-floor`: the same requests from the same load generator, answered by a server that
+/// does nothing but HTTP (see [`floor_server`]).
+async fn floor(
+    root: &Path,
+    oha: &Path,
+    bodies: &Path,
+    n: usize,
+    clients: usize,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let server = Server::floor(root).await?;
+    let load = Load {
+        oha,
+        addr: &server.addr,
+        token: "floor",
+        bodies,
+        n,
+        clients,
+        rate: None,
+    };
+    let result = drive(&load, server.child.id()).await;
+    let stopped = server.stop().await;
+    let f = result?;
+    stopped?;
+    report.line("http-floor", f);
+    Ok(())
+}
+
+/// The body of every answer of the floor server: the size and shape of grantflow's answer
+/// to an accepted contribution.
+const FLOOR_ANSWER: &str = r#"{"ok":true,"command_id":"01a22997-90f6-73a5-803c-d9b72e640c08","events":[{"position":1234567,"stream":"fund-HTTP-F00","version":12345,"type":"fund.contribution_recorded"}]}"#;
+
+/// The `http-floor` child task: an axum server on a free port of loopback, on a runtime
+/// built as `grantflow serve` builds its own and with the same allocator, whose one route
+/// (`POST /v1/commands`) reads the body and answers a constant 200 JSON. What it costs is
+/// what HTTP/1.1 on loopback costs on this machine: the floor under grantflow's HTTP figures.
+/// Prints `listening on http://ADDR`; stops on SIGTERM.
+pub(crate) fn floor_server() -> anyhow::Result<()> {
+    use axum::body::Bytes;
+    use axum::routing::post;
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(grantflow_engine::BLOCKING_THREADS_MAX)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut terminate = signal(SignalKind::terminate())?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("listening on http://{}", listener.local_addr()?);
+        let app = axum::Router::new().route(
+            "/v1/commands",
+            post(|body: Bytes| async move {
+                std::hint::black_box(body);
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    FLOOR_ANSWER,
+                )
+            }),
+        );
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                terminate.recv().await;
+            })
+            .await?;
+        Ok(())
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn scenarios(
+    config: &Config,
+    server_pid: Option<u32>,
+    oha: &Path,
+    addr: &str,
+    finance: &str,
+    reader: &str,
+    bodies: &Path,
+    n: usize,
+    clients: usize,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let mut conn = Conn::open(addr).await?;
+    for i in 0..FUNDS {
+        let body = json!({"command": "register-fund", "fund": fund(i), "name": format!("HTTP fund {i}"), "currency": "USD"});
+        let (status, answer) = conn
+            .request("POST", "/v1/commands", finance, Some(&body.to_string()))
+            .await?;
+        anyhow::ensure!(status == 200, "register-fund answered {status}: {answer}");
+    }
+    drop(conn);
+
+    // As fast as the server answers (a closed loop), then at a fixed offered rate.
+    let mut load = Load {
+        oha,
+        addr,
+        token: finance,
+        bodies,
+        n,
+        clients,
+        rate: None,
+    };
+    let closed = appended(&load, server_pid, addr, reader).await?;
+    let rate = config.http_rate.or_else(|| {
+        closed
+            .get("commands_per_s")
+            .and_then(Value::as_f64)
+            .map(|cps| cps * HTTP_RATE_SHARE)
+    });
+    report.line("http-oha", closed);
+    if let Some(rate) = rate.filter(|rate| *rate >= 1.0) {
+        load.rate = Some(rate);
+        let open = appended(&load, server_pid, addr, reader).await?;
+        report.line("http-oha-rate", open);
+    }
 
     sse(config, addr, finance, reader, report).await
+}
+
+/// The offered rate of the `http-oha-rate` run, as a share of the closed loop's commands/s
+/// (unless `--http-rate` says).
+const HTTP_RATE_SHARE: f64 = 0.5;
+
+/// [`drive`] against grantflow, checking that every 200 appended exactly one event.
+async fn appended(
+    load: &Load<'_>,
+    server_pid: Option<u32>,
+    addr: &str,
+    reader: &str,
+) -> anyhow::Result<Map<String, Value>> {
+    let before = head(addr, reader).await?;
+    let mut f = drive(load, server_pid).await?;
+    let after = head(addr, reader).await?;
+    f.insert("events_appended".into(), json!(after - before));
+    anyhow::ensure!(
+        after - before == load.n as u64,
+        "{} commands answered 200 but the log grew by {} events",
+        load.n,
+        after - before
+    );
+    Ok(f)
 }
 
 /// From `/proc/<pid>/stat`: the process's own CPU time (user + system) and that of its

@@ -91,6 +91,10 @@ struct Opts {
     /// Concurrent HTTP clients (and in-process submitters of the baseline).
     #[arg(long, global = true, default_value_t = 64)]
     http_clients: usize,
+    /// The offered rate (commands/s) of the `http-oha-rate` run. Default: half of what the
+    /// closed-loop run (`http-oha`) reached.
+    #[arg(long, global = true)]
+    http_rate: Option<f64>,
     /// SSE subscribers.
     #[arg(long, global = true, default_value_t = 100)]
     sse_subscribers: usize,
@@ -137,6 +141,7 @@ pub(crate) struct Config {
     pub oha: Option<PathBuf>,
     pub http_commands: usize,
     pub http_clients: usize,
+    pub http_rate: Option<f64>,
     pub sse_subscribers: usize,
     pub sse_commands: usize,
 }
@@ -214,7 +219,7 @@ impl Report {
                 "seed": config.seed, "lanes": config.lanes, "max_seconds": config.max_seconds,
                 "repeat": config.repeat, "scenarios": config.scenarios,
                 "postgres": config.postgres.is_some(), "pg_events": config.pg_events,
-                "http_commands": config.http_commands, "http_clients": config.http_clients,
+                "http_commands": config.http_commands, "http_clients": config.http_clients, "http_rate": config.http_rate,
                 "sse_subscribers": config.sse_subscribers, "sse_commands": config.sse_commands,
             },
             "scenarios": scenarios,
@@ -301,6 +306,7 @@ fn cli_config(opts: &Opts, smoke: bool) -> Config {
             .http_commands
             .unwrap_or(if smoke { 300 } else { 50_000 }),
         http_clients: opts.http_clients.max(1),
+        http_rate: opts.http_rate.filter(|rate| *rate > 0.0),
         sse_subscribers: opts.sse_subscribers.max(1),
         sse_commands: opts.sse_commands.unwrap_or(if smoke { 20 } else { 1_000 }),
     }

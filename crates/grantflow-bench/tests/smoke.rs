@@ -197,10 +197,13 @@ fn smoke_http_when_tools_exist() {
     assert_lines(
         &stdout,
         &[
+            "http-floor",
             "http-oha",
+            "http-oha-rate",
             "http-sse",
             "http-inprocess",
             "http-vs-inprocess",
+            "http-vs-floor",
         ],
     );
 }
