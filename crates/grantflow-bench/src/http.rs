@@ -10,7 +10,9 @@
 //! - `http-floor`: the baseline that bounds the others: the same requests from the same load
 //!   generator, answered by a server that does nothing but HTTP (this binary's
 //!   `child --task http-floor`: axum on the same runtime and allocator, reading each body and
-//!   answering a constant 200). It runs first, before grantflow's server starts.
+//!   answering a constant 200). It runs first, before grantflow's server starts;
+//!   `http-floor-rate` runs it again at `http-oha-rate`'s offered rate, after grantflow's
+//!   server stopped.
 //! - `http-oha-rate`: grantflow again, at a fixed offered rate (`--http-rate`, default half
 //!   of what `http-oha` reached) instead of as fast as it answers: oha's `-q` with
 //!   `--latency-correction`, so a late answer also counts against the requests queued
@@ -292,7 +294,7 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
     let finance = add_token(&binary, &data, FINANCE, "finance")?;
     let reader = add_token(&binary, &data, "integrator.bench", "integrator")?;
     let bodies = write_bodies(config, root, n)?;
-    floor(root, &oha, &bodies, n, clients, report).await?;
+    floor(root, &oha, &bodies, n, clients, None, report).await?;
     let server = Server::grantflow(&binary, &data).await?;
     let result = scenarios(
         config,
@@ -310,6 +312,10 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
     let stopped = server.stop().await;
     result?;
     stopped?;
+    // The floor again, at the rate grantflow was offered.
+    if let Some(rate) = report.get("http-oha-rate", "offered_per_s") {
+        floor(root, &oha, &bodies, n, clients, Some(rate), report).await?;
+    }
     let _ = std::fs::remove_file(&bodies);
 
     // The in-process baseline: the same commands, the engine alone, as many submitters.
@@ -393,8 +399,22 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
         );
     }
     f.insert(
+        "x_p99_at_rate".into(),
+        ratio(
+            report.get("http-oha-rate", "p99_ms"),
+            report.get("http-floor-rate", "p99_ms"),
+        ),
+    );
+    f.insert(
         "floor_p99_vs_target".into(),
         ratio(report.get("http-floor", "p99_ms"), Some(HTTP_P99_TARGET_MS)),
+    );
+    f.insert(
+        "floor_p99_at_rate_vs_target".into(),
+        ratio(
+            report.get("http-floor-rate", "p99_ms"),
+            Some(HTTP_P99_TARGET_MS),
+        ),
     );
     report.line("http-vs-floor", f);
     Ok(())
@@ -542,12 +562,14 @@ async fn drive(load: &Load<'_>, server_pid: Option<u32>) -> anyhow::Result<Map<S
 
 /// `http-floor`: the same requests from the same load generator, answered by a server that
 /// does nothing but HTTP (see [`floor_server`]).
+/// `http-floor-rate` with a `rate`: the same at a fixed offered rate.
 async fn floor(
     root: &Path,
     oha: &Path,
     bodies: &Path,
     n: usize,
     clients: usize,
+    rate: Option<f64>,
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let server = Server::floor(root).await?;
@@ -558,13 +580,18 @@ async fn floor(
         bodies,
         n,
         clients,
-        rate: None,
+        rate,
     };
     let result = drive(&load, server.child.id()).await;
     let stopped = server.stop().await;
     let f = result?;
     stopped?;
-    report.line("http-floor", f);
+    let name = if rate.is_some() {
+        "http-floor-rate"
+    } else {
+        "http-floor"
+    };
+    report.line(name, f);
     Ok(())
 }
 

@@ -200,6 +200,7 @@ fn smoke_http_when_tools_exist() {
             "http-floor",
             "http-oha",
             "http-oha-rate",
+            "http-floor-rate",
             "http-sse",
             "http-inprocess",
             "http-vs-inprocess",
