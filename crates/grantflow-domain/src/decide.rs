@@ -134,8 +134,8 @@ fn exact(
     command: &Command,
     field: &str,
 ) -> Result<Money, DomainError> {
-    let label = format!("{}: field `{field}`", command.name());
-    let amount = text.to_amount_in(currency, &label)?;
+    let amount =
+        text.to_amount_in_named(currency, || format!("{}: field `{field}`", command.name()))?;
     Ok(Money::new(amount, currency.decimals()))
 }
 

@@ -102,21 +102,28 @@ impl Amount {
         let scale = 10u128.pow(u32::from(decimals));
         let magnitude = self.0.unsigned_abs();
         let frac = magnitude % scale;
-        let frac_text = if decimals == 0 {
-            String::new()
-        } else {
-            format!("{frac:0width$}", width = usize::from(decimals))
-        };
+        // The fraction's digits, zero-padded to `decimals` (every amount printed goes here:
+        // by hand rather than through `format!`).
+        let mut digits = vec![b'0'; usize::from(decimals)];
+        let mut rest = frac;
+        for digit in digits.iter_mut().rev() {
+            *digit = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        let frac_text = String::from_utf8_lossy(&digits).into_owned();
         (magnitude / scale, frac_text)
     }
 }
 
 fn join(sign: &str, int: &str, frac: &str) -> String {
-    if frac.is_empty() {
-        format!("{sign}{int}")
-    } else {
-        format!("{sign}{int}.{frac}")
+    let mut out = String::with_capacity(sign.len() + int.len() + 1 + frac.len());
+    out.push_str(sign);
+    out.push_str(int);
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
     }
+    out
 }
 
 fn group_thousands(digits: &str) -> String {
@@ -208,24 +215,62 @@ impl DecimalText {
 
     /// The exact amount in minor units of a currency with `decimals` decimals.
     pub fn to_amount(&self, decimals: u8, field: &str) -> Result<Amount, DomainError> {
+        self.to_amount_named(decimals, || field.to_string())
+    }
+
+    /// As [`DecimalText::to_amount`], the field's name made only for a message.
+    fn to_amount_named(
+        &self,
+        decimals: u8,
+        field: impl FnOnce() -> String,
+    ) -> Result<Amount, DomainError> {
         let decimals_count = usize::from(decimals);
         if self.frac.len() > decimals_count {
             return Err(DomainError::invalid_amount(format!(
-                "{field} {:?} has {}; the currency has {}",
+                "{} {:?} has {}; the currency has {}",
+                field(),
                 self.text(),
                 decimals_text(self.frac.len()),
                 decimals_text(decimals_count)
             )));
         }
-        let padded = format!("{}{:0<decimals_count$}", self.int, self.frac);
-        padded.parse::<i128>().map(Amount).map_err(|_| {
-            DomainError::invalid_amount(format!("{field} {:?} is not a number", self.text()))
+        // The digits, then the fraction padded with zeros to the currency's decimals.
+        let padding = std::iter::repeat_n(b'0', decimals_count - self.frac.len());
+        let mut digits = self.int.bytes().chain(self.frac.bytes()).chain(padding);
+        let mut value: Option<i128> = None;
+        for byte in &mut digits {
+            value = byte
+                .is_ascii_digit()
+                .then(|| {
+                    value
+                        .unwrap_or(0)
+                        .checked_mul(10)?
+                        .checked_add(i128::from(byte - b'0'))
+                })
+                .flatten();
+            if value.is_none() {
+                break;
+            }
+        }
+        value.map(Amount).ok_or_else(|| {
+            DomainError::invalid_amount(format!("{} {:?} is not a number", field(), self.text()))
         })
     }
 
     /// The exact amount in minor units of `currency`, naming the currency in the message.
     pub fn to_amount_in(&self, currency: Currency, field: &str) -> Result<Amount, DomainError> {
+        self.to_amount_in_named(currency, || field.to_string())
+    }
+
+    /// As [`DecimalText::to_amount_in`], the field's name (`field`) made only for a message:
+    /// every amount of every command comes here.
+    pub fn to_amount_in_named(
+        &self,
+        currency: Currency,
+        field: impl FnOnce() -> String,
+    ) -> Result<Amount, DomainError> {
         if self.frac.len() > usize::from(currency.decimals()) {
+            let field = field();
             let allowed = match currency.decimals() {
                 0 => format!("{currency} amounts have no decimals"),
                 decimals => format!(
@@ -239,7 +284,7 @@ impl DecimalText {
                 decimals_text(self.frac.len()),
             )));
         }
-        self.to_amount(currency.decimals(), field)
+        self.to_amount_named(currency.decimals(), field)
     }
 
     /// The amount as the client wrote it.
@@ -366,7 +411,7 @@ impl fmt::Display for Money {
 
 impl Serialize for Money {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serializer.serialize_str(&self.amount.format(self.decimals))
     }
 }
 
@@ -455,6 +500,39 @@ mod tests {
         }
         for text in ["-0.00", "01.00", "1.", ".5", "+1", "1e5", ""] {
             assert_eq!(Money::parse_stored(text), None, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The hand-written digit paths agree with `format!` and `str::parse`, which they
+        /// replaced: amounts to text and back, any magnitude and number of decimals.
+        #[test]
+        fn amounts_format_and_parse_as_format_and_parse_did(
+            value in proptest::prelude::any::<i64>(),
+            wide in proptest::prelude::any::<bool>(),
+            decimals in 0u8..=CURRENCY_DECIMALS_MAX,
+            int in "[0-9]{1,20}",
+            frac in "[0-9]{0,5}",
+            places in 0u8..=6,
+        ) {
+            let amount = Amount(if wide { i128::from(value) * 1_000_000_007 } else { i128::from(value) });
+            let scale = 10u128.pow(u32::from(decimals));
+            let magnitude = amount.0.unsigned_abs();
+            let sign = if amount.0 < 0 { "-" } else { "" };
+            let expected = if decimals == 0 {
+                format!("{sign}{}", magnitude / scale)
+            } else {
+                format!("{sign}{}.{:0width$}", magnitude / scale, magnitude % scale, width = usize::from(decimals))
+            };
+            proptest::prop_assert_eq!(amount.format(decimals), expected);
+
+            let text = DecimalText { int: int.clone(), frac: frac.clone() };
+            let old = if frac.len() > usize::from(places) {
+                None
+            } else {
+                format!("{int}{frac:0<width$}", width = usize::from(places)).parse::<i128>().ok()
+            };
+            proptest::prop_assert_eq!(text.to_amount(places, "amount").ok().map(|a| a.0), old);
         }
     }
 }

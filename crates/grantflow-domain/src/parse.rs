@@ -580,8 +580,8 @@ impl<'a> Fields<'a> {
         field: &str,
     ) -> Option<crate::money::Amount> {
         let decimal = self.syntax(text, field);
-        let label = format!("{}: field `{field}`", self.command);
-        match decimal.to_amount_in(currency, &label) {
+        let command = self.command;
+        match decimal.to_amount_in_named(currency, || format!("{command}: field `{field}`")) {
             Ok(amount) => Some(amount),
             Err(error) => {
                 self.remember(error);

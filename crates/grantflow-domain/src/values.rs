@@ -80,6 +80,24 @@ impl Date {
 
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (year, month, day) = (self.0.year(), self.0.month(), self.0.day());
+        if let Ok(year @ 0..=9999) = u32::try_from(year) {
+            // Every event carries dates: `YYYY-MM-DD` by hand rather than through `write!`.
+            let digit = |value: u32, scale: u32| b'0' + (value / scale % 10) as u8;
+            let text = [
+                digit(year, 1000),
+                digit(year, 100),
+                digit(year, 10),
+                digit(year, 1),
+                b'-',
+                digit(month, 10),
+                digit(month, 1),
+                b'-',
+                digit(day, 10),
+                digit(day, 1),
+            ];
+            return f.write_str(&String::from_utf8_lossy(&text));
+        }
         write!(
             f,
             "{:04}-{:02}-{:02}",
@@ -169,6 +187,21 @@ mod tests {
         assert!(is_valid_id("MEX-1") && is_valid_id("UN_Women.2") && is_valid_id(&"a".repeat(64)));
         for bad in ["", "a b", "a/b", "a\u{7}", "é", &"a".repeat(65)] {
             assert!(!is_valid_id(bad), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The hand-written `YYYY-MM-DD` is what `write!("{:04}-{:02}-{:02}")` gave, and
+        /// reads back as the same date.
+        #[test]
+        fn dates_print_as_write_printed(days in -800_000i64..4_000_000) {
+            let date = Date(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(days));
+            let expected = format!("{:04}-{:02}-{:02}", date.0.year(), date.0.month(), date.0.day());
+            proptest::prop_assert_eq!(date.to_string(), expected.clone());
+            proptest::prop_assert_eq!(serde_json::to_string(&date).unwrap(), format!("\"{expected}\""));
+            if (0..=9999).contains(&date.0.year()) {
+                proptest::prop_assert_eq!(Date::parse(&expected), Some(date));
+            }
         }
     }
 }

@@ -389,7 +389,13 @@ impl Tokens {
 
 /// SHA-256 of a token's text, lowercase hex: what the registry stores.
 pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    // Every request hashes its token: hex into a buffer, not char by char as `hex::encode`.
+    let digest = Sha256::digest(token.as_bytes());
+    let mut text = [0u8; 64];
+    match hex::encode_to_slice(digest, &mut text) {
+        Ok(()) => String::from_utf8_lossy(&text).into_owned(),
+        Err(_) => hex::encode(digest),
+    }
 }
 
 /// `gf_1a2b3c4d`, `gf_1a2b3c4d_` and `1a2b3c4d` all name token `1a2b3c4d`.

@@ -194,7 +194,7 @@ impl Envelope {
         out.extend_from_slice(b",\"payload\":");
         out.extend_from_slice(self.payload.as_bytes());
         out.extend_from_slice(b",\"prev_hash\":\"");
-        out.extend_from_slice(hex::encode(self.prev_hash).as_bytes());
+        push_hex(out, &self.prev_hash);
         out.push(b'"');
     }
 
@@ -209,7 +209,7 @@ impl Envelope {
         let mut out = Vec::with_capacity(340 + self.payload.len());
         self.write_canonical_fields(&mut out);
         out.extend_from_slice(b",\"hash\":\"");
-        out.extend_from_slice(hex::encode(self.hash).as_bytes());
+        push_hex(&mut out, &self.hash);
         out.extend_from_slice(b"\"}");
         // Every piece is valid UTF-8 (JSON escapes of &str, ASCII, the payload &str).
         String::from_utf8_lossy(&out).into_owned()
@@ -680,6 +680,15 @@ impl ChainVerifier {
     /// The version of each stream seen so far.
     pub fn stream_versions(&self) -> &HashMap<String, u64> {
         &self.stream_versions
+    }
+}
+
+/// Appends the lowercase hex of `hash` (what `hex::encode` gives, without its `String`).
+fn push_hex(out: &mut Vec<u8>, hash: &Hash) {
+    let mut text = [0u8; 64];
+    // 64 bytes is exactly twice 32: the encoding cannot fail.
+    if hex::encode_to_slice(hash, &mut text).is_ok() {
+        out.extend_from_slice(&text);
     }
 }
 
