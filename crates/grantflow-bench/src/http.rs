@@ -351,74 +351,77 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
     let mut f = run.fields();
     f.insert("submitters".into(), json!(clients));
     report.line("http-inprocess", f);
-    let cps = report.get("http-oha", "commands_per_s");
-    let base = report.get("http-inprocess", "commands_per_s");
-    let mut f = Map::new();
-    f.insert("x_commands_per_s".into(), ratio(cps, base));
-    f.insert(
-        "x_p50".into(),
-        ratio(
-            report.get("http-oha", "p50_ms"),
-            report.get("http-inprocess", "p50_ms"),
+    // Each ratio: (line, field) over (base line, field); a base line of "" is the target.
+    let lines: [(&str, &[Ratio]); 2] = [
+        (
+            "http-vs-inprocess",
+            &[
+                (
+                    "x_commands_per_s",
+                    "http-oha",
+                    "http-inprocess",
+                    "commands_per_s",
+                ),
+                ("x_p50", "http-oha", "http-inprocess", "p50_ms"),
+                ("x_p99", "http-oha", "http-inprocess", "p99_ms"),
+                ("p99_vs_target", "http-oha", "", "p99_ms"),
+                ("p99_at_rate_vs_target", "http-oha-rate", "", "p99_ms"),
+            ],
         ),
-    );
-    f.insert(
-        "x_p99".into(),
-        ratio(
-            report.get("http-oha", "p99_ms"),
-            report.get("http-inprocess", "p99_ms"),
+        // Against the floor: what grantflow costs on top of HTTP itself.
+        (
+            "http-vs-floor",
+            &[
+                (
+                    "x_commands_per_s",
+                    "http-oha",
+                    "http-floor",
+                    "commands_per_s",
+                ),
+                ("x_p50", "http-oha", "http-floor", "p50_ms"),
+                ("x_p99", "http-oha", "http-floor", "p99_ms"),
+                (
+                    "x_server_cpu_per_command",
+                    "http-oha",
+                    "http-floor",
+                    "server_cpu_us_per_command",
+                ),
+                (
+                    "x_p99_at_rate",
+                    "http-oha-rate",
+                    "http-floor-rate",
+                    "p99_ms",
+                ),
+                ("floor_p99_vs_target", "http-floor", "", "p99_ms"),
+                (
+                    "floor_p99_at_rate_vs_target",
+                    "http-floor-rate",
+                    "",
+                    "p99_ms",
+                ),
+            ],
         ),
-    );
-    f.insert("p99_target_ms".into(), json!(HTTP_P99_TARGET_MS));
-    f.insert(
-        "p99_vs_target".into(),
-        ratio(report.get("http-oha", "p99_ms"), Some(HTTP_P99_TARGET_MS)),
-    );
-    f.insert(
-        "p99_at_rate_vs_target".into(),
-        ratio(
-            report.get("http-oha-rate", "p99_ms"),
-            Some(HTTP_P99_TARGET_MS),
-        ),
-    );
-    report.line("http-vs-inprocess", f);
-    // Against the floor: what grantflow costs on top of HTTP itself.
-    let mut f = Map::new();
-    for (key, field) in [
-        ("x_commands_per_s", "commands_per_s"),
-        ("x_p50", "p50_ms"),
-        ("x_p99", "p99_ms"),
-        ("x_server_cpu_per_command", "server_cpu_us_per_command"),
-    ] {
-        f.insert(
-            key.into(),
-            ratio(
-                report.get("http-oha", field),
-                report.get("http-floor", field),
-            ),
-        );
+    ];
+    for (name, rows) in lines {
+        let mut f = Map::new();
+        for &(key, line, base, field) in rows {
+            let base = match base {
+                "" => Some(HTTP_P99_TARGET_MS),
+                base => report.get(base, field),
+            };
+            f.insert(key.into(), ratio(report.get(line, field), base));
+        }
+        if name == "http-vs-inprocess" {
+            f.insert("p99_target_ms".into(), json!(HTTP_P99_TARGET_MS));
+        }
+        report.line(name, f);
     }
-    f.insert(
-        "x_p99_at_rate".into(),
-        ratio(
-            report.get("http-oha-rate", "p99_ms"),
-            report.get("http-floor-rate", "p99_ms"),
-        ),
-    );
-    f.insert(
-        "floor_p99_vs_target".into(),
-        ratio(report.get("http-floor", "p99_ms"), Some(HTTP_P99_TARGET_MS)),
-    );
-    f.insert(
-        "floor_p99_at_rate_vs_target".into(),
-        ratio(
-            report.get("http-floor-rate", "p99_ms"),
-            Some(HTTP_P99_TARGET_MS),
-        ),
-    );
-    report.line("http-vs-floor", f);
     Ok(())
 }
+
+/// A ratio of the comparison lines: its key, the line, the base line (`""`: the p99
+/// target) and the field of both.
+type Ratio = (&'static str, &'static str, &'static str, &'static str);
 
 /// The commands the load generator sends: `n` distinct contributions, one JSON body a line.
 fn write_bodies(config: &Config, root: &Path, n: usize) -> anyhow::Result<PathBuf> {
