@@ -291,12 +291,15 @@ async fn a_redo_record_damaged_before_a_good_one_is_refused() {
             fill(&store, 2).await;
         }
     }
+    // The file holding the groups: the one with the most written before its zeros (both
+    // are preallocated to the same length).
+    let written = |bytes: &[u8]| bytes.iter().rposition(|&byte| byte != 0).unwrap_or(0);
     let mut newest = None;
     for name in REDO_FILE_NAMES {
         let bytes = fs::read(data.join(name)).unwrap();
         if newest
             .as_ref()
-            .is_none_or(|(_, b): &(&str, Vec<u8>)| bytes.len() > b.len())
+            .is_none_or(|(_, b): &(&str, Vec<u8>)| written(&bytes) > written(b))
         {
             newest = Some((name, bytes));
         }
