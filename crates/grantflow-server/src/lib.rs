@@ -228,8 +228,9 @@ impl Drop for StreamGuard {
     }
 }
 
-/// The router of every route of contract.md's HTTP table, with its limits, request log,
-/// timeout and panic handler.
+/// The router of every route of contract.md's HTTP table, with its limits, request log and
+/// timeout (one middleware: each layer costs every request a clone and a boxed future) and
+/// panic handler.
 pub fn app(state: AppState) -> Router {
     let (router, _) = routes::api_router().split_for_parts();
     let limits = state.limits().clone();
@@ -238,7 +239,6 @@ pub fn app(state: AppState) -> Router {
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.body_bytes_max))
-        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(cors())
         .with_state(state)
@@ -320,7 +320,9 @@ pub async fn serve_listener(
     Ok(())
 }
 
-/// The structured request log: method, route, status, latency, actor (never the token).
+/// The structured request log (method, route, status, latency, actor, never the token) and
+/// the time limit: a request that takes longer than [`Limits::request_timeout`] is answered
+/// 503 `timeout` (and logged so).
 async fn log_request(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
@@ -331,7 +333,11 @@ async fn log_request(State(state): State<AppState>, mut request: Request, next: 
         .unwrap_or_default();
     let slot = ActorSlot::default();
     request.extensions_mut().insert(slot.clone());
-    let response = next.run(request).await;
+    let limit = state.limits().request_timeout;
+    let response = match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => timed_out(limit),
+    };
     let status = response.status().as_u16();
     state.metrics().response(status);
     tracing::info!(
@@ -346,22 +352,18 @@ async fn log_request(State(state): State<AppState>, mut request: Request, next: 
     response
 }
 
-/// Answers 503 `timeout` when a request takes longer than the limit.
-async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limit = state.limits().request_timeout;
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            format!(
-                "the request took longer than {} s; a command may still take effect: retry it \
-                 with the same command_id",
-                limit.as_secs()
-            ),
-        )
-        .into_response(),
-    }
+/// The 503 `timeout` answer of a request that took longer than `limit`.
+fn timed_out(limit: Duration) -> Response {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        format!(
+            "the request took longer than {} s; a command may still take effect: retry it \
+             with the same command_id",
+            limit.as_secs()
+        ),
+    )
+    .into_response()
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
