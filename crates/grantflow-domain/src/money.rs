@@ -236,9 +236,9 @@ impl DecimalText {
         }
         // The digits, then the fraction padded with zeros to the currency's decimals.
         let padding = std::iter::repeat_n(b'0', decimals_count - self.frac.len());
-        let mut digits = self.int.bytes().chain(self.frac.bytes()).chain(padding);
+        let digits = self.int.bytes().chain(self.frac.bytes()).chain(padding);
         let mut value: Option<i128> = None;
-        for byte in &mut digits {
+        for byte in digits {
             value = byte
                 .is_ascii_digit()
                 .then(|| {
