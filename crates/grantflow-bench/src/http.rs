@@ -630,6 +630,10 @@ pub(crate) fn floor_server() -> anyhow::Result<()> {
                 )
             }),
         );
+        // TCP_NODELAY on every connection, as `grantflow serve` sets it.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |connection| {
+            let _ = connection.set_nodelay(true);
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 terminate.recv().await;

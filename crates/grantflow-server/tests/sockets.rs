@@ -433,3 +433,67 @@ async fn a_body_over_the_limit_on_a_socket_is_413() {
     assert_eq!(body["error"]["code"], "payload_too_large");
     server.stop().await;
 }
+
+/// The server's end of every accepted connection has Nagle's algorithm off (`TCP_NODELAY`):
+/// otherwise an answer or a stream's event written while the one before is unacknowledged
+/// waits for the peer's (possibly delayed) acknowledgement. Read off the server's own socket
+/// in this process (a duplicate of each descriptor, by `pidfd_getfd`): the one whose local
+/// address is the server's and whose peer is this client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_connections_send_without_delay() {
+    use rustix::net::{getpeername, getsockname, sockopt};
+    use rustix::process::{getpid, pidfd_getfd, pidfd_open, PidfdFlags, PidfdGetfdFlags};
+    use std::io::{Read, Write};
+    use std::net::SocketAddr;
+
+    let h = harness().await;
+    let server = Server::start(h.state.clone()).await;
+    let addr = server.addr;
+    let client_end = tokio::task::spawn_blocking(move || {
+        let mut connection = std::net::TcpStream::connect(addr).unwrap();
+        connection
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = [0u8; 12];
+        connection.read_exact(&mut answer).unwrap();
+        assert_eq!(
+            &answer,
+            b"HTTP/1.1 200",
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+        connection
+    })
+    .await
+    .unwrap();
+    let client_addr = client_end.local_addr().unwrap();
+
+    let this = pidfd_open(getpid(), PidfdFlags::empty()).unwrap();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+        let Ok(fd) = entry.unwrap().file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        // Closed meanwhile (the directory's own descriptor, say): not a candidate.
+        let Ok(copy) = pidfd_getfd(&this, fd, PidfdGetfdFlags::empty()) else {
+            continue;
+        };
+        let local = getsockname(&copy)
+            .ok()
+            .and_then(|a| SocketAddr::try_from(a).ok());
+        let peer = getpeername(&copy)
+            .ok()
+            .flatten()
+            .and_then(|a| SocketAddr::try_from(a).ok());
+        if local == Some(addr) && peer == Some(client_addr) {
+            found.push(sockopt::tcp_nodelay(&copy).unwrap());
+        }
+    }
+    assert_eq!(
+        found,
+        vec![true],
+        "the server's end of the connection, TCP_NODELAY"
+    );
+    drop(client_end);
+    server.stop().await;
+}
