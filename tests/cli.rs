@@ -509,6 +509,55 @@ fn a_directory_that_is_not_a_store_is_a_clear_error() {
     assert_eq!(output.status.code(), Some(2));
 }
 
+/// A client that writes one command and waits for its answer before writing the next (a
+/// coprocess) gets each answer while its standard input is still open: exec flushes its
+/// output whenever no further command waits for an answer.
+#[test]
+fn exec_answers_a_command_before_the_next_one_is_written() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let store = Store::new();
+    let mut child = store
+        .command(&["exec", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("grantflow exec starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (answers_tx, answers) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if answers_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let commands = setup();
+    let mut appended = 0;
+    for (index, command) in commands.iter().enumerate() {
+        writeln!(stdin, "{command}").expect("write a command");
+        stdin.flush().expect("flush");
+        // A generous bound: the answer comes within milliseconds; without it, never.
+        let answer = answers
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no answer to command {index} while the input is open"));
+        let answer: Value = serde_json::from_str(&answer).expect("a JSON result line");
+        assert_eq!(answer["ok"], true, "command {index}: {answer}");
+        appended += answer["events"].as_array().map_or(0, Vec::len);
+    }
+    drop(stdin);
+    assert!(child.wait().expect("exec ends").success());
+    reader.join().expect("reader thread");
+    assert!(answers.try_recv().is_err(), "one answer per command");
+    assert_eq!(store.events().len(), appended);
+}
+
 #[test]
 fn an_over_long_line_is_refused_and_exec_goes_on() {
     let store = Store::new();

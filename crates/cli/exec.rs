@@ -131,7 +131,20 @@ fn malformed(message: String) -> Rejection {
 async fn print_results(mut pending: mpsc::Receiver<Pending>) -> anyhow::Result<bool> {
     let mut out = std::io::BufWriter::new(std::io::stdout());
     let mut all_ok = true;
-    while let Some(next) = pending.recv().await {
+    loop {
+        let next = match pending.try_recv() {
+            Ok(next) => next,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                // No command waits for its answer: let the reader see every answer now (a
+                // client that writes one command and waits for its result gets it).
+                out.flush()?;
+                match pending.recv().await {
+                    Some(next) => next,
+                    None => break,
+                }
+            }
+        };
         let mut waiting = Box::pin(next.wait());
         let outcome = match (&mut waiting).now_or_never() {
             Some(outcome) => outcome?,
