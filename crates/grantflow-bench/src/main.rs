@@ -95,6 +95,10 @@ struct Opts {
     /// closed-loop run (`http-oha`) reached.
     #[arg(long, global = true)]
     http_rate: Option<f64>,
+    /// The offered rate (commands/s) of the `exec-stdin-rate` run. Default: half of what the
+    /// full-speed run (`exec-stdin`) reached.
+    #[arg(long, global = true)]
+    exec_rate: Option<f64>,
     /// SSE subscribers.
     #[arg(long, global = true, default_value_t = 100)]
     sse_subscribers: usize,
@@ -142,6 +146,7 @@ pub(crate) struct Config {
     pub http_commands: usize,
     pub http_clients: usize,
     pub http_rate: Option<f64>,
+    pub exec_rate: Option<f64>,
     pub sse_subscribers: usize,
     pub sse_commands: usize,
 }
@@ -220,6 +225,7 @@ impl Report {
                 "repeat": config.repeat, "scenarios": config.scenarios,
                 "postgres": config.postgres.is_some(), "pg_events": config.pg_events,
                 "http_commands": config.http_commands, "http_clients": config.http_clients, "http_rate": config.http_rate,
+                "exec_rate": config.exec_rate,
                 "sse_subscribers": config.sse_subscribers, "sse_commands": config.sse_commands,
             },
             "scenarios": scenarios,
@@ -307,6 +313,7 @@ fn cli_config(opts: &Opts, smoke: bool) -> Config {
             .unwrap_or(if smoke { 300 } else { 50_000 }),
         http_clients: opts.http_clients.max(1),
         http_rate: opts.http_rate.filter(|rate| *rate > 0.0),
+        exec_rate: opts.exec_rate.filter(|rate| *rate > 0.0),
         sse_subscribers: opts.sse_subscribers.max(1),
         sse_commands: opts.sse_commands.unwrap_or(if smoke { 20 } else { 1_000 }),
     }

@@ -39,6 +39,8 @@ fn smoke_run_prints_every_scenario() {
         "engine-s16",
         "engine-s256",
         "exec",
+        "exec-stdin",
+        "exec-stdin-rate",
         "append-engine",
         "append-sqlite",
         "append-file",
