@@ -41,6 +41,10 @@ pub const REDO_FILE_NAMES: [&str; 2] = ["redo-0", "redo-1"];
 /// (when a checkpoint allows it). `GRANTFLOW_REDO_SWITCH_BYTES` in the environment, read when
 /// a store is opened, overrides it (tests and crash loops use a few KiB, to switch often).
 pub const REDO_SWITCH_BYTES: u64 = 16 * 1024 * 1024;
+/// The most zeros a new redo file is given (see `RedoLog::preallocate`): a switch size set
+/// far larger (`GRANTFLOW_REDO_SWITCH_BYTES=4000000000`, to keep checkpoints out of a
+/// measurement) grows the files past it instead of writing gigabytes of zeros first.
+const PREALLOCATED_BYTES_MAX: u64 = 4 * REDO_SWITCH_BYTES + (1 << 20);
 /// The environment variable that overrides [`REDO_SWITCH_BYTES`].
 pub const REDO_SWITCH_BYTES_ENV: &str = "GRANTFLOW_REDO_SWITCH_BYTES";
 
@@ -347,6 +351,15 @@ impl RedoLog {
     /// Creates both files anew (a new store, or one that kept a HEAD file before), both
     /// holding only a start record at `head`; then syncs the directory.
     pub fn create(dir: &Path, head: &Head) -> Result<RedoLog, StoreError> {
+        Self::create_switching_at(dir, head, switch_bytes())
+    }
+
+    /// [`RedoLog::create`], switching files at `switch_bytes`.
+    fn create_switching_at(
+        dir: &Path,
+        head: &Head,
+        switch_bytes: u64,
+    ) -> Result<RedoLog, StoreError> {
         let paths = Self::paths(dir);
         let mut files = Vec::with_capacity(2);
         for path in &paths {
@@ -370,7 +383,7 @@ impl RedoLog {
             offset: 0,
             base: head.position,
             head: head.clone(),
-            switch_bytes: switch_bytes(),
+            switch_bytes,
             buffer: Vec::new(),
         };
         log.reset(head)?;
@@ -579,7 +592,7 @@ impl RedoLog {
     /// How long [`RedoLog::create`] makes each file: the switch size and room for the group
     /// that crosses it (up to 1 MiB more).
     fn preallocated_bytes(&self) -> u64 {
-        self.switch_bytes + self.switch_bytes.min(1 << 20)
+        (self.switch_bytes + self.switch_bytes.min(1 << 20)).min(PREALLOCATED_BYTES_MAX)
     }
 
     /// Empties the log once sled is durable through `head`: the other file gets a new epoch
@@ -647,6 +660,19 @@ mod tests {
         for path in RedoLog::paths(dir.path()) {
             assert_eq!(fs::metadata(&path).unwrap().len(), target);
         }
+    }
+
+    #[test]
+    fn a_huge_switch_size_preallocates_a_bounded_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = RedoLog::create_switching_at(dir.path(), &head(0, 0), 4_000_000_000).unwrap();
+        for path in RedoLog::paths(dir.path()) {
+            assert_eq!(fs::metadata(&path).unwrap().len(), PREALLOCATED_BYTES_MAX);
+        }
+        log.append(&head(3, 3), &entries(3), 0).unwrap();
+        drop(log);
+        let recovered = RedoLog::open(dir.path()).unwrap().unwrap();
+        assert_eq!(recovered.acknowledged, head(3, 3));
     }
 
     #[test]
