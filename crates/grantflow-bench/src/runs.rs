@@ -537,6 +537,20 @@ pub(crate) fn grantflow_binary(config: &Config) -> Option<PathBuf> {
     (status.success() && built.is_file()).then_some(built)
 }
 
+/// Of exec's result lines: how many say `"ok": true`, and how many events those appended.
+fn tally<'a>(answers: impl Iterator<Item = &'a str>) -> (u64, u64) {
+    let (mut accepted, mut events) = (0, 0);
+    for answer in answers {
+        if let Ok(value) = serde_json::from_str::<Value>(answer) {
+            if value["ok"] == Value::Bool(true) {
+                accepted += 1;
+                events += value["events"].as_array().map_or(0, Vec::len) as u64;
+            }
+        }
+    }
+    (accepted, events)
+}
+
 /// The real binary: `grantflow --data DIR exec FILE`, wall time from spawn to exit.
 fn exec_run(binary: &Path, dir: &Path, file: &Path, commands: u64) -> anyhow::Result<Run> {
     let started = Instant::now();
@@ -555,16 +569,7 @@ fn exec_run(binary: &Path, dir: &Path, file: &Path, commands: u64) -> anyhow::Re
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let mut accepted = 0;
-    let mut events = 0;
-    for line in stdout.lines() {
-        if let Ok(value) = serde_json::from_str::<Value>(line) {
-            if value["ok"] == Value::Bool(true) {
-                accepted += 1;
-                events += value["events"].as_array().map_or(0, Vec::len) as u64;
-            }
-        }
-    }
+    let (accepted, events) = tally(stdout.lines());
     Ok(Run {
         commands,
         accepted,
@@ -701,17 +706,11 @@ fn exec_stdin_run(
         lines.len()
     );
     let mut hist = histogram();
-    let (mut accepted, mut events) = (0, 0);
-    for ((sent, received), answer) in sent.iter().zip(&received[1..]).zip(&answers[1..]) {
+    for (sent, received) in sent.iter().zip(&received[1..]) {
         let micros = received.saturating_duration_since(*sent).as_micros() as u64;
         hist.saturating_record(micros.max(1));
-        if let Ok(value) = serde_json::from_str::<Value>(answer) {
-            if value["ok"] == Value::Bool(true) {
-                accepted += 1;
-                events += value["events"].as_array().map_or(0, Vec::len) as u64;
-            }
-        }
     }
+    let (accepted, events) = tally(answers[1..].iter().map(String::as_str));
     let last = received.last().copied().unwrap_or(start);
     Ok(Run {
         commands: lines.len() as u64 - 1,
