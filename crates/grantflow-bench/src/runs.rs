@@ -653,12 +653,14 @@ fn exec_stdin_run(
                     anyhow::anyhow!("exec ended before answering its first command")
                 }
             })?;
-        let due = |i: usize| start + Duration::from_secs_f64((i - 1) as f64 / rate.unwrap_or(1.0));
+        // When line i is due (at a rate; the clock starts with line 1).
+        let due =
+            rate.map(|rate| move |i: usize| start + Duration::from_secs_f64((i - 1) as f64 / rate));
         let mut sent = Vec::with_capacity(writer_lines.len());
         let mut next = 1;
         while next < writer_lines.len() {
-            let end = match rate {
-                Some(_) => {
+            let end = match &due {
+                Some(due) => {
                     let now = Instant::now();
                     if due(next) > now {
                         std::thread::sleep(due(next) - now);
@@ -679,7 +681,7 @@ fn exec_stdin_run(
             }
             stdin.write_all(&chunk)?;
             let at = Instant::now();
-            sent.extend((next..end).map(|i| if rate.is_some() { due(i) } else { at }));
+            sent.extend((next..end).map(|i| due.as_ref().map_or(at, |due| due(i))));
             next = end;
         }
         // Dropping the pipe ends exec's input: it answers what is left and exits.

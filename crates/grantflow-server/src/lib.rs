@@ -325,7 +325,7 @@ pub async fn serve_listener(
 /// do: an answer, or an event of a stream, goes out when it is written, not when the peer
 /// has acknowledged the segment before it (which a peer that delays its acknowledgements
 /// holds back by up to 40 ms on Linux). A connection that refuses it still serves.
-pub fn no_delay(connection: &mut tokio::net::TcpStream) {
+fn no_delay(connection: &mut tokio::net::TcpStream) {
     if let Err(error) = connection.set_nodelay(true) {
         tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
     }

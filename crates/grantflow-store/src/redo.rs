@@ -590,7 +590,7 @@ impl RedoLog {
     }
 
     /// How long [`RedoLog::create`] makes each file: the switch size and room for the group
-    /// that crosses it (up to 1 MiB more).
+    /// that crosses it (up to 1 MiB more), at most [`PREALLOCATED_BYTES_MAX`].
     fn preallocated_bytes(&self) -> u64 {
         (self.switch_bytes + self.switch_bytes.min(1 << 20)).min(PREALLOCATED_BYTES_MAX)
     }
