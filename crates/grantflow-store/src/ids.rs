@@ -95,8 +95,12 @@ mod tests {
         }
 
         #[test]
-        fn located_ids_sort_in_log_order(a in 1..=LOCATED_POSITION_MAX, b in 1..=LOCATED_POSITION_MAX) {
-            prop_assume!(a < b);
+        fn located_ids_sort_in_log_order(
+            (a, b) in (1..LOCATED_POSITION_MAX)
+                .prop_flat_map(|a| (Just(a), a + 1..=LOCATED_POSITION_MAX))
+        ) {
+            // Drawn ordered rather than filtered: a filter rejects half the draws, and with
+            // many cases (PROPTEST_CASES) proptest gives up on too many rejects.
             prop_assert!(located_command_id(a).unwrap() < located_command_id(b).unwrap());
         }
 
