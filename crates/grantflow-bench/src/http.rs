@@ -690,7 +690,7 @@ async fn scenarios(
         report.line("http-oha-rate", open);
     }
 
-    sse(config, addr, finance, reader, report).await
+    sse(config, server_pid, addr, finance, reader, report).await
 }
 
 /// The offered rate of the `http-oha-rate` run, as a share of the closed loop's commands/s
@@ -782,6 +782,7 @@ async fn subscriber(
 
 async fn sse(
     config: &Config,
+    server_pid: Option<u32>,
     addr: &str,
     finance: &str,
     reader: &str,
@@ -819,6 +820,8 @@ async fn sse(
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // One command at a time; the time its 200 was read, by position.
+    let stat = server_pid.map(|pid| format!("/proc/{pid}/stat"));
+    let cpu_before = stat.as_deref().and_then(cpu_ticks);
     let mut conn = Conn::open(addr).await?;
     let mut acked: HashMap<u64, (u64, u64)> = HashMap::with_capacity(m);
     let mut rng = SplitMix64::new(config.seed ^ 0x0053_5345);
@@ -842,8 +845,19 @@ async fn sse(
     let mut hist = histogram();
     let mut from_send = histogram();
     let (mut deliveries, mut before_ack, mut failed) = (0u64, 0u64, 0usize);
+    let mut seen_all = Vec::with_capacity(tasks.len());
     for task in tasks {
-        match task.await? {
+        seen_all.push(task.await?);
+    }
+    // The server's CPU from the first command to the last delivery: the commands' and the
+    // fan-out's.
+    let server_cpu = stat
+        .as_deref()
+        .and_then(cpu_ticks)
+        .zip(cpu_before)
+        .map(|(after, before)| ticks_seconds(after.0 - before.0));
+    for seen in seen_all {
+        match seen {
             Ok(seen) => {
                 for (id, at) in seen {
                     if let Some(&(sent_at, ack)) = acked.get(&id) {
@@ -886,6 +900,13 @@ async fn sse(
         "command_p50_ms".into(),
         round(command_hist.value_at_quantile(0.5) as f64 / 1000.0),
     );
+    if let Some(cpu) = server_cpu {
+        f.insert("server_cpu_s".into(), round(cpu));
+        f.insert(
+            "server_cpu_us_per_delivery".into(),
+            round(cpu * 1e6 / (deliveries.max(1) as f64)),
+        );
+    }
     report.line("http-sse", f);
     anyhow::ensure!(
         failed == 0 && deliveries == (m * subscribers) as u64,

@@ -85,6 +85,7 @@ use tokio::sync::watch;
 
 use crate::checks::{check_event_fields, check_import, check_key_text};
 use crate::envelope::Envelope;
+use crate::recent::Recent;
 use crate::redo::{After, RedoLog};
 use crate::seal::seal;
 use crate::tail::{Span, StreamRun, Tail};
@@ -510,6 +511,8 @@ struct Inner {
     /// sled is durable through this position (the last checkpoint's).
     synced: AtomicU64,
     head_tx: watch::Sender<u64>,
+    /// The newest durable groups' envelopes, for the readers that follow the log live.
+    recent: Recent,
     closed: AtomicBool,
     /// Set when a write may have reached sled's memory but not the disk.
     failed: AtomicBool,
@@ -613,6 +616,7 @@ impl SledStore {
             redo: Mutex::new(redo),
             synced: AtomicU64::new(synced),
             head_tx,
+            recent: Recent::default(),
             closed: AtomicBool::new(false),
             failed: AtomicBool::new(false),
             tail_events_max: tail_events_max(),
@@ -645,6 +649,11 @@ impl EventStore for SledStore {
     }
 
     async fn read(&self, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        // A subscriber that has caught up asks for the newest events: from memory, on this
+        // thread, without a blocking thread's wake-up.
+        if let Some(events) = self.inner.read_recent(from, limit) {
+            return Ok(events);
+        }
         self.blocking(move |inner| inner.read(from, limit)).await
     }
 
@@ -738,6 +747,18 @@ impl Inner {
         lock(&self.head).clone()
     }
 
+    /// [`Inner::read`]'s answer when memory holds every event it names: `None` otherwise.
+    fn read_recent(&self, from: u64, limit: usize) -> Option<Vec<Envelope>> {
+        let from = from.max(1);
+        let head = lock(&self.head).position;
+        let limit = limit.min(READ_EVENTS_MAX) as u64;
+        if from > head || limit == 0 {
+            return Some(Vec::new());
+        }
+        self.recent
+            .read(from, head.min(from.saturating_add(limit - 1)))
+    }
+
     fn check_writable(&self) -> Result<(), StoreError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(StoreError::Io("the store is closed".to_string()));
@@ -786,7 +807,8 @@ impl Inner {
         group.commands = sealed.commands;
         let new_head = sealed.head;
         let results = sealed.refs;
-        self.commit(group.into_write(), new_head)?;
+        let envelopes = sealed.events.into_iter().map(|(envelope, _)| envelope);
+        self.commit(group.into_write(), new_head, envelopes.collect())?;
         Ok(results)
     }
 
@@ -896,7 +918,14 @@ impl Inner {
     /// (memory only: see [`crate::redo`]); only then adds its index entries to the tail,
     /// moves the durable head and wakes subscribers; then lets the indexer write a slice of
     /// the index.
-    fn commit(&self, write: GroupWrite, new_head: Head) -> Result<(), StoreError> {
+    /// Writes a group and makes it durable, then publishes it: its index entries to the
+    /// tail, `envelopes` (the group's events, or none) to [`Recent`], the new head.
+    fn commit(
+        &self,
+        write: GroupWrite,
+        new_head: Head,
+        envelopes: Vec<Envelope>,
+    ) -> Result<(), StoreError> {
         let GroupWrite {
             entries,
             streams,
@@ -914,6 +943,8 @@ impl Inner {
         if after == After::Checkpoint {
             self.pacer.request_checkpoint();
         }
+        // Durable: held for readers before the head that lets them ask for it moves.
+        self.recent.push(envelopes);
         let mut heads = Vec::with_capacity(streams.len());
         let command_ids: Vec<String> = commands.iter().map(|r| r.command_id.clone()).collect();
         let events: u64 = streams
@@ -1124,7 +1155,8 @@ impl Inner {
                 hash: last.hash,
                 recorded_at: last.recorded_at.clone(),
             };
-            self.commit(group.into_write(), new_head)?;
+            // Not kept in memory: the next group appended starts a new run there.
+            self.commit(group.into_write(), new_head, Vec::new())?;
         }
         Ok(())
     }
