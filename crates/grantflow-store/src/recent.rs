@@ -25,7 +25,7 @@ pub const RECENT_BYTES_MAX: usize = 4 << 20;
 
 /// One durable group's envelopes, positions consecutive.
 struct Held {
-    events: Arc<[Envelope]>,
+    events: Arc<Vec<Envelope>>,
     bytes: usize,
 }
 
@@ -67,18 +67,28 @@ impl Recent {
         let Some(first) = events.first().map(|envelope| envelope.position) else {
             return;
         };
-        let bytes = events.iter().map(envelope_bytes).sum();
+        let bytes: usize = events.iter().map(envelope_bytes).sum();
         let count = events.len();
-        let held = Held {
-            events: events.into(),
-            bytes,
-        };
         // The groups that leave are dropped after the lock is released.
         let mut leaving = Vec::new();
         {
             let mut run = match self.run.lock() {
                 Ok(run) => run,
                 Err(poisoned) => poisoned.into_inner(),
+            };
+            if count > RECENT_EVENTS_MAX || bytes > RECENT_BYTES_MAX {
+                // One group larger than the whole bound (a large import-like batch): not
+                // held, and what was held no longer reaches the head.
+                leaving.extend(run.groups.drain(..));
+                run.events = 0;
+                run.bytes = 0;
+                drop(run);
+                drop(leaving);
+                return;
+            }
+            let held = Held {
+                events: Arc::new(events),
+                bytes,
             };
             let follows = run
                 .groups
@@ -93,20 +103,13 @@ impl Recent {
             run.events += count;
             run.bytes += bytes;
             run.groups.push_back(held);
-            while run.groups.len() > 1
-                && (run.events > RECENT_EVENTS_MAX || run.bytes > RECENT_BYTES_MAX)
-            {
-                if let Some(old) = run.groups.pop_front() {
-                    run.events -= old.events.len();
-                    run.bytes -= old.bytes;
-                    leaving.push(old);
-                }
-            }
-            if run.events > RECENT_EVENTS_MAX || run.bytes > RECENT_BYTES_MAX {
-                // One group larger than the whole bound: not held.
-                leaving.extend(run.groups.drain(..));
-                run.events = 0;
-                run.bytes = 0;
+            while run.events > RECENT_EVENTS_MAX || run.bytes > RECENT_BYTES_MAX {
+                let Some(old) = run.groups.pop_front() else {
+                    break;
+                };
+                run.events -= old.events.len();
+                run.bytes -= old.bytes;
+                leaving.push(old);
             }
         }
         drop(leaving);
@@ -118,7 +121,7 @@ impl Recent {
         if from > through {
             return None;
         }
-        let groups: Vec<Arc<[Envelope]>> = {
+        let groups: Vec<Arc<Vec<Envelope>>> = {
             let run = match self.run.lock() {
                 Ok(run) => run,
                 Err(poisoned) => poisoned.into_inner(),

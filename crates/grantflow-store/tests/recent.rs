@@ -95,7 +95,11 @@ async fn an_import_between_appends_is_read_from_the_log() {
     target.import(continuation.clone()).await.unwrap();
     assert_eq!(target.read(51, 30).await.unwrap(), continuation);
     assert_eq!(target.read(45, 10).await.unwrap()[6..], continuation[..4]);
-    append(&target, vec![command("after-import", &["grant-A", "fund-F"])]).await;
+    append(
+        &target,
+        vec![command("after-import", &["grant-A", "fund-F"])],
+    )
+    .await;
     let head = target.head().await.unwrap().position;
     assert_eq!(head, 82);
     let ranges = ranges(head);
