@@ -69,50 +69,42 @@ impl Recent {
         };
         let bytes: usize = events.iter().map(envelope_bytes).sum();
         let count = events.len();
-        // The groups that leave are dropped after the lock is released.
+        // A group larger than the whole bound (a pipelined batch of thousands) is not held.
+        let held = (count <= RECENT_EVENTS_MAX && bytes <= RECENT_BYTES_MAX).then(|| Held {
+            events: Arc::new(events),
+            bytes,
+        });
+        // What leaves is dropped after the lock is released (`run` is declared after it).
         let mut leaving = Vec::new();
-        {
-            let mut run = match self.run.lock() {
-                Ok(run) => run,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if count > RECENT_EVENTS_MAX || bytes > RECENT_BYTES_MAX {
-                // One group larger than the whole bound (a large import-like batch): not
-                // held, and what was held no longer reaches the head.
-                leaving.extend(run.groups.drain(..));
-                run.events = 0;
-                run.bytes = 0;
-                drop(run);
-                drop(leaving);
-                return;
-            }
-            let held = Held {
-                events: Arc::new(events),
-                bytes,
-            };
-            let follows = run
-                .groups
-                .back()
-                .and_then(|last| last.events.last())
-                .is_none_or(|last| last.position + 1 == first);
-            if !follows {
-                leaving.extend(run.groups.drain(..));
-                run.events = 0;
-                run.bytes = 0;
-            }
-            run.events += count;
-            run.bytes += bytes;
-            run.groups.push_back(held);
-            while run.events > RECENT_EVENTS_MAX || run.bytes > RECENT_BYTES_MAX {
-                let Some(old) = run.groups.pop_front() else {
-                    break;
-                };
-                run.events -= old.events.len();
-                run.bytes -= old.bytes;
-                leaving.push(old);
-            }
+        let mut run = match self.run.lock() {
+            Ok(run) => run,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let follows = run
+            .groups
+            .back()
+            .and_then(|last| last.events.last())
+            .is_none_or(|last| last.position + 1 == first);
+        if held.is_none() || !follows {
+            // What is held would no longer reach the head: a new run starts.
+            leaving.extend(run.groups.drain(..));
+            run.events = 0;
+            run.bytes = 0;
         }
-        drop(leaving);
+        let Some(held) = held else {
+            return;
+        };
+        run.events += count;
+        run.bytes += bytes;
+        run.groups.push_back(held);
+        while run.events > RECENT_EVENTS_MAX || run.bytes > RECENT_BYTES_MAX {
+            let Some(old) = run.groups.pop_front() else {
+                break;
+            };
+            run.events -= old.events.len();
+            run.bytes -= old.bytes;
+            leaving.push(old);
+        }
     }
 
     /// The events `from..=through` if every one of them is held; `None` otherwise (the
