@@ -68,6 +68,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use grantflow_store::checks::{check_event_fields, check_import, check_key_text};
+use grantflow_store::recent::Recent;
 use grantflow_store::seal::seal;
 use grantflow_store::{
     AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Hash, Head, StoreError,
@@ -138,6 +139,8 @@ struct Inner {
     /// held (`held`).
     reservation: tokio::sync::Mutex<Reservation>,
     head_tx: Arc<watch::Sender<u64>>,
+    /// The newest groups this process committed, for the readers that follow the log live.
+    recent: Recent,
     listener: tokio::task::AbortHandle,
     closed: AtomicBool,
 }
@@ -282,6 +285,7 @@ impl PgStore {
                 write_lock: tokio::sync::Mutex::new(()),
                 reservation: tokio::sync::Mutex::new(Reservation::default()),
                 head_tx,
+                recent: Recent::default(),
                 listener,
                 closed: AtomicBool::new(false),
             }),
@@ -319,6 +323,15 @@ impl EventStore for PgStore {
             return Ok(Vec::new());
         }
         let end = from.saturating_add(limit - 1);
+        // A subscriber that has caught up asks for what this process just committed: from
+        // memory, up to the head published here (a read is as of a moment; what another
+        // process appended since is read at the next one).
+        let known = *self.inner.head_tx.borrow();
+        if from <= known {
+            if let Some(events) = self.inner.recent.read(from, end.min(known)) {
+                return Ok(events);
+            }
+        }
         let mut conn = self.inner.pool.get().await?;
         let rows = conn
             .client()?
@@ -644,8 +657,10 @@ impl Inner {
     {
         let ended = end(matches!(outcome, Ok(Some(_)))).await;
         match outcome {
-            Ok(Some((refs, head))) => {
+            Ok(Some((refs, head, envelopes))) => {
                 ended.map_err(write_err("committing a group of events"))?;
+                // Committed: held for readers before the head that lets them ask moves.
+                self.recent.push(envelopes);
                 self.publish(head.position);
                 Ok(refs)
             }
@@ -721,12 +736,14 @@ impl Inner {
             Ok(versions.get(stream).copied().unwrap_or(0))
         })?;
         let mut group = Group::default();
+        let mut envelopes = Vec::with_capacity(sealed.events.len());
         for (envelope, canonical) in sealed.events {
             group.push_event(&envelope, canonical);
+            envelopes.push(envelope);
         }
         group.commands = sealed.commands;
         self.write_group(tx, &group, &sealed.head).await?;
-        Ok(Some((sealed.refs, sealed.head)))
+        Ok(Some((sealed.refs, sealed.head, envelopes)))
     }
 
     /// Each stream's stored version (streams absent from the log are absent from the map).
@@ -945,8 +962,8 @@ impl Inner {
     }
 }
 
-/// What an append wrote: where each command's events landed, and the new head.
-type Written = (Vec<Vec<EventRef>>, Head);
+/// What an append wrote: where each command's events landed, the new head, and the events.
+type Written = (Vec<Vec<EventRef>>, Head, Vec<Envelope>);
 
 /// The reservation's connection, and whether its transaction holds the head row now.
 #[derive(Default)]

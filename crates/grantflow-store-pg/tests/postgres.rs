@@ -293,6 +293,44 @@ async fn another_instance_is_woken_by_notify() {
     .await;
 }
 
+/// Two instances append in turn: each holds in memory only the groups it committed, and a
+/// read across the other's groups must come from the log, not stitch its own runs together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_read_each_others_groups_from_the_log() {
+    run(pg(), |pg| async move {
+        let url = pg.url_for(&pg.new_schema());
+        let a = PgStore::connect(&url).await.unwrap();
+        let b = PgStore::connect(&url).await.unwrap();
+        for round in 0..6 {
+            let writer = if round % 2 == 0 { &a } else { &b };
+            fill(writer, 5 + round).await;
+        }
+        // Make sure both have seen the whole log's head.
+        let head = a.head().await.unwrap().position;
+        assert_eq!(b.head().await.unwrap().position, head);
+        let fresh = PgStore::connect(&url).await.unwrap();
+        for from in 1..=head + 1 {
+            for limit in [1, 4, 9, 100] {
+                let want = fresh.read(from, limit).await.unwrap();
+                assert_eq!(
+                    a.read(from, limit).await.unwrap(),
+                    want,
+                    "a: {from}, {limit}"
+                );
+                assert_eq!(
+                    b.read(from, limit).await.unwrap(),
+                    want,
+                    "b: {from}, {limit}"
+                );
+            }
+        }
+        for store in [a, b, fresh] {
+            store.close().await.unwrap();
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_catches_a_writer_that_does_not_notify() {
     run(pg(), |pg| async move {

@@ -13,7 +13,7 @@
 pub mod checks;
 pub mod envelope;
 pub mod ids;
-mod recent;
+pub mod recent;
 pub mod redo;
 pub mod seal;
 pub mod sled_store;

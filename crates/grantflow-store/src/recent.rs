@@ -1,16 +1,19 @@
-//! The sled store's newest events, kept in memory for the readers that follow the log live.
+//! A store's newest events, kept in memory for the readers that follow the log live.
 //!
 //! A subscriber that has caught up reads each new group as soon as it is durable: with 100
 //! subscribers that was 100 reads of the same few events, each a sled lookup and a decode
-//! on a blocking thread (the thread's wake-up cost more than the read). A group's commit now
-//! also hands its envelopes here (they were built to seal the group and dropped after), and
-//! a read whose whole range is held is answered from memory, on the caller's thread.
+//! on a blocking thread (the thread's wake-up cost more than the read), or a PostgreSQL
+//! query. A group's commit now also hands its envelopes here (they were built to seal the
+//! group and dropped after), and a read whose whole range is held is answered from memory,
+//! on the caller's thread. Both backends keep one ([`crate::SledStore`], and
+//! `grantflow-store-pg`'s store for the groups its own process appends).
 //!
 //! What is held is always a run of consecutive positions that are in the log exactly so:
-//! groups enter once they are durable, a group that does not follow the last one held
-//! (after an import, say) starts a new run, and the oldest groups leave past
-//! [`RECENT_EVENTS_MAX`] events or [`RECENT_BYTES_MAX`] bytes. Readers clone what they take
-//! outside the lock, so the appending thread never waits behind a large read.
+//! groups enter once they are durable (committed), a group that does not follow the last one
+//! held (after an import, or another process's append) starts a new run, and the oldest
+//! groups leave past [`RECENT_EVENTS_MAX`] events or [`RECENT_BYTES_MAX`] bytes; a group
+//! larger than that is not held. Readers clone what they take outside the lock, so the
+//! appending thread never waits behind a large read.
 
 use std::collections::VecDeque;
 use std::mem::size_of;
@@ -44,7 +47,7 @@ struct Run {
 
 /// The newest durable groups (see the module's documentation).
 #[derive(Default)]
-pub(crate) struct Recent {
+pub struct Recent {
     run: Mutex<Run>,
 }
 
@@ -63,7 +66,7 @@ fn envelope_bytes(envelope: &Envelope) -> usize {
 impl Recent {
     /// Holds a durable group: `events` must be in the log at exactly their positions,
     /// consecutive.
-    pub(crate) fn push(&self, events: Vec<Envelope>) {
+    pub fn push(&self, events: Vec<Envelope>) {
         let Some(first) = events.first().map(|envelope| envelope.position) else {
             return;
         };
@@ -109,7 +112,7 @@ impl Recent {
 
     /// The events `from..=through` if every one of them is held; `None` otherwise (the
     /// caller reads the log).
-    pub(crate) fn read(&self, from: u64, through: u64) -> Option<Vec<Envelope>> {
+    pub fn read(&self, from: u64, through: u64) -> Option<Vec<Envelope>> {
         if from > through {
             return None;
         }

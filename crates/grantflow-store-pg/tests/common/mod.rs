@@ -309,7 +309,8 @@ macro_rules! conformance_suite {
             subscription_from_the_future_waits_for_it,
             positions_and_versions_are_gapless,
             commands_are_looked_up_in_order,
-            watch_head_follows_appends
+            watch_head_follows_appends,
+            newest_reads_are_the_logs
         );
     };
     (@tests $backend:path; $($name:ident),* $(,)?) => {

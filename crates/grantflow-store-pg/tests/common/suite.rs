@@ -737,3 +737,59 @@ pub async fn watch_head_follows_appends(b: Arc<dyn Backend>) {
     let events = store.read(1, 100).await.unwrap();
     assert!(events.len() as u64 >= *head.borrow());
 }
+
+/// Reads near the head (which the backends answer from memory once they hold the newest
+/// groups) give what the log holds: what the same store answers once reopened, its memory
+/// empty.
+pub async fn newest_reads_are_the_logs(b: Arc<dyn Backend>) {
+    let (store, location) = b.create().await;
+    let streams = ["grant-A", "grant-B", "fund-F"];
+    let mut live = Vec::new();
+    let mut id = 0;
+    for group in 0..100u64 {
+        let commands = (0..=group % 25)
+            .map(|c| {
+                id += 1;
+                command(
+                    &format!("n-{id}"),
+                    &streams[..(1 + (group + c) % 3) as usize],
+                )
+            })
+            .collect();
+        append(store.as_ref(), commands).await;
+        let head = store.head().await.unwrap().position;
+        for from in [head.saturating_sub(5).max(1), head, head + 1] {
+            let read = store.read(from, 8).await.unwrap();
+            assert_eq!(read.len() as u64, (head + 1 - from).min(8), "from {from}");
+            live.push((from, read));
+        }
+    }
+    let head = store.head().await.unwrap().position;
+    assert!(head > 2_100, "past what memory holds: {head}");
+    let ranges: Vec<(u64, usize)> = (head - 60..=head + 1)
+        .flat_map(|from| [(from, 1), (from, 7), (from, 500)])
+        .chain([(1, 3_000), (head - 2_100, 2_000)])
+        .collect();
+    let mut before = Vec::new();
+    for &(from, limit) in &ranges {
+        before.push(store.read(from, limit).await.unwrap());
+    }
+    store.close().await.unwrap();
+    drop(store);
+
+    let store = b.reopen(&location).await;
+    for (&(from, limit), read) in ranges.iter().zip(&before) {
+        assert_eq!(
+            &store.read(from, limit).await.unwrap(),
+            read,
+            "from {from}, limit {limit}"
+        );
+    }
+    for (from, read) in live {
+        assert_eq!(
+            store.read(from, read.len()).await.unwrap(),
+            read,
+            "from {from}"
+        );
+    }
+}
