@@ -915,11 +915,9 @@ impl Inner {
     }
 
     /// Writes a group to the redo log (one write, one `fdatasync`), then to sled as one batch
-    /// (memory only: see [`crate::redo`]); only then adds its index entries to the tail,
-    /// moves the durable head and wakes subscribers; then lets the indexer write a slice of
-    /// the index.
-    /// Writes a group and makes it durable, then publishes it: its index entries to the
-    /// tail, `envelopes` (the group's events, or none) to [`Recent`], the new head.
+    /// (memory only: see [`crate::redo`]); only then hands `envelopes` (the group's events,
+    /// or none) to [`Recent`], adds its index entries to the tail, moves the durable head
+    /// and wakes subscribers; then lets the indexer write a slice of the index.
     fn commit(
         &self,
         write: GroupWrite,
