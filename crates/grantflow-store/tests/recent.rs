@@ -32,6 +32,18 @@ async fn reads(store: &SledStore, ranges: &[(u64, usize)]) -> Vec<Vec<Envelope>>
     out
 }
 
+/// Asserts that the store at `path` answers the reads near its head as it does once closed
+/// and reopened; returns the reopened store.
+async fn reads_survive_a_reopen(store: SledStore, path: &std::path::Path) -> SledStore {
+    let ranges = ranges(store.head().await.unwrap().position);
+    let before = reads(&store, &ranges).await;
+    store.close().await.unwrap();
+    drop(store);
+    let store = SledStore::open(path).unwrap();
+    assert_eq!(reads(&store, &ranges).await, before);
+    store
+}
+
 #[tokio::test]
 async fn the_newest_events_read_as_the_log_holds_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -60,13 +72,7 @@ async fn the_newest_events_read_as_the_log_holds_them() {
     }
     let head = store.head().await.unwrap().position;
     assert!(head > 4_000, "{head}");
-    let ranges = ranges(head);
-    let before = reads(&store, &ranges).await;
-    store.close().await.unwrap();
-    drop(store);
-
-    let store = SledStore::open(&path).unwrap();
-    assert_eq!(reads(&store, &ranges).await, before);
+    let store = reads_survive_a_reopen(store, &path).await;
     // What the running store answered then, the log holds now (followed by what came since).
     for (from, read) in live {
         let now = store.read(from, read.len()).await.unwrap();
@@ -100,13 +106,6 @@ async fn an_import_between_appends_is_read_from_the_log() {
         vec![command("after-import", &["grant-A", "fund-F"])],
     )
     .await;
-    let head = target.head().await.unwrap().position;
-    assert_eq!(head, 82);
-    let ranges = ranges(head);
-    let before = reads(&target, &ranges).await;
-    target.close().await.unwrap();
-    drop(target);
-
-    let target = SledStore::open(&path).unwrap();
-    assert_eq!(reads(&target, &ranges).await, before);
+    assert_eq!(target.head().await.unwrap().position, 82);
+    reads_survive_a_reopen(target, &path).await;
 }
