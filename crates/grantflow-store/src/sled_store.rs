@@ -747,16 +747,24 @@ impl Inner {
         lock(&self.head).clone()
     }
 
-    /// [`Inner::read`]'s answer when memory holds every event it names: `None` otherwise.
-    fn read_recent(&self, from: u64, limit: usize) -> Option<Vec<Envelope>> {
+    /// The positions a read of `limit` events from `from` names: never past the durable
+    /// head, at most [`READ_EVENTS_MAX`]; `None` when it names none.
+    fn read_range(&self, from: u64, limit: usize) -> Option<(u64, u64)> {
         let from = from.max(1);
         let head = lock(&self.head).position;
         let limit = limit.min(READ_EVENTS_MAX) as u64;
         if from > head || limit == 0 {
-            return Some(Vec::new());
+            return None;
         }
-        self.recent
-            .read(from, head.min(from.saturating_add(limit - 1)))
+        Some((from, head.min(from.saturating_add(limit - 1))))
+    }
+
+    /// [`Inner::read`]'s answer when memory holds every event it names: `None` otherwise.
+    fn read_recent(&self, from: u64, limit: usize) -> Option<Vec<Envelope>> {
+        match self.read_range(from, limit) {
+            Some((from, end)) => self.recent.read(from, end),
+            None => Some(Vec::new()),
+        }
     }
 
     fn check_writable(&self) -> Result<(), StoreError> {
@@ -1523,13 +1531,9 @@ impl Inner {
         limit: usize,
         mut take: impl FnMut(&Chunk, u64) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let from = from.max(1);
-        let head = self.durable_head().position;
-        let limit = limit.min(READ_EVENTS_MAX) as u64;
-        if from > head || limit == 0 {
+        let Some((from, end)) = self.read_range(from, limit) else {
             return Ok(());
-        }
-        let end = head.min(from.saturating_add(limit - 1));
+        };
         let start_key = match self.chunk_key_at_or_before(from)? {
             Some(key) => key,
             None => return Err(missing(from)),
