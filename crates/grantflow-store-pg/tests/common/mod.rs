@@ -310,7 +310,8 @@ macro_rules! conformance_suite {
             positions_and_versions_are_gapless,
             commands_are_looked_up_in_order,
             watch_head_follows_appends,
-            newest_reads_are_the_logs
+            newest_reads_are_the_logs,
+            newest_reads_after_an_import_are_the_logs
         );
     };
     (@tests $backend:path; $($name:ident),* $(,)?) => {

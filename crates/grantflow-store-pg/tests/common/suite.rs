@@ -9,7 +9,7 @@ use futures::StreamExt;
 use grantflow_store::envelope::{is_valid_recorded_at, ChainVerifier};
 use grantflow_store::subscription::{subscribe, SUBSCRIPTION_PAGE_EVENTS};
 use grantflow_store::{
-    AppendBatch, AppendCommand, Envelope, StoreError, READ_EVENTS_MAX, ZERO_HASH,
+    AppendBatch, AppendCommand, Envelope, EventStore, StoreError, READ_EVENTS_MAX, ZERO_HASH,
 };
 
 use super::{append, command, event, fill, read_all, Backend};
@@ -738,16 +738,57 @@ pub async fn watch_head_follows_appends(b: Arc<dyn Backend>) {
     assert!(events.len() as u64 >= *head.borrow());
 }
 
+/// The reads [`newest_reads_are_the_logs`] compares: every start near the head with a few
+/// limits (past what memory holds), and some from the start of the log.
+fn ranges_near(head: u64) -> Vec<(u64, usize)> {
+    let mut ranges = Vec::new();
+    for from in head.saturating_sub(2_600).max(1)..=head + 2 {
+        for limit in [1, 3, 64, 1_000] {
+            if from % 7 == 0 || from + 70 > head || limit == 1_000 && from % 97 == 0 {
+                ranges.push((from, limit));
+            }
+        }
+    }
+    ranges.extend([(1, 10_000), (1, 1), (0, 5), (head, 0)]);
+    ranges
+}
+
+/// Asserts that the store at `location` answers the reads near its head as it does once
+/// closed and reopened (its memory empty: every read from the log); returns the reopened
+/// store.
+async fn reads_survive_a_reopen(
+    b: &Arc<dyn Backend>,
+    store: Arc<dyn EventStore>,
+    location: &str,
+) -> Arc<dyn EventStore> {
+    let ranges = ranges_near(store.head().await.unwrap().position);
+    let mut before = Vec::new();
+    for &(from, limit) in &ranges {
+        before.push(store.read(from, limit).await.unwrap());
+    }
+    store.close().await.unwrap();
+    drop(store);
+    let store = b.reopen(location).await;
+    for (&(from, limit), read) in ranges.iter().zip(&before) {
+        assert_eq!(
+            &store.read(from, limit).await.unwrap(),
+            read,
+            "from {from}, limit {limit}"
+        );
+    }
+    store
+}
+
 /// Reads near the head (which the backends answer from memory once they hold the newest
-/// groups) give what the log holds: what the same store answers once reopened, its memory
-/// empty.
+/// groups) give what the log holds: what the same store answers once reopened.
 pub async fn newest_reads_are_the_logs(b: Arc<dyn Backend>) {
     let (store, location) = b.create().await;
-    let streams = ["grant-A", "grant-B", "fund-F"];
+    let streams = ["grant-A", "grant-B", "fund-F", "fund-G"];
+    // Groups of 1 to 40 commands of 1 to 3 events: past the memory's bound of events.
     let mut live = Vec::new();
     let mut id = 0;
-    for group in 0..100u64 {
-        let commands = (0..=group % 25)
+    for group in 0..200u64 {
+        let commands = (0..=group % 40)
             .map(|c| {
                 id += 1;
                 command(
@@ -757,34 +798,18 @@ pub async fn newest_reads_are_the_logs(b: Arc<dyn Backend>) {
             })
             .collect();
         append(store.as_ref(), commands).await;
+        // A subscriber that has caught up: the group just appended, and a little before.
         let head = store.head().await.unwrap().position;
-        for from in [head.saturating_sub(5).max(1), head, head + 1] {
-            let read = store.read(from, 8).await.unwrap();
-            assert_eq!(read.len() as u64, (head + 1 - from).min(8), "from {from}");
+        for from in [head.saturating_sub(3).max(1), head, head + 1] {
+            let read = store.read(from, 10).await.unwrap();
+            assert_eq!(read.len() as u64, (head + 1 - from).min(10), "from {from}");
             live.push((from, read));
         }
     }
     let head = store.head().await.unwrap().position;
-    assert!(head > 2_100, "past what memory holds: {head}");
-    let ranges: Vec<(u64, usize)> = (head - 60..=head + 1)
-        .flat_map(|from| [(from, 1), (from, 7), (from, 500)])
-        .chain([(1, 3_000), (head - 2_100, 2_000)])
-        .collect();
-    let mut before = Vec::new();
-    for &(from, limit) in &ranges {
-        before.push(store.read(from, limit).await.unwrap());
-    }
-    store.close().await.unwrap();
-    drop(store);
-
-    let store = b.reopen(&location).await;
-    for (&(from, limit), read) in ranges.iter().zip(&before) {
-        assert_eq!(
-            &store.read(from, limit).await.unwrap(),
-            read,
-            "from {from}, limit {limit}"
-        );
-    }
+    assert!(head > 4_000, "past what memory holds: {head}");
+    let store = reads_survive_a_reopen(&b, store, &location).await;
+    // What the running store answered then, the log holds now (followed by what came since).
     for (from, read) in live {
         assert_eq!(
             store.read(from, read.len()).await.unwrap(),
@@ -792,4 +817,32 @@ pub async fn newest_reads_are_the_logs(b: Arc<dyn Backend>) {
             "from {from}"
         );
     }
+}
+
+/// The store appends, then imports a continuation of its own log (made elsewhere), then
+/// appends again: memory held the first run only, and a read across the import must not
+/// stitch the two runs together.
+pub async fn newest_reads_after_an_import_are_the_logs(b: Arc<dyn Backend>) {
+    let (target, location) = b.create().await;
+    fill(target.as_ref(), 50).await;
+    let own = target.read(1, 100).await.unwrap();
+    assert_eq!(own.len(), 50);
+
+    let (source, _) = b.create().await;
+    source.import(own).await.unwrap();
+    fill(source.as_ref(), 30).await;
+    let continuation = source.read(51, 100).await.unwrap();
+    assert_eq!(continuation.len(), 30);
+    source.close().await.unwrap();
+
+    target.import(continuation.clone()).await.unwrap();
+    assert_eq!(target.read(51, 30).await.unwrap(), continuation);
+    assert_eq!(target.read(45, 10).await.unwrap()[6..], continuation[..4]);
+    append(
+        target.as_ref(),
+        vec![command("after-import", &["grant-A", "fund-F"])],
+    )
+    .await;
+    assert_eq!(target.head().await.unwrap().position, 82);
+    reads_survive_a_reopen(&b, target, &location).await;
 }
