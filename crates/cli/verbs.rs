@@ -9,7 +9,8 @@ use futures::StreamExt;
 use grantflow_engine::audit::{self, Checkpoint};
 use grantflow_engine::query::{self, AsOf, Subject};
 use grantflow_engine::{transfer, Engine, Submission};
-use grantflow_store::{EventStore, SledStore};
+use grantflow_store::EventStore;
+use grantflow_store_sled::SledStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 

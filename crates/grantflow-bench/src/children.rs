@@ -16,7 +16,8 @@ use grantflow_bench::records::{decode_canonical, EventRec};
 use grantflow_bench::sys::{disk_bytes, vm_hwm_kib};
 use grantflow_bench::workload::Generator;
 use grantflow_engine::{audit, CommandOutcome, Engine, ReadModel, Submission};
-use grantflow_store::{EventStore, SledStore};
+use grantflow_store::EventStore;
+use grantflow_store_sled::SledStore;
 use serde_json::{json, Map, Value};
 
 use crate::{round, ChildArgs, Config, Report};

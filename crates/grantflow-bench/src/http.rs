@@ -35,7 +35,7 @@ use anyhow::Context;
 use grantflow_bench::probe::Probe;
 use grantflow_bench::workload::{cents, date, SplitMix64};
 use grantflow_engine::Engine;
-use grantflow_store::SledStore;
+use grantflow_store_sled::SledStore;
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;

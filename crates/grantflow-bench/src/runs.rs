@@ -13,7 +13,7 @@ use grantflow_bench::probe::{Probe, ProbeStats};
 use grantflow_bench::records::EventRec;
 use grantflow_bench::workload::{self, Workload};
 use grantflow_engine::{CommandOutcome, Engine, Submission, BATCH_COMMANDS_MAX};
-use grantflow_store::SledStore;
+use grantflow_store_sled::SledStore;
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot};

@@ -223,5 +223,5 @@ impl ExportReader {
 }
 
 fn io_error(error: std::io::Error) -> EngineError {
-    EngineError::Store(grantflow_store::StoreError::Io(error.to_string()))
+    EngineError::Store(grantflow_store::StoreError::io("writing the export", error))
 }

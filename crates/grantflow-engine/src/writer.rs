@@ -220,7 +220,7 @@ impl Writer {
                 biased;
                 done = &mut current.append => {
                     let done = done.unwrap_or_else(|error| {
-                        Err(StoreError::Io(format!("the append task stopped: {error}")))
+                        Err(StoreError::io("the append task stopped", error))
                     });
                     if let Some(landed) = flight.take() {
                         self.complete(landed.batch, done, &mut building).await;

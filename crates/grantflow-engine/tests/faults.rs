@@ -20,8 +20,9 @@ use async_trait::async_trait;
 use common::{approve, assign, contribution, disburse, proposal, read_all, refund, register_fund};
 use grantflow_engine::{audit, CommandOutcome, Engine, EngineError, Submission};
 use grantflow_store::{
-    AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Head, SledStore, StoreError,
+    AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Head, StoreError,
 };
+use grantflow_store_sled::SledStore;
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
@@ -59,7 +60,7 @@ struct FaultyStore {
 }
 
 fn injected(what: &str) -> StoreError {
-    StoreError::Io(format!("injected fault: {what}"))
+    StoreError::io("injected fault", std::io::Error::other(what.to_string()))
 }
 
 impl FaultyStore {

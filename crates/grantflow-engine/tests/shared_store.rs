@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use grantflow_engine::{audit, Engine, Submission, RESERVE_AFTER_CONFLICTS};
 use grantflow_store::{
-    AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Head, SledStore, StoreError,
+    AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Head, StoreError,
 };
+use grantflow_store_sled::SledStore;
 use serde_json::{json, Value};
 
 async fn submit(engine: &Engine, actor: &str, body: Value) -> Value {

@@ -14,7 +14,7 @@ use grantflow_domain::{Amount, Currency};
 use grantflow_engine::query::AsOf;
 use grantflow_engine::transfer::{export_jsonl, import_file};
 use grantflow_export::{write_events_csv, IatiOptions, CSV_COLUMNS};
-use grantflow_store::SledStore;
+use grantflow_store_sled::SledStore;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -408,18 +408,10 @@ fn normalize_id(id: &str) -> String {
 /// The token file lives in the data directory; a directory holding files but no store
 /// would then be refused by the store, so the store is created first when it is missing.
 fn ensure_store(dir: &Path) -> Result<(), TokenError> {
-    if dir
-        .join(grantflow_store::sled_store::MARKER_FILE_NAME)
-        .exists()
-    {
-        return Ok(());
-    }
-    grantflow_store::SledStore::open(dir)
-        .map(drop)
-        .map_err(|error| TokenError::NotAStore {
-            path: dir.to_path_buf(),
-            detail: error.to_string(),
-        })
+    grantflow_store_sled::SledStore::ensure(dir).map_err(|error| TokenError::NotAStore {
+        path: dir.to_path_buf(),
+        detail: error.to_string(),
+    })
 }
 
 /// An exclusive lock on `<dir>/tokens.lock`, released when dropped.

@@ -1,7 +1,7 @@
 //! Stored canonical bytes back to envelopes.
 //!
-//! The `events.canonical` column holds exactly the bytes that were hashed (contract.md:
-//! compact JSON, fields in contract order, `hash` left out) and `events.hash` the hash. A
+//! The `events.canonical` column holds exactly the bytes that were hashed (docs/events.md:
+//! compact JSON, fields in the envelope's order, `hash` left out) and `events.hash` the hash. A
 //! read decodes them and checks that re-encoding gives the same bytes, so what `read`
 //! returns is byte-identical to what was appended (and prints the same line).
 

@@ -67,7 +67,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use grantflow_store::checks::{check_event_fields, check_import, check_key_text};
+use grantflow_store::checks::{
+    check_import, check_key_text, check_new_commands, stream_read_bounds,
+};
 use grantflow_store::recent::Recent;
 use grantflow_store::seal::seal;
 use grantflow_store::{
@@ -355,11 +357,9 @@ impl EventStore for PgStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<Envelope>, StoreError> {
-        let from_version = from_version.max(1);
-        let limit = limit.min(READ_EVENTS_MAX);
-        if limit == 0 || check_key_text("stream", stream).is_err() {
+        let Some((from_version, limit)) = stream_read_bounds(stream, from_version, limit) else {
             return Ok(Vec::new());
-        }
+        };
         let mut conn = self.inner.pool.get().await?;
         let rows = conn
             .client()?
@@ -477,7 +477,7 @@ impl EventStore for PgStore {
         position: u64,
         bytes: Vec<u8>,
     ) -> Result<(), StoreError> {
-        check_key_text("snapshot name", name).map_err(StoreError::Io)?;
+        check_key_text("snapshot name", name).map_err(StoreError::Invalid)?;
         self.inner.check_writable()?;
         let mut conn = self.inner.pool.get().await?;
         conn.client()?
@@ -559,7 +559,7 @@ impl Group {
 impl Inner {
     fn check_writable(&self) -> Result<(), StoreError> {
         if self.closed.load(Ordering::SeqCst) {
-            return Err(StoreError::Io("the store is closed".to_string()));
+            return Err(StoreError::Unavailable("the store is closed".to_string()));
         }
         Ok(())
     }
@@ -603,7 +603,8 @@ impl Inner {
 
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
         self.check_writable()?;
-        check_new_commands(&batch)?;
+        // A recorded id is refused by the command table's unique key, inside the append.
+        check_new_commands(&batch, |_| Ok(false))?;
         let _writer = self.write_lock.lock().await;
         self.check_writable()?;
         let reserved = {
@@ -1068,26 +1069,6 @@ fn decode_row(row: &Row) -> Result<Envelope, StoreError> {
     codec::decode(from_i64(position), canonical, hash)
 }
 
-/// Refuses, before anything is written, what cannot be stored: a bad stream name or
-/// command id, a payload that is not a compact JSON object (an error), a command id given
-/// twice in the batch (a conflict).
-fn check_new_commands(batch: &AppendBatch) -> Result<(), StoreError> {
-    let mut seen = HashSet::new();
-    for command in &batch.commands {
-        check_key_text("command id", &command.command_id).map_err(StoreError::Io)?;
-        if !seen.insert(command.command_id.as_str()) {
-            return Err(StoreError::Conflict(format!(
-                "command id {:?} is already recorded",
-                command.command_id
-            )));
-        }
-        for event in &command.events {
-            check_event_fields(&event.stream, &event.payload).map_err(StoreError::Io)?;
-        }
-    }
-    Ok(())
-}
-
 fn missing(position: u64) -> StoreError {
     StoreError::Corrupt {
         position,
@@ -1107,7 +1088,7 @@ fn from_i64(value: i64) -> u64 {
 
 /// A PostgreSQL error as a store error, with what was being done.
 pub(crate) fn pg_err(context: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
-    move |error| StoreError::Io(format!("{context}: {}", describe_pg_error(&error)))
+    move |error| StoreError::io(context, PgError(error))
 }
 
 /// As [`pg_err`], but a unique violation (another writer took the same command id or
@@ -1118,12 +1099,29 @@ fn write_err(context: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreEr
         if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
             StoreError::Conflict(format!("{context}: {}", describe_pg_error(&error)))
         } else {
-            StoreError::Io(format!("{context}: {}", describe_pg_error(&error)))
+            StoreError::io(context, PgError(error))
         }
     }
 }
 
 /// The server's message when there is one (tokio-postgres's `Display` says only "db error").
+/// A PostgreSQL error as [`StoreError::Io`]'s source: shown as the server's message and
+/// SQLSTATE code when the server sent one.
+#[derive(Debug)]
+struct PgError(tokio_postgres::Error);
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe_pg_error(&self.0))
+    }
+}
+
+impl std::error::Error for PgError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 fn describe_pg_error(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),

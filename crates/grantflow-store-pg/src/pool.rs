@@ -37,7 +37,7 @@ impl Pool {
             .permits
             .acquire()
             .await
-            .map_err(|_| StoreError::Io("the connection pool is shut".to_string()))?;
+            .map_err(|_| StoreError::Unavailable("the connection pool is shut".to_string()))?;
         loop {
             let candidate = lock(&self.idle).pop();
             match candidate {
@@ -76,7 +76,7 @@ impl Conn<'_> {
     pub(crate) fn client(&mut self) -> Result<&mut Client, StoreError> {
         self.client
             .as_mut()
-            .ok_or_else(|| StoreError::Io("connection already returned".to_string()))
+            .ok_or_else(|| StoreError::Unavailable("connection already returned".to_string()))
     }
 }
 

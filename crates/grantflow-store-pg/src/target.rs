@@ -45,7 +45,7 @@ impl Target {
 pub(crate) fn parse(url: &str) -> Result<Target, StoreError> {
     let (connect_url, schema_param) = strip_schema_param(url)?;
     let mut config = tokio_postgres::Config::from_str(&connect_url)
-        .map_err(|error| StoreError::Io(format!("invalid PostgreSQL URL: {error}")))?;
+        .map_err(|error| StoreError::Invalid(format!("invalid PostgreSQL URL: {error}")))?;
     let schema = match schema_param {
         Some(schema) => schema,
         None => config
@@ -74,7 +74,7 @@ fn strip_schema_param(url: &str) -> Result<(String, Option<String>), StoreError>
         match pair.split_once('=') {
             Some((key, value)) if key == SCHEMA_PARAM => schema = Some(value.to_string()),
             _ if pair == SCHEMA_PARAM => {
-                return Err(StoreError::Io(format!(
+                return Err(StoreError::Invalid(format!(
                     "the PostgreSQL URL's {SCHEMA_PARAM} parameter has no value"
                 )))
             }
@@ -109,7 +109,7 @@ pub(crate) fn check_schema_name(schema: &str) -> Result<(), StoreError> {
     if valid {
         Ok(())
     } else {
-        Err(StoreError::Io(format!(
+        Err(StoreError::Invalid(format!(
             "invalid grantflow schema name {schema:?}: 1 to {SCHEMA_NAME_BYTES_MAX} lowercase \
              letters, digits and _, not starting with a digit"
         )))

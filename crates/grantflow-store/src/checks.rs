@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 
 use crate::envelope::{is_compact_json_object, ChainVerifier, Envelope};
-use crate::{CommandRecord, EventRef, Head, StoreError};
+use crate::{AppendBatch, AppendCommand, CommandRecord, EventRef, Head, StoreError};
 
 /// Stream names, command ids and snapshot names: at most this many bytes.
 pub const KEY_TEXT_BYTES_MAX: usize = 1024;
@@ -35,6 +35,42 @@ pub fn check_event_fields(stream: &str, payload: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Refuses, before anything is written, what a batch cannot store: a bad stream name or
+/// command id, a payload that is not a compact JSON object ([`StoreError::Invalid`]), and a
+/// command id given twice in the batch or that `is_recorded` says the log holds already
+/// ([`StoreError::Conflict`]). A backend whose own write refuses a recorded id may answer
+/// `false` without looking.
+pub fn check_new_commands(
+    batch: &AppendBatch,
+    mut is_recorded: impl FnMut(&AppendCommand) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let mut seen = HashSet::new();
+    for command in &batch.commands {
+        check_key_text("command id", &command.command_id).map_err(StoreError::Invalid)?;
+        if !seen.insert(command.command_id.as_str()) || is_recorded(command)? {
+            return Err(StoreError::Conflict(format!(
+                "command id {:?} is already recorded",
+                command.command_id
+            )));
+        }
+        for event in &command.events {
+            check_event_fields(&event.stream, &event.payload).map_err(StoreError::Invalid)?;
+        }
+    }
+    Ok(())
+}
+
+/// What a read of a stream asks for, bounded: the first version (at least 1) and at most
+/// [`crate::READ_EVENTS_MAX`] events; `None` when it names nothing (no events, or a name no
+/// stream can have).
+pub fn stream_read_bounds(stream: &str, from_version: u64, limit: usize) -> Option<(u64, usize)> {
+    let limit = limit.min(crate::READ_EVENTS_MAX);
+    if limit == 0 || check_key_text("stream", stream).is_err() {
+        return None;
+    }
+    Some((from_version.max(1), limit))
 }
 
 /// An event must not exceed [`EVENT_BYTES_MAX`].

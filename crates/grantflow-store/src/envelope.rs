@@ -1,8 +1,8 @@
 //! The stored event (the envelope), its canonical bytes and the hash chain.
 //!
-//! contract.md, "Hash chain": `hash(n) = SHA-256(hash(n-1) || canonical bytes of event n)`,
-//! `hash(0)` = 32 zero bytes. The canonical bytes are the envelope as compact JSON, fields in
-//! contract order, `hash` left out. A printed line ([`Envelope::to_line`]) is exactly those
+//! The hash chain (docs/events.md): `hash(n) = SHA-256(hash(n-1) || canonical bytes of event
+//! n)`, `hash(0)` = 32 zero bytes. The canonical bytes are the envelope as compact JSON, fields
+//! in the envelope's order, `hash` left out. A printed line ([`Envelope::to_line`]) is exactly those
 //! bytes with `,"hash":"<hex>"` inserted before the final `}`, so anyone can re-check an export
 //! with a few lines of any language.
 //!
@@ -79,7 +79,7 @@ pub enum EnvelopeError {
     },
     /// The line parses but is not byte-for-byte what grantflow prints (spacing, field order,
     /// escapes, ...), so its hash would not prove its text.
-    #[error("event {position}: the line is not in canonical form (compact JSON, fields in contract order)")]
+    #[error("event {position}: the line is not in canonical form (compact JSON, fields in the envelope's order)")]
     NotCanonical {
         /// The event's position.
         position: u64,
@@ -162,7 +162,7 @@ fn unreachable_string_error(out: &mut Vec<u8>, text: &str) {
 }
 
 impl Envelope {
-    /// The canonical bytes: compact JSON, fields in contract order, `hash` left out, payload
+    /// The canonical bytes: compact JSON, fields in the envelope's order, `hash` left out, payload
     /// verbatim.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.payload.len());
@@ -215,7 +215,7 @@ impl Envelope {
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    /// Parses a printed line strictly: all fields, in contract order, nothing else, the
+    /// Parses a printed line strictly: all fields, in the envelope's order, nothing else, the
     /// payload a compact JSON object, hex as 64 lowercase digits, `recorded_at` in its fixed
     /// shape, the line byte-for-byte canonical, and `hash` the hash of the content. One
     /// trailing `\n` or `\r\n` is ignored.
@@ -336,7 +336,7 @@ impl Envelope {
     }
 
     /// The envelope as a JSON value for HTTP responses, `hash` included. Field order follows
-    /// the contract when serde_json keeps insertion order; the payload is embedded as JSON
+    /// the envelope's order when serde_json keeps insertion order; the payload is embedded as JSON
     /// (an unparsable payload, which the store never holds, is embedded as a string).
     pub fn to_json_value(&self) -> serde_json::Value {
         let payload = serde_json::from_str(&self.payload)
@@ -757,7 +757,7 @@ mod fast_decode_tests {
             prop_assert_eq!(&decoded, &original);
             prop_assert_eq!(&slow, &original);
             let mut page = crate::PayloadPage::default();
-            let chunk = sled::IVec::from(bytes.as_slice());
+            let chunk: crate::SharedBytes = std::sync::Arc::new(bytes.clone());
             page.push_stored(&chunk, original.position, (0, bytes.len()));
             let mut records = Vec::new();
             page.visit(|record| {
@@ -818,7 +818,7 @@ mod fast_decode_tests {
                     text.push(position, &event.event_type, &payload);
                     expected.push((position, event.event_type.clone(), payload));
                 }
-                let chunk = sled::IVec::from(chunk);
+                let chunk: crate::SharedBytes = std::sync::Arc::new(chunk);
                 for (position, start, end) in spans {
                     stored.push_stored(&chunk, position, (start, end));
                 }

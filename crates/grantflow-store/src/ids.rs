@@ -5,7 +5,7 @@
 //! bits are the position of the command's first event (big-endian, so located ids sort in log
 //! order) and whose other 74 free bits are random. A store finds such a command from its id
 //! alone, in the log, and keeps no command-index entry for it (in the sled store that entry
-//! was a sled insert per command, most of the indexer's work). Located ids are an
+//! would be a sled insert per command, most of the indexer's work). Located ids are an
 //! optimisation only: a lookup still tries the index first, so an id of that shape that a
 //! client chose (and that names another position) is found there.
 

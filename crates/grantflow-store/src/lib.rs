@@ -1,12 +1,13 @@
 //! grantflow's event log.
 //!
 //! The store knows bytes, streams, positions and hashes, never grants or funds. It turns
-//! [`NewEvent`]s into stored envelopes (contract.md: position, stream, version, type, schema,
+//! [`NewEvent`]s into stored envelopes (docs/events.md: position, stream, version, type, schema,
 //! recorded_at, actor, command_id, correlation_id, payload, prev_hash, hash), chains them with
 //! SHA-256, keeps a durable command-id index, and hands them back by position or by stream.
 //!
-//! [`EventStore`] is the async trait every backend implements (sled now, PostgreSQL later):
-//! no backend type appears in its signatures.
+//! [`EventStore`] is the async trait every backend implements (`grantflow-store-sled`,
+//! `grantflow-store-pg`): no backend type appears in its signatures. Every backend runs the
+//! conformance suite of [`testing`] (feature `testing`).
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -14,17 +15,15 @@ pub mod checks;
 pub mod envelope;
 pub mod ids;
 pub mod recent;
-pub mod redo;
 pub mod seal;
-pub mod sled_store;
 pub mod subscription;
-mod tail;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use async_trait::async_trait;
 
 pub use envelope::{now_rfc3339, ChainVerifier, Envelope, EnvelopeError, Hash, ZERO_HASH};
 pub use ids::{located_command_id, located_position};
-pub use sled_store::SledStore;
 pub use subscription::{subscribe, EventStream};
 
 /// How many events one [`EventStore::read`] call returns at the most.
@@ -132,13 +131,39 @@ pub struct PayloadPage {
     stored_events: usize,
 }
 
-/// Consecutive events of one sled log chunk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A backend's stored bytes, shared without a copy (the sled store's log chunks).
+pub type SharedBytes = std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// Consecutive events of one stored chunk.
+#[derive(Clone)]
 struct StoredRun {
-    chunk: sled::IVec,
+    chunk: SharedBytes,
     /// Per event: position, and where its canonical envelope starts and ends in `chunk`.
     spans: Vec<(u64, usize, usize)>,
 }
+
+impl StoredRun {
+    fn bytes(&self) -> &[u8] {
+        (*self.chunk).as_ref()
+    }
+}
+
+impl std::fmt::Debug for StoredRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredRun")
+            .field("chunk_bytes", &self.bytes().len())
+            .field("spans", &self.spans)
+            .finish()
+    }
+}
+
+impl PartialEq for StoredRun {
+    fn eq(&self, other: &StoredRun) -> bool {
+        self.spans == other.spans && self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for StoredRun {}
 
 impl PayloadPage {
     /// An empty page with room for `events` events of `bytes` bytes of text in all.
@@ -159,12 +184,15 @@ impl PayloadPage {
         self.records.push((position, type_end, self.text.len()));
     }
 
-    /// Adds the next event as its stored canonical envelope, `chunk[start..end]`.
-    pub(crate) fn push_stored(&mut self, chunk: &sled::IVec, position: u64, span: (usize, usize)) {
+    /// Adds the next event as its stored canonical envelope, `chunk[start..end]` (a
+    /// backend that keeps several envelopes in one value hands the value over once, shared;
+    /// the envelope is decoded by whoever visits the page).
+    pub fn push_stored(&mut self, chunk: &SharedBytes, position: u64, span: (usize, usize)) {
         debug_assert!(self.records.is_empty(), "a page holds one form of events");
         let (start, end) = span;
+        debug_assert!(start <= end && end <= (**chunk).as_ref().len());
         match self.stored.last_mut() {
-            Some(run) if run.chunk.as_ptr() == chunk.as_ptr() => {
+            Some(run) if std::sync::Arc::ptr_eq(&run.chunk, chunk) => {
                 run.spans.push((position, start, end))
             }
             _ => self.stored.push(StoredRun {
@@ -241,7 +269,7 @@ impl PayloadPage {
                 left -= 1;
                 let corrupt = |detail: String| StoreError::Corrupt { position, detail };
                 let bytes = run
-                    .chunk
+                    .bytes()
                     .get(start..end)
                     .ok_or_else(|| corrupt("truncated record".to_string()))?;
                 let undecodable =
@@ -341,9 +369,47 @@ pub enum StoreError {
         /// What is wrong.
         detail: String,
     },
-    /// An I/O or backend error.
+    /// The store was written by a pre-release grantflow whose format this build does not
+    /// read (only [`StoreError::NewerFormat`]'s opposite: an older format, never converted).
+    #[error("{path} holds store format {found}, which this build does not read (it reads format {supported}): export it with the build that wrote it and import the export into a new store")]
+    UnsupportedFormat {
+        /// The directory or database.
+        path: String,
+        /// Format found.
+        found: u32,
+        /// The format this build reads.
+        supported: u32,
+    },
+    /// What was asked cannot be stored as it is (a malformed stream name or command id, an
+    /// event too large, a payload that is not a compact JSON object): nothing was written.
+    #[error("refused by the store: {0}")]
+    Invalid(String),
+    /// The store takes no more writes: it is closed, or an earlier write could not be made
+    /// durable (reopen it).
     #[error("storage error: {0}")]
-    Io(String),
+    Unavailable(String),
+    /// An I/O or backend error: what was being done, and the error that stopped it.
+    #[error("storage error: {context}: {source}")]
+    Io {
+        /// What the store was doing.
+        context: String,
+        /// The underlying error (std::io, sled, PostgreSQL, a task's join error).
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// The underlying error of [`StoreError::Io`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+impl StoreError {
+    /// An I/O or backend error while doing `context`.
+    pub fn io(context: impl Into<String>, source: impl Into<BoxError>) -> StoreError {
+        StoreError::Io {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
 }
 
 /// The event log every backend implements. Appends are durable when they return.

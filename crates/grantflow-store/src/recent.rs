@@ -1,12 +1,12 @@
 //! A store's newest events, kept in memory for the readers that follow the log live.
 //!
 //! A subscriber that has caught up reads each new group as soon as it is durable: with 100
-//! subscribers that was 100 reads of the same few events, each a sled lookup and a decode
-//! on a blocking thread (the thread's wake-up cost more than the read), or a PostgreSQL
-//! query. A group's commit now also hands its envelopes here (they were built to seal the
-//! group and dropped after), and a read whose whole range is held is answered from memory,
-//! on the caller's thread. Both backends keep one ([`crate::SledStore`], and
-//! `grantflow-store-pg`'s store for the groups its own process appends).
+//! subscribers, without this, that is 100 reads of the same few events, each a lookup and a
+//! decode on a blocking thread (the thread's wake-up costs more than the read), or a
+//! PostgreSQL query. A group's commit also hands its envelopes here (they were built to seal
+//! the group), and a read whose whole range is held is answered from memory, on the caller's
+//! thread. Both backends keep one (`grantflow-store-sled`'s store, and `grantflow-store-pg`'s
+//! for the groups its own process appends).
 //!
 //! What is held is always a run of consecutive positions that are in the log exactly so:
 //! groups enter once they are durable (committed), a group that does not follow the last one

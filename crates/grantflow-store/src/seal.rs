@@ -64,7 +64,7 @@ pub fn seal(
                 hash: ZERO_HASH,
             };
             let canonical = envelope.canonical_bytes();
-            check_event_size(&envelope, canonical.len()).map_err(StoreError::Io)?;
+            check_event_size(&envelope, canonical.len()).map_err(StoreError::Invalid)?;
             envelope.hash = chain_hash(&prev_hash, &canonical);
             prev_hash = envelope.hash;
             refs.push(EventRef::of(&envelope));

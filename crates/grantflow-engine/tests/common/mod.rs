@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use grantflow_domain::{Currency, World};
 use grantflow_engine::{CommandOutcome, Engine, ReadModel, Submission};
-use grantflow_store::{Envelope, EventRef, EventStore, SledStore, READ_EVENTS_MAX};
+use grantflow_store::{Envelope, EventRef, EventStore, READ_EVENTS_MAX};
+use grantflow_store_sled::SledStore;
 use serde_json::{json, Value};
 
 /// A fresh engine on a real sled store in its own temporary directory.

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use grantflow_engine::query::AsOf;
 use grantflow_engine::{Engine, Submission};
 use grantflow_export::{write_iati, ExportSummary, IatiOptions};
-use grantflow_store::{EventStore, SledStore};
+use grantflow_store::EventStore;
+use grantflow_store_sled::SledStore;
 use serde_json::{json, Value};
 
 /// A fixed generation time, so that two exports of the same log are byte-equal.

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use grantflow_engine::Engine;
 use grantflow_server::{app, serve_listener, AppState, Limits, Tokens};
-use grantflow_store::SledStore;
+use grantflow_store_sled::SledStore;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tower::ServiceExt;

@@ -33,7 +33,7 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::{Hash, Head, StoreError};
+use grantflow_store::{Hash, Head, StoreError};
 
 /// The two redo files in the data directory.
 pub const REDO_FILE_NAMES: [&str; 2] = ["redo-0", "redo-1"];
@@ -165,7 +165,7 @@ fn encode_record(
             .ok()
             .filter(|_| payload_len <= PAYLOAD_BYTES_MAX),
     ) else {
-        return Err(StoreError::Io(format!(
+        return Err(StoreError::Invalid(format!(
             "a group of {payload_len} bytes is too large for one redo record"
         )));
     };
@@ -339,7 +339,7 @@ fn switch_bytes() -> u64 {
 
 fn io_err(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> StoreError {
     let context = format!("{what} {}", path.display());
-    move |error| StoreError::Io(format!("{context}: {error}"))
+    move |error| StoreError::io(context, error)
 }
 
 impl RedoLog {
@@ -348,7 +348,7 @@ impl RedoLog {
         REDO_FILE_NAMES.map(|name| dir.join(name))
     }
 
-    /// Creates both files anew (a new store, or one that kept a HEAD file before), both
+    /// Creates both files anew (a new store, or a store whose files were lost at creation), both
     /// holding only a start record at `head`; then syncs the directory.
     pub fn create(dir: &Path, head: &Head) -> Result<RedoLog, StoreError> {
         Self::create_switching_at(dir, head, switch_bytes())
@@ -374,7 +374,7 @@ impl RedoLog {
         }
         let [file_0, file_1]: [fs::File; 2] = files
             .try_into()
-            .map_err(|_| StoreError::Io("opening the redo files".to_string()))?;
+            .map_err(|_| StoreError::Unavailable("opening the redo files".to_string()))?;
         let mut log = RedoLog {
             files: [file_0, file_1],
             paths,
@@ -563,9 +563,9 @@ impl RedoLog {
 
     /// Writes zeros past both files' start records, through [`RedoLog::preallocated_bytes`],
     /// then syncs them: a group written over blocks the file already has is durable with one
-    /// `fdatasync` that records no new size (on ext4 here, 0.18 ms at the median against 0.33
-    /// for a write that grows the file; BENCHMARKS.md, tenth session). Without it, a new
-    /// store's first two epochs (32 MiB of groups) all grew their files. Done after the start
+    /// `fdatasync` that records no new size, which costs about half as much as one after a
+    /// write that grows the file (BENCHMARKS.md, "The redo log's preallocation"). Without it,
+    /// a new store's first two epochs (32 MiB of groups) all grow their files. Done after the start
     /// records are durable, so a crash meanwhile leaves a valid log (zeros read as the end).
     fn preallocate(&mut self) -> Result<(), StoreError> {
         const CHUNK: usize = 1 << 20;

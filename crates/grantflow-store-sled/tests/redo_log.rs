@@ -1,10 +1,9 @@
-//! The redo log (`crates/grantflow-store/src/redo.rs`): each group is made durable there
-//! with one `fdatasync` before it is acknowledged; sled is made durable lazily.
+//! The redo log (`crates/grantflow-store-sled/src/redo.rs`): each group is made durable
+//! there with one `fdatasync` before it is acknowledged; sled is made durable lazily.
 //!
 //! - Groups that sled lost (a crash before its checkpoint) come back from the redo log.
 //! - The quiet case: sled's recovery may cut its log at a damaged record and open a shorter,
 //!   internally consistent store. The redo log, kept outside sled, must make that loud.
-//! - Stores written before the redo log kept a HEAD file: it is checked, then replaced.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -13,10 +12,9 @@ use std::fs;
 use std::path::Path;
 
 use common::fill;
-use grantflow_store::redo::REDO_FILE_NAMES;
-use grantflow_store::sled_store::{HEAD_FILE_BYTES, HEAD_FILE_NAME, HEAD_SLOT_B_OFFSET};
-use grantflow_store::{ChainVerifier, EventStore, Hash, SledStore, StoreError};
-use sha2::{Digest, Sha256};
+use grantflow_store::{ChainVerifier, EventStore, StoreError};
+use grantflow_store_sled::redo::REDO_FILE_NAMES;
+use grantflow_store_sled::SledStore;
 
 /// A store of `count` events (in groups of `group`) in `dir`, closed and dropped.
 async fn make_store(dir: &Path, count: usize, group: usize) {
@@ -202,13 +200,13 @@ async fn a_group_cut_short_in_sled_is_written_again_from_the_redo_log() {
     assert_eq!(with_unclosed_groups(&old, &new, 3).await, 14);
     // sled as such a crash leaves it: the log chunks of the groups, the head from before.
     let chunks: Vec<(sled::IVec, sled::IVec)> = {
-        let db = grantflow_store::sled_store::open_sled(&new.join("db")).unwrap();
+        let db = grantflow_store_sled::open_sled(&new.join("db")).unwrap();
         let chunks = db.scan_prefix(b"L").map(Result::unwrap).collect();
         drop(db);
         chunks
     };
     {
-        let db = grantflow_store::sled_store::open_sled(&old.join("db")).unwrap();
+        let db = grantflow_store_sled::open_sled(&old.join("db")).unwrap();
         let head = db.get(b"H").unwrap().unwrap();
         for (key, value) in chunks {
             db.insert(key, value).unwrap();
@@ -312,97 +310,6 @@ async fn a_redo_record_damaged_before_a_good_one_is_refused() {
     assert!(detail.contains("is damaged"), "{detail}");
 }
 
-/// A HEAD file as stores written before the redo log kept it.
-fn legacy_head_file(position: u64, hash: &Hash) -> Vec<u8> {
-    let mut record = Vec::new();
-    record.extend_from_slice(b"GFHEAD1\n");
-    record.extend_from_slice(&1u64.to_be_bytes());
-    record.extend_from_slice(&position.to_be_bytes());
-    record.extend_from_slice(hash);
-    let checksum = Sha256::digest(&record);
-    record.extend_from_slice(&checksum);
-    let mut bytes = vec![0u8; HEAD_FILE_BYTES as usize];
-    bytes[..record.len()].copy_from_slice(&record);
-    bytes[HEAD_SLOT_B_OFFSET as usize..].copy_from_slice(&record);
-    bytes
-}
-
-/// Turns `dir` into a store as written before the redo log: format 2, no redo files, and
-/// (when given) a HEAD file with its `F` key.
-fn make_legacy(dir: &Path, head: Option<(u64, Hash)>) {
-    for name in REDO_FILE_NAMES {
-        fs::remove_file(dir.join(name)).unwrap();
-    }
-    fs::write(dir.join("GRANTFLOW"), "grantflow store\nformat 2\n").unwrap();
-    let db = grantflow_store::sled_store::open_sled(&dir.join("db")).unwrap();
-    match head {
-        Some((position, hash)) => {
-            fs::write(dir.join(HEAD_FILE_NAME), legacy_head_file(position, &hash)).unwrap();
-            db.insert(b"F", &b"1"[..]).unwrap();
-        }
-        None => {
-            db.remove(b"F").unwrap();
-        }
-    }
-    db.flush().unwrap();
-}
-
-#[tokio::test]
-async fn a_store_with_a_head_file_gets_a_redo_log_and_is_then_protected() {
-    let dir = tempfile::tempdir().unwrap();
-    let (old, new) = (dir.path().join("old"), dir.path().join("new"));
-    make_store(&new, 4, 4).await;
-    let head = {
-        let store = SledStore::open(&new).unwrap();
-        let head = store.head().await.unwrap();
-        store.close().await.unwrap();
-        head
-    };
-    make_legacy(&new, Some((head.position, head.hash)));
-    let store = SledStore::open(&new).unwrap();
-    assert_eq!(store.head().await.unwrap().position, 4);
-    store.close().await.unwrap();
-    drop(store);
-    assert!(
-        !new.join(HEAD_FILE_NAME).exists(),
-        "the HEAD file is replaced"
-    );
-    assert_eq!(
-        fs::read_to_string(new.join("GRANTFLOW")).unwrap(),
-        "grantflow store\nformat 3\n"
-    );
-    copy_dir(&new, &old);
-    add_events(&new, 2).await;
-    assert_older_database_refused(&old, &new, 5);
-
-    // A HEAD file ahead of sled, or missing once flagged: refused before anything changes.
-    make_store(&old, 0, 1).await;
-    make_legacy(&old, Some((9, head.hash)));
-    let (position, detail) = open_error(&old);
-    assert_eq!(position, 5);
-    assert!(detail.contains("events were acknowledged"), "{detail}");
-    fs::remove_file(old.join(HEAD_FILE_NAME)).unwrap();
-    let (_, detail) = open_error(&old);
-    assert!(detail.contains("HEAD is missing"), "{detail}");
-}
-
-#[tokio::test]
-async fn a_store_without_a_head_file_gets_a_redo_log_and_is_then_protected() {
-    // A store written before the HEAD file existed: no file, no flag.
-    let dir = tempfile::tempdir().unwrap();
-    let (old, new) = (dir.path().join("old"), dir.path().join("new"));
-    make_store(&new, 4, 4).await;
-    make_legacy(&new, None);
-    let store = SledStore::open(&new).unwrap();
-    assert_eq!(store.head().await.unwrap().position, 4);
-    store.close().await.unwrap();
-    drop(store);
-    assert!(new.join(REDO_FILE_NAMES[0]).exists());
-    copy_dir(&new, &old);
-    add_events(&new, 2).await;
-    assert_older_database_refused(&old, &new, 5);
-}
-
 #[tokio::test]
 async fn sled_cutting_its_own_log_never_opens_silently_shorter() {
     // Damage sled's database file: sled's recovery stops at the first bad record.
@@ -451,7 +358,7 @@ async fn sled_cutting_its_own_log_never_opens_silently_shorter() {
             }
             fs::write(&file, bytes).unwrap();
             match SledStore::open(&copy) {
-                Err(error @ (StoreError::Corrupt { .. } | StoreError::Io(_))) => {
+                Err(error @ (StoreError::Corrupt { .. } | StoreError::Io { .. })) => {
                     // sled opened a shorter log: only the redo log knew.
                     if error.to_string().contains("events were acknowledged") {
                         quiet += 1;

@@ -8,8 +8,9 @@ mod common;
 use std::path::Path;
 
 use common::{append, command};
-use grantflow_store::sled_store::{open_sled, INDEX_SPAN_EVENTS};
-use grantflow_store::{CommandRecord, EventStore, SledStore};
+use grantflow_store::{CommandRecord, EventStore};
+use grantflow_store_sled::SledStore;
+use grantflow_store_sled::{open_sled, INDEX_SPAN_EVENTS};
 
 const STREAMS: [&str; 4] = ["fund-F", "grant-A", "grant-B", "grant-C"];
 const GROUP_COMMANDS: u64 = 1_000;
@@ -208,80 +209,6 @@ async fn entries_written_again_after_a_crash_are_read_once() {
         before,
         "overlapping entries in sled"
     );
-}
-
-/// Copies a directory tree.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// A store written before format 2 (`grantflow demo` by commit a6f6f92, kept in
-/// `tests/fixtures/format1-demo`, with its export beside it): it opens, is upgraded, answers
-/// as it did, and goes on.
-#[tokio::test]
-async fn a_format_1_store_is_upgraded_and_answers_as_before() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    copy_dir(&fixtures.join("format1-demo"), &data);
-    let exported: Vec<grantflow_store::Envelope> =
-        std::fs::read_to_string(fixtures.join("format1-demo.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|line| grantflow_store::Envelope::from_line(line).unwrap())
-            .collect();
-    assert_eq!(exported.len(), 28);
-
-    let store = SledStore::open(&data).unwrap();
-    assert_eq!(
-        std::fs::read_to_string(data.join("GRANTFLOW")).unwrap(),
-        "grantflow store\nformat 3\n"
-    );
-    assert_eq!(store.read(1, 100).await.unwrap(), exported);
-    let grant = "grant-MEX-2012-01";
-    let by_stream: Vec<u64> = exported
-        .iter()
-        .filter(|e| e.stream == grant)
-        .map(|e| e.position)
-        .collect();
-    let read: Vec<u64> = store
-        .read_stream(grant, 1, 100)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.position)
-        .collect();
-    assert_eq!(read, by_stream);
-    assert_eq!(store.stream_version(grant).await.unwrap(), 24);
-    assert_eq!(store.stream_version("fund-UNTFHS").await.unwrap(), 4);
-    // The command index format 1 wrote: the revision touched the grant and the fund.
-    let revision = store.command("demo-21").await.unwrap().unwrap();
-    assert!(revision.body_hash.is_some());
-    let positions: Vec<u64> = revision.events.iter().map(|e| e.position).collect();
-    assert_eq!(positions, vec![22, 23]);
-
-    // It goes on, and a reopened store knows both the old and the new.
-    let refs = append(&store, vec![command("after-upgrade", &[grant])]).await;
-    assert_eq!((refs[0][0].position, refs[0][0].version), (29, 25));
-    store.close().await.unwrap();
-    drop(store);
-    assert_eq!(index_mark(&data), 29);
-    let store = SledStore::open(&data).unwrap();
-    assert_eq!(store.stream_version(grant).await.unwrap(), 25);
-    assert!(store.command("after-upgrade").await.unwrap().is_some());
-    assert!(store.command("demo-01").await.unwrap().is_some());
-    let log = store.read(1, 100).await.unwrap();
-    assert_eq!(log.len(), 29);
-    assert_eq!(log[28].prev_hash, exported[27].hash);
 }
 
 /// A command with a located id for its first position, `events` events on one stream, with

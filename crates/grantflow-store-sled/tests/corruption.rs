@@ -6,7 +6,8 @@ mod common;
 use std::path::Path;
 
 use common::fill;
-use grantflow_store::{EventStore, SledStore, StoreError};
+use grantflow_store::{EventStore, StoreError};
+use grantflow_store_sled::SledStore;
 
 /// A store of `count` events in `dir`, closed and dropped.
 async fn make_store(dir: &Path, count: usize) {
@@ -22,7 +23,7 @@ fn chunk_key(first: u64) -> Vec<u8> {
 }
 
 fn tamper(dir: &Path, change: impl FnOnce(&sled::Db)) {
-    let db = grantflow_store::sled_store::open_sled(&dir.join("db")).unwrap();
+    let db = grantflow_store_sled::open_sled(&dir.join("db")).unwrap();
     change(&db);
     db.flush().unwrap();
 }

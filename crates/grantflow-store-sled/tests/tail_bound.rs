@@ -7,8 +7,9 @@
 mod common;
 
 use common::fill;
-use grantflow_store::sled_store::{INDEX_SPAN_EVENTS, TAIL_EVENTS_MAX_ENV};
-use grantflow_store::{ChainVerifier, EventStore, SledStore};
+use grantflow_store::{ChainVerifier, EventStore};
+use grantflow_store_sled::SledStore;
+use grantflow_store_sled::{INDEX_SPAN_EVENTS, TAIL_EVENTS_MAX_ENV};
 
 const MAX: u64 = 300;
 const GROUP: usize = 40;

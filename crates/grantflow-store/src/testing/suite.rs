@@ -1,22 +1,24 @@
-//! The conformance suite of `EventStore`: what grantflow-store's own tests check of the
-//! sled backend, written against any backend.
+//! The conformance suite of [`EventStore`]: what every backend must do, one `pub async fn`
+//! per property, each given a [`Backend`] that makes fresh stores and opens them again.
+//! [`crate::conformance_suite!`] declares them as tests.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use grantflow_store::envelope::{is_valid_recorded_at, ChainVerifier};
-use grantflow_store::subscription::{subscribe, SUBSCRIPTION_PAGE_EVENTS};
-use grantflow_store::{
+use crate::envelope::{is_valid_recorded_at, ChainVerifier};
+use crate::subscription::{subscribe, SUBSCRIPTION_PAGE_EVENTS};
+use crate::{
     AppendBatch, AppendCommand, Envelope, EventStore, StoreError, READ_EVENTS_MAX, ZERO_HASH,
 };
+use futures::StreamExt;
 
 use super::{append, command, event, fill, read_all, Backend};
 
 /// How long a subscription may take to deliver an event.
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Append then read by position and stream.
 pub async fn append_then_read_by_position_and_stream(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     let store = store.as_ref();
@@ -91,6 +93,7 @@ pub async fn append_then_read_by_position_and_stream(b: Arc<dyn Backend>) {
     assert!(store.command("c3").await.unwrap().is_none());
 }
 
+/// Reads are bounded.
 pub async fn reads_are_bounded(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     let store = store.as_ref();
@@ -114,6 +117,7 @@ pub async fn reads_are_bounded(b: Arc<dyn Backend>) {
     assert_eq!(from_middle.len(), 10);
 }
 
+/// Multi stream batch is all or nothing.
 pub async fn multi_stream_batch_is_all_or_nothing(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     let store = store.as_ref();
@@ -155,6 +159,7 @@ pub async fn multi_stream_batch_is_all_or_nothing(b: Arc<dyn Backend>) {
     assert_eq!(store.head().await.unwrap().position, 5);
 }
 
+/// Expected head conflict.
 pub async fn expected_head_conflict(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     let store = store.as_ref();
@@ -175,6 +180,7 @@ pub async fn expected_head_conflict(b: Arc<dyn Backend>) {
     assert_eq!(store.stream_version("grant-Z").await.unwrap(), 0);
 }
 
+/// Reused command id is a conflict.
 pub async fn reused_command_id_is_a_conflict(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     let store = store.as_ref();
@@ -201,6 +207,7 @@ pub async fn reused_command_id_is_a_conflict(b: Arc<dyn Backend>) {
     );
 }
 
+/// Bad events are refused before writing.
 pub async fn bad_events_are_refused_before_writing(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     let store = store.as_ref();
@@ -215,7 +222,10 @@ pub async fn bad_events_are_refused_before_writing(b: Arc<dyn Backend>) {
                 commands: vec![cmd],
             })
             .await;
-        assert!(result.is_err(), "{payload}");
+        assert!(
+            matches!(result, Err(StoreError::Invalid(_))),
+            "{payload}: {result:?}"
+        );
     }
     let mut big = command("c1", &["grant-G"]);
     big.events[0].payload = format!("{{\"x\":\"{}\"}}", "a".repeat(200_000));
@@ -231,12 +241,13 @@ pub async fn bad_events_are_refused_before_writing(b: Arc<dyn Backend>) {
                 commands: vec![cmd],
             })
             .await;
-        assert!(result.is_err());
+        assert!(matches!(result, Err(StoreError::Invalid(_))), "{result:?}");
     }
     assert_eq!(store.head().await.unwrap().position, 0);
     assert!(store.command("c1").await.unwrap().is_none());
 }
 
+/// Large groups.
 pub async fn large_groups(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     let store = store.as_ref();
@@ -260,6 +271,7 @@ pub async fn large_groups(b: Arc<dyn Backend>) {
     }
 }
 
+/// Empty batch writes nothing.
 pub async fn empty_batch_writes_nothing(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     let store = store.as_ref();
@@ -276,6 +288,7 @@ pub async fn empty_batch_writes_nothing(b: Arc<dyn Backend>) {
     assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
 }
 
+/// Reopen keeps everything.
 pub async fn reopen_keeps_everything(b: Arc<dyn Backend>) {
     let (store, location) = b.create().await;
     fill(store.as_ref(), 50).await;
@@ -317,6 +330,7 @@ pub async fn reopen_keeps_everything(b: Arc<dyn Backend>) {
     }
 }
 
+/// Closed store refuses writes.
 pub async fn closed_store_refuses_writes(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     fill(store.as_ref(), 1).await;
@@ -328,11 +342,15 @@ pub async fn closed_store_refuses_writes(b: Arc<dyn Backend>) {
             commands: vec![command("late", &["grant-G"])],
         })
         .await;
-    assert!(matches!(result, Err(StoreError::Io(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
     assert_eq!(store.read(1, 10).await.unwrap().len(), 1);
     assert_eq!(store.head().await.unwrap().position, 1);
 }
 
+/// Recorded at never goes back.
 pub async fn recorded_at_never_goes_back(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     let store = store.as_ref();
@@ -349,6 +367,7 @@ pub async fn recorded_at_never_goes_back(b: Arc<dyn Backend>) {
     }
 }
 
+/// Import of an export gives the same head.
 pub async fn import_of_an_export_gives_the_same_head(b: Arc<dyn Backend>) {
     let (source, _) = b.create().await;
     let source = source.as_ref();
@@ -405,6 +424,7 @@ pub async fn import_of_an_export_gives_the_same_head(b: Arc<dyn Backend>) {
     assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
 }
 
+/// Import in several groups and onto a prefix.
 pub async fn import_in_several_groups_and_onto_a_prefix(b: Arc<dyn Backend>) {
     let (source, _) = b.create().await;
     let source = source.as_ref();
@@ -425,6 +445,7 @@ pub async fn import_in_several_groups_and_onto_a_prefix(b: Arc<dyn Backend>) {
     );
 }
 
+/// Import refuses bad files and writes nothing.
 pub async fn import_refuses_bad_files_and_writes_nothing(b: Arc<dyn Backend>) {
     let (source, _) = b.create().await;
     let source = source.as_ref();
@@ -480,6 +501,7 @@ pub async fn import_refuses_bad_files_and_writes_nothing(b: Arc<dyn Backend>) {
     assert_eq!(target.head().await.unwrap().position, 10);
 }
 
+/// Snapshots save and load.
 pub async fn snapshots_save_and_load(b: Arc<dyn Backend>) {
     let (store, location) = b.create().await;
     assert_eq!(store.load_snapshot("grants").await.unwrap(), None);
@@ -511,6 +533,7 @@ pub async fn snapshots_save_and_load(b: Arc<dyn Backend>) {
     assert_eq!(store.load_snapshot("other").await.unwrap(), None);
 }
 
+/// Concurrent readers see only durable events.
 pub async fn concurrent_readers_see_only_durable_events(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     let writer = {
@@ -536,6 +559,7 @@ pub async fn concurrent_readers_see_only_durable_events(b: Arc<dyn Backend>) {
     writer.await.unwrap();
 }
 
+/// Catch up then live exactly once.
 pub async fn catch_up_then_live_exactly_once(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     let existing = SUBSCRIPTION_PAGE_EVENTS * 2 + 17;
@@ -580,6 +604,7 @@ pub async fn catch_up_then_live_exactly_once(b: Arc<dyn Backend>) {
     assert_eq!(next.position, last + 1);
 }
 
+/// Subscription filtered by stream.
 pub async fn subscription_filtered_by_stream(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     fill(store.as_ref(), 30).await;
@@ -599,6 +624,7 @@ pub async fn subscription_filtered_by_stream(b: Arc<dyn Backend>) {
     }
 }
 
+/// Subscription from the future waits for it.
 pub async fn subscription_from_the_future_waits_for_it(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     let mut events = subscribe(Arc::clone(&store), 3, None);
@@ -629,6 +655,7 @@ impl Lcg {
     }
 }
 
+/// Positions and versions are gapless.
 pub async fn positions_and_versions_are_gapless(b: Arc<dyn Backend>) {
     let streams = ["grant-A", "grant-B", "fund-F", "fund-G", "grant-C"];
     for seed in 0..6u64 {
@@ -700,6 +727,7 @@ pub async fn positions_and_versions_are_gapless(b: Arc<dyn Backend>) {
     }
 }
 
+/// Commands are looked up in order.
 pub async fn commands_are_looked_up_in_order(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     let store = store.as_ref();
@@ -723,6 +751,7 @@ pub async fn commands_are_looked_up_in_order(b: Arc<dyn Backend>) {
     assert!(store.commands(Vec::new()).await.unwrap().is_empty());
 }
 
+/// Watch head follows appends.
 pub async fn watch_head_follows_appends(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
     let mut head = store.watch_head();
@@ -845,4 +874,106 @@ pub async fn newest_reads_after_an_import_are_the_logs(b: Arc<dyn Backend>) {
     .await;
     assert_eq!(target.head().await.unwrap().position, 82);
     reads_survive_a_reopen(&b, target, &location).await;
+}
+
+/// An id a lookup found absent is refused once a later append records it.
+pub async fn an_id_looked_up_as_absent_is_still_refused_once_recorded(b: Arc<dyn Backend>) {
+    // The store remembers ids a lookup found absent, to skip looking them up again on the
+    // append that follows; an append in between must make it forget them.
+    let (store, _) = b.create().await;
+    let store = store.as_ref();
+    let refused = |expected_head: u64, commands: Vec<AppendCommand>| async move {
+        let result = store
+            .append(AppendBatch {
+                expected_head,
+                expected_versions: vec![],
+                commands,
+            })
+            .await;
+        assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+    };
+    let ids = vec!["x1".to_string(), "x2".to_string()];
+    assert_eq!(store.commands(ids.clone()).await.unwrap(), vec![None, None]);
+    append(store, vec![command("x1", &["grant-G"])]).await;
+    refused(1, vec![command("x1", &["grant-H"])]).await;
+    // Looked up absent, then recorded: the next append of it is refused too.
+    assert_eq!(store.commands(ids.clone()).await.unwrap()[1], None);
+    append(store, vec![command("x2", &["grant-G"])]).await;
+    refused(2, vec![command("x2", &["grant-H"])]).await;
+    // An id looked up absent and appended in the same batch twice is refused.
+    assert_eq!(
+        store.commands(vec!["x3".to_string()]).await.unwrap(),
+        vec![None]
+    );
+    refused(
+        2,
+        vec![command("x3", &["grant-H"]), command("x3", &["grant-H"])],
+    )
+    .await;
+    assert_eq!(store.head().await.unwrap().position, 2);
+    let known = store.commands(ids).await.unwrap();
+    assert!(known.iter().all(Option::is_some), "{known:?}");
+}
+
+/// An id the engine made (`fresh_id`) is recorded like any other, and refused twice in one batch.
+pub async fn a_fresh_id_is_recorded_like_any_other_and_still_refused_twice_in_one_batch(
+    b: Arc<dyn Backend>,
+) {
+    let (store, _) = b.create().await;
+    let store = store.as_ref();
+    let fresh = |id: &str| AppendCommand {
+        fresh_id: true,
+        ..command(id, &["grant-F"])
+    };
+    append(store, vec![fresh("f1")]).await;
+    let known = store.command("f1").await.unwrap().expect("recorded");
+    assert_eq!(known.events[0].position, 1);
+    // A client sending that id later is looked up (not fresh) and refused.
+    let reused = store
+        .append(AppendBatch {
+            expected_head: 1,
+            expected_versions: vec![("grant-F".into(), 1)],
+            commands: vec![command("f1", &["grant-F"])],
+        })
+        .await;
+    assert!(matches!(reused, Err(StoreError::Conflict(_))), "{reused:?}");
+    let twice = store
+        .append(AppendBatch {
+            expected_head: 1,
+            expected_versions: vec![("grant-F".into(), 1)],
+            commands: vec![fresh("f2"), fresh("f2")],
+        })
+        .await;
+    assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
+    assert_eq!(store.head().await.unwrap().position, 1);
+}
+
+/// A page of payloads holds what the envelopes of the same range hold.
+pub async fn payload_pages_hold_what_the_envelopes_hold(b: Arc<dyn Backend>) {
+    let (store, _) = b.create().await;
+    let store = store.as_ref();
+    fill(store, 700).await;
+    append(store, vec![command("multi", &["grant-A", "grant-Q"])]).await;
+    for (from, limit) in [(1, 702), (5, 100), (650, 1000), (702, 1), (703, 10)] {
+        let envelopes = store.read(from, limit).await.unwrap();
+        let page = store.read_payloads(from, limit).await.unwrap();
+        assert_eq!(page.len(), envelopes.len());
+        assert_eq!(page.is_empty(), envelopes.is_empty());
+        assert_eq!(page.last_position(), envelopes.last().map(|e| e.position));
+        let mut records = Vec::new();
+        page.visit(|record| {
+            records.push((
+                record.position,
+                record.event_type.to_string(),
+                record.payload.to_string(),
+            ));
+            Ok::<(), StoreError>(())
+        })
+        .unwrap();
+        let expected: Vec<_> = envelopes
+            .iter()
+            .map(|e| (e.position, e.event_type.clone(), e.payload.clone()))
+            .collect();
+        assert_eq!(records, expected);
+    }
 }
