@@ -168,7 +168,7 @@ pub enum GrantAction {
         /// As of this recorded time (RFC 3339).
         #[arg(long = "as-of")]
         as_of: Option<String>,
-        /// JSON (contract.md's fields).
+        /// JSON (the fields of docs/domain.md, "Figures").
         #[arg(long)]
         json: bool,
     },
@@ -222,7 +222,7 @@ pub enum FundAction {
         /// As of this recorded time (RFC 3339).
         #[arg(long = "as-of")]
         as_of: Option<String>,
-        /// JSON (contract.md's fields).
+        /// JSON (the fields of docs/domain.md, "Figures").
         #[arg(long)]
         json: bool,
     },

@@ -271,7 +271,7 @@ fn transaction(node: roxmltree::Node) -> Tx {
     }
 }
 
-/// The worked example of domain.md (as `grantflow demo` loads it): fund UNTFHS in USD,
+/// The worked example of docs/domain.md (as `grantflow demo` loads it): fund UNTFHS in USD,
 /// Japan's contribution, the Mexico proposal, its approval, eight agencies with IOM as lead,
 /// the first tranche, three withdrawals, the revision to 3,121,707.00 and the five revised
 /// allocations.
