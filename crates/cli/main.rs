@@ -231,7 +231,7 @@ pub enum FundAction {
 fn main() -> ExitCode {
     // mimalloc (grantflow-alloc sets it as the global allocator): the log's paths allocate
     // many small strings per event; it is faster there than the system allocator, and with
-    // its purge delay shortened it hands freed memory back within 25 ms (BENCHMARKS.md).
+    // its purge delay shortened it hands freed memory back within 25 ms (BENCHMARKS.md, "Memory").
     grantflow_alloc::configure();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
