@@ -1,4 +1,4 @@
-//! `grantflow demo`: the worked example of domain.md, from the UN Trust Fund for Human
+//! `grantflow demo`: the worked example of docs/domain.md, from the UN Trust Fund for Human
 //! Security's press release of 15 October 2012 and the programme's later public record.
 //! Every command carries a fixed command id, so running the demo twice appends nothing new.
 

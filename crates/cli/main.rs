@@ -168,7 +168,7 @@ pub enum GrantAction {
         /// As of this recorded time (RFC 3339).
         #[arg(long = "as-of")]
         as_of: Option<String>,
-        /// JSON (contract.md's fields).
+        /// JSON (the fields of docs/domain.md, "Figures").
         #[arg(long)]
         json: bool,
     },
@@ -222,7 +222,7 @@ pub enum FundAction {
         /// As of this recorded time (RFC 3339).
         #[arg(long = "as-of")]
         as_of: Option<String>,
-        /// JSON (contract.md's fields).
+        /// JSON (the fields of docs/domain.md, "Figures").
         #[arg(long)]
         json: bool,
     },
@@ -231,7 +231,7 @@ pub enum FundAction {
 fn main() -> ExitCode {
     // mimalloc (grantflow-alloc sets it as the global allocator): the log's paths allocate
     // many small strings per event; it is faster there than the system allocator, and with
-    // its purge delay shortened it hands freed memory back within 25 ms (BENCHMARKS.md).
+    // its purge delay shortened it hands freed memory back within 25 ms (BENCHMARKS.md, "Memory").
     grantflow_alloc::configure();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -1,4 +1,4 @@
-//! Human-readable output: tables for people; `--json` elsewhere gives contract.md's fields.
+//! Human-readable output: tables for people; `--json` elsewhere gives the documented fields (docs/).
 
 use std::fmt::Write;
 

@@ -4,9 +4,9 @@
 //! mimalloc keeps freed memory committed for its purge delay before returning it to the OS,
 //! so that a burst of allocations can reuse it cheaply. Appending to the log turns memory
 //! over fast (log chunks passing through sled's cache, sled's 8 MiB I/O buffers, the
-//! commands in flight), and with the default 1 s, what was freed in the last second stayed
-//! resident: appending 1,000,000 events peaked at 334-353 MiB of RSS; with 25 ms, at
-//! 233-248 MiB, at the same throughput within the machine's noise (BENCHMARKS.md).
+//! commands in flight), and with the default 1 s, what was freed in the last second stays
+//! resident; 25 ms keeps the peak RSS of appending a large log well lower at the same
+//! throughput (figures in BENCHMARKS.md, "Memory").
 //!
 //! A binary links this crate (which sets the global allocator) and calls [`configure`]
 //! first thing in `main`. `MIMALLOC_PURGE_DELAY` in the environment still wins: mimalloc

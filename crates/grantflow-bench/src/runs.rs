@@ -123,8 +123,8 @@ pub(crate) fn fresh(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Waits for the kernel to write back every dirty page (`sync`), so that a run does not pay
-/// for the one before it (SQLite's WAL, a store just deleted): without it, whichever store ran
-/// after SQLite's runs was measured up to a third slower.
+/// for the one before it (SQLite's WAL, a store just deleted): without it, whichever store
+/// runs after SQLite's runs pays for their writeback and is measured slower than it is.
 pub(crate) fn settle_disk() {
     if let Err(error) = std::process::Command::new("sync").status() {
         eprintln!("grantflow-bench: cannot run sync ({error}); runs may pay for earlier writeback");
@@ -645,8 +645,8 @@ fn exec_stdin_run(
             .map_err(|error| match error {
                 std::sync::mpsc::RecvTimeoutError::Timeout => anyhow::anyhow!(
                     "grantflow exec - did not answer its first command within {:?} while its \
-                     input stayed open (a grantflow built before 2026-11-30 held its answers \
-                     until its input ended)",
+                     input stayed open (a grantflow that holds its answers until its input \
+                     ends cannot be measured this way)",
                     EXEC_FIRST_ANSWER_WAIT
                 ),
                 std::sync::mpsc::RecvTimeoutError::Disconnected => {

@@ -54,7 +54,7 @@ impl SplitMix64 {
 pub struct GenCommand {
     /// Its lane (fund).
     pub lane: u32,
-    /// The command JSON (contract.md), actor and command id included.
+    /// The command JSON (docs/commands.md), actor and command id included.
     pub body: Value,
     /// How many events it appends when accepted.
     pub events: u32,

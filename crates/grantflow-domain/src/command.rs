@@ -4,7 +4,7 @@ use crate::money::{Amount, Currency, DecimalText};
 use crate::values::{Country, Date};
 use serde::{Deserialize, Serialize};
 
-/// The kebab-case names of all commands, in domain.md's order.
+/// The kebab-case names of all commands, in the order of docs/domain.md.
 pub const COMMAND_NAMES: &[&str] = &[
     "register-fund",
     "record-contribution",
@@ -48,7 +48,7 @@ pub struct ForeignAmount {
     pub currency: Currency,
 }
 
-/// One command of domain.md, with contract.md's fields. Amounts in the fund's currency stay
+/// One command, with the fields of docs/commands.md. Amounts in the fund's currency stay
 /// [`DecimalText`] until decide knows the fund; `currency` is the optional check that the
 /// client means the fund's currency.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,7 @@
 //! `decide`: checks a parsed command against the world and returns the events it appends.
 //! Check order: (1) shape (already done by the parser); (2) existence of the fund/grant;
 //! (3) `expected_version`; (4) the stated currency, then the amounts' decimals; (5) state;
-//! (6) the command's own rules, in domain.md's order.
+//! (6) the command's own rules, in the order of docs/domain.md.
 
 use crate::command::{Command, CommandRequest};
 use crate::error::{DomainError, ErrorCode};

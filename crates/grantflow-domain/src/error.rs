@@ -1,4 +1,4 @@
-//! The domain's one error type: a stable code from contract.md and a sentence a person can act on.
+//! The domain's one error type: a stable code (docs/errors.md) and a sentence a person can act on.
 
 use std::fmt;
 
@@ -53,7 +53,7 @@ pub enum ErrorCode {
     LeadExists,
 }
 
-/// Every error code, in contract.md's order.
+/// Every error code, in the order of docs/errors.md.
 pub const ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::MalformedCommand,
     ErrorCode::InvalidAmount,

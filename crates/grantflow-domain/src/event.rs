@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 /// Payload schema version of every event type today.
 pub const EVENT_SCHEMA: u32 = 1;
 
-/// Every event type, in contract.md's order.
+/// Every event type, in the order of docs/events.md.
 pub const EVENT_TYPES: &[&str] = &[
     "fund.registered",
     "fund.contribution_recorded",

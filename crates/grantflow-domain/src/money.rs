@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::ops::{Add, AddAssign, Neg, Sub, SubAssign};
 
-/// Most digits an amount may have before the decimal point (contract.md).
+/// Most digits an amount may have before the decimal point (docs/commands.md).
 pub const AMOUNT_INTEGER_DIGITS_MAX: usize = 15;
 /// Most decimals any supported currency has (CLF, UYW).
 pub const CURRENCY_DECIMALS_MAX: u8 = 4;

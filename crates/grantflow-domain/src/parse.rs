@@ -1,4 +1,4 @@
-//! `parse_command`: the "shape and field values" check of contract.md, from a JSON value to a
+//! `parse_command`: the "shape and field values" check (docs/errors.md), from a JSON value to a
 //! [`CommandRequest`]. Every problem is `malformed_command` naming the field, except amount
 //! syntax, which is `invalid_amount` (and reported after every shape problem).
 
@@ -21,7 +21,7 @@ pub const ACTOR_CHARS_MAX: usize = 128;
 /// The fields every command may carry.
 pub const COMMON_FIELDS: &[&str] = &["command", "command_id", "actor", "expected_version"];
 
-/// Parses one command object (contract.md, "Commands as JSON").
+/// Parses one command object (docs/commands.md, "Commands as JSON").
 pub fn parse_command(value: &Value) -> Result<CommandRequest, DomainError> {
     let Some(map) = value.as_object() else {
         return Err(DomainError::malformed("a command must be a JSON object"));

@@ -1,4 +1,4 @@
-//! The grant commands' own rules (domain.md's table), once existence, version, money and
+//! The grant commands' own rules (the table of docs/domain.md), once existence, version, money and
 //! state are checked. Each returns the events to append or the first broken rule.
 
 use crate::command::Command;

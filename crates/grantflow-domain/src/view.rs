@@ -1,11 +1,11 @@
-//! Views: the figures of contract.md (`grant show --json`, `fund show --json`), with amounts
+//! Views: the figures of docs/domain.md (`grant show --json`, `fund show --json`), with amounts
 //! as decimal strings in the currency's decimals.
 
 use crate::money::Amount;
 use crate::world::{AgencyState, GrantState, World};
 use serde::{Deserialize, Serialize};
 
-/// A grant's figures, fields in contract.md's order.
+/// A grant's figures, fields in the documented order (docs/domain.md).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct GrantView {
     /// Grant id.
@@ -59,7 +59,7 @@ pub struct AgencyView {
     pub balance: String,
 }
 
-/// A fund's figures, fields in contract.md's order.
+/// A fund's figures, fields in the documented order (docs/domain.md).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct FundView {
     /// Fund id.

@@ -6,7 +6,7 @@ use crate::values::{Country, Date};
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
-/// A grant's lifecycle state (domain.md, "Lifecycle").
+/// A grant's lifecycle state (docs/domain.md, "Lifecycle").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -29,7 +29,7 @@ pub enum Status {
 }
 
 impl Status {
-    /// The state as contract.md spells it, e.g. `"active"`.
+    /// The state as the documents spell it, e.g. `"active"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Status::Proposed => "proposed",
@@ -189,7 +189,7 @@ impl GrantState {
         self.disbursed - self.refunded
     }
 
-    /// What the grant holds of its fund (domain.md): its amount while approved, active,
+    /// What the grant holds of its fund (docs/domain.md): its amount while approved, active,
     /// suspended or closed; disbursed - refunded once cancelled or finalized; else 0.
     pub fn commitment(&self) -> Amount {
         match self.status {

@@ -1,4 +1,4 @@
-//! domain.md's worked example: the Mexico grant of 27 September 2012 and its revision.
+//! The worked example of docs/domain.md: the Mexico grant of 27 September 2012 and its revision.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

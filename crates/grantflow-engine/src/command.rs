@@ -1,5 +1,5 @@
 //! A command on its way in: parsing at the edge, the actor, the idempotency key and body
-//! hash, and the result shape of contract.md.
+//! hash, and the result shape of docs/commands.md.
 
 use grantflow_domain::{parse_command, CommandRequest, DomainError, ErrorCode};
 use grantflow_store::{EventRef, Hash};
@@ -18,7 +18,7 @@ pub enum ActorSource {
 /// A command as it arrives: a JSON value and where its actor comes from.
 #[derive(Debug, Clone)]
 pub struct Submission {
-    /// The command body (contract.md's command JSON).
+    /// The command body (the command JSON of docs/commands.md).
     pub body: Value,
     /// Who issues it.
     pub actor: ActorSource,
@@ -37,7 +37,7 @@ impl Submission {
 /// Why a command was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    /// contract.md's error code, e.g. `over_disbursement`.
+    /// The error code (docs/errors.md), e.g. `over_disbursement`.
     pub code: String,
     /// A sentence a person can act on.
     pub message: String,
@@ -87,7 +87,7 @@ impl CommandOutcome {
         }
     }
 
-    /// contract.md's result JSON, as a value (its [`serde::Serialize`] writes the same
+    /// The result JSON (docs/commands.md), as a value (its [`serde::Serialize`] writes the same
     /// JSON straight to bytes).
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
@@ -101,7 +101,7 @@ impl CommandOutcome {
     }
 }
 
-/// contract.md's result JSON: `{"ok": true, "command_id", "events"[, "replayed": true]}` or
+/// The result JSON of docs/commands.md: `{"ok": true, "command_id", "events"[, "replayed": true]}` or
 /// `{"ok": false, "command_id", "error": {"code", "message"}}`, keys in that order.
 impl serde::Serialize for CommandOutcome {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -38,8 +38,8 @@ pub const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
 pub const SNAPSHOT_NAME: &str = "world";
 /// The most threads a process running the engine gives tokio's blocking pool (its default is
 /// 512). Store calls run there and are short; with mimalloc every thread keeps its own heap,
-/// so a server with many event streams grew by 140 MB in 15 s with the default and by 30 MB
-/// with 8 (tests/soak.rs).
+/// so every extra thread a burst of event streams starts keeps its memory: a few threads keep
+/// a server's RSS flat under load (tests/soak.rs checks it).
 pub const BLOCKING_THREADS_MAX: usize = 8;
 /// Version of the snapshot format; an unknown one is ignored and the log replayed instead.
 pub const SNAPSHOT_FORMAT: u32 = 2;
@@ -267,8 +267,8 @@ impl Engine {
             let _ = receiver.await;
             let _ = handle.await;
         }
-        // Serialized where it lies: a copy of the whole world first (`snapshot()`) was the
-        // largest allocation of a long append, at its very end.
+        // Serialized where it lies: a copy of the whole world first (`snapshot()`) would be
+        // the largest allocation of a long append, at its very end.
         let (position, bytes) = self.with_model(snapshot_of)?;
         self.store
             .save_snapshot(SNAPSHOT_NAME, position, bytes)
@@ -384,9 +384,9 @@ pub async fn fold_into(
     }
     // Three stages on two cores: the store reads page k+1 (on a blocking thread), page k's
     // payloads are decoded (in two halves, each on its own blocking thread: decoding is the
-    // longest stage; 6% faster replays than one thread in ten alternated runs), and page k-1
-    // is folded in here. (Queues between the stages instead of this lockstep, letting them
-    // run pages ahead, measured no faster: more threads than cores.)
+    // longest stage), and page k-1 is folded in here. (Queues between the stages instead of
+    // this lockstep, letting them run pages ahead, do not replay faster: they only add
+    // threads beyond the cores.)
     let mut page = read_page(store, model.position + 1, until).await?;
     let mut ready: Option<Decoded> = None;
     loop {
@@ -463,7 +463,7 @@ fn decode_page(
     range: std::ops::Range<usize>,
 ) -> Result<Vec<(u64, Event)>, EngineError> {
     // Sized once: collecting a fallible iterator grows the vector by doubling, copying
-    // megabytes of events into fresh pages (5% of a replay's time).
+    // megabytes of events into fresh pages on every page of a replay.
     let mut events = Vec::with_capacity(range.len());
     page.visit_range(range, |record| {
         let event = Event::from_parts(record.event_type, record.payload).map_err(|error| {

@@ -1,5 +1,5 @@
 //! Group commit: many concurrent commands all get answers with unique, gapless positions,
-//! and command ids repeated inside one batch answer as contract.md says.
+//! and command ids repeated inside one batch answer as docs/commands.md says.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;

@@ -1,7 +1,7 @@
 //! Property: whatever sequence of commands (valid or not, alone or sharing a group commit,
 //! with command ids reused with the same or another body) goes through the engine, the log
 //! stays gapless and verifiable, the read model equals a rebuild from the log, figures obey
-//! domain.md's invariants, idempotency answers as contract.md says, and a rejected command
+//! docs/domain.md's invariants, idempotency answers as docs/commands.md says, and a rejected command
 //! appends nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 

@@ -77,7 +77,7 @@ pub fn default_reporting_org(fund: &str) -> String {
 ///
 /// The log is folded first (nothing is written before it has been read and the options
 /// checked); then the document is streamed out, fund by fund, each fund followed by its
-/// grants. Mapping (domain.md, "IATI mapping"), with the choices it leaves open:
+/// grants. Mapping (docs/domain.md, "IATI mapping"), with the choices it leaves open:
 ///
 /// - iati-identifier: `<reporting org>-<fund id>` and `<reporting org>-<grant id>`;
 ///   reporting-org and participating-org role 3 (Extending): the secretariat, named by the

@@ -6,7 +6,7 @@
 //! of funds and grants (and, for IATI, each exported grant's transactions), never with the
 //! length of the log, and the output is written as it is produced, never built as one string.
 //!
-//! The mapping of events to IATI elements and codes is domain.md's "IATI mapping"; the
+//! The mapping of events to IATI elements and codes is docs/domain.md's "IATI mapping"; the
 //! choices it leaves open are documented on [`write_iati`].
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

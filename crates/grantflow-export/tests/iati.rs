@@ -1,5 +1,5 @@
-//! The IATI export of domain.md's worked example: valid against the 2.03 schema, with the
-//! mapping of domain.md, and the options (grants, reporting org, as-of) honoured.
+//! The IATI export of docs/domain.md's worked example: valid against the 2.03 schema, with the
+//! mapping of docs/domain.md, and the options (grants, reporting org, as-of) honoured.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;

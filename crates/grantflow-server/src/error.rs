@@ -1,6 +1,6 @@
 //! The one error type of the HTTP layer and its one status mapping.
 //!
-//! Every error body is contract.md's Results shape:
+//! Every error body has the Results shape of docs/errors.md:
 //! `{"ok": false, "command_id": ..., "error": {"code": ..., "message": ...}}`. Internal errors
 //! are logged with their detail and answered with a generic message.
 
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 pub struct ApiError {
     /// The HTTP status.
     pub status: StatusCode,
-    /// contract.md's error code (or one of the HTTP-only codes).
+    /// The error code of docs/errors.md (a command's, or one of the HTTP-only codes).
     pub code: &'static str,
     /// A sentence a person can act on.
     pub message: String,
@@ -145,7 +145,7 @@ impl From<EngineError> for ApiError {
     }
 }
 
-/// The HTTP status of a rejected command's code (contract.md, "HTTP").
+/// The HTTP status of a rejected command's code (docs/errors.md).
 pub fn status_of_code(code: &str) -> StatusCode {
     match code {
         "malformed_command" | "invalid_amount" => StatusCode::BAD_REQUEST,

@@ -1,4 +1,4 @@
-//! grantflow's HTTP API (contract.md, "HTTP"): commands, figures, audit trails, the event
+//! grantflow's HTTP API (docs/http.md): commands, figures, audit trails, the event
 //! log paged and streamed (Server-Sent Events), checkpoints and verification, health,
 //! metrics and the OpenAPI description; bearer tokens with roles.
 //!
@@ -11,7 +11,7 @@
 //! - The server holds no grant logic: a command body goes to [`Engine::submit`] as on the
 //!   command line, with the token's actor ([`ActorSource::Fixed`]); figures come from the
 //!   engine's read model and queries.
-//! - Every error body is contract.md's Results shape; internal errors are logged, never shown.
+//! - Every error body has the Results shape of docs/errors.md; internal errors are logged, never shown.
 //! - Every bound is a named constant: [`REQUEST_BODY_BYTES_MAX`], [`REQUEST_TIMEOUT`],
 //!   [`STREAMS_MAX`], [`EVENTS_PAGE_MAX`], [`EVENTS_SCAN_MAX`], [`KEEP_ALIVE_INTERVAL`].
 //! - An event stream holds at most one page of the log in memory and reads it at the pace its
@@ -229,7 +229,7 @@ impl Drop for StreamGuard {
     }
 }
 
-/// The router of every route of contract.md's HTTP table, with its limits, request log and
+/// The router of every route of docs/http.md, with its limits, request log and
 /// timeout (one middleware: each layer costs every request a clone and a boxed future) and
 /// panic handler.
 pub fn app(state: AppState) -> Router {

@@ -38,7 +38,7 @@ pub const VERIFY_ATTEMPTS_MAX: usize = 3;
     info(
         title = "grantflow",
         description = "An event-sourced funding-workflow engine for trust funds: commands, \
-                       figures, audit trails and the hash-chained event log (contract.md, HTTP)."
+                       figures, audit trails and the hash-chained event log. Reference: docs/http.md in the grantflow repository."
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -116,7 +116,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
     }
 }
 
-/// One command (contract.md, "Commands as JSON"); the actor is the token's.
+/// One command (docs/commands.md, "Commands as JSON"); the actor is the token's.
 #[utoipa::path(
     post,
     path = "/v1/commands",
@@ -132,7 +132,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
         (status = 403, description = "forbidden: the token lacks the command's role", body = ErrorBody),
         (status = 409, description = "version_conflict or command_id_conflict", body = ErrorBody),
         (status = 413, description = "payload_too_large", body = ErrorBody),
-        (status = 422, description = "every other rule of domain.md", body = ErrorBody),
+        (status = 422, description = "every other rule (docs/errors.md)", body = ErrorBody),
     )
 )]
 async fn post_command(

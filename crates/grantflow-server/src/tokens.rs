@@ -34,7 +34,7 @@ const TOKEN_SECRET_BYTES: usize = 32;
 /// The largest registry file read, in bytes (a bound on a file the server re-reads).
 pub const TOKENS_FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
-/// A role: a set of rights (contract.md, "HTTP").
+/// A role: a set of rights (docs/http.md, "Tokens and roles").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -52,7 +52,7 @@ pub enum Role {
     Admin,
 }
 
-/// Every role, in the contract's order.
+/// Every role, in the order of docs/http.md.
 pub const ROLES: &[Role] = &[
     Role::Secretariat,
     Role::Approver,

@@ -2,7 +2,7 @@
 //! arbitrary JSON, valid commands with a field replaced, and the classic traps (a 2 MiB
 //! body, invalid UTF-8, 10,000 levels of nesting, giant numbers, huge strings, impossible
 //! dates, ids with control characters or path separators). Never a panic or a 500: always
-//! contract.md's Results shape with a contract code and a message.
+//! the Results shape of docs/errors.md with a documented code and a message.
 //!
 //! `GRANTFLOW_FUZZ_CASES` sets the cases per property (default 600).
 
@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Map, Value};
 
-/// Every code a command answer may carry: contract.md's, and the HTTP ones.
+/// Every code a command answer may carry: the domain's, and the HTTP ones (docs/errors.md).
 const CODES: &[&str] = &[
     "malformed_command",
     "invalid_amount",

@@ -1,5 +1,5 @@
 //! Helpers shared by the export tests: a real sled store driven through the engine, the
-//! worked example of domain.md, the XSD check with xmllint, and reading exports back.
+//! worked example of docs/domain.md, the XSD check with xmllint, and reading exports back.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -70,9 +70,9 @@ pub async fn iati_of(store: &dyn EventStore, options: &IatiOptions) -> (String, 
     (String::from_utf8(out).expect("UTF-8 XML"), summary)
 }
 
-/// The IATI 2.03 schema folder: `shared/` beside the repository folder.
+/// The IATI 2.03 schema folder of the repository: `docs/iati-2.03`.
 pub fn schema_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/iati-2.03")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/iati-2.03")
 }
 
 /// Validates an XML document against iati-activities-schema.xsd with xmllint; panics with
@@ -81,7 +81,7 @@ pub fn assert_valid_iati(xml: &str, dir: &Path, name: &str) {
     let schema = schema_dir().join("iati-activities-schema.xsd");
     assert!(
         schema.is_file(),
-        "the IATI 2.03 schema is missing at {} (shared/iati-2.03 must sit beside the repository)",
+        "the IATI 2.03 schema is missing at {} (the repository keeps it in docs/iati-2.03)",
         schema.display()
     );
     let file = dir.join(name);
@@ -272,7 +272,7 @@ fn transaction(node: roxmltree::Node) -> Tx {
     }
 }
 
-/// The worked example of domain.md (as `grantflow demo` loads it): fund UNTFHS in USD,
+/// The worked example of docs/domain.md (as `grantflow demo` loads it): fund UNTFHS in USD,
 /// Japan's contribution, the Mexico proposal, its approval, eight agencies with IOM as lead,
 /// the first tranche, three withdrawals, the revision to 3,121,707.00 and the five revised
 /// allocations.
