@@ -19,9 +19,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::{approve, assign, contribution, disburse, proposal, read_all, refund, register_fund};
 use grantflow_engine::{audit, CommandOutcome, Engine, EngineError, Submission};
-use grantflow_store::{
-    AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Head, StoreError,
-};
+use grantflow_store::forward::{Forward, Layer};
+use grantflow_store::{AppendBatch, Envelope, EventRef, EventStore, StoreError};
 use grantflow_store_sled::SledStore;
 use serde_json::Value;
 
@@ -41,7 +40,7 @@ enum Kind {
 }
 
 /// The k-th call (1-based) of the kind's operations fails; `sticky`: so does every later one
-/// until [`FaultyStore::clear`].
+/// until [`Faults::clear`].
 #[derive(Debug, Clone, Copy)]
 struct Fault {
     kind: Kind,
@@ -49,9 +48,8 @@ struct Fault {
     sticky: bool,
 }
 
-/// An [`EventStore`] that forwards to a real [`SledStore`] and fails as its [`Fault`] says.
-struct FaultyStore {
-    inner: SledStore,
+/// The layer that fails calls as its [`Fault`] says.
+struct Faults {
     fault: Fault,
     writes: AtomicU64,
     reads: AtomicU64,
@@ -59,14 +57,16 @@ struct FaultyStore {
     cleared: AtomicBool,
 }
 
+/// A real sled store seen through [`Faults`].
+type FaultyStore = Forward<Faults>;
+
 fn injected(what: &str) -> StoreError {
     StoreError::io("injected fault", std::io::Error::other(what.to_string()))
 }
 
-impl FaultyStore {
-    fn new(inner: SledStore, fault: Fault) -> FaultyStore {
-        FaultyStore {
-            inner,
+impl Faults {
+    fn new(fault: Fault) -> Faults {
+        Faults {
             fault,
             writes: AtomicU64::new(0),
             reads: AtomicU64::new(0),
@@ -94,14 +94,6 @@ impl FaultyStore {
             .find(|kind| self.fails(*kind, n))
     }
 
-    fn read_fault(&self) -> Result<(), StoreError> {
-        let n = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.fails(Kind::ReadFails, n) {
-            return Err(injected("read failed"));
-        }
-        Ok(())
-    }
-
     /// Runs a write, failing it before or after as the fault says.
     async fn write<T, F>(&self, what: &str, write: F) -> Result<T, StoreError>
     where
@@ -127,73 +119,46 @@ impl FaultyStore {
 }
 
 #[async_trait]
-impl EventStore for FaultyStore {
-    async fn head(&self) -> Result<Head, StoreError> {
-        self.inner.head().await
+impl Layer for Faults {
+    fn before_read(&self) -> Result<(), StoreError> {
+        let n = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fails(Kind::ReadFails, n) {
+            return Err(injected("read failed"));
+        }
+        Ok(())
     }
 
-    async fn append(&self, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
-        self.write("append", self.inner.append(batch)).await
-    }
-
-    async fn read(&self, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
-        self.read_fault()?;
-        self.inner.read(from, limit).await
-    }
-
-    async fn read_stream(
+    async fn append(
         &self,
-        stream: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<Envelope>, StoreError> {
-        self.read_fault()?;
-        self.inner.read_stream(stream, from_version, limit).await
+        inner: &dyn EventStore,
+        batch: AppendBatch,
+    ) -> Result<Vec<Vec<EventRef>>, StoreError> {
+        self.write("append", inner.append(batch)).await
     }
 
-    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
-        self.read_fault()?;
-        self.inner.stream_version(stream).await
-    }
-
-    async fn command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {
-        self.read_fault()?;
-        self.inner.command(command_id).await
-    }
-
-    async fn commands(
+    async fn import(
         &self,
-        command_ids: Vec<String>,
-    ) -> Result<Vec<Option<CommandRecord>>, StoreError> {
-        self.read_fault()?;
-        self.inner.commands(command_ids).await
-    }
-
-    async fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError> {
-        self.write("import", self.inner.import(events)).await
+        inner: &dyn EventStore,
+        events: Vec<Envelope>,
+    ) -> Result<(), StoreError> {
+        self.write("import", inner.import(events)).await
     }
 
     async fn save_snapshot(
         &self,
+        inner: &dyn EventStore,
         name: &str,
         position: u64,
         bytes: Vec<u8>,
     ) -> Result<(), StoreError> {
-        self.write("snapshot", self.inner.save_snapshot(name, position, bytes))
+        self.write("snapshot", inner.save_snapshot(name, position, bytes))
             .await
     }
 
-    async fn load_snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        self.read_fault()?;
-        self.inner.load_snapshot(name).await
-    }
-
-    fn watch_head(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.watch_head()
-    }
-
-    async fn close(&self) -> Result<(), StoreError> {
-        self.inner.close().await
+    fn exclusive(&self, _inner: &dyn EventStore) -> bool {
+        // The writer as for a store it does not own: each batch is decided only once the one
+        // before is durable, the path whose faults these cases place.
+        false
     }
 }
 
@@ -320,7 +285,7 @@ async fn drive_until_fired(
 ) -> u64 {
     let mut next = 0;
     loop {
-        let fired = faulty.injected() > 0;
+        let fired = faulty.layer().injected() > 0;
         drive(engine, ledger, next, next + 20, burst).await;
         next += 20;
         if fired {
@@ -331,7 +296,7 @@ async fn drive_until_fired(
 }
 
 /// The engine's published state equals the log folded from scratch.
-async fn state_matches_log(engine: &Engine, store: &SledStore) -> Result<(), String> {
+async fn state_matches_log(engine: &Engine, store: &dyn EventStore) -> Result<(), String> {
     let model = engine.snapshot();
     let rebuilt = common::fold_log(store).await;
     if model.position != rebuilt.position || model.world != rebuilt.world {
@@ -382,7 +347,10 @@ async fn check_reopened(dir: &Path, ledger: &Ledger, ambiguous_allowed: bool) ->
 }
 
 async fn open_faulty(dir: &Path, fault: Fault) -> Result<(Arc<FaultyStore>, Engine), EngineError> {
-    let faulty = Arc::new(FaultyStore::new(SledStore::open(dir).unwrap(), fault));
+    let faulty = Arc::new(Forward::new(
+        Arc::new(SledStore::open(dir).unwrap()),
+        Faults::new(fault),
+    ));
     let store: Arc<dyn EventStore> = faulty.clone();
     let engine = Engine::open(store).await?;
     Ok((faulty, engine))
@@ -413,7 +381,7 @@ async fn prepare(dir: &Path) -> Ledger {
 /// Closes the engine (clearing the fault first, so that the close's own writes succeed)
 /// and waits until the store is released.
 async fn shut(engine: Engine, faulty: Arc<FaultyStore>) {
-    faulty.clear();
+    faulty.layer().clear();
     let _ = engine.close().await;
     let store: Arc<dyn EventStore> = faulty;
     common::drop_engine(engine, store).await;
@@ -448,12 +416,18 @@ async fn a_failed_write_is_never_acknowledged_and_the_engine_goes_on() {
         };
         let (faulty, engine) = open_faulty(&data, fault).await.unwrap();
         let next = drive_until_fired(&engine, &faulty, &mut ledger, 1 + at % 5).await;
-        assert_eq!(faulty.injected(), 1, "case {at}: the fault fired once");
+        assert_eq!(
+            faulty.layer().injected(),
+            1,
+            "case {at}: the fault fired once"
+        );
         assert!(
             !ledger.failed.is_empty(),
             "case {at}: the failure reached a caller"
         );
-        state_matches_log(&engine, &faulty.inner).await.unwrap();
+        state_matches_log(&engine, faulty.inner().as_ref())
+            .await
+            .unwrap();
         // The engine goes on: the next commands are accepted.
         let before = ledger.acknowledged.len();
         drive(&engine, &mut ledger, next, next + 10, 3).await;
@@ -461,10 +435,12 @@ async fn a_failed_write_is_never_acknowledged_and_the_engine_goes_on() {
             ledger.acknowledged.len() > before,
             "case {at}: the engine went on"
         );
-        state_matches_log(&engine, &faulty.inner).await.unwrap();
+        state_matches_log(&engine, faulty.inner().as_ref())
+            .await
+            .unwrap();
         figures.acknowledged += ledger.acknowledged.len() as u64;
         figures.failed += ledger.failed.len() as u64;
-        figures.injected += faulty.injected();
+        figures.injected += faulty.layer().injected();
         shut(engine, faulty).await;
         let logged = check_reopened(&data, &ledger, false).await;
         for id in ledger.failed.keys() {
@@ -497,25 +473,29 @@ async fn writes_failing_from_then_on_acknowledge_nothing() {
         let (faulty, engine) = open_faulty(&data, fault).await.unwrap();
         let next = drive_until_fired(&engine, &faulty, &mut ledger, 2).await;
         let acknowledged_during = ledger.acknowledged.len();
-        assert!(faulty.injected() >= 1);
+        assert!(faulty.layer().injected() >= 1);
         // No write succeeded from the k-th on: at most k-1 batches were acknowledged.
-        let stored = faulty.inner.head().await.unwrap().position;
+        let stored = faulty.inner().head().await.unwrap().position;
         assert_eq!(
             stored,
             engine.snapshot().position,
             "case {at}: the engine publishes only what is stored"
         );
-        state_matches_log(&engine, &faulty.inner).await.unwrap();
-        faulty.clear();
+        state_matches_log(&engine, faulty.inner().as_ref())
+            .await
+            .unwrap();
+        faulty.layer().clear();
         drive(&engine, &mut ledger, next, next + 6, 2).await;
         assert!(
             ledger.acknowledged.len() > acknowledged_during,
             "case {at}: the engine goes on once the fault clears"
         );
-        state_matches_log(&engine, &faulty.inner).await.unwrap();
+        state_matches_log(&engine, faulty.inner().as_ref())
+            .await
+            .unwrap();
         figures.acknowledged += ledger.acknowledged.len() as u64;
         figures.failed += ledger.failed.len() as u64;
-        figures.injected += faulty.injected();
+        figures.injected += faulty.layer().injected();
         shut(engine, faulty).await;
         check_reopened(&data, &ledger, false).await;
         figures.cases += 1;
@@ -556,10 +536,12 @@ async fn a_failed_read_fails_loudly_and_changes_nothing() {
             for message in ledger.failed.values() {
                 assert!(message.contains("command index"), "{message}");
             }
-            state_matches_log(&engine, &faulty.inner).await.unwrap();
+            state_matches_log(&engine, faulty.inner().as_ref())
+                .await
+                .unwrap();
             figures.acknowledged += ledger.acknowledged.len() as u64;
             figures.failed += ledger.failed.len() as u64;
-            figures.injected += faulty.injected();
+            figures.injected += faulty.layer().injected();
             shut(engine, faulty).await;
             check_reopened(&data, &ledger, false).await;
             retry_failed(&data, &mut ledger).await;
@@ -588,7 +570,7 @@ async fn a_write_reported_failed_after_landing_is_resolved_by_its_command_id() {
         };
         let (faulty, engine) = open_faulty(&data, fault).await.unwrap();
         let next = drive_until_fired(&engine, &faulty, &mut ledger, 2).await;
-        assert_eq!(faulty.injected(), 1);
+        assert_eq!(faulty.layer().injected(), 1);
         assert!(
             !ledger.failed.is_empty(),
             "case {at}: the failure reached a caller"
@@ -597,11 +579,13 @@ async fn a_write_reported_failed_after_landing_is_resolved_by_its_command_id() {
         let acknowledged_before = ledger.acknowledged.len();
         drive(&engine, &mut ledger, next, next + 6, 2).await;
         if ledger.acknowledged.len() > acknowledged_before {
-            state_matches_log(&engine, &faulty.inner).await.unwrap();
+            state_matches_log(&engine, faulty.inner().as_ref())
+                .await
+                .unwrap();
         }
         figures.acknowledged += ledger.acknowledged.len() as u64;
         figures.failed += ledger.failed.len() as u64;
-        figures.injected += faulty.injected();
+        figures.injected += faulty.layer().injected();
         shut(engine, faulty).await;
         check_reopened(&data, &ledger, true).await;
         // Resending a failed command with its id: stored exactly once either way.
@@ -626,12 +610,12 @@ async fn after_a_write_reported_failed_after_landing_the_engine_recovers_or_stop
     };
     let (faulty, engine) = open_faulty(&data, fault).await.unwrap();
     drive(&engine, &mut ledger, 0, 4, 1).await;
-    assert_eq!(faulty.injected(), 1);
+    assert_eq!(faulty.layer().injected(), 1);
     // The fault is gone: a correct engine either goes on with the landed events in its
     // state, or refuses every command from now on.
     drive(&engine, &mut ledger, 4, 8, 1).await;
     let went_on = (4..8).any(|n| ledger.acknowledged.contains_key(&format!("load-{n}")));
-    let state = state_matches_log(&engine, &faulty.inner).await;
+    let state = state_matches_log(&engine, faulty.inner().as_ref()).await;
     assert!(
         went_on && state.is_ok(),
         "after an ambiguous append failure the engine neither recovered nor stopped: \

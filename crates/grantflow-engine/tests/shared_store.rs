@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use grantflow_engine::{audit, Engine, Submission, RESERVE_AFTER_CONFLICTS};
-use grantflow_store::{
-    AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Head, StoreError,
-};
+use grantflow_store::forward::{Forward, Layer};
+use grantflow_store::{AppendBatch, EventRef, EventStore, StoreError};
 use grantflow_store_sled::SledStore;
 use serde_json::{json, Value};
 
@@ -107,7 +106,6 @@ async fn two_engines_on_one_store_race_for_the_last_money_and_agree() {
 /// as a conflict; unless the append point was reserved, which holds the rival off (as the
 /// head row's lock does on PostgreSQL; this sled-backed stand-in only skips the rival).
 struct Contended {
-    inner: Arc<dyn EventStore>,
     rival: Engine,
     rival_commands: std::sync::atomic::AtomicU64,
     reserved: std::sync::atomic::AtomicBool,
@@ -116,73 +114,37 @@ struct Contended {
 }
 
 #[async_trait::async_trait]
-impl EventStore for Contended {
-    async fn head(&self) -> Result<Head, StoreError> {
-        self.inner.head().await
-    }
-
-    async fn append(&self, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
+impl Layer for Contended {
+    async fn append(
+        &self,
+        inner: &dyn EventStore,
+        batch: AppendBatch,
+    ) -> Result<Vec<Vec<EventRef>>, StoreError> {
         if !self.reserved.swap(false, Ordering::SeqCst) {
             let n = self.rival_commands.fetch_add(1, Ordering::SeqCst);
             let body = json!({"command": "record-contribution", "fund": "F", "donor": format!("R{n}"), "amount": "1.00", "received_on": "2020-01-01"});
             assert_eq!(submit(&self.rival, "fin", body).await["ok"], true);
         }
-        let result = self.inner.append(batch).await;
+        let result = inner.append(batch).await;
         if matches!(result, Err(StoreError::Conflict(_))) {
             self.refused.fetch_add(1, Ordering::SeqCst);
         }
         result
     }
 
-    async fn reserve_head(&self) -> Result<bool, StoreError> {
+    async fn reserve_head(&self, _inner: &dyn EventStore) -> Result<bool, StoreError> {
         self.reservations.fetch_add(1, Ordering::SeqCst);
         self.reserved.store(true, Ordering::SeqCst);
         Ok(true)
     }
 
-    async fn read(&self, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
-        self.inner.read(from, limit).await
+    fn exclusive(&self, _inner: &dyn EventStore) -> bool {
+        // Another process appends too.
+        false
     }
 
-    async fn read_stream(
-        &self,
-        stream: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<Envelope>, StoreError> {
-        self.inner.read_stream(stream, from_version, limit).await
-    }
-
-    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
-        self.inner.stream_version(stream).await
-    }
-
-    async fn command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {
-        self.inner.command(command_id).await
-    }
-
-    async fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError> {
-        self.inner.import(events).await
-    }
-
-    async fn save_snapshot(
-        &self,
-        name: &str,
-        position: u64,
-        bytes: Vec<u8>,
-    ) -> Result<(), StoreError> {
-        self.inner.save_snapshot(name, position, bytes).await
-    }
-
-    async fn load_snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        self.inner.load_snapshot(name).await
-    }
-
-    fn watch_head(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.watch_head()
-    }
-
-    async fn close(&self) -> Result<(), StoreError> {
+    async fn close(&self, _inner: &dyn EventStore) -> Result<(), StoreError> {
+        // The rival keeps the store.
         Ok(())
     }
 }
@@ -194,22 +156,24 @@ async fn a_writer_that_keeps_losing_the_race_reserves_the_append_point() {
     let rival = Engine::open(inner.clone()).await.expect("rival");
     let body = json!({"command": "register-fund", "fund": "F", "name": "F", "currency": "USD"});
     assert_eq!(submit(&rival, "fin", body).await["ok"], true);
-    let contended = Arc::new(Contended {
-        inner: inner.clone(),
-        rival,
-        rival_commands: std::sync::atomic::AtomicU64::new(0),
-        reserved: std::sync::atomic::AtomicBool::new(false),
-        reservations: std::sync::atomic::AtomicU64::new(0),
-        refused: std::sync::atomic::AtomicU64::new(0),
-    });
+    let contended = Arc::new(Forward::new(
+        inner.clone(),
+        Contended {
+            rival,
+            rival_commands: std::sync::atomic::AtomicU64::new(0),
+            reserved: std::sync::atomic::AtomicBool::new(false),
+            reservations: std::sync::atomic::AtomicU64::new(0),
+            refused: std::sync::atomic::AtomicU64::new(0),
+        },
+    ));
     let engine = Engine::open(contended.clone()).await.expect("engine");
     for i in 0..3 {
         let body = json!({"command": "record-contribution", "fund": "F", "donor": format!("D{i}"), "amount": "10.00", "received_on": "2020-01-02"});
         let outcome = submit(&engine, "fin", body).await;
         assert_eq!(outcome["ok"], true, "a starved writer's command: {outcome}");
     }
-    let refused = contended.refused.load(Ordering::SeqCst);
-    let reservations = contended.reservations.load(Ordering::SeqCst);
+    let refused = contended.layer().refused.load(Ordering::SeqCst);
+    let reservations = contended.layer().reservations.load(Ordering::SeqCst);
     assert_eq!(
         (refused, reservations),
         (3 * RESERVE_AFTER_CONFLICTS as u64, 3),

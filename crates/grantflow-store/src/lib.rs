@@ -13,6 +13,7 @@
 
 pub mod checks;
 pub mod envelope;
+pub mod forward;
 pub mod ids;
 pub mod recent;
 pub mod seal;
