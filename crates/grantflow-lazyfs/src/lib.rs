@@ -68,7 +68,9 @@
 //! since its last fsync was a write keeps a prefix of that write on top of its durable data: the
 //! prefix ends on a 4 KiB boundary of the file (offsets, not lengths, are page-aligned), or
 //! covers the whole write, or is empty, drawn uniformly from the seed and the file's path, so
-//! a seed reproduces a cut. Earlier unsynced writes are lost whole.
+//! a seed reproduces a cut. The pages the kept prefix touches reach the backing directory whole,
+//! as they are at the cut (with any earlier unsynced write to the same page, as a disk writes a
+//! page); every other unsynced write is lost.
 //!
 //! # What works through the mount
 //!

@@ -165,8 +165,9 @@ pub struct FileNode {
     pub durable: Data,
     /// The data or size changed since the last fsync.
     pub dirty: bool,
-    /// The last write since the last fsync, if no size change came after it.
-    pub last_write: Option<(u64, Vec<u8>)>,
+    /// The offset and length of the last write since the last fsync, if no size change came
+    /// after it (the current data holds its bytes).
+    pub last_write: Option<(u64, u64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -489,7 +490,7 @@ impl State {
         let file = self.file_mut(ino)?;
         file.current.write(offset, bytes);
         file.dirty = true;
-        file.last_write = Some((offset, bytes.to_vec()));
+        file.last_write = Some((offset, bytes.len() as u64));
         self.touch(ino);
         Ok(())
     }
@@ -603,17 +604,17 @@ impl State {
                         } else {
                             file.current.clone()
                         };
-                        if let (Some((seed, torn)), Some((offset, bytes))) =
-                            (torn.as_mut(), &file.last_write)
+                        if let (Some((seed, torn)), Some((offset, len))) =
+                            (torn.as_mut(), file.last_write)
                         {
-                            let kept = torn_prefix(*seed, &path, *offset, bytes.len() as u64);
+                            let kept = torn_prefix(*seed, &path, offset, len);
                             if kept > 0 {
-                                data.write(*offset, &bytes[..to_usize(kept)]);
+                                data = with_torn_pages(data, &file.current, offset, kept);
                             }
                             torn.push(TornWrite {
                                 path: path.clone(),
-                                offset: *offset,
-                                len: bytes.len() as u64,
+                                offset,
+                                len,
                                 kept,
                             });
                         }
@@ -680,6 +681,17 @@ impl State {
         let (current, _) = self.view(false, None);
         write_view(backing, &current)
     }
+}
+
+/// The durable data with the pages of `[offset, offset + kept)` as they are now: a page reaches
+/// the disk whole, with any earlier unsynced write to it. The size grows to the kept end.
+fn with_torn_pages(mut data: Data, current: &Data, offset: u64, kept: u64) -> Data {
+    let size = data.size().max(offset + kept);
+    for page in offset / PAGE..(offset + kept).div_ceil(PAGE) {
+        data.write(page * PAGE, &current.read(page * PAGE, PAGE));
+    }
+    data.set_size(size);
+    data
 }
 
 /// How much of a torn write survives: a prefix ending on a 4 KiB boundary of the file, or the
@@ -800,5 +812,20 @@ mod tests {
             let kept = torn_prefix(seed, path, 100, 10_000);
             assert!([0, 3996, 8092, 10_000].contains(&kept), "{kept}");
         }
+    }
+
+    #[test]
+    fn a_torn_write_keeps_whole_pages_as_they_are_now() {
+        let mut durable = Data::default();
+        durable.write(0, &[b'a'; 8192]);
+        let mut current = durable.clone();
+        current.write(10, b"EE");
+        current.write(1000, &[b'b'; 9000]);
+        let kept = with_torn_pages(durable.clone(), &current, 1000, 3096);
+        assert_eq!(kept.size(), 8192);
+        assert_eq!(kept.read(0, 4096), current.read(0, 4096));
+        assert_eq!(kept.read(4096, 4096), durable.read(4096, 4096));
+        let all = with_torn_pages(durable, &current, 1000, 9000);
+        assert_eq!(all, current);
     }
 }

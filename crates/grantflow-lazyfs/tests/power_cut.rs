@@ -359,9 +359,11 @@ fn torn_outcome(d: &Dirs, seed: u64, offset: u64, len: usize) -> u64 {
         .write(true)
         .open(fs.mountpoint().join("f"))
         .expect("open");
-    // An earlier unsynced write is lost whole: only the last one can be torn.
+    // Earlier unsynced writes are lost, unless they share a page with the kept part of the last
+    // write (a page reaches the disk whole).
     file.write_all_at(b"earlier", 16 * 1024 + 10_000)
         .expect("write");
+    file.write_all_at(b"EEEEEEE", 10).expect("write");
     file.write_all_at(&vec![b'b'; len], offset).expect("write");
     drop(file);
     let report = cut(fs);
@@ -382,6 +384,9 @@ fn torn_outcome(d: &Dirs, seed: u64, offset: u64, len: usize) -> u64 {
             expected.resize(end, 0);
         }
         expected[offset..end].fill(b'b');
+        if offset < 4096 {
+            expected[10..17].fill(b'E');
+        }
     }
     assert_eq!(after.len(), expected.len(), "seed {seed}");
     assert!(
