@@ -162,7 +162,8 @@ pub struct CutReport {
     pub restored: Vec<PathBuf>,
     /// Names that point at another file after the cut (a rename over them not made durable).
     pub replaced: Vec<PathBuf>,
-    /// Torn writes: what each file's last unsynced write kept.
+    /// Torn writes: each surviving file's last unsynced write and how much of it the cut kept
+    /// (listed also when it kept all of it).
     pub torn_writes: Vec<TornWrite>,
     /// Directories left out of the durable view because half-durable directory renames made
     /// them their own ancestors.

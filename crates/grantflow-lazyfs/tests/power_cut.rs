@@ -670,3 +670,27 @@ fn a_clean_unmount_keeps_everything() {
         "unmounted"
     );
 }
+
+#[test]
+fn a_cut_while_a_file_is_open_fails_its_later_writes() {
+    let Some(d) = dirs("a_cut_while_a_file_is_open_fails_its_later_writes") else {
+        return;
+    };
+    let fs = mount(&d, STRICT);
+    fsync(fs.mountpoint());
+    let file = write_file(&fs.mountpoint().join("open"), b"before");
+    // The mount is busy (this process holds a file of it): the cut aborts the connection and
+    // detaches the mount; nothing written through the old descriptor reaches the backing
+    // directory, and the mountpoint takes a new mount.
+    let report = cut(fs);
+    assert_eq!(report.vanished, paths(&["open"]));
+    let error = file
+        .write_all_at(b"after", 0)
+        .expect_err("a write after the cut succeeded");
+    eprintln!("a write after the cut: {error}");
+    drop(file);
+    assert_eq!(read(&d.backing.join("open")), None);
+    let fs = mount(&d, STRICT);
+    assert_eq!(read(&fs.mountpoint().join("open")), None);
+    fs::write(fs.mountpoint().join("again"), b"x").expect("write on the new mount");
+}
