@@ -21,11 +21,29 @@ type Page = Arc<[u8; PAGE_USIZE]>;
 
 /// A file's bytes: 4 KiB pages shared between the views (copy on write), a missing page reads
 /// as zeros, so a preallocated or extended file costs nothing until written.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Data {
     pages: BTreeMap<u64, Page>,
     size: u64,
 }
+
+/// Equal bytes, whether a page of zeros is stored or missing.
+impl PartialEq for Data {
+    fn eq(&self, other: &Data) -> bool {
+        const ZEROS: [u8; PAGE_USIZE] = [0; PAGE_USIZE];
+        let page = |data: &Data, index: &u64| -> [u8; PAGE_USIZE] {
+            data.pages.get(index).map_or(ZEROS, |p| **p)
+        };
+        self.size == other.size
+            && self
+                .pages
+                .keys()
+                .chain(other.pages.keys())
+                .all(|index| page(self, index) == page(other, index))
+    }
+}
+
+impl Eq for Data {}
 
 impl std::fmt::Debug for Data {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -71,11 +89,17 @@ impl Data {
             let index = pos / PAGE;
             let within = to_usize(pos % PAGE);
             let take = (PAGE_USIZE - within).min(rest.len());
-            let page = self
-                .pages
-                .entry(index)
-                .or_insert_with(|| Arc::new([0u8; PAGE_USIZE]));
-            Arc::make_mut(page)[within..within + take].copy_from_slice(&rest[..take]);
+            let chunk = &rest[..take];
+            match self.pages.get_mut(&index) {
+                Some(page) => Arc::make_mut(page)[within..within + take].copy_from_slice(chunk),
+                // Zeros over a missing page (a preallocation by writing zeros) store nothing.
+                None if chunk.iter().all(|b| *b == 0) => {}
+                None => {
+                    let mut page = [0u8; PAGE_USIZE];
+                    page[within..within + take].copy_from_slice(chunk);
+                    self.pages.insert(index, Arc::new(page));
+                }
+            }
             rest = &rest[take..];
             pos += take as u64;
         }
@@ -786,10 +810,25 @@ mod tests {
         data.set_size(5002);
         data.set_size(5010);
         assert_eq!(data.read(5000, 10), b"he\0\0\0\0\0\0\0\0");
+        data.write(1 << 20, &[0; 8192]);
+        assert_eq!(
+            data.pages.len(),
+            1,
+            "zeros over missing pages store nothing"
+        );
+        assert_eq!(data.size(), (1 << 20) + 8192);
+        data.set_size(5010);
         data.zero(5000, 1);
         assert_eq!(data.read(5000, 2), b"\0e");
         data.set_size(0);
         assert!(data.pages.is_empty());
+        let mut zeros = Data::default();
+        zeros.write(0, b"x");
+        zeros.write(0, b"\0");
+        assert_eq!(zeros.pages.len(), 1);
+        let mut hole = Data::default();
+        hole.set_size(1);
+        assert_eq!(zeros, hole, "a stored page of zeros equals a hole");
     }
 
     #[test]

@@ -660,6 +660,15 @@ fn a_clean_unmount_keeps_everything() {
     let fs = mount(&d, STRICT);
     fs::create_dir(fs.mountpoint().join("dir")).expect("mkdir");
     fs::write(fs.mountpoint().join("dir/f"), b"never synced").expect("write");
+    // O_CREAT|O_EXCL refuses an existing name.
+    let excl = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(fs.mountpoint().join("dir/f"));
+    assert_eq!(
+        excl.map(drop).map_err(|e| e.kind()),
+        Err(ErrorKind::AlreadyExists)
+    );
     drop(fs);
     assert_eq!(
         read(&d.backing.join("dir/f")).as_deref(),
