@@ -6,6 +6,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::FileExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -702,4 +703,88 @@ fn a_cut_while_a_file_is_open_fails_its_later_writes() {
     let fs = mount(&d, STRICT);
     assert_eq!(read(&fs.mountpoint().join("open")), None);
     fs::write(fs.mountpoint().join("again"), b"x").expect("write on the new mount");
+}
+
+/// The power-cut loop the harness is for: a child appends records, fdatasyncs each (`sync
+/// --data`) and then acknowledges it; the test SIGKILLs it after some acknowledgements, cuts, and checks that
+/// every acknowledged record survived, and that what follows them is at most a torn prefix of
+/// the next record.
+#[test]
+fn a_killed_writer_keeps_every_acknowledged_record() {
+    let Some(d) = dirs("a_killed_writer_keeps_every_acknowledged_record") else {
+        return;
+    };
+    let record = |i: u32| format!("record {i:06}\n");
+    for seed in 0..6u64 {
+        let fs = mount(
+            &d,
+            Options {
+                strict: true,
+                torn_writes: true,
+                seed,
+            },
+        );
+        let m = fs.mountpoint().to_path_buf();
+        if seed == 0 {
+            File::create(m.join("log"))
+                .and_then(|f| f.sync_all())
+                .expect("create");
+            fsync(&m);
+        }
+        // Cut off a torn tail left by the round before, as a reader of the log would.
+        let start = read(&m.join("log")).expect("log").len() / record(0).len();
+        OpenOptions::new()
+            .write(true)
+            .open(m.join("log"))
+            .and_then(|f| {
+                f.set_len((start * record(0).len()) as u64)?;
+                f.sync_all()
+            })
+            .expect("trim");
+        let script = format!(
+            "i={start}; while :; do printf 'record %06d\\n' $i | \
+             dd of=log oflag=append conv=notrunc status=none && sync --data log || exit 1; \
+             echo $i; i=$((i+1)); done"
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&m)
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("spawn");
+        let mut acks = std::io::BufRead::lines(std::io::BufReader::new(
+            child.stdout.take().expect("stdout"),
+        ));
+        let wanted = 3 + seed * 5;
+        let mut last_ack = None;
+        for _ in 0..wanted {
+            let line = acks.next().expect("an acknowledgement").expect("read");
+            last_ack = Some(line.trim().parse::<u32>().expect("a number"));
+        }
+        // Somewhere in the next record's write or sync (or after it).
+        std::thread::sleep(std::time::Duration::from_micros(300 + seed * 900));
+        // The whole group: a dd left running would write on after the shell's death.
+        let killed = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        child.wait().expect("wait");
+        let report = cut(fs);
+        let last_ack = last_ack.expect("acknowledged");
+        let log = String::from_utf8(read(&d.backing.join("log")).expect("log")).expect("utf8");
+        let whole = log.len() / record(0).len();
+        let expected: String = (0..whole as u32).map(record).collect();
+        assert_eq!(log[..expected.len()], expected, "seed {seed}: {report}");
+        assert!(
+            whole as u32 > last_ack,
+            "seed {seed}: record {last_ack} was acknowledged, {whole} records survived"
+        );
+        assert!(
+            record(whole as u32).starts_with(&log[expected.len()..]),
+            "seed {seed}: the tail is no prefix of the next record"
+        );
+    }
 }
