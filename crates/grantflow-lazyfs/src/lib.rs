@@ -236,23 +236,13 @@ pub struct LazyFs {
 }
 
 impl LazyFs {
-    /// Why a mount cannot work here (no `/dev/fuse`, not root and no `fusermount3`), or `None`.
+    /// Why a mount cannot work here, or `None`: no `/dev/fuse`, or a probe mount refused for
+    /// want of permission (not root or in a container without `CAP_SYS_ADMIN`, and no
+    /// `fusermount3`). Any other failure of the probe is no reason to skip: the mount is tried
+    /// and fails loudly. Probed once per process.
     pub fn unavailable() -> Option<String> {
-        if let Err(e) = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/fuse")
-        {
-            return Some(format!("cannot open /dev/fuse: {e}"));
-        }
-        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-        let fusermount = std::env::var_os("PATH").is_some_and(|paths| {
-            std::env::split_paths(&paths).any(|dir| dir.join("fusermount3").is_file())
-        });
-        if !root && !fusermount {
-            return Some("not root, and no fusermount3 (Debian package fuse3)".to_owned());
-        }
-        None
+        static PROBE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        PROBE.get_or_init(probe).clone()
     }
 
     /// Mounts a lazy view of `backing` (a directory) at `mountpoint` (created if missing; must
@@ -385,6 +375,34 @@ impl LazyFs {
                 }
             }
         }
+    }
+}
+
+fn probe() -> Option<String> {
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        return Some(format!("cannot open /dev/fuse: {e}"));
+    }
+    let dir = std::env::temp_dir().join(format!("grantflow-lazyfs-probe-{}", std::process::id()));
+    let (backing, mountpoint) = (dir.join("backing"), dir.join("mnt"));
+    let result = std::fs::create_dir_all(&backing)
+        .and_then(|()| LazyFs::mount(&backing, &mountpoint, Options::default()))
+        .and_then(LazyFs::unmount);
+    let _ = std::fs::remove_dir_all(&dir);
+    match result {
+        Err(e) if matches!(
+            e.kind(),
+            io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound
+        ) =>
+        {
+            Some(format!(
+                "cannot mount FUSE here ({e}): run as root, or install fusermount3 (Debian package fuse3)"
+            ))
+        }
+        _ => None,
     }
 }
 
