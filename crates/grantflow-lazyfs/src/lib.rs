@@ -41,8 +41,9 @@
 //! Strict mode (`Options::strict`, the mode power-cut loops should use):
 //!
 //! * `write`, `ftruncate`/`truncate`/`set_len` (by descriptor or by name; the issue lists
-//!   truncate-by-name with the directory operations, but a size is a file's data here as on
-//!   ext4 and in LazyFS) and `fallocate` change the current data; `fsync` or `fdatasync`
+//!   truncate-by-name with the directory operations, but a size belongs to the file, not to
+//!   its directory, so here it is part of the file's data) and `fallocate` change the current
+//!   data; `fsync` or `fdatasync`
 //!   of the file (the two are the same here) makes its current data and size durable, and only
 //!   them: not its name. `close` makes nothing durable. `sync_file_range` reaches no file system
 //!   operation through FUSE and makes nothing durable either (sled's `flush()` relies on it; an
@@ -62,7 +63,7 @@
 //!   mode of each surviving file.
 //!
 //! Non-strict mode: file data follows the same rules, but directory changes are durable at
-//! once (LazyFS's default: only the page cache of file data is lazy).
+//! once (only file data is lazy, as in LazyFS's page cache).
 //!
 //! Torn writes (`Options::torn_writes`): at a cut, each surviving file whose last operation
 //! since its last fsync was a write keeps a prefix of that write on top of its durable data: the
@@ -81,14 +82,34 @@
 //! `fcntl` locks are not sent to the file system: the kernel keeps them itself, per mount, which
 //! works for processes on this machine (what grantflow's and sled's exclusive locks need).
 //!
+//! Writes reach the file system in requests of at most 1 MiB (the kernel's FUSE limit): a
+//! larger `pwrite` arrives in pieces, and its last piece is the "last write" a cut may tear.
+//! Requests are served one at a time (one FUSE thread, one lock over the model).
+//! POSIX (`fcntl`) locks are kept by the kernel the same way as `flock`'s; only `flock` is tested.
+//!
 //! Not supported: symlinks, hard links, special files, extended attributes (`ENOTSUP`), shared
 //! writable `mmap` of a file (direct I/O), `RENAME_EXCHANGE`. None is used by sled or grantflow.
 //!
+//! # The cut
+//!
+//! [`LazyFs::cut`] is the instant the power goes: kill the processes using the mount first
+//! (SIGKILL, and wait for them; a process group for a shell's children). From that instant
+//! every request fails (EIO), the FUSE connection is aborted through fusectl (mounted on
+//! `/sys/fs/fuse/connections` if it is not; root only) so that a descriptor of the old mount
+//! still open in the test's own process fails at once rather than hanging its exit, and the
+//! mount is unmounted (lazily if still busy). The mountpoint then takes a new mount.
+//!
+//! Other limits: the backing directory must not be changed while mounted (the model would not
+//! see it, and a cut overwrites it); unlinked files stay in memory until the cut or unmount;
+//! a cut compares each backing file with the view to rewrite only what changed (reading it
+//! whole); modes and times are kept as they are at the cut, not as of an fsync.
+//!
 //! # Requirements
 //!
-//! Linux, `/dev/fuse`, and root (the mount is a plain `mount(2)`; as another user the
-//! `fusermount3` binary of Debian's `fuse3` package is used instead). [`LazyFs::unavailable`]
-//! tells a test why it cannot run.
+//! Linux, `/dev/fuse`, and root with `CAP_SYS_ADMIN` (the mount is a plain `mount(2)`; as
+//! another user, fuser mounts through the `fusermount3` binary of Debian's `fuse3` package,
+//! which the tests also pass with, except the connection abort). [`LazyFs::unavailable`] tells a
+//! test why it cannot run; the tests skip then, unless `GRANTFLOW_REQUIRE_FUSE` is set.
 
 mod fuse;
 mod model;
