@@ -187,8 +187,6 @@ fn to_usize(n: u64) -> usize {
 pub struct FileNode {
     pub current: Data,
     pub durable: Data,
-    /// The data or size changed since the last fsync.
-    pub dirty: bool,
     /// The offset and length of the last write since the last fsync, if no size change came
     /// after it (the current data holds its bytes).
     pub last_write: Option<(u64, u64)>,
@@ -329,7 +327,6 @@ impl State {
                     Body::File(FileNode {
                         current: data.clone(),
                         durable: data,
-                        dirty: false,
                         last_write: None,
                     }),
                     meta.mode(),
@@ -425,7 +422,6 @@ impl State {
             Body::File(FileNode {
                 current: Data::default(),
                 durable: Data::default(),
-                dirty: false,
                 last_write: None,
             })
         };
@@ -513,7 +509,6 @@ impl State {
     pub fn write(&mut self, ino: u64, offset: u64, bytes: &[u8]) -> Result<(), Errno> {
         let file = self.file_mut(ino)?;
         file.current.write(offset, bytes);
-        file.dirty = true;
         file.last_write = Some((offset, bytes.len() as u64));
         self.touch(ino);
         Ok(())
@@ -523,7 +518,6 @@ impl State {
         let file = self.file_mut(ino)?;
         if file.current.size() != size {
             file.current.set_size(size);
-            file.dirty = true;
             file.last_write = None;
         }
         self.touch(ino);
@@ -549,7 +543,6 @@ impl State {
             file.current.set_size(end);
         }
         if file.current != before {
-            file.dirty = true;
             file.last_write = None;
         }
         self.touch(ino);
@@ -569,7 +562,6 @@ impl State {
         match &mut self.inodes.get_mut(&ino).ok_or(libc::ENOENT)?.body {
             Body::File(file) => {
                 file.durable = file.current.clone();
-                file.dirty = false;
                 file.last_write = None;
             }
             Body::Dir(dir) => dir.durable = dir.current.clone(),
