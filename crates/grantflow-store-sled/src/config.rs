@@ -109,7 +109,7 @@ pub const FLUSH_EVERY_MS: u64 = 50;
 /// Stores created with another size keep theirs (sled cannot change it; see `segment_bytes`).
 pub const SEGMENT_BYTES: usize = 8 * 1024 * 1024;
 /// sled's configuration file inside its directory, which records the segment size.
-const SLED_CONF_FILE_NAME: &str = "conf";
+pub(crate) const SLED_CONF_FILE_NAME: &str = "conf";
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 
 use crate::chunk::Chunk;
 use crate::commands::AbsentIds;
-use crate::config::{open_locked, sled_config};
+use crate::config::{open_locked, sled_config, SLED_CONF_FILE_NAME};
 use crate::errors::{io_err, missing, not_a_store, sled_err};
 use crate::files::{replace_durably, sync_dir};
 use crate::indexer::{tail_events_max, IndexPacer};
@@ -58,6 +58,11 @@ const DB_DIR_NAME: &str = "db";
 const DB_FILE_NAME: &str = "db";
 /// How large the marker file may be before it is not a marker.
 const MARKER_BYTES_MAX: u64 = 4096;
+
+/// sled's directory inside the data directory `dir`.
+pub(crate) fn db_dir(dir: &Path) -> std::path::PathBuf {
+    dir.join(DB_DIR_NAME)
+}
 
 /// Each stream's last (version, position).
 type StreamHeads = HashMap<String, (u64, u64)>;
@@ -113,14 +118,19 @@ pub(crate) fn create_if_missing(dir: &Path) -> Result<(), StoreError> {
 /// groups written back into sled), the head checked, the tail rebuilt.
 pub(crate) fn open_marked(dir: &Path) -> Result<Inner, StoreError> {
     check_marker(dir)?;
-    let db_dir = dir.join(DB_DIR_NAME);
+    let db_dir = db_dir(dir);
     let db_file_path = db_dir.join(DB_FILE_NAME);
     // sled reads a damaged file as an empty database: remember whether there was one.
     let had_database = fs::metadata(&db_file_path).is_ok_and(|meta| meta.len() > 0);
     let config = sled_config(&db_dir)?;
     let tree = open_locked(&config, &db_dir)?;
     if !had_database {
-        // sled created its files: their entries, and its directory's, must survive a cut.
+        // sled created its files and wrote its `conf` without a sync: the file's bytes, the
+        // files' entries and its directory's entry must survive a power cut.
+        let conf = db_dir.join(SLED_CONF_FILE_NAME);
+        fs::File::open(&conf)
+            .and_then(|file| file.sync_all())
+            .map_err(io_err(format!("syncing {}", conf.display())))?;
         sync_dir(&db_dir)?;
         sync_dir(dir)?;
     }
@@ -168,6 +178,7 @@ pub(crate) fn check_format_record(
     db_file: &fs::File,
     had_database: bool,
 ) -> Result<(), StoreError> {
+    let db_dir = &db_dir(dir);
     let expected = format!("{MARKER_MAGIC} format {STORE_FORMAT}");
     match tree
         .get(FORMAT_KEY)
@@ -195,33 +206,38 @@ pub(crate) fn check_format_record(
             let mut batch = sled::Batch::default();
             batch.insert(FORMAT_KEY, expected.as_bytes());
             batch.insert(INDEXED_KEY, &0u64.to_be_bytes()[..]);
-            write_durably(tree, db_file, batch, "writing the format record")
+            write_durably(tree, db_file, db_dir, batch, "writing the format record")
         }
     }
 }
 
-/// sled's `flush()`, then `sync_data()` of its database file: sled's own flush ends with
-/// `sync_file_range`, which makes no promise against power loss.
+/// sled's `flush()`, then `sync_data()` of its database file (sled's own flush ends with
+/// `sync_file_range`, which makes no promise against power loss), then an fsync of sled's
+/// directory: sled's recovery starts from its newest `snap.*` file, which it writes, renames
+/// into place and replaces at its own pace; the directory's fsync makes those renames durable.
 pub(crate) fn make_durable(
     tree: &sled::Db,
     db_file: &fs::File,
+    db_dir: &Path,
     context: &str,
 ) -> Result<(), StoreError> {
     tree.flush().map_err(sled_err(context))?;
     db_file
         .sync_data()
-        .map_err(io_err(format!("{context}: fsync of the database file")))
+        .map_err(io_err(format!("{context}: fsync of the database file")))?;
+    sync_dir(db_dir)
 }
 
 /// Applies a batch and makes it durable (the writes of opening a store).
 fn write_durably(
     tree: &sled::Db,
     db_file: &fs::File,
+    db_dir: &Path,
     batch: sled::Batch,
     context: &str,
 ) -> Result<(), StoreError> {
     tree.apply_batch(batch).map_err(sled_err(context))?;
-    make_durable(tree, db_file, context)
+    make_durable(tree, db_file, db_dir, context)
 }
 
 /// Reads the head and checks that the last chunk ends with the same event.
@@ -395,9 +411,10 @@ fn open_redo(
     head: Head,
     had_database: bool,
 ) -> Result<(RedoLog, Head, u64), StoreError> {
+    let db_dir = &db_dir(dir);
     let start_new = |head: Head| -> Result<(RedoLog, Head, u64), StoreError> {
         // The new log starts at sled's head: sled must be durable through it.
-        make_durable(tree, db_file, "starting the redo log")?;
+        make_durable(tree, db_file, db_dir, "starting the redo log")?;
         let log = RedoLog::create(dir, &head)?;
         let synced = head.position;
         Ok((log, head, synced))
@@ -437,7 +454,7 @@ fn open_redo(
         }
         // Groups that reached sled but not the redo log were never acknowledged: they stay,
         // and the log moves up to them (so that losing them later is noticed).
-        make_durable(tree, db_file, "bringing the redo log up to sled")?;
+        make_durable(tree, db_file, db_dir, "bringing the redo log up to sled")?;
         log.reset(&head)?;
         let synced = head.position;
         return Ok((log, head, synced));
@@ -467,6 +484,7 @@ fn open_redo(
     make_durable(
         tree,
         db_file,
+        db_dir,
         "writing the redo log's groups back into sled",
     )?;
     let head = load_head(tree)?;

@@ -25,7 +25,7 @@ use crate::chunk::{Group, GroupWrite};
 use crate::errors::{lock, sled_err};
 use crate::indexer::INDEX_KEYS_PER_EVENT;
 use crate::keys::{encode_head, HEAD_KEY};
-use crate::recovery::make_durable;
+use crate::recovery::{db_dir, make_durable};
 use crate::redo::After;
 use crate::Inner;
 
@@ -239,7 +239,7 @@ impl Inner {
 
     /// sled's `flush()`, then `sync_data()` of its database file.
     pub(crate) fn make_durable(&self, context: &str) -> Result<(), StoreError> {
-        make_durable(&self.tree, &self.db_file, context)
+        make_durable(&self.tree, &self.db_file, &db_dir(&self.path), context)
     }
 
     /// Appends a verified export's events as they are, in groups of at most
