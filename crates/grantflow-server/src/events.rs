@@ -21,7 +21,7 @@ use utoipa::IntoParams;
 
 use crate::auth::{Access, Caller};
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::ApiQuery;
+use crate::extract::ApiQuery;
 use crate::AppState;
 
 /// The most events one `GET /v1/events` returns (a larger `limit` is clamped to it).

@@ -24,6 +24,7 @@
 pub mod auth;
 pub mod error;
 mod events;
+mod extract;
 pub mod metrics;
 mod routes;
 pub mod tokens;
