@@ -22,7 +22,7 @@ use utoipa::IntoParams;
 use crate::auth::{Access, Caller};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiQuery;
-use crate::AppState;
+use crate::state::AppState;
 
 /// The most events one `GET /v1/events` returns (a larger `limit` is clamped to it).
 pub const EVENTS_PAGE_MAX: usize = 1_000;

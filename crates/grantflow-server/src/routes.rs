@@ -26,7 +26,7 @@ use crate::auth::{command_role, Access, Caller};
 use crate::error::{status_of_code, ApiError, ErrorBody, ErrorDetail};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::metrics::Gauges;
-use crate::AppState;
+use crate::state::AppState;
 
 /// How many times `/v1/verify` re-runs when commands were appended while it ran (a verify
 /// compares the stored head and projections with a rebuild, which a concurrent append moves).
@@ -606,7 +606,7 @@ async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Respon
     let gauges = Gauges {
         head_position: state.engine().with_model(|model| model.position),
         open_streams: state.open_streams(),
-        live_tokens: state.shared.tokens.current().live_count(),
+        live_tokens: state.tokens().current().live_count(),
     };
     let text = state.metrics().render(gauges, &state.engine().stats());
     Ok((
