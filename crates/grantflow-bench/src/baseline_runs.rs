@@ -88,17 +88,7 @@ pub(crate) async fn shaped_run(
         }));
     }
     drop(queue);
-    let mut run = Run {
-        commands: 0,
-        accepted: 0,
-        events: 0,
-        seconds: 0.0,
-        hist: histogram(),
-        groups: 0,
-        store_seconds: 0.0,
-        failed: 0,
-        first_error: None,
-    };
+    let mut run = Run::empty();
     let mut failure = None;
     for task in tasks {
         match task.await? {

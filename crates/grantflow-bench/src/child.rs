@@ -238,27 +238,7 @@ fn pg_task(config: &Config, args: &ChildArgs) -> anyhow::Result<()> {
             }
             "pg-replay" => {
                 let store = grantflow_store_pg::PgStore::connect(&url).await?;
-                let (model, replay) = audit::replay(&store, &|_, _| {}).await?;
-                let hwm = vm_hwm_kib();
-                drop(model);
-                let head = store.head().await?.position;
-                let started = Instant::now();
-                let mut next = 1;
-                while next <= head {
-                    let page = store.read(next, 4_096).await?;
-                    anyhow::ensure!(!page.is_empty(), "the log ends before its head");
-                    next += page.len() as u64;
-                }
-                let scan = started.elapsed().as_secs_f64();
-                store.close().await?;
-                let mut f = fields(&[
-                    ("events", json!(replay.events)),
-                    ("seconds", round(replay.seconds)),
-                    ("events_per_s", round(replay.events_per_second)),
-                    ("scan_events_per_s", round(head as f64 / scan.max(1e-9))),
-                ]);
-                f.insert("vm_hwm_kib".into(), json!(hwm));
-                println!("{}", Value::Object(f));
+                replay_and_scan(&store).await?;
             }
             "pg-open-store" => {
                 let started = Instant::now();
@@ -295,30 +275,35 @@ fn engine_replay(args: &ChildArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let path = args.path.clone();
         let store = tokio::task::spawn_blocking(move || SledStore::open_existing(&path)).await??;
-        let (model, replay) = audit::replay(&store, &|_, _| {}).await?;
-        let hwm = vm_hwm_kib();
-        drop(model);
-        // Scan only (read + decode envelopes, no fold), the sled cache now warm.
-        let head = store.head().await?.position;
-        let started = Instant::now();
-        let mut next = 1;
-        while next <= head {
-            let page = store.read(next, 4_096).await?;
-            anyhow::ensure!(!page.is_empty(), "the log ends before its head");
-            next += page.len() as u64;
-        }
-        let scan = started.elapsed().as_secs_f64();
-        store.close().await?;
-        let mut f = fields(&[
-            ("events", json!(replay.events)),
-            ("seconds", round(replay.seconds)),
-            ("events_per_s", round(replay.events_per_second)),
-            ("scan_events_per_s", round(head as f64 / scan.max(1e-9))),
-        ]);
-        f.insert("vm_hwm_kib".into(), json!(hwm));
-        println!("{}", Value::Object(f));
-        Ok(())
+        replay_and_scan(&store).await
     })
+}
+
+/// Replays the store's log (`audit::replay`), then scans it again without folding (read and
+/// decode only, the store's cache now warm), closes it and prints the figures.
+async fn replay_and_scan(store: &dyn EventStore) -> anyhow::Result<()> {
+    let (model, replay) = audit::replay(store, &|_, _| {}).await?;
+    let hwm = vm_hwm_kib();
+    drop(model);
+    let head = store.head().await?.position;
+    let started = Instant::now();
+    let mut next = 1;
+    while next <= head {
+        let page = store.read(next, 4_096).await?;
+        anyhow::ensure!(!page.is_empty(), "the log ends before its head");
+        next += page.len() as u64;
+    }
+    let scan = started.elapsed().as_secs_f64();
+    store.close().await?;
+    let mut f = fields(&[
+        ("events", json!(replay.events)),
+        ("seconds", round(replay.seconds)),
+        ("events_per_s", round(replay.events_per_second)),
+        ("scan_events_per_s", round(head as f64 / scan.max(1e-9))),
+    ]);
+    f.insert("vm_hwm_kib".into(), json!(hwm));
+    println!("{}", Value::Object(f));
+    Ok(())
 }
 
 fn baseline_append(args: &ChildArgs) -> anyhow::Result<()> {

@@ -25,6 +25,21 @@ pub(crate) struct Run {
 }
 
 impl Run {
+    /// No command yet: the figures a run adds up from.
+    pub(crate) fn empty() -> Run {
+        Run {
+            commands: 0,
+            accepted: 0,
+            events: 0,
+            seconds: 0.0,
+            hist: histogram(),
+            groups: 0,
+            store_seconds: 0.0,
+            failed: 0,
+            first_error: None,
+        }
+    }
+
     pub(crate) fn events_per_s(&self) -> f64 {
         self.events as f64 / self.seconds.max(1e-9)
     }

@@ -94,17 +94,7 @@ pub(crate) fn spawn_submitters(
 pub(crate) async fn collect(
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Tally>>>,
 ) -> anyhow::Result<Run> {
-    let mut run = Run {
-        commands: 0,
-        accepted: 0,
-        events: 0,
-        seconds: 0.0,
-        hist: histogram(),
-        groups: 0,
-        store_seconds: 0.0,
-        failed: 0,
-        first_error: None,
-    };
+    let mut run = Run::empty();
     for task in tasks {
         let tally = task.await??;
         run.hist
