@@ -34,8 +34,9 @@ async fn main() -> anyhow::Result<()> {
     let start = read_cursor(&cursor_file)?;
     let mut handled = Vec::new();
 
-    // First run: the engine appends 10 commands' events; the integrator handles 6 of them,
-    // saving its cursor after each, then the process "stops" (everything is closed).
+    // First run: the engine registers a fund and records 10 contributions; the integrator
+    // handles 6 events, saving its cursor after each, then the process "stops" (everything
+    // is closed).
     {
         let engine = open_engine(&data).await?;
         append_contributions(&engine, 1..=10).await?;
