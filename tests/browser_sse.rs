@@ -42,22 +42,7 @@ fn free_port() -> u16 {
 
 /// `grantflow serve` on a fixed port (a browser reconnects to the same URL).
 fn serve(store: &Store, port: u16) -> Child {
-    let mut child = store
-        .command(&["serve", "--addr", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("a line from serve");
-    assert!(
-        line.starts_with("listening on http://"),
-        "serve said {line:?}"
-    );
-    // Keep draining its standard output so that it never writes into a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    child
+    util::spawn_serve(store, &["serve", "--addr", &format!("127.0.0.1:{port}")]).0
 }
 
 fn stop(mut server: Child) {

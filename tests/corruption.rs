@@ -20,35 +20,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use util::{add_token, stderr, stdout, Store};
+use util::{add_token, env_u64, stderr, stdout, Rng, Store};
 
 const GRANT: &str = "MEX-2012-01";
 const FUND: &str = "UNTFHS";
 /// How long one verb may take on a damaged store before it counts as a hang.
 const VERB_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// What a verb did: exit code (`None`: killed by a signal or timed out), output.
 struct Run {

@@ -19,30 +19,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use util::{lines, Store};
-
-/// A small deterministic generator (xorshift), so a failing seed can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use util::{env_u64, granted_fund_setup, lines, seed_from_env, Rng, Store};
 
 fn disbursement(round: u64, index: u64) -> Value {
     json!({"command": "record-disbursement", "grant": "G", "agency": "IOM", "amount": "1.00",
@@ -52,24 +29,11 @@ fn disbursement(round: u64, index: u64) -> Value {
 #[test]
 fn sigkill_during_exec_loses_no_acknowledged_command() {
     let kills = env_u64("GRANTFLOW_CRASH_KILLS", 6);
-    let seed = env_u64(
-        "GRANTFLOW_CRASH_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-            | 1,
-    );
+    let seed = seed_from_env("GRANTFLOW_CRASH_SEED");
     println!("crash test: {kills} kills, seed {seed} (GRANTFLOW_CRASH_SEED={seed} replays it)");
     let mut rng = Rng(seed);
     let store = Store::new();
-    let setup = vec![
-        json!({"command": "register-fund", "fund": "F", "name": "Fund", "currency": "USD", "actor": "fin"}),
-        json!({"command": "record-contribution", "fund": "F", "donor": "D", "amount": "900000000000.00", "received_on": "2020-01-01", "actor": "fin"}),
-        json!({"command": "submit-proposal", "fund": "F", "grant": "G", "title": "T", "amount": "800000000000.00", "actor": "sec"}),
-        json!({"command": "approve-grant", "grant": "G", "decided_on": "2020-01-01", "actor": "boss"}),
-        json!({"command": "assign-agency", "grant": "G", "agency": "IOM", "allocation": "800000000000.00", "actor": "sec"}),
-    ];
+    let setup = granted_fund_setup();
     let (results, code) = store.exec(&lines(&setup));
     assert_eq!(code, 0, "setup: {results:?}");
 

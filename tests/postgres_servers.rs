@@ -66,21 +66,8 @@ struct Server {
 
 impl Server {
     fn start(store: &Store, url: &str) -> Server {
-        let mut child = store
-            .command(&["--store", url, "serve", "--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("a line from serve");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("serve said {line:?}"));
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let (child, addr) =
+            util::spawn_serve(store, &["--store", url, "serve", "--addr", "127.0.0.1:0"]);
         Server { child, addr }
     }
 

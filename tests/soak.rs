@@ -18,20 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use util::{add_token, http_json, lines, ChunkedReader, Server, Store};
+use util::{
+    add_token, env_u64, granted_fund_setup, http_json, lines, ChunkedReader, Server, Store,
+};
 
 const SUBSCRIBERS: usize = 50;
 const WRITERS: usize = 4;
 const READERS: usize = 2;
 /// Every 5th subscriber drops its connection after this many events and resumes.
 const RESUME_AFTER_EVENTS: u64 = 300;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[derive(Default)]
 struct Counters {
@@ -275,14 +270,11 @@ fn subscriber(
 fn load_held_for_a_while_with_fifty_subscribers() {
     let seconds = env_u64("GRANTFLOW_SOAK_SECS", 15);
     let store = Store::new();
-    let setup = vec![
-        json!({"command": "register-fund", "fund": "F", "name": "Fund", "currency": "USD", "actor": "fin"}),
-        json!({"command": "record-contribution", "fund": "F", "donor": "D", "amount": "900000000000.00", "received_on": "2020-01-01", "actor": "fin"}),
-        json!({"command": "submit-proposal", "fund": "F", "grant": "G", "title": "T", "amount": "800000000000.00", "actor": "sec"}),
-        json!({"command": "approve-grant", "grant": "G", "decided_on": "2020-01-01", "actor": "boss"}),
-        json!({"command": "assign-agency", "grant": "G", "agency": "IOM", "allocation": "800000000000.00", "actor": "sec"}),
-        json!({"command": "record-disbursement", "grant": "G", "agency": "IOM", "amount": "1000000.00", "paid_on": "2020-01-01", "actor": "fin"}),
-    ];
+    let mut setup = granted_fund_setup();
+    setup.push(
+        json!({"command": "record-disbursement", "grant": "G", "agency": "IOM",
+        "amount": "1000000.00", "paid_on": "2020-01-01", "actor": "fin"}),
+    );
     let (results, code) = store.exec(&lines(&setup));
     assert_eq!(code, 0, "setup: {results:?}");
     let finance = add_token(&store, "fin", "finance");

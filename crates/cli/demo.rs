@@ -7,8 +7,9 @@ use std::path::Path;
 use grantflow_engine::{Engine, Submission};
 use serde_json::{json, Value};
 
-use crate::verbs::open_engine;
-use crate::{render, Outcome};
+use crate::open::open_engine;
+use crate::outcome::Outcome;
+use crate::render;
 
 /// The fund and grant of the example.
 pub const FUND: &str = "UNTFHS";

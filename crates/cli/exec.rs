@@ -13,8 +13,8 @@ use grantflow_engine::{CommandOutcome, Pending, Rejection, Submission};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::verbs::open_engine;
-use crate::Outcome;
+use crate::open::open_engine;
+use crate::outcome::Outcome;
 
 /// Commands queued but not yet printed, at the most.
 pub const EXEC_IN_FLIGHT_MAX: usize = 8_192;

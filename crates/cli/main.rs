@@ -2,231 +2,22 @@
 //! 1 a command was rejected, a check failed, an id is unknown or an import was refused;
 //! 2 usage error, not a grantflow store, or I/O error.
 
+mod args;
 mod command_args;
 mod demo;
 mod exec;
+mod open;
+mod outcome;
 mod render;
 mod verbs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches};
 
-/// How a verb ended, when it did not simply succeed.
-#[derive(Debug)]
-pub enum Outcome {
-    /// Exit 0.
-    Success,
-    /// Exit 1: a command was rejected, a check failed, an id is unknown, an import refused.
-    Failed,
-}
-
-/// grantflow: an event-sourced funding-workflow engine for a trust fund's grants.
-#[derive(Parser, Debug)]
-#[command(name = "grantflow", version, about, long_about = None)]
-pub struct Cli {
-    /// The data directory (a sled store).
-    #[arg(
-        long,
-        global = true,
-        env = "GRANTFLOW_DATA",
-        default_value = "./grantflow-data"
-    )]
-    pub data: PathBuf,
-    /// A shared PostgreSQL store (postgres://user@host:port/db?schema=NAME) instead of the
-    /// embedded sled store in --data.
-    #[arg(long, global = true, env = "GRANTFLOW_STORE")]
-    pub store: Option<String>,
-    /// Who issues commands (when the command JSON names no actor).
-    #[arg(long, global = true, env = "GRANTFLOW_ACTOR")]
-    pub actor: Option<String>,
-    #[command(subcommand)]
-    pub verb: Verb,
-}
-
-/// The verbs besides the one-per-command subcommands.
-#[derive(Subcommand, Debug)]
-pub enum Verb {
-    /// Run commands given as JSON Lines (from FILE or standard input), one result line each.
-    Exec {
-        /// The file of commands; standard input when absent or `-`.
-        file: Option<PathBuf>,
-    },
-    /// A grant's figures, or the list of grants.
-    Grant {
-        #[command(subcommand)]
-        action: GrantAction,
-    },
-    /// A fund's figures.
-    Fund {
-        #[command(subcommand)]
-        action: FundAction,
-    },
-    /// The audit trail of a grant or fund: every event with before and after figures.
-    Audit {
-        /// A grant or fund id.
-        id: String,
-        /// JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// CSV (RFC 4180) instead of a table.
-        #[arg(long, conflicts_with = "json")]
-        csv: bool,
-    },
-    /// Stored events as JSON Lines (the exact hashed bytes, with their hash).
-    Events {
-        /// The first position (inclusive).
-        #[arg(long, default_value_t = 1)]
-        from: u64,
-        /// Only this stream (e.g. grant-MEX-2012-01).
-        #[arg(long)]
-        stream: Option<String>,
-        /// At most this many events.
-        #[arg(long)]
-        limit: Option<u64>,
-        /// Keep waiting for new events.
-        #[arg(long)]
-        follow: bool,
-    },
-    /// Verify the log: hash chain, gapless positions and versions, projections.
-    Verify {
-        /// A checkpoint (from `grantflow checkpoint`) the log must extend.
-        #[arg(long)]
-        checkpoint: Option<PathBuf>,
-        /// Verify an exported JSON Lines file instead of the store.
-        #[arg(long)]
-        export: Option<PathBuf>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print the head of the log as a checkpoint (JSON) for an auditor to keep.
-    Checkpoint,
-    /// Rebuild every projection from the log.
-    Replay {
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Export the log: `jsonl` (the exact hashed envelopes), `iati` (IATI 2.03 activities
-    /// XML of every fund and grant) or `csv` (one row per event with the figures).
-    Export {
-        /// `jsonl`, `iati` or `csv`.
-        #[arg(long, default_value = "jsonl")]
-        format: String,
-        /// Write to this file instead of standard output.
-        #[arg(long, short)]
-        output: Option<PathBuf>,
-        /// IATI: as of this log position.
-        #[arg(long)]
-        at: Option<u64>,
-        /// IATI: as of this recorded time (RFC 3339).
-        #[arg(long = "as-of")]
-        as_of: Option<String>,
-        /// IATI: only these grants (repeat for more; their funds come along).
-        #[arg(long = "grant")]
-        grants: Vec<String>,
-        /// IATI: the reporting organisation's IATI ref (default XI-GRANTFLOW-<fund>).
-        #[arg(long = "reporting-org")]
-        reporting_org: Option<String>,
-    },
-    /// Import an exported log into an empty store (every hash is verified first).
-    Import {
-        /// The JSON Lines file.
-        file: PathBuf,
-    },
-    /// Serve the HTTP API (commands, figures, audit, the event stream) until SIGINT/SIGTERM.
-    Serve {
-        /// The address to listen on (port 0 picks a free port).
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        addr: std::net::SocketAddr,
-    },
-    /// Issue, list and revoke the bearer tokens of the HTTP API.
-    Token {
-        #[command(subcommand)]
-        action: TokenAction,
-    },
-    /// Load the worked example (UNTFHS, Mexico, 2012) and print what it did.
-    Demo {
-        /// Print each result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-/// `grantflow grant ...`
-#[derive(Subcommand, Debug)]
-pub enum GrantAction {
-    /// One grant's figures.
-    Show {
-        /// The grant id.
-        id: String,
-        /// As of this log position.
-        #[arg(long)]
-        at: Option<u64>,
-        /// As of this recorded time (RFC 3339).
-        #[arg(long = "as-of")]
-        as_of: Option<String>,
-        /// JSON (the fields of docs/domain.md, "Figures").
-        #[arg(long)]
-        json: bool,
-    },
-    /// One row per grant.
-    List {
-        /// Only grants of this fund.
-        #[arg(long)]
-        fund: Option<String>,
-        /// Only grants in this status.
-        #[arg(long)]
-        status: Option<String>,
-        /// JSON (an array of grant figures).
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-/// `grantflow token ...`
-#[derive(Subcommand, Debug)]
-pub enum TokenAction {
-    /// Issue a token for the global `--actor NAME` with roles (secretariat, approver, finance,
-    /// auditor, integrator, admin); prints the token alone on the last line, shown once.
-    Add {
-        /// Roles, comma-separated or repeated.
-        #[arg(long = "role", required = true)]
-        roles: Vec<String>,
-    },
-    /// List the tokens (never their secrets).
-    List {
-        /// JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Revoke a token by its id (as listed) or its text.
-    Revoke {
-        /// The token's id.
-        id: String,
-    },
-}
-
-/// `grantflow fund ...`
-#[derive(Subcommand, Debug)]
-pub enum FundAction {
-    /// One fund's figures.
-    Show {
-        /// The fund id.
-        id: String,
-        /// As of this log position.
-        #[arg(long)]
-        at: Option<u64>,
-        /// As of this recorded time (RFC 3339).
-        #[arg(long = "as-of")]
-        as_of: Option<String>,
-        /// JSON (the fields of docs/domain.md, "Figures").
-        #[arg(long)]
-        json: bool,
-    },
-}
+use crate::args::Cli;
+use crate::outcome::Outcome;
 
 fn main() -> ExitCode {
     // mimalloc (grantflow-alloc sets it as the global allocator): the log's paths allocate
@@ -270,7 +61,7 @@ async fn dispatch(matches: clap::ArgMatches) -> anyhow::Result<Outcome> {
         .cloned()
         .unwrap_or_else(|| PathBuf::from("./grantflow-data"));
     let actor = matches.get_one::<String>("actor").cloned();
-    let _ = verbs::STORE_URL.set(matches.get_one::<String>("store").cloned());
+    let _ = open::STORE_URL.set(matches.get_one::<String>("store").cloned());
     if let Some((name, sub)) = matches.subcommand() {
         if command_args::is_command(name) {
             let body = command_args::body(name, sub);

@@ -7,6 +7,56 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+/// A whole number from the environment (a test's size or seed), or `default`.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A seed from the environment variable `name` (to replay a run), else from the clock; odd,
+/// so never the generator's fixed point 0.
+pub fn seed_from_env(name: &str) -> u64 {
+    env_u64(
+        name,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            | 1,
+    )
+}
+
+/// A small deterministic generator (xorshift), so a failing seed can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// The set-up of the crash and load tests: fund F (900,000,000,000.00 USD received) and its
+/// approved grant G of 800,000,000,000.00, all allocated to agency IOM; actors fin, sec, boss.
+pub fn granted_fund_setup() -> Vec<Value> {
+    vec![
+        serde_json::json!({"command": "register-fund", "fund": "F", "name": "Fund", "currency": "USD", "actor": "fin"}),
+        serde_json::json!({"command": "record-contribution", "fund": "F", "donor": "D", "amount": "900000000000.00", "received_on": "2020-01-01", "actor": "fin"}),
+        serde_json::json!({"command": "submit-proposal", "fund": "F", "grant": "G", "title": "T", "amount": "800000000000.00", "actor": "sec"}),
+        serde_json::json!({"command": "approve-grant", "grant": "G", "decided_on": "2020-01-01", "actor": "boss"}),
+        serde_json::json!({"command": "assign-agency", "grant": "G", "agency": "IOM", "allocation": "800000000000.00", "actor": "sec"}),
+    ]
+}
+
 /// The grantflow binary built for these tests.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_grantflow"))
@@ -153,6 +203,29 @@ pub fn add_token(store: &Store, actor: &str, roles: &str) -> String {
         .expect("the token on the last line")
         .trim()
         .to_string()
+}
+
+/// Starts `grantflow --data <store> ARGS` (a `serve`) and waits for its
+/// `listening on http://ADDR` line (panics on anything else); its standard output is then
+/// drained on a thread, so that it never writes into a closed pipe.
+pub fn spawn_serve(store: &Store, args: &[&str]) -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::BufRead;
+    let mut child = store
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("a line from serve");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("serve said {line:?}"));
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    (child, addr)
 }
 
 /// A running `grantflow serve` on a free loopback port.

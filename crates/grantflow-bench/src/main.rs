@@ -4,16 +4,31 @@
 //! Every scenario prints one line `scenario NAME: key=value ...` (absolute figures, then
 //! ratios to the baselines); `--json` prints one JSON document instead (lines go to stderr).
 
-mod children;
+mod baseline_runs;
+mod child;
+mod config;
+mod engine_runs;
+mod env;
+mod exec_runs;
 mod http;
+mod http_floor;
+mod http_load;
+mod http_sse;
+mod http_target;
+mod large_log;
+mod measure;
 mod pg;
-mod runs;
+mod report;
+mod submit;
+mod throughput;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use serde_json::{json, Map, Value};
+
+use crate::child::ChildArgs;
+use crate::config::Config;
+use crate::report::Report;
 
 /// Whole-workload benchmarks of grantflow, an SQLite event store (the peer) and a plain
 /// file with one fdatasync per group (the limit).
@@ -107,177 +122,13 @@ struct Opts {
     sse_commands: Option<usize>,
 }
 
-#[derive(Args, Debug, Clone)]
-pub(crate) struct ChildArgs {
-    /// What to measure.
-    #[arg(long)]
-    task: String,
-    /// The store (directory or file).
-    #[arg(long)]
-    path: PathBuf,
-    /// Records file (envelopes) to write or read.
-    #[arg(long)]
-    input: Option<PathBuf>,
-    /// Events per group for the baselines.
-    #[arg(long, default_value_t = 1000)]
-    group: usize,
-    /// The PostgreSQL store (for the pg-* tasks).
-    #[arg(long)]
-    url: Option<String>,
-}
-
-/// Resolved settings of a run.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub smoke: bool,
-    pub events: u64,
-    pub commands: usize,
-    pub seed: u64,
-    pub lanes: u32,
-    pub max_seconds: f64,
-    pub repeat: usize,
-    pub scenarios: Vec<String>,
-    pub json: bool,
-    pub grantflow: Option<PathBuf>,
-    pub submitters: Vec<usize>,
-    pub postgres: Option<String>,
-    pub pg_events: u64,
-    pub oha: Option<PathBuf>,
-    pub http_commands: usize,
-    pub http_clients: usize,
-    pub http_rate: Option<f64>,
-    pub exec_rate: Option<f64>,
-    pub sse_subscribers: usize,
-    pub sse_commands: usize,
-}
-
-impl Config {
-    pub fn wants(&self, name: &str) -> bool {
-        self.scenarios.iter().any(|s| s == "all" || s == name)
-    }
-
-    pub fn deadline(&self) -> Duration {
-        Duration::from_secs_f64(self.max_seconds)
-    }
-}
-
-/// The scenario lines and the JSON document.
-pub(crate) struct Report {
-    json: bool,
-    rows: Vec<(String, Map<String, Value>)>,
-}
-
-impl Report {
-    pub fn new(json: bool) -> Report {
-        Report {
-            json,
-            rows: Vec::new(),
-        }
-    }
-
-    /// Prints and keeps one scenario's figures.
-    pub fn line(&mut self, name: &str, fields: Map<String, Value>) {
-        let text: Vec<String> = fields
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}={s}"),
-                Value::Number(n) => match n.as_f64() {
-                    Some(f) if n.is_f64() => format!("{k}={}", fmt_num(f)),
-                    _ => format!("{k}={n}"),
-                },
-                other => format!("{k}={other}"),
-            })
-            .collect();
-        let line = format!("scenario {name}: {}", text.join(" "));
-        if self.json {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
-        self.rows.push((name.to_string(), fields));
-    }
-
-    pub fn get(&self, name: &str, key: &str) -> Option<f64> {
-        self.rows
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, f)| f.get(key))
-            .and_then(Value::as_f64)
-    }
-
-    fn to_json(&self, config: &Config) -> Value {
-        let scenarios: Vec<Value> = self
-            .rows
-            .iter()
-            .map(|(name, fields)| {
-                let mut object = Map::new();
-                object.insert("scenario".into(), Value::String(name.clone()));
-                object.extend(fields.clone());
-                Value::Object(object)
-            })
-            .collect();
-        json!({
-            "machine": machine(),
-            "config": {
-                "smoke": config.smoke, "events": config.events, "commands": config.commands,
-                "seed": config.seed, "lanes": config.lanes, "max_seconds": config.max_seconds,
-                "repeat": config.repeat, "scenarios": config.scenarios,
-                "postgres": config.postgres.is_some(), "pg_events": config.pg_events,
-                "http_commands": config.http_commands, "http_clients": config.http_clients, "http_rate": config.http_rate,
-                "exec_rate": config.exec_rate,
-                "sse_subscribers": config.sse_subscribers, "sse_commands": config.sse_commands,
-            },
-            "scenarios": scenarios,
-        })
-    }
-}
-
-/// A figure rounded for reading: 3 significant digits below 1000, whole numbers above.
-pub(crate) fn fmt_num(value: f64) -> String {
-    if value.abs() >= 1000.0 {
-        format!("{value:.0}")
-    } else if value.abs() >= 10.0 {
-        format!("{value:.1}")
-    } else if value.abs() >= 0.1 {
-        format!("{value:.2}")
-    } else {
-        format!("{value:.4}")
-    }
-}
-
-/// Rounds to 4 significant decimals for the JSON.
-pub(crate) fn round(value: f64) -> Value {
-    let rounded = if value.abs() >= 100.0 {
-        (value * 10.0).round() / 10.0
-    } else {
-        (value * 10_000.0).round() / 10_000.0
-    };
-    json!(rounded)
-}
-
-fn machine() -> Value {
-    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
-    let mem_kib = read("/proc/meminfo")
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(0);
-    json!({
-        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "mem_gib": (mem_kib as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0,
-        "kernel": read("/proc/sys/kernel/osrelease").trim(),
-    })
-}
-
 fn main() {
     // The same allocator, configured the same way, as the `grantflow` binary, for the engine
     // and the baselines alike.
     grantflow_alloc::configure();
     let cli = Cli::parse();
     let result = match &cli.mode {
-        Some(Mode::Child(args)) => children::run_child(&cli_config(&cli.opts, false), args),
+        Some(Mode::Child(args)) => child::run_child(&cli_config(&cli.opts, false), args),
         Some(Mode::Smoke) => run(&cli.opts, true),
         Some(Mode::Run) | None => run(&cli.opts, false),
     };
@@ -362,9 +213,9 @@ fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
     if config.wants("pg") && config.postgres.is_none() {
         pg::skip_line(&mut report);
     }
-    runtime.block_on(runs::throughput(&config, root, &mut report))?;
+    runtime.block_on(throughput::throughput(&config, root, &mut report))?;
     if config.wants("replay") || config.wants("rss") {
-        children::large_log(&config, root, &mut report)?;
+        large_log::large_log(&config, root, &mut report)?;
     }
     if let (true, Some(url)) = (config.wants("pg"), &config.postgres) {
         pg::large_log(&config, &pg::Pg::new(url), root, &runtime, &mut report)?;

@@ -16,8 +16,11 @@ use grantflow_bench::workload::{SplitMix64, Workload};
 use grantflow_store_pg::PgStore;
 use serde_json::{json, Map, Value};
 
-use crate::runs::{collect, engine_run_on, lanes_of, median, ratio, spawn_submitters, Run};
-use crate::{round, Config, Report};
+use crate::config::Config;
+use crate::measure::{median, ratio, Run};
+use crate::report::round;
+use crate::report::Report;
+use crate::submit::{collect, engine_run_on, lanes_of, spawn_submitters};
 
 /// A PostgreSQL database the scenarios make their schemas in.
 #[derive(Debug, Clone)]
@@ -319,7 +322,7 @@ fn large_log_in(
     runtime: &tokio::runtime::Runtime,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    use crate::children::{child_pg, mib};
+    use crate::large_log::{child_pg, mib};
     let events_target = config.pg_events;
     let mut append = child_pg(config, "pg-append", root, url)?;
     let events = append.get("events").and_then(Value::as_u64).unwrap_or(0);

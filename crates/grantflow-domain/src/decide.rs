@@ -6,8 +6,9 @@
 use crate::command::{Command, CommandRequest};
 use crate::error::{DomainError, ErrorCode};
 use crate::event::{Event, ReportedAmount};
-use crate::money::{Amount, Currency, DecimalText, Money};
-use crate::world::{AgencyState, FundState, GrantState, Status, World};
+use crate::money::{Currency, Money};
+use crate::rules::{exact, GrantCtx};
+use crate::world::{FundState, GrantState, Status, World};
 
 /// Decides what `request`, issued by `actor`, appends, or why it is rejected.
 pub fn decide(
@@ -127,18 +128,6 @@ fn check_money(currency: Currency, command: &Command) -> Result<(), DomainError>
     Ok(())
 }
 
-/// An amount of the command in the fund's currency, exact.
-fn exact(
-    text: &DecimalText,
-    currency: Currency,
-    command: &Command,
-    field: &str,
-) -> Result<Money, DomainError> {
-    let amount =
-        text.to_amount_in_named(currency, || format!("{}: field `{field}`", command.name()))?;
-    Ok(Money::new(amount, currency.decimals()))
-}
-
 /// The states in which a grant command is allowed.
 pub fn allowed_states(command_name: &str) -> &'static [Status] {
     use Status::*;
@@ -178,11 +167,6 @@ fn or_list(items: &[&str]) -> String {
         [one] => (*one).to_string(),
         [init @ .., last] => format!("{} or {last}", init.join(", ")),
     }
-}
-
-/// `amount` with thousands separators and the currency code: "3,209,232.40 USD".
-pub(crate) fn human(amount: Amount, currency: Currency) -> String {
-    format!("{} {currency}", amount.format_human(currency.decimals()))
 }
 
 fn register_fund(command: &Command) -> Result<Vec<Event>, DomainError> {
@@ -255,92 +239,6 @@ fn submit_proposal(
         activities: activities.clone(),
         submitted_by: actor.to_string(),
     }])
-}
-
-/// A grant command's context: who asks, the grant and its fund.
-pub(crate) struct GrantCtx<'a> {
-    pub(crate) actor: &'a str,
-    pub(crate) grant: &'a GrantState,
-    pub(crate) fund: &'a FundState,
-}
-
-impl GrantCtx<'_> {
-    pub(crate) fn currency(&self) -> Currency {
-        self.fund.currency
-    }
-
-    pub(crate) fn money(&self, amount: Amount) -> Money {
-        Money::new(amount, self.currency().decimals())
-    }
-
-    pub(crate) fn human(&self, amount: Amount) -> String {
-        human(amount, self.currency())
-    }
-
-    pub(crate) fn id(&self) -> String {
-        self.grant.grant.clone()
-    }
-
-    pub(crate) fn available(&self) -> Amount {
-        self.fund.received - self.fund.committed
-    }
-
-    pub(crate) fn agency(&self, agency: &str) -> Result<&AgencyState, DomainError> {
-        self.grant.agency(agency).ok_or_else(|| {
-            let current: Vec<&str> = self
-                .grant
-                .agencies
-                .iter()
-                .map(|state| state.agency.as_str())
-                .collect();
-            let listed = if current.is_empty() {
-                "none".to_string()
-            } else {
-                current.join(", ")
-            };
-            DomainError::new(
-                ErrorCode::AgencyNotAssigned,
-                format!(
-                    "agency {agency} is not assigned to grant {}; its agencies are: {listed}",
-                    self.grant.grant
-                ),
-            )
-        })
-    }
-
-    /// Four eyes: whoever proposed the grant does not approve or revise it.
-    pub(crate) fn check_four_eyes(&self, command: &str) -> Result<(), DomainError> {
-        if self.actor != self.grant.submitted_by {
-            return Ok(());
-        }
-        Err(DomainError::new(
-            ErrorCode::FourEyesViolation,
-            format!(
-                "grant {} was proposed by {}; {command} must be issued by someone else (four-eyes rule)",
-                self.grant.grant, self.grant.submitted_by
-            ),
-        ))
-    }
-
-    /// A `fund.commitment_revised` event if the commitment moves from `previous` to `next`.
-    pub(crate) fn commitment_revised(&self, previous: Amount, next: Amount, cause: &str) -> Event {
-        Event::CommitmentRevised {
-            fund: self.fund.fund.clone(),
-            grant: self.id(),
-            previous_commitment: self.money(previous),
-            commitment: self.money(next),
-            cause: cause.to_string(),
-        }
-    }
-
-    pub(crate) fn exact(
-        &self,
-        text: &DecimalText,
-        command: &Command,
-        field: &str,
-    ) -> Result<Amount, DomainError> {
-        exact(text, self.currency(), command, field).map(|money| money.amount)
-    }
 }
 
 fn decide_grant(ctx: &GrantCtx, command: &Command) -> Result<Vec<Event>, DomainError> {

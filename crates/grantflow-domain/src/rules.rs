@@ -1,14 +1,119 @@
 //! The grant commands' own rules (the table of docs/domain.md), once existence, version, money and
 //! state are checked. Each returns the events to append or the first broken rule.
+//! [`GrantCtx`] (who asks, the grant, its fund) and the money helpers the rules share live
+//! here too; `decide.rs` resolves the target, runs the generic checks and calls in.
 
 use crate::command::Command;
-use crate::decide::GrantCtx;
 use crate::error::{DomainError, ErrorCode};
 use crate::event::{Event, ReportedAmount};
+use crate::money::{Amount, Currency, DecimalText, Money};
 use crate::values::Date;
-use crate::world::Status;
+use crate::world::{AgencyState, FundState, GrantState, Status};
 
 type Decision = Result<Vec<Event>, DomainError>;
+
+/// A grant command's context: who asks, the grant and its fund.
+pub(crate) struct GrantCtx<'a> {
+    pub(crate) actor: &'a str,
+    pub(crate) grant: &'a GrantState,
+    pub(crate) fund: &'a FundState,
+}
+
+impl GrantCtx<'_> {
+    pub(crate) fn currency(&self) -> Currency {
+        self.fund.currency
+    }
+
+    pub(crate) fn money(&self, amount: Amount) -> Money {
+        Money::new(amount, self.currency().decimals())
+    }
+
+    pub(crate) fn human(&self, amount: Amount) -> String {
+        human(amount, self.currency())
+    }
+
+    pub(crate) fn id(&self) -> String {
+        self.grant.grant.clone()
+    }
+
+    pub(crate) fn available(&self) -> Amount {
+        self.fund.received - self.fund.committed
+    }
+
+    pub(crate) fn agency(&self, agency: &str) -> Result<&AgencyState, DomainError> {
+        self.grant.agency(agency).ok_or_else(|| {
+            let current: Vec<&str> = self
+                .grant
+                .agencies
+                .iter()
+                .map(|state| state.agency.as_str())
+                .collect();
+            let listed = if current.is_empty() {
+                "none".to_string()
+            } else {
+                current.join(", ")
+            };
+            DomainError::new(
+                ErrorCode::AgencyNotAssigned,
+                format!(
+                    "agency {agency} is not assigned to grant {}; its agencies are: {listed}",
+                    self.grant.grant
+                ),
+            )
+        })
+    }
+
+    /// Four eyes: whoever proposed the grant does not approve or revise it.
+    pub(crate) fn check_four_eyes(&self, command: &str) -> Result<(), DomainError> {
+        if self.actor != self.grant.submitted_by {
+            return Ok(());
+        }
+        Err(DomainError::new(
+            ErrorCode::FourEyesViolation,
+            format!(
+                "grant {} was proposed by {}; {command} must be issued by someone else (four-eyes rule)",
+                self.grant.grant, self.grant.submitted_by
+            ),
+        ))
+    }
+
+    /// A `fund.commitment_revised` event if the commitment moves from `previous` to `next`.
+    pub(crate) fn commitment_revised(&self, previous: Amount, next: Amount, cause: &str) -> Event {
+        Event::CommitmentRevised {
+            fund: self.fund.fund.clone(),
+            grant: self.id(),
+            previous_commitment: self.money(previous),
+            commitment: self.money(next),
+            cause: cause.to_string(),
+        }
+    }
+
+    pub(crate) fn exact(
+        &self,
+        text: &DecimalText,
+        command: &Command,
+        field: &str,
+    ) -> Result<Amount, DomainError> {
+        exact(text, self.currency(), command, field).map(|money| money.amount)
+    }
+}
+
+/// An amount of the command in the fund's currency, exact.
+pub(crate) fn exact(
+    text: &DecimalText,
+    currency: Currency,
+    command: &Command,
+    field: &str,
+) -> Result<Money, DomainError> {
+    let amount =
+        text.to_amount_in_named(currency, || format!("{}: field `{field}`", command.name()))?;
+    Ok(Money::new(amount, currency.decimals()))
+}
+
+/// `amount` with thousands separators and the currency code: "3,209,232.40 USD".
+pub(crate) fn human(amount: Amount, currency: Currency) -> String {
+    format!("{} {currency}", amount.format_human(currency.decimals()))
+}
 
 pub(crate) fn approve_grant(
     ctx: &GrantCtx,
@@ -87,7 +192,7 @@ pub(crate) fn assign_agency(ctx: &GrantCtx, command: &Command) -> Decision {
     }])
 }
 
-fn check_allocation_total(ctx: &GrantCtx, total: crate::money::Amount) -> Result<(), DomainError> {
+fn check_allocation_total(ctx: &GrantCtx, total: Amount) -> Result<(), DomainError> {
     let amount = ctx.grant.amount;
     if total <= amount {
         return Ok(());
@@ -142,7 +247,7 @@ pub(crate) fn revise_allocation(ctx: &GrantCtx, command: &Command) -> Decision {
 pub(crate) fn withdraw_agency(ctx: &GrantCtx, agency: &str, reason: &str) -> Decision {
     let current = ctx.agency(agency)?;
     let net = current.net_disbursed();
-    if net != crate::money::Amount::ZERO {
+    if net != Amount::ZERO {
         return Err(DomainError::new(
             ErrorCode::AgencyHasFunds,
             format!(
@@ -307,7 +412,7 @@ pub(crate) fn revise_grant(ctx: &GrantCtx, command: &Command) -> Decision {
     Ok(events)
 }
 
-fn check_revised_amount(ctx: &GrantCtx, next: crate::money::Amount) -> Result<(), DomainError> {
+fn check_revised_amount(ctx: &GrantCtx, next: Amount) -> Result<(), DomainError> {
     let allocated = ctx.grant.allocated();
     if next < allocated {
         return Err(DomainError::new(
@@ -375,7 +480,7 @@ fn finalize_grant(ctx: &GrantCtx) -> Decision {
         .grant
         .agencies
         .iter()
-        .find(|agency| agency.balance() != crate::money::Amount::ZERO)
+        .find(|agency| agency.balance() != Amount::ZERO)
     {
         return Err(DomainError::new(
             ErrorCode::UnsettledBalance,

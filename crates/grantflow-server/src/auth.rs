@@ -6,17 +6,15 @@
 //! no token authenticates until it is fixed.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::header;
 use axum::http::request::Parts;
 
 use crate::error::ApiError;
-use crate::tokens::{Role, TokenInfo, Tokens, TOKENS_FILE_NAME};
-use crate::AppState;
+use crate::state::AppState;
+use crate::tokens::{Role, TokenInfo};
 
 /// What a read route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +130,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
         let token = bearer_token(parts)?;
-        let tokens = state.shared.tokens.current();
+        let tokens = state.tokens().current();
         let Some(info) = tokens.authenticate(&token) else {
             return Err(ApiError::unauthorized("unknown or revoked token"));
         };
@@ -179,52 +177,4 @@ fn bearer_token(parts: &Parts) -> Result<String, ApiError> {
         .ok_or_else(|| {
             ApiError::unauthorized("the Authorization header must read `Bearer <token>`")
         })
-}
-
-/// Identifies a version of the registry file.
-type FileStamp = Option<(SystemTime, u64, u64)>;
-
-/// The registry as last read, re-read when the file changes.
-#[derive(Debug)]
-pub(crate) struct TokenCache {
-    path: PathBuf,
-    loaded: RwLock<(FileStamp, Arc<Tokens>)>,
-}
-
-impl TokenCache {
-    /// A cache of `<dir>/tokens.json`, read at the first request.
-    pub(crate) fn new(dir: PathBuf) -> TokenCache {
-        TokenCache {
-            path: dir.join(TOKENS_FILE_NAME),
-            loaded: RwLock::new((Some((SystemTime::UNIX_EPOCH, u64::MAX, 0)), Arc::default())),
-        }
-    }
-
-    /// The registry as the file holds it now.
-    pub(crate) fn current(&self) -> Arc<Tokens> {
-        let stamp = self.stamp();
-        if let Ok(loaded) = self.loaded.read() {
-            if loaded.0 == stamp {
-                return loaded.1.clone();
-            }
-        }
-        let tokens = match self.path.parent().map(Tokens::load) {
-            Some(Ok(tokens)) => Arc::new(tokens),
-            Some(Err(error)) => {
-                tracing::error!(%error, "cannot read the token registry; refusing every token");
-                Arc::new(Tokens::default())
-            }
-            None => Arc::new(Tokens::default()),
-        };
-        if let Ok(mut loaded) = self.loaded.write() {
-            *loaded = (stamp, tokens.clone());
-        }
-        tokens
-    }
-
-    fn stamp(&self) -> FileStamp {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(&self.path).ok()?;
-        Some((meta.modified().ok()?, meta.len(), meta.ino()))
-    }
 }

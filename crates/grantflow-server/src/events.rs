@@ -21,8 +21,8 @@ use utoipa::IntoParams;
 
 use crate::auth::{Access, Caller};
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::ApiQuery;
-use crate::AppState;
+use crate::extract::ApiQuery;
+use crate::state::AppState;
 
 /// The most events one `GET /v1/events` returns (a larger `limit` is clamped to it).
 pub const EVENTS_PAGE_MAX: usize = 1_000;

@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,7 +15,6 @@ use grantflow_domain::{Status, COMMAND_NAMES};
 use grantflow_engine::audit::{self, Checkpoint};
 use grantflow_engine::query::{self, AsOf, Subject};
 use grantflow_engine::{ActorSource, CommandOutcome, Submission};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -26,8 +24,9 @@ use utoipa_axum::routes;
 
 use crate::auth::{command_role, Access, Caller};
 use crate::error::{status_of_code, ApiError, ErrorBody, ErrorDetail};
+use crate::extract::{ApiPath, ApiQuery};
 use crate::metrics::Gauges;
-use crate::AppState;
+use crate::state::AppState;
 
 /// How many times `/v1/verify` re-runs when commands were appended while it ran (a verify
 /// compares the stored head and projections with a rebuild, which a concurrent append moves).
@@ -86,34 +85,6 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
 /// The OpenAPI 3 description of every route, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().split_for_parts().1
-}
-
-/// A query string, its problems answered 400 `bad_request` in the JSON shape.
-pub(crate) struct ApiQuery<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(value)| ApiQuery(value))
-            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
-    }
-}
-
-/// The `{id}` of a path, its problems answered 400 `bad_request`.
-pub(crate) struct ApiPath(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<String>::from_request_parts(parts, state)
-            .await
-            .map(|Path(value)| ApiPath(value))
-            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
-    }
 }
 
 /// One command (docs/commands.md, "Commands as JSON"); the actor is the token's.
@@ -635,7 +606,7 @@ async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Respon
     let gauges = Gauges {
         head_position: state.engine().with_model(|model| model.position),
         open_streams: state.open_streams(),
-        live_tokens: state.shared.tokens.current().live_count(),
+        live_tokens: state.tokens().current().live_count(),
     };
     let text = state.metrics().render(gauges, &state.engine().stats());
     Ok((

@@ -1,4 +1,5 @@
-//! The token registry: bearer tokens with an actor and roles, kept in `<data>/tokens.json`.
+//! The token registry: bearer tokens with an actor and roles, kept in `<data>/tokens.json`;
+//! and `TokenCache`, the registry as the server last read it, re-read when the file changes.
 //!
 //! Invariants:
 //! - A token's plaintext is shown once, by [`Tokens::add`]; the file holds only its SHA-256.
@@ -14,6 +15,8 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
 
 use grantflow_domain::parse::ACTOR_CHARS_MAX;
 use serde::{Deserialize, Serialize};
@@ -442,6 +445,54 @@ fn now() -> String {
 
 fn io(context: String, source: std::io::Error) -> TokenError {
     TokenError::Io { context, source }
+}
+
+/// Identifies a version of the registry file.
+type FileStamp = Option<(SystemTime, u64, u64)>;
+
+/// The registry as last read, re-read when the file changes.
+#[derive(Debug)]
+pub(crate) struct TokenCache {
+    path: PathBuf,
+    loaded: RwLock<(FileStamp, Arc<Tokens>)>,
+}
+
+impl TokenCache {
+    /// A cache of `<dir>/tokens.json`, read at the first request.
+    pub(crate) fn new(dir: PathBuf) -> TokenCache {
+        TokenCache {
+            path: dir.join(TOKENS_FILE_NAME),
+            loaded: RwLock::new((Some((SystemTime::UNIX_EPOCH, u64::MAX, 0)), Arc::default())),
+        }
+    }
+
+    /// The registry as the file holds it now.
+    pub(crate) fn current(&self) -> Arc<Tokens> {
+        let stamp = self.stamp();
+        if let Ok(loaded) = self.loaded.read() {
+            if loaded.0 == stamp {
+                return loaded.1.clone();
+            }
+        }
+        let tokens = match self.path.parent().map(Tokens::load) {
+            Some(Ok(tokens)) => Arc::new(tokens),
+            Some(Err(error)) => {
+                tracing::error!(%error, "cannot read the token registry; refusing every token");
+                Arc::new(Tokens::default())
+            }
+            None => Arc::new(Tokens::default()),
+        };
+        if let Ok(mut loaded) = self.loaded.write() {
+            *loaded = (stamp, tokens.clone());
+        }
+        tokens
+    }
+
+    fn stamp(&self) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&self.path).ok()?;
+        Some((meta.modified().ok()?, meta.len(), meta.ino()))
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Micro benches (criterion): the per-command and per-event costs on the engine's critical
-//! path. `cargo bench -p grantflow-bench --bench micro`; CI only builds them
-//! (`cargo bench --no-run`).
+//! path. `cargo bench --bench micro` from the repository's root (a bench of the root
+//! package; the workload comes from the harness crate, crates/grantflow-bench); CI only
+//! builds them (`cargo bench --no-run`).
 
 use std::hint::black_box;
 

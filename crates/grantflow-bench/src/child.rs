@@ -1,26 +1,48 @@
-//! The large-log scenarios, each in a child process (the bench binary re-executed with the
-//! hidden `child` subcommand) so that each peak RSS (VmHWM) is that work's alone: appending N
-//! events through the engine, replaying them, opening the store, and the baselines' append
-//! and replay of the same envelope bytes.
+//! The child side of the large-log scenarios: the bench binary re-executed with the hidden
+//! `child` subcommand does one task (append N events through the engine, replay them, open
+//! the store, the baselines' append and replay of the same envelope bytes, the PostgreSQL
+//! tasks, the HTTP floor server) and prints its figures, so that each peak RSS (VmHWM) is
+//! that work's alone.
 
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Write};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use clap::Args;
 use grantflow_bench::baseline::{scan_file, scan_sqlite, FileSink, Sink, SqliteSink};
 use grantflow_bench::probe::Probe;
 use grantflow_bench::records::{decode_canonical, EventRec};
-use grantflow_bench::sys::{disk_bytes, vm_hwm_kib};
+use grantflow_bench::sys::vm_hwm_kib;
 use grantflow_bench::workload::Generator;
 use grantflow_engine::{audit, CommandOutcome, Engine, ReadModel, Submission};
 use grantflow_store::EventStore;
 use grantflow_store_sled::SledStore;
 use serde_json::{json, Map, Value};
 
-use crate::{round, ChildArgs, Config, Report};
+use crate::config::Config;
+use crate::report::round;
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ChildArgs {
+    /// What to measure.
+    #[arg(long)]
+    task: String,
+    /// The store (directory or file).
+    #[arg(long)]
+    path: PathBuf,
+    /// Records file (envelopes) to write or read.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Events per group for the baselines.
+    #[arg(long, default_value_t = 1000)]
+    group: usize,
+    /// The PostgreSQL store (for the pg-* tasks).
+    #[arg(long)]
+    url: Option<String>,
+}
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -39,7 +61,7 @@ fn emit(mut fields: Map<String, Value>) -> anyhow::Result<()> {
 pub(crate) fn run_child(config: &Config, args: &ChildArgs) -> anyhow::Result<()> {
     match args.task.as_str() {
         "engine-append" => engine_append(config, args),
-        "http-floor" => crate::http::floor_server(),
+        "http-floor" => crate::http_floor::floor_server(),
         "engine-replay" => engine_replay(args),
         "open-sled" => {
             let started = Instant::now();
@@ -217,27 +239,7 @@ fn pg_task(config: &Config, args: &ChildArgs) -> anyhow::Result<()> {
             }
             "pg-replay" => {
                 let store = grantflow_store_pg::PgStore::connect(&url).await?;
-                let (model, replay) = audit::replay(&store, &|_, _| {}).await?;
-                let hwm = vm_hwm_kib();
-                drop(model);
-                let head = store.head().await?.position;
-                let started = Instant::now();
-                let mut next = 1;
-                while next <= head {
-                    let page = store.read(next, 4_096).await?;
-                    anyhow::ensure!(!page.is_empty(), "the log ends before its head");
-                    next += page.len() as u64;
-                }
-                let scan = started.elapsed().as_secs_f64();
-                store.close().await?;
-                let mut f = fields(&[
-                    ("events", json!(replay.events)),
-                    ("seconds", round(replay.seconds)),
-                    ("events_per_s", round(replay.events_per_second)),
-                    ("scan_events_per_s", round(head as f64 / scan.max(1e-9))),
-                ]);
-                f.insert("vm_hwm_kib".into(), json!(hwm));
-                println!("{}", Value::Object(f));
+                replay_and_scan(&store).await?;
             }
             "pg-open-store" => {
                 let started = Instant::now();
@@ -274,30 +276,35 @@ fn engine_replay(args: &ChildArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let path = args.path.clone();
         let store = tokio::task::spawn_blocking(move || SledStore::open_existing(&path)).await??;
-        let (model, replay) = audit::replay(&store, &|_, _| {}).await?;
-        let hwm = vm_hwm_kib();
-        drop(model);
-        // Scan only (read + decode envelopes, no fold), the sled cache now warm.
-        let head = store.head().await?.position;
-        let started = Instant::now();
-        let mut next = 1;
-        while next <= head {
-            let page = store.read(next, 4_096).await?;
-            anyhow::ensure!(!page.is_empty(), "the log ends before its head");
-            next += page.len() as u64;
-        }
-        let scan = started.elapsed().as_secs_f64();
-        store.close().await?;
-        let mut f = fields(&[
-            ("events", json!(replay.events)),
-            ("seconds", round(replay.seconds)),
-            ("events_per_s", round(replay.events_per_second)),
-            ("scan_events_per_s", round(head as f64 / scan.max(1e-9))),
-        ]);
-        f.insert("vm_hwm_kib".into(), json!(hwm));
-        println!("{}", Value::Object(f));
-        Ok(())
+        replay_and_scan(&store).await
     })
+}
+
+/// Replays the store's log (`audit::replay`), then scans it again without folding (read and
+/// decode only, the store's cache now warm), closes it and prints the figures.
+async fn replay_and_scan(store: &dyn EventStore) -> anyhow::Result<()> {
+    let (model, replay) = audit::replay(store, &|_, _| {}).await?;
+    let hwm = vm_hwm_kib();
+    drop(model);
+    let head = store.head().await?.position;
+    let started = Instant::now();
+    let mut next = 1;
+    while next <= head {
+        let page = store.read(next, 4_096).await?;
+        anyhow::ensure!(!page.is_empty(), "the log ends before its head");
+        next += page.len() as u64;
+    }
+    let scan = started.elapsed().as_secs_f64();
+    store.close().await?;
+    let mut f = fields(&[
+        ("events", json!(replay.events)),
+        ("seconds", round(replay.seconds)),
+        ("events_per_s", round(replay.events_per_second)),
+        ("scan_events_per_s", round(head as f64 / scan.max(1e-9))),
+    ]);
+    f.insert("vm_hwm_kib".into(), json!(hwm));
+    println!("{}", Value::Object(f));
+    Ok(())
 }
 
 fn baseline_append(args: &ChildArgs) -> anyhow::Result<()> {
@@ -374,160 +381,5 @@ fn baseline_replay(args: &ChildArgs) -> anyhow::Result<()> {
     ]);
     f.insert("vm_hwm_kib".into(), json!(hwm));
     println!("{}", Value::Object(f));
-    Ok(())
-}
-
-/// Spawns this binary as a child for one task and parses its JSON line.
-fn child(
-    config: &Config,
-    task: &str,
-    path: &Path,
-    input: Option<&Path>,
-    group: usize,
-) -> anyhow::Result<Map<String, Value>> {
-    child_with(config, task, path, input, group, None)
-}
-
-/// A PostgreSQL child task on the store at `url`.
-pub(crate) fn child_pg(
-    config: &Config,
-    task: &str,
-    root: &Path,
-    url: &str,
-) -> anyhow::Result<Map<String, Value>> {
-    child_with(config, task, root, None, 0, Some(url))
-}
-
-fn child_with(
-    config: &Config,
-    task: &str,
-    path: &Path,
-    input: Option<&Path>,
-    group: usize,
-    url: Option<&str>,
-) -> anyhow::Result<Map<String, Value>> {
-    let exe = std::env::current_exe()?;
-    let mut command = std::process::Command::new(exe);
-    command
-        .arg("child")
-        .args(["--task", task])
-        .arg("--path")
-        .arg(path)
-        .args(["--group", &group.to_string()])
-        .args(["--events", &config.events.to_string()])
-        .args(["--seed", &config.seed.to_string()])
-        .args(["--lanes", &config.lanes.to_string()]);
-    if let Some(input) = input {
-        command.arg("--input").arg(input);
-    }
-    if let Some(url) = url {
-        command
-            .args(["--url", url])
-            .args(["--pg-events", &config.pg_events.to_string()]);
-    }
-    let output = command.output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "child {task} failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last().context("the child printed nothing")?;
-    match serde_json::from_str::<Value>(line)? {
-        Value::Object(map) => Ok(map),
-        other => anyhow::bail!("child {task} printed {other}"),
-    }
-}
-
-pub(crate) fn mib(fields: &mut Map<String, Value>) {
-    if let Some(kib) = fields.remove("vm_hwm_kib").and_then(|v| v.as_f64()) {
-        fields.insert("peak_rss_mib".into(), round(kib / 1024.0));
-    }
-}
-
-/// The large-log scenarios: replay, open, peak RSS, bytes on disk.
-pub(crate) fn large_log(config: &Config, root: &Path, report: &mut Report) -> anyhow::Result<()> {
-    let sled_dir = root.join("large-sled");
-    let sqlite_path = root.join("large.sqlite");
-    let file_path = root.join("large.log");
-    let records = root.join("large.records");
-    for path in [&sled_dir, &sqlite_path, &file_path, &records] {
-        if path.is_dir() {
-            std::fs::remove_dir_all(path)?;
-        } else if path.exists() {
-            std::fs::remove_file(path)?;
-        }
-    }
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(root.join(format!("large.sqlite{suffix}")));
-    }
-    crate::runs::settle_disk();
-    let mut append = child(config, "engine-append", &sled_dir, Some(&records), 0)?;
-    let events = append.get("events").and_then(Value::as_u64).unwrap_or(0);
-    let group = append
-        .get("events_per_group")
-        .and_then(Value::as_f64)
-        .unwrap_or(1000.0)
-        .round()
-        .max(1.0) as usize;
-    mib(&mut append);
-    report.line("append-engine", append.clone());
-    crate::runs::settle_disk();
-    let mut sqlite = child(config, "sqlite-append", &sqlite_path, Some(&records), group)?;
-    mib(&mut sqlite);
-    report.line("append-sqlite", sqlite.clone());
-    crate::runs::settle_disk();
-    let mut file = child(config, "file-append", &file_path, Some(&records), group)?;
-    mib(&mut file);
-    report.line("append-file", file.clone());
-
-    let sled_bytes = disk_bytes(&sled_dir);
-    let sqlite_bytes: u64 = ["", "-wal", "-shm"]
-        .iter()
-        .map(|s| disk_bytes(&root.join(format!("large.sqlite{s}"))))
-        .sum();
-    let file_bytes = disk_bytes(&file_path);
-    let raw_bytes = disk_bytes(&records);
-    let per = |bytes: u64| round(bytes as f64 / events.max(1) as f64);
-    let mut f = Map::new();
-    f.insert("events".into(), json!(events));
-    f.insert("sled_bytes_per_event".into(), per(sled_bytes));
-    f.insert("sqlite_bytes_per_event".into(), per(sqlite_bytes));
-    f.insert("file_bytes_per_event".into(), per(file_bytes));
-    f.insert(
-        "x_sled_vs_sqlite".into(),
-        round(sled_bytes as f64 / sqlite_bytes.max(1) as f64),
-    );
-    f.insert(
-        "x_sled_vs_file".into(),
-        round(sled_bytes as f64 / file_bytes.max(1) as f64),
-    );
-    f.insert("records_bytes_per_event".into(), per(raw_bytes));
-    report.line("disk", f);
-
-    let mut replay = child(config, "engine-replay", &sled_dir, None, group)?;
-    mib(&mut replay);
-    let mut sqlite_replay = child(config, "sqlite-replay", &sqlite_path, None, group)?;
-    mib(&mut sqlite_replay);
-    let mut file_replay = child(config, "file-replay", &file_path, None, group)?;
-    mib(&mut file_replay);
-    let eps = |m: &Map<String, Value>| m.get("events_per_s").and_then(Value::as_f64);
-    let x = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => round(a / b),
-        _ => Value::Null,
-    };
-    replay.insert("x_sqlite".into(), x(eps(&replay), eps(&sqlite_replay)));
-    replay.insert("x_file".into(), x(eps(&replay), eps(&file_replay)));
-    report.line("replay-engine", replay);
-    report.line("replay-sqlite", sqlite_replay);
-    report.line("replay-file", file_replay);
-
-    for task in ["open-sled", "open-engine", "open-engine-nosnap"] {
-        let mut open = child(config, task, &sled_dir, None, group)?;
-        mib(&mut open);
-        report.line(task, open);
-    }
-    let _ = std::fs::remove_file(&records);
     Ok(())
 }

@@ -1,0 +1,78 @@
+//! Opening the store and the engine for a verb: sled in the data directory, or the shared
+//! PostgreSQL store given with `--store`; and the progress bar of long folds.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+use grantflow_engine::Engine;
+use grantflow_store::EventStore;
+use grantflow_store_sled::SledStore;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// The shared store's URL (`--store` / `GRANTFLOW_STORE`), set once at start; without one,
+/// the embedded sled store in the data directory.
+pub static STORE_URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Opens the store: PostgreSQL when `--store postgres://...` is given, else sled in `data`
+/// (`create` for verbs that write; read verbs need an existing sled store).
+pub async fn open_store(data: &Path, create: bool) -> anyhow::Result<Arc<dyn EventStore>> {
+    if let Some(Some(url)) = STORE_URL.get() {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(anyhow!(
+                "--store takes a PostgreSQL URL (postgres://user@host:port/db?schema=NAME); \
+                 the embedded sled store is chosen with --data DIR"
+            ));
+        }
+        let store = grantflow_store_pg::PgStore::connect(url)
+            .await
+            .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(url)))?;
+        return Ok(Arc::new(store));
+    }
+    let store = if create {
+        SledStore::open(data)
+    } else {
+        SledStore::open_existing(data)
+    };
+    let store = store.with_context(|| format!("cannot open the store at {}", data.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Opens the engine over the store, showing progress if the catch-up is long.
+pub async fn open_engine(data: &Path, create: bool) -> anyhow::Result<Engine> {
+    let store = open_store(data, create).await?;
+    let bar = progress_bar("catching up");
+    let engine = Engine::open_with_progress(store, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await?;
+    bar.finish_and_clear();
+    Ok(engine)
+}
+
+/// A progress bar on standard error (drawn only when it is a terminal).
+pub fn progress_bar(message: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message);
+    bar
+}

@@ -1,0 +1,39 @@
+//! The resolved settings of a run (from the command line, or the smoke defaults).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Resolved settings of a run.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub smoke: bool,
+    pub events: u64,
+    pub commands: usize,
+    pub seed: u64,
+    pub lanes: u32,
+    pub max_seconds: f64,
+    pub repeat: usize,
+    pub scenarios: Vec<String>,
+    pub json: bool,
+    pub grantflow: Option<PathBuf>,
+    pub submitters: Vec<usize>,
+    pub postgres: Option<String>,
+    pub pg_events: u64,
+    pub oha: Option<PathBuf>,
+    pub http_commands: usize,
+    pub http_clients: usize,
+    pub http_rate: Option<f64>,
+    pub exec_rate: Option<f64>,
+    pub sse_subscribers: usize,
+    pub sse_commands: usize,
+}
+
+impl Config {
+    pub fn wants(&self, name: &str) -> bool {
+        self.scenarios.iter().any(|s| s == "all" || s == name)
+    }
+
+    pub fn deadline(&self) -> Duration {
+        Duration::from_secs_f64(self.max_seconds)
+    }
+}
