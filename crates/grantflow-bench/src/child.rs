@@ -13,7 +13,6 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use grantflow_bench::baseline::{scan_file, scan_sqlite, FileSink, Sink, SqliteSink};
-use grantflow_bench::probe::Probe;
 use grantflow_bench::records::{decode_canonical, EventRec};
 use grantflow_bench::sys::vm_hwm_kib;
 use grantflow_bench::workload::Generator;
@@ -80,7 +79,8 @@ pub(crate) fn run_child(config: &Config, args: &ChildArgs) -> anyhow::Result<()>
                 let started = Instant::now();
                 let path = args.path.clone();
                 let store = tokio::task::spawn_blocking(move || SledStore::open(&path)).await??;
-                let engine = Engine::open(Probe::new(Arc::new(store), hide)).await?;
+                let engine =
+                    Engine::open(grantflow_bench::probe::wrap(Arc::new(store), hide)).await?;
                 let seconds = started.elapsed().as_secs_f64();
                 let events = engine.with_model(|m| m.position);
                 let hwm = vm_hwm_kib();
@@ -116,14 +116,14 @@ fn engine_append(config: &Config, args: &ChildArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let path = args.path.clone();
         let store = tokio::task::spawn_blocking(move || SledStore::open(&path)).await??;
-        let probe = Probe::new(Arc::new(store), false);
+        let probe = grantflow_bench::probe::wrap(Arc::new(store), false);
         let engine = Engine::open(probe.clone()).await?;
         let started = Instant::now();
         let (commands, accepted) = pipelined(&engine, config, config.events).await?;
         let seconds = started.elapsed().as_secs_f64();
         engine.close().await?;
         let hwm = vm_hwm_kib();
-        let stats = probe.stats();
+        let stats = probe.layer().stats();
         // Release the store (sled's lock) before reading it back.
         drop(engine);
         drop(probe);
@@ -213,7 +213,7 @@ fn pg_task(config: &Config, args: &ChildArgs) -> anyhow::Result<()> {
                 let conflicts = engine.stats().conflicts;
                 engine.close().await?;
                 let hwm = vm_hwm_kib();
-                let stats = probe.stats();
+                let stats = probe.layer().stats();
                 let mut f = fields(&[
                     ("commands", json!(commands)),
                     ("accepted", json!(accepted)),

@@ -80,7 +80,7 @@ pub(crate) async fn reference(
         next += page.len() as u64;
     }
     engine.close().await?;
-    let stats = probe.stats();
+    let stats = probe.layer().stats();
     let mut per_command = Vec::with_capacity(positions.len());
     for p in &positions {
         let mut events = Vec::new();

@@ -12,7 +12,7 @@ use crate::config::Config;
 pub(crate) async fn open_store(dir: &Path) -> anyhow::Result<Arc<Probe>> {
     let dir = dir.to_path_buf();
     let store = tokio::task::spawn_blocking(move || SledStore::open(&dir)).await??;
-    Ok(Probe::new(Arc::new(store), false))
+    Ok(grantflow_bench::probe::wrap(Arc::new(store), false))
 }
 
 /// A fresh path for a run: what an earlier run left there is removed, and the disk settled.

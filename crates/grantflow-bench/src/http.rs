@@ -33,7 +33,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use grantflow_bench::probe::Probe;
 use grantflow_bench::workload::SplitMix64;
 use grantflow_engine::Engine;
 use grantflow_store_sled::SledStore;
@@ -111,7 +110,7 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
     let run = {
         let dir = fresh(root, "http-inprocess")?;
         let store = tokio::task::spawn_blocking(move || SledStore::open(&dir)).await??;
-        let probe = Probe::new(Arc::new(store), false);
+        let probe = grantflow_bench::probe::wrap(Arc::new(store), false);
         let engine = Arc::new(Engine::open(probe.clone()).await?);
         let mut rng = SplitMix64::new(config.seed ^ 0x4854_5450);
         for i in 0..FUNDS {
@@ -126,12 +125,12 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
             body["actor"] = json!(FINANCE);
             lanes[i % clients].push(body);
         }
-        let setup = probe.stats();
+        let setup = probe.layer().stats();
         let started = Instant::now();
         let tasks = spawn_submitters(&engine, lanes, started + config.deadline());
         let mut run = collect(tasks).await?;
         run.seconds = started.elapsed().as_secs_f64();
-        let stats = probe.stats();
+        let stats = probe.layer().stats();
         engine.close().await?;
         run.groups = stats.appends - setup.appends;
         run.store_seconds = stats.append_seconds - setup.append_seconds;

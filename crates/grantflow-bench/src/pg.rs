@@ -156,7 +156,7 @@ pub(crate) async fn open_pg(url: &str, hide_snapshot: bool) -> anyhow::Result<Ar
     let store = PgStore::connect(url)
         .await
         .with_context(|| format!("connecting a PgStore to {}", redact(url)))?;
-    Ok(Probe::new(Arc::new(store), hide_snapshot))
+    Ok(grantflow_bench::probe::wrap(Arc::new(store), hide_snapshot))
 }
 
 /// The URL without a password, for messages.
@@ -254,7 +254,7 @@ pub(crate) async fn throughput(
             let per_engine = [a.accepted, b.accepted];
             engine_a.close().await?;
             engine_b.close().await?;
-            let (sa, sb) = (probe_a.stats(), probe_b.stats());
+            let (sa, sb) = (probe_a.layer().stats(), probe_b.layer().stats());
             a.hist.add(&b.hist).map_err(|e| anyhow::anyhow!("{e:?}"))?;
             a.commands += b.commands;
             a.accepted += b.accepted;

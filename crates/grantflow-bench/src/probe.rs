@@ -1,4 +1,4 @@
-//! A transparent [`EventStore`] wrapper that counts the engine's durable groups (appends) and
+//! A transparent [`EventStore`] layer that counts the engine's durable groups (appends) and
 //! the time spent inside them, and can hide the projection snapshot (to time an open that
 //! folds the whole log).
 
@@ -6,10 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use grantflow_store::{
-    AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Head, PayloadPage, StoreError,
-};
-use tokio::sync::watch;
+use grantflow_store::forward::{Forward, Layer};
+use grantflow_store::{AppendBatch, EventRef, EventStore, StoreError};
 
 /// What the probe saw.
 #[derive(Debug, Clone, Default)]
@@ -26,23 +24,28 @@ pub struct ProbeStats {
     pub group_events: Vec<u32>,
 }
 
-/// The wrapper.
-pub struct Probe {
-    inner: Arc<dyn EventStore>,
+/// What the probe does around the store's calls (a [`Layer`] of [`Forward`]).
+pub struct ProbeLayer {
     hide_snapshot: bool,
     stats: Mutex<ProbeStats>,
 }
 
-impl Probe {
-    /// Wraps a store.
-    pub fn new(inner: Arc<dyn EventStore>, hide_snapshot: bool) -> Arc<Probe> {
-        Arc::new(Probe {
-            inner,
+/// A store seen through the probe.
+pub type Probe = Forward<ProbeLayer>;
+
+/// Wraps a store; `hide_snapshot`: its projection snapshot is not seen (an open then folds
+/// the whole log).
+pub fn wrap(inner: Arc<dyn EventStore>, hide_snapshot: bool) -> Arc<Probe> {
+    Arc::new(Forward::new(
+        inner,
+        ProbeLayer {
             hide_snapshot,
             stats: Mutex::new(ProbeStats::default()),
-        })
-    }
+        },
+    ))
+}
 
+impl ProbeLayer {
     /// A copy of the statistics so far.
     pub fn stats(&self) -> ProbeStats {
         match self.stats.lock() {
@@ -53,16 +56,16 @@ impl Probe {
 }
 
 #[async_trait]
-impl EventStore for Probe {
-    async fn head(&self) -> Result<Head, StoreError> {
-        self.inner.head().await
-    }
-
-    async fn append(&self, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
+impl Layer for ProbeLayer {
+    async fn append(
+        &self,
+        inner: &dyn EventStore,
+        batch: AppendBatch,
+    ) -> Result<Vec<Vec<EventRef>>, StoreError> {
         let commands = batch.commands.len() as u64;
         let events: usize = batch.commands.iter().map(|c| c.events.len()).sum();
         let started = Instant::now();
-        let result = self.inner.append(batch).await;
+        let result = inner.append(batch).await;
         let seconds = started.elapsed().as_secs_f64();
         if result.is_ok() {
             let mut stats = match self.stats.lock() {
@@ -80,71 +83,14 @@ impl EventStore for Probe {
         result
     }
 
-    async fn read(&self, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
-        self.inner.read(from, limit).await
-    }
-
-    async fn read_stream(
+    async fn load_snapshot(
         &self,
-        stream: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> Result<Vec<Envelope>, StoreError> {
-        self.inner.read_stream(stream, from_version, limit).await
-    }
-
-    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
-        self.inner.stream_version(stream).await
-    }
-
-    async fn command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {
-        self.inner.command(command_id).await
-    }
-
-    async fn commands(
-        &self,
-        command_ids: Vec<String>,
-    ) -> Result<Vec<Option<CommandRecord>>, StoreError> {
-        self.inner.commands(command_ids).await
-    }
-
-    async fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError> {
-        self.inner.import(events).await
-    }
-
-    async fn save_snapshot(
-        &self,
+        inner: &dyn EventStore,
         name: &str,
-        position: u64,
-        bytes: Vec<u8>,
-    ) -> Result<(), StoreError> {
-        self.inner.save_snapshot(name, position, bytes).await
-    }
-
-    async fn load_snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         if self.hide_snapshot {
             return Ok(None);
         }
-        self.inner.load_snapshot(name).await
-    }
-
-    async fn read_payloads(&self, from: u64, limit: usize) -> Result<PayloadPage, StoreError> {
-        self.inner.read_payloads(from, limit).await
-    }
-
-    async fn reserve_head(&self) -> Result<bool, StoreError> {
-        self.inner.reserve_head().await
-    }
-
-    fn exclusive(&self) -> bool {
-        self.inner.exclusive()
-    }
-
-    fn watch_head(&self) -> watch::Receiver<u64> {
-        self.inner.watch_head()
-    }
-
-    async fn close(&self) -> Result<(), StoreError> {
-        self.inner.close().await
+        inner.load_snapshot(name).await
     }
 }

@@ -122,7 +122,7 @@ pub(crate) async fn engine_run_on(
     let tasks = spawn_submitters(&engine, lanes, started + deadline);
     let mut run = collect(tasks).await?;
     run.seconds = started.elapsed().as_secs_f64();
-    let stats = probe.stats();
+    let stats = probe.layer().stats();
     let conflicts = engine.stats().conflicts;
     engine.close().await?;
     if let Some(error) = &run.first_error {
