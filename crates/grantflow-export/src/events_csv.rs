@@ -7,7 +7,7 @@ use grantflow_domain::{command_of_event, Date, Event, Money, World};
 use grantflow_engine::query::AsOf;
 use grantflow_store::{Envelope, EventStore};
 
-use crate::{fold_log, ExportError};
+use crate::fold::{fold_log, ExportError};
 
 /// The header row, in column order.
 ///

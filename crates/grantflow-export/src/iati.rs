@@ -10,8 +10,8 @@ use grantflow_engine::query::AsOf;
 use grantflow_engine::EngineError;
 use grantflow_store::{Envelope, EventStore};
 
+use crate::fold::{fold_log, ExportError};
 use crate::xml::XmlWriter;
-use crate::{fold_log, ExportError};
 
 /// The IATI standard version written in `iati-activities/@version`.
 pub const IATI_VERSION: &str = "2.03";
