@@ -34,7 +34,7 @@ mod indexer;
 mod keys;
 mod read;
 mod recovery;
-pub mod redo;
+mod redo;
 mod snapshot;
 mod tail;
 #[cfg(feature = "testing")]
@@ -63,6 +63,7 @@ pub use indexer::{
     TAIL_EVENTS_MAX, TAIL_EVENTS_MAX_ENV,
 };
 pub use recovery::{MARKER_FILE_NAME, STORE_FORMAT};
+pub use redo::{REDO_FILE_NAMES, REDO_SWITCH_BYTES, REDO_SWITCH_BYTES_ENV};
 pub use write::IMPORT_GROUP_EVENTS_MAX;
 
 use commands::AbsentIds;

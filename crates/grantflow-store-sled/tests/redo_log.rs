@@ -13,8 +13,8 @@ use std::path::Path;
 
 use common::fill;
 use grantflow_store::{ChainVerifier, EventStore, StoreError};
-use grantflow_store_sled::redo::REDO_FILE_NAMES;
 use grantflow_store_sled::SledStore;
+use grantflow_store_sled::REDO_FILE_NAMES;
 
 /// A store of `count` events (in groups of `group`) in `dir`, closed and dropped.
 async fn make_store(dir: &Path, count: usize, group: usize) {
