@@ -68,9 +68,7 @@ impl Queue {
         // with the notify below.
         drop(queue);
 
-        // grantflow patch: one task, one thread to wake (was notify_all, which woke every
-        // idle pool thread, 7 by default, for each buffer written).
-        self.cv.notify_one();
+        self.cv.notify_all();
 
         len
     }

@@ -933,9 +933,7 @@ pub(in crate::pagecache) fn make_stable_inner(
             // nothing to write, don't bother sealing
             // current IO buffer.
         } else {
-            maybe_seal_and_write_iobuf_inner(
-                iobufs, &iobuf, header, false, true,
-            )?;
+            maybe_seal_and_write_iobuf(iobufs, &iobuf, header, false)?;
             stable = iobufs.stable();
             // NB we have to continue here to possibly clear
             // the next io buffer, which may have dirty
@@ -1024,19 +1022,6 @@ pub(in crate::pagecache) fn maybe_seal_and_write_iobuf(
     iobuf: &Arc<IoBuf>,
     header: Header,
     from_reserve: bool,
-) -> Result<()> {
-    maybe_seal_and_write_iobuf_inner(iobufs, iobuf, header, from_reserve, false)
-}
-
-// grantflow patch: a thread that seals a buffer in order to wait for it to be
-// stable (make_stable, i.e. flush) writes it itself instead of handing the
-// write to the threadpool and sleeping until a pool thread has done it.
-fn maybe_seal_and_write_iobuf_inner(
-    iobufs: &Arc<IoBufs>,
-    iobuf: &Arc<IoBuf>,
-    header: Header,
-    from_reserve: bool,
-    write_inline: bool,
 ) -> Result<()> {
     if header::is_sealed(header) {
         // this buffer is already sealed. nothing to do here.
@@ -1195,7 +1180,7 @@ fn maybe_seal_and_write_iobuf_inner(
         );
         let iobufs = iobufs.clone();
         let iobuf = iobuf.clone();
-        let write = move || {
+        let _result = threadpool::spawn(move || {
             if let Err(e) = iobufs.write_to_log(&iobuf) {
                 error!(
                     "hit error while writing iobuf with lsn {}: {:?}",
@@ -1214,12 +1199,7 @@ fn maybe_seal_and_write_iobuf_inner(
 
                 let _notified = iobufs.interval_updated.notify_all();
             }
-        };
-        if write_inline {
-            write();
-            return Ok(());
-        }
-        let _result = threadpool::spawn(write)?;
+        })?;
 
         #[cfg(feature = "event_log")]
         _result.wait();
