@@ -95,9 +95,21 @@ pub(crate) fn create_if_missing(dir: &Path) -> Result<(), StoreError> {
         }
         Ok(_) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            // Every directory created here gets its entry synced in its parent.
+            let mut created = vec![dir];
+            while let Some(parent) = created
+                .last()
+                .and_then(|last| last.parent())
+                .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+            {
+                created.push(parent);
+            }
             fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
+            for created in created.iter().rev() {
+                match created.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    Some(parent) => sync_dir(parent)?,
+                    None => sync_dir(Path::new("."))?,
+                }
             }
         }
         Err(error) => return Err(io_err(format!("reading {}", dir.display()))(error)),
@@ -142,7 +154,7 @@ pub(crate) fn open_marked(dir: &Path) -> Result<Inner, StoreError> {
     check_format_record(dir, &tree, &db_file, had_database)?;
     // Checked once the redo log has written back what a crash cut short (`open_redo`).
     let head = read_head(&tree)?;
-    let (redo, head, synced) = open_redo(dir, &tree, &db_file, head, had_database)?;
+    let (redo, head, synced) = open_redo(dir, &tree, &db_file, head)?;
     debug_assert!(synced <= head.position);
     let indexed = open_index_mark(&tree, &head)?;
     let (tail, stream_heads) = rebuild_tail(&tree, indexed, head.position)?;
@@ -409,7 +421,6 @@ fn open_redo(
     tree: &sled::Db,
     db_file: &fs::File,
     head: Head,
-    had_database: bool,
 ) -> Result<(RedoLog, Head, u64), StoreError> {
     let db_dir = &db_dir(dir);
     let start_new = |head: Head| -> Result<(RedoLog, Head, u64), StoreError> {
@@ -421,7 +432,11 @@ fn open_redo(
     };
     let Some(recovered) = RedoLog::open(dir)? else {
         check_head(tree, &head)?;
-        if !had_database && head.position == 0 {
+        // A store whose creation was cut (a crash, a power cut) before its redo files were
+        // durable: sled holds no event, so none was ever acknowledged (an acknowledgement
+        // needs a redo record); its log starts now. A store with events and no redo files
+        // is refused below.
+        if head.position == 0 {
             return start_new(head);
         }
         return Err(StoreError::Corrupt {
