@@ -14,7 +14,8 @@
 //!
 //! Needs `/dev/fuse` and root (`LazyFs::unavailable` says why not); skips with a message
 //! otherwise, unless `GRANTFLOW_REQUIRE_FUSE` is set. `GRANTFLOW_POWERCUT_CUTS` sets the number
-//! of cuts of each loop (default 4; CI sets it); `GRANTFLOW_POWERCUT_SEED` replays a run.
+//! of cuts of each loop (default 4; CI sets it); `GRANTFLOW_POWERCUT_SEED` replays a run;
+//! `GRANTFLOW_POWERCUT_BIN` runs another copy of the `grantflow` binary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
@@ -105,7 +106,11 @@ impl Machine {
 
 /// `grantflow --data DATA ARGS`, with the redo switch size `switch` (0: its default).
 fn grantflow(data: &Path, switch: u64, args: &[&str]) -> Command {
-    let mut command = Command::new(util::binary());
+    // GRANTFLOW_POWERCUT_BIN: a copy of the binary, so that a long run is not disturbed by
+    // a build replacing target/debug/grantflow.
+    let binary =
+        std::env::var_os("GRANTFLOW_POWERCUT_BIN").map_or_else(util::binary, PathBuf::from);
+    let mut command = Command::new(binary);
     command
         .arg("--data")
         .arg(data)
