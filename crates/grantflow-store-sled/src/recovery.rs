@@ -134,7 +134,7 @@ pub(crate) fn open_marked(dir: &Path) -> Result<Inner, StoreError> {
     let db_file_path = db_dir.join(DB_FILE_NAME);
     // sled reads a damaged file as an empty database: remember whether there was one.
     let had_database = fs::metadata(&db_file_path).is_ok_and(|meta| meta.len() > 0);
-    let config = sled_config(&db_dir)?;
+    let config = sled_config(&db_dir).map_err(|error| at_stake(dir, error))?;
     let tree = open_locked(&config, &db_dir)?;
     if !had_database {
         // sled created its files and wrote its `conf` without a sync: the file's bytes, the
@@ -514,6 +514,29 @@ fn open_redo(
     log.reset(&head)?;
     let synced = head.position;
     Ok((log, head, synced))
+}
+
+/// A refusal before sled could open (its `conf` unreadable), naming the events at stake:
+/// those the redo log records as acknowledged.
+fn at_stake(dir: &Path, error: StoreError) -> StoreError {
+    let StoreError::Corrupt { position, detail } = error else {
+        return error;
+    };
+    let acknowledged = RedoLog::open(dir)
+        .ok()
+        .flatten()
+        .map(|recovered| recovered.acknowledged.position);
+    let stake = match acknowledged {
+        Some(0) => "the redo log records no acknowledged event".to_string(),
+        Some(n) => format!(
+            "the redo log records events 1..{n} as acknowledged: sled cannot open the database              holding them without it; they are likely intact: restore the file from a backup              (sled 0.34 writes it once, when it creates the database)"
+        ),
+        None => "the redo log cannot say which events were acknowledged".to_string(),
+    };
+    StoreError::Corrupt {
+        position,
+        detail: format!("{detail}: {stake}"),
+    }
 }
 
 /// sled's recovered head is behind what was acknowledged.

@@ -123,3 +123,32 @@ async fn sleds_snapshot_written_at_open_survives_a_cut() {
     drop(store);
     fs_.unmount().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_sled_conf_is_refused_naming_the_events_at_stake() {
+    // What a power cut left of sled's `conf` when sled did not fsync it (before vendor/sled
+    // patch 0005): an empty file. sled cannot open the database without it.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = SledStore::open(&data).unwrap();
+    fill(&store, 7).await;
+    drop(store);
+    let conf = data.join("db").join("conf");
+    let good = fs::read(&conf).unwrap();
+    fs::write(&conf, b"").unwrap();
+    for open in [SledStore::open_existing, SledStore::open_read_only] {
+        let refused = open(&data).map(drop).unwrap_err().to_string();
+        assert!(refused.contains("holds no valid segment_size"), "{refused}");
+        assert!(
+            refused.contains("events 1..7 as acknowledged"),
+            "names the events at stake: {refused}"
+        );
+        assert!(
+            !refused.contains("grantflow-read-"),
+            "names the data directory, not a copy: {refused}"
+        );
+    }
+    fs::write(&conf, good).unwrap();
+    let store = SledStore::open(&data).unwrap();
+    assert_eq!(store.head().await.unwrap().position, 7);
+}
