@@ -9,7 +9,9 @@
 //! it opens a copy: the marker, the redo files, the projection snapshots and sled's directory
 //! are copied into a new directory under the system's temporary directory (`TMPDIR`), the
 //! copy is opened (recovered there, checked against the redo log there), and the copy is
-//! removed when the store is dropped. The data directory itself is only read.
+//! removed when the store is dropped (or, if the process was killed first, by the next
+//! read-only open, which removes the copies of processes that are gone). The data directory
+//! itself is only read.
 //!
 //! The price is the copy: a file copy of sled's database (`copy_file_range`, which file
 //! systems with reflinks turn into a clone), and the redo files without their preallocated
@@ -53,8 +55,9 @@ impl ReadOnlyCopy {
     /// Copies the store in `dir` (marked: its marker was checked to exist).
     pub(crate) fn of(dir: &Path) -> Result<ReadOnlyCopy, StoreError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
+        remove_stale_copies();
         let root = std::env::temp_dir().join(format!(
-            "grantflow-read-{}-{}",
+            "{COPY_PREFIX}{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         ));
@@ -144,6 +147,31 @@ impl ReadOnlyCopy {
                 context: fix(context),
                 source: fix(source.to_string()).into(),
             },
+        }
+    }
+}
+
+/// The name of a copy's directory under the temporary directory: this, the process id, a
+/// counter.
+const COPY_PREFIX: &str = "grantflow-read-";
+
+/// Removes the copies left by processes that are gone (killed before they could remove
+/// theirs): those whose process id names no running process.
+fn remove_stale_copies() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(COPY_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
         }
     }
 }
