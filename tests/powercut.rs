@@ -98,6 +98,14 @@ impl Machine {
         report
     }
 
+    /// Removes a data directory that was checked, and makes that durable.
+    fn forget(&self, data: &Path) {
+        if data.exists() {
+            std::fs::remove_dir_all(data).expect("a checked store removed");
+            self.fs.as_ref().expect("mounted").sync_all();
+        }
+    }
+
     /// A data directory on the mount.
     fn data(&self, name: &str) -> PathBuf {
         self.mnt.join(name)
@@ -342,6 +350,9 @@ fn power_cuts_under_exec_lose_no_acknowledged_command() {
         // A new store every few rounds: its creation lands inside the cut window.
         if round > 0 && machine.rng.below(5) == 0 {
             total_acknowledged += acknowledged.commands.len();
+            // The old store, checked after the last cut, goes (durably): each cut and mount
+            // reads every file of the backing directory.
+            machine.forget(&data);
             stores += 1;
             data = machine.data(&format!("store-{stores}"));
             acknowledged = Acknowledged::default();
@@ -659,6 +670,9 @@ fn power_cuts_under_serve_lose_no_acknowledged_command() {
                 count,
                 "{context}: an acknowledged import lost events"
             );
+        }
+        for target in (1..=imports).map(|n| machine.data(&format!("import-{n}"))) {
+            machine.forget(&target);
         }
         println!(
             "serve cut {}: {} acknowledged commands checked so far, 0 lost; {:.0} s",
