@@ -192,8 +192,8 @@ impl Acknowledged {
 /// After a cut: `verify` passes, every acknowledged command is in the log once, where
 /// acknowledged, positions gapless; then the verbs that only read change no byte of the
 /// store (all of them with `extra_verbs`, else `verify` and `events`). `context` names the
-/// cut in messages. A store that was never acknowledged anything
-/// may be absent (its creation was cut before it was durable).
+/// cut in messages. A store that was never acknowledged anything may be absent (its creation
+/// was cut before it was durable).
 fn check_after_cut(data: &Path, acknowledged: &Acknowledged, extra_verbs: bool, context: &str) {
     if acknowledged.commands.is_empty() && !data.join("GRANTFLOW").exists() {
         return;
