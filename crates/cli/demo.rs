@@ -7,7 +7,7 @@ use std::path::Path;
 use grantflow_engine::{Engine, Submission};
 use serde_json::{json, Value};
 
-use crate::open::open_engine;
+use crate::open::{open_engine, Access};
 use crate::outcome::Outcome;
 use crate::render;
 
@@ -113,7 +113,7 @@ pub fn script() -> Vec<(&'static str, String, Value)> {
 
 /// Loads the example and prints what it did and the resulting figures.
 pub async fn run(data: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let engine = open_engine(data, true).await?;
+    let engine = open_engine(data, Access::Create).await?;
     let result = load(&engine, json).await;
     let model = engine.snapshot();
     engine.close().await?;

@@ -13,7 +13,7 @@ use grantflow_engine::{CommandOutcome, Pending, Rejection, Submission};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::open::open_engine;
+use crate::open::{open_engine, Access};
 use crate::outcome::Outcome;
 
 /// Commands queued but not yet printed, at the most.
@@ -41,7 +41,7 @@ pub async fn run(
         }
         _ => Box::new(std::io::BufReader::new(std::io::stdin())),
     };
-    let engine = open_engine(data, true).await?;
+    let engine = open_engine(data, Access::Create).await?;
     let (lines_tx, mut lines) = mpsc::channel(READ_AHEAD_LINES);
     let reader_thread = std::thread::spawn(move || read_lines(reader, lines_tx));
     let (pending_tx, pending) = mpsc::channel(EXEC_IN_FLIGHT_MAX);

@@ -14,9 +14,21 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// the embedded sled store in the data directory.
 pub static STORE_URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
+/// How a verb uses the sled store in the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Writes; creates the store when the directory is absent or empty.
+    Create,
+    /// Writes to an existing store (`replay`: its projection snapshot).
+    Existing,
+    /// Only reads: opens a private copy, and never writes a byte to the data directory
+    /// (opening sled writes, and after a crash so does recovery; `SledStore::open_read_only`).
+    ReadOnly,
+}
+
 /// Opens the store: PostgreSQL when `--store postgres://...` is given, else sled in `data`
-/// (`create` for verbs that write; read verbs need an existing sled store).
-pub async fn open_store(data: &Path, create: bool) -> anyhow::Result<Arc<dyn EventStore>> {
+/// as `access` says.
+pub async fn open_store(data: &Path, access: Access) -> anyhow::Result<Arc<dyn EventStore>> {
     if let Some(Some(url)) = STORE_URL.get() {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(anyhow!(
@@ -29,10 +41,10 @@ pub async fn open_store(data: &Path, create: bool) -> anyhow::Result<Arc<dyn Eve
             .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(url)))?;
         return Ok(Arc::new(store));
     }
-    let store = if create {
-        SledStore::open(data)
-    } else {
-        SledStore::open_existing(data)
+    let store = match access {
+        Access::Create => SledStore::open(data),
+        Access::Existing => SledStore::open_existing(data),
+        Access::ReadOnly => SledStore::open_read_only(data),
     };
     let store = store.with_context(|| format!("cannot open the store at {}", data.display()))?;
     Ok(Arc::new(store))
@@ -53,8 +65,8 @@ fn redact(url: &str) -> String {
 }
 
 /// Opens the engine over the store, showing progress if the catch-up is long.
-pub async fn open_engine(data: &Path, create: bool) -> anyhow::Result<Engine> {
-    let store = open_store(data, create).await?;
+pub async fn open_engine(data: &Path, access: Access) -> anyhow::Result<Engine> {
+    let store = open_store(data, access).await?;
     let bar = progress_bar("catching up");
     let engine = Engine::open_with_progress(store, &|done, total| {
         bar.set_length(total);

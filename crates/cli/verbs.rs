@@ -13,7 +13,7 @@ use grantflow_store::EventStore;
 use serde_json::Value;
 
 use crate::args::{Cli, FundAction, GrantAction, TokenAction, Verb};
-use crate::open::{open_engine, open_store, progress_bar};
+use crate::open::{open_engine, open_store, progress_bar, Access};
 use crate::outcome::Outcome;
 use crate::{demo, exec, render};
 
@@ -24,7 +24,7 @@ pub async fn one_command(
     body: Value,
     json: bool,
 ) -> anyhow::Result<Outcome> {
-    let engine = open_engine(data, true).await?;
+    let engine = open_engine(data, Access::Create).await?;
     let outcome = engine.submit(Submission::cli(body, actor)).await;
     engine.close().await?;
     let outcome = outcome?;
@@ -60,7 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             json,
         } => verify(data, checkpoint.as_deref(), export.as_deref(), json).await,
         Verb::Checkpoint => {
-            let store = open_store(data, false).await?;
+            let store = open_store(data, Access::ReadOnly).await?;
             let checkpoint = Checkpoint::of(store.as_ref()).await?;
             println!("{}", serde_json::to_string(&checkpoint)?);
             Ok(Outcome::Success)
@@ -90,7 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
 }
 
 async fn grant(data: &Path, action: GrantAction) -> anyhow::Result<Outcome> {
-    let engine = open_engine(data, false).await?;
+    let engine = open_engine(data, Access::ReadOnly).await?;
     match action {
         GrantAction::Show {
             id,
@@ -139,7 +139,7 @@ async fn grant(data: &Path, action: GrantAction) -> anyhow::Result<Outcome> {
 }
 
 async fn fund(data: &Path, action: FundAction) -> anyhow::Result<Outcome> {
-    let engine = open_engine(data, false).await?;
+    let engine = open_engine(data, Access::ReadOnly).await?;
     let FundAction::Show {
         id,
         at,
@@ -161,7 +161,7 @@ async fn fund(data: &Path, action: FundAction) -> anyhow::Result<Outcome> {
 }
 
 async fn audit_trail(data: &Path, id: &str, json: bool, csv: bool) -> anyhow::Result<Outcome> {
-    let engine = open_engine(data, false).await?;
+    let engine = open_engine(data, Access::ReadOnly).await?;
     let subject = match engine.with_model(|model| Subject::resolve(&model.world, id)) {
         Ok(subject) => subject,
         Err(error) => {
@@ -187,7 +187,7 @@ async fn events(
     limit: Option<u64>,
     follow: bool,
 ) -> anyhow::Result<Outcome> {
-    let store = open_store(data, false).await?;
+    let store = open_store(data, Access::ReadOnly).await?;
     let mut remaining = limit.unwrap_or(u64::MAX);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if follow {
@@ -253,7 +253,7 @@ async fn verify(
             }
         }
         None => {
-            let store = match open_store(data, false).await {
+            let store = match open_store(data, Access::ReadOnly).await {
                 Ok(store) => store,
                 Err(error) => return refused_store(error, json),
             };
@@ -319,7 +319,7 @@ fn read_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
 }
 
 async fn replay(data: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let store = open_store(data, false).await?;
+    let store = open_store(data, Access::Existing).await?;
     let bar = progress_bar("replaying");
     let (_, report) = audit::replay(store.as_ref(), &|done, total| {
         bar.set_length(total);
@@ -358,7 +358,7 @@ async fn export(
             "unknown export format `{format}`; one of jsonl, iati, csv"
         ));
     }
-    let store = open_store(data, false).await?;
+    let store = open_store(data, Access::ReadOnly).await?;
     let mut out: Box<dyn Write + Send> = match output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -421,7 +421,7 @@ async fn import(data: &Path, file: &Path) -> anyhow::Result<Outcome> {
     if !file.exists() {
         return Err(anyhow!("cannot read {}: no such file", file.display()));
     }
-    let store = open_store(data, true).await?;
+    let store = open_store(data, Access::Create).await?;
     let bar = progress_bar("importing");
     let result = transfer::import_file(store.as_ref(), file, &|done, total| {
         bar.set_length(total);
@@ -447,7 +447,7 @@ async fn import(data: &Path, file: &Path) -> anyhow::Result<Outcome> {
 }
 
 async fn serve(data: &Path, addr: std::net::SocketAddr) -> anyhow::Result<Outcome> {
-    let engine = Arc::new(open_engine(data, true).await?);
+    let engine = Arc::new(open_engine(data, Access::Create).await?);
     let served =
         grantflow_server::serve(engine.clone(), data.to_path_buf(), addr, shutdown_signal()).await;
     // Whatever ended the server, finish the queued batches and close the store.

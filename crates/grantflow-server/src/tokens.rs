@@ -382,11 +382,11 @@ impl Tokens {
             let _ = fs::remove_file(&temp);
             return Err(io(context, source));
         }
-        // Make the rename durable (best effort where directories cannot be synced).
-        if let Ok(dir_file) = fs::File::open(dir) {
-            let _ = dir_file.sync_all();
-        }
-        Ok(())
+        // The rename durable before the change is reported: without the directory's fsync a
+        // power cut may bring the old file back (a revoked token live again).
+        fs::File::open(dir)
+            .and_then(|dir_file| dir_file.sync_all())
+            .map_err(|source| io(format!("syncing the directory {}", dir.display()), source))
     }
 }
 

@@ -33,6 +33,7 @@ mod files;
 mod indexer;
 mod keys;
 mod read;
+mod readonly;
 mod recovery;
 mod redo;
 mod snapshot;
@@ -76,6 +77,9 @@ use tail::Tail;
 #[derive(Clone)]
 pub struct SledStore {
     inner: Arc<Inner>,
+    /// For a store opened by [`SledStore::open_read_only`]: the private copy it works on,
+    /// removed when the last clone goes.
+    copy: Option<Arc<readonly::ReadOnlyCopy>>,
 }
 
 /// The store's state, shared by its clones and (weakly) by the indexer thread.
@@ -151,7 +155,41 @@ impl SledStore {
         }
         let inner = Arc::new(recovery::open_marked(dir)?);
         indexer::spawn_indexer(&inner)?;
-        Ok(SledStore { inner })
+        Ok(SledStore { inner, copy: None })
+    }
+
+    /// Opens an existing store for reading only, without writing a byte to `dir`: on a
+    /// private copy of it under the system's temporary directory (see [`readonly`]), which
+    /// recovers and is checked against the redo log there, and is removed when the store is
+    /// dropped. Appends and imports are refused ([`StoreError::Unavailable`]). Errors name
+    /// the files of `dir`, as [`SledStore::open_existing`]'s do.
+    pub fn open_read_only(dir: &Path) -> Result<SledStore, StoreError> {
+        if !dir.is_dir() {
+            return Err(not_a_store(dir, "no such directory"));
+        }
+        if !Self::exists(dir) {
+            return Err(not_a_store(dir, &format!("no {MARKER_FILE_NAME} marker")));
+        }
+        let copy = readonly::ReadOnlyCopy::of(dir)?;
+        let inner = recovery::open_marked(&copy.path)
+            .map(Arc::new)
+            .and_then(|inner| indexer::spawn_indexer(&inner).map(|()| inner))
+            .map_err(|error| copy.rename_in(error))?;
+        Ok(SledStore {
+            inner,
+            copy: Some(Arc::new(copy)),
+        })
+    }
+
+    /// Refuses a write to a store opened read-only.
+    fn check_not_read_only(&self) -> Result<(), StoreError> {
+        match &self.copy {
+            Some(copy) => Err(StoreError::Unavailable(format!(
+                "{} was opened read-only",
+                copy.original.display()
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Whether `dir` holds a grantflow store (its marker), without opening it.
@@ -199,6 +237,7 @@ impl EventStore for SledStore {
     }
 
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Vec<EventRef>>, StoreError> {
+        self.check_not_read_only()?;
         self.blocking(move |inner| inner.append(batch)).await
     }
 
@@ -248,6 +287,7 @@ impl EventStore for SledStore {
     }
 
     async fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError> {
+        self.check_not_read_only()?;
         self.blocking(move |inner| inner.import(events)).await
     }
 

@@ -95,9 +95,21 @@ pub(crate) fn create_if_missing(dir: &Path) -> Result<(), StoreError> {
         }
         Ok(_) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            // Every directory created here gets its entry synced in its parent.
+            let mut created = vec![dir];
+            while let Some(parent) = created
+                .last()
+                .and_then(|last| last.parent())
+                .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+            {
+                created.push(parent);
+            }
             fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
+            for created in created.iter().rev() {
+                match created.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    Some(parent) => sync_dir(parent)?,
+                    None => sync_dir(Path::new("."))?,
+                }
             }
         }
         Err(error) => return Err(io_err(format!("reading {}", dir.display()))(error)),
@@ -122,7 +134,7 @@ pub(crate) fn open_marked(dir: &Path) -> Result<Inner, StoreError> {
     let db_file_path = db_dir.join(DB_FILE_NAME);
     // sled reads a damaged file as an empty database: remember whether there was one.
     let had_database = fs::metadata(&db_file_path).is_ok_and(|meta| meta.len() > 0);
-    let config = sled_config(&db_dir)?;
+    let config = sled_config(&db_dir).map_err(|error| at_stake(dir, error))?;
     let tree = open_locked(&config, &db_dir)?;
     if !had_database {
         // sled created its files and wrote its `conf` without a sync: the file's bytes, the
@@ -142,7 +154,7 @@ pub(crate) fn open_marked(dir: &Path) -> Result<Inner, StoreError> {
     check_format_record(dir, &tree, &db_file, had_database)?;
     // Checked once the redo log has written back what a crash cut short (`open_redo`).
     let head = read_head(&tree)?;
-    let (redo, head, synced) = open_redo(dir, &tree, &db_file, head, had_database)?;
+    let (redo, head, synced) = open_redo(dir, &tree, &db_file, head)?;
     debug_assert!(synced <= head.position);
     let indexed = open_index_mark(&tree, &head)?;
     let (tail, stream_heads) = rebuild_tail(&tree, indexed, head.position)?;
@@ -409,7 +421,6 @@ fn open_redo(
     tree: &sled::Db,
     db_file: &fs::File,
     head: Head,
-    had_database: bool,
 ) -> Result<(RedoLog, Head, u64), StoreError> {
     let db_dir = &db_dir(dir);
     let start_new = |head: Head| -> Result<(RedoLog, Head, u64), StoreError> {
@@ -421,7 +432,11 @@ fn open_redo(
     };
     let Some(recovered) = RedoLog::open(dir)? else {
         check_head(tree, &head)?;
-        if !had_database && head.position == 0 {
+        // A store whose creation was cut (a crash, a power cut) before its redo files were
+        // durable: sled holds no event, so none was ever acknowledged (an acknowledgement
+        // needs a redo record); its log starts now. A store with events and no redo files
+        // is refused below.
+        if head.position == 0 {
             return start_new(head);
         }
         return Err(StoreError::Corrupt {
@@ -499,6 +514,29 @@ fn open_redo(
     log.reset(&head)?;
     let synced = head.position;
     Ok((log, head, synced))
+}
+
+/// A refusal before sled could open (its `conf` unreadable), naming the events at stake:
+/// those the redo log records as acknowledged.
+fn at_stake(dir: &Path, error: StoreError) -> StoreError {
+    let StoreError::Corrupt { position, detail } = error else {
+        return error;
+    };
+    let acknowledged = RedoLog::open(dir)
+        .ok()
+        .flatten()
+        .map(|recovered| recovered.acknowledged.position);
+    let stake = match acknowledged {
+        Some(0) => "the redo log records no acknowledged event".to_string(),
+        Some(n) => format!(
+            "the redo log records events 1..{n} as acknowledged: sled cannot open the database              holding them without it; they are likely intact: restore the file from a backup              (sled 0.34 writes it once, when it creates the database)"
+        ),
+        None => "the redo log cannot say which events were acknowledged".to_string(),
+    };
+    StoreError::Corrupt {
+        position,
+        detail: format!("{detail}: {stake}"),
+    }
 }
 
 /// sled's recovered head is behind what was acknowledged.

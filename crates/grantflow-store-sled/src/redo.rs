@@ -388,11 +388,10 @@ impl RedoLog {
         };
         log.reset(head)?;
         log.preallocate()?;
-        if let Ok(dir_file) = fs::File::open(dir) {
-            dir_file
-                .sync_all()
-                .map_err(io_err(dir, "syncing the directory"))?;
-        }
+        // The files' names durable: a store with events and no redo files is refused.
+        fs::File::open(dir)
+            .and_then(|dir_file| dir_file.sync_all())
+            .map_err(io_err(dir, "syncing the directory"))?;
         Ok(log)
     }
 

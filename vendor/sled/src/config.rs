@@ -671,13 +671,17 @@ impl Config {
         let path = self.config_path();
 
         let mut f =
-            fs::OpenOptions::new().write(true).create(true).open(path)?;
+            fs::OpenOptions::new().write(true).create(true).open(&path)?;
 
         io_fail!(self, "write_config bytes");
         f.write_all(&*bytes)?;
         io_fail!(self, "write_config crc");
         f.write_all(&crc_arr)?;
         io_fail!(self, "write_config post");
+        // grantflow: the file and its name durable before anything depends on them (a power
+        // cut left it empty, and sled refuses a database without it).
+        f.sync_all()?;
+        sync_parent_dir(&path)?;
         Ok(())
     }
 
@@ -814,6 +818,15 @@ impl Drop for Inner {
         // Our files are temporary, so nuke them.
         debug!("removing temporary storage file {:?}", self.get_path());
         let _res = fs::remove_dir_all(&self.get_path());
+    }
+}
+
+/// grantflow: makes the entries of `path`'s directory (a file created, renamed or removed
+/// there) durable: an fsync of the directory, without which a power cut may undo them.
+pub(crate) fn sync_parent_dir(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => fs::File::open(dir)?.sync_all(),
+        _ => fs::File::open(".")?.sync_all(),
     }
 }
 

@@ -563,6 +563,11 @@ fn write_snapshot(config: &RunningConfig, snapshot: &Snapshot) -> Result<()> {
 
     trace!("renamed snapshot to {}", path_2.to_string_lossy());
 
+    // grantflow: the new snapshot's name durable before the old ones go, and before any
+    // segment it frees is written again: after a power cut that lost the rename, recovery
+    // started from an older snapshot and read segments reused since.
+    crate::config::sync_parent_dir(&path_2)?;
+
     // clean up any old snapshots
     let candidates = config.get_snapshot_files()?;
     for path in candidates {
