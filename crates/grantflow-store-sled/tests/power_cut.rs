@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use common::fill;
 use grantflow_lazyfs::{LazyFs, Options};
 use grantflow_store::EventStore;
-use grantflow_store_sled::redo::REDO_FILE_NAMES;
 use grantflow_store_sled::SledStore;
+use grantflow_store_sled::REDO_FILE_NAMES;
 
 /// A backing directory and a mountpoint, or `None` (with the reason printed) without FUSE.
 fn dirs(test: &str) -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
