@@ -16,7 +16,7 @@ mod util;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use util::{env_u64, granted_fund_setup, lines, seed_from_env, Rng, Store};
@@ -119,16 +119,7 @@ fn run_and_kill(store: &Store, input: &str, after: Duration) -> Vec<Value> {
             }
         }
     });
-    let started = Instant::now();
-    while started.elapsed() < after {
-        std::thread::sleep(Duration::from_millis(5));
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-    }
-    // SIGKILL: no chance to flush or clean up.
-    let _ = child.kill();
-    let _ = child.wait();
+    util::kill_after(&mut child, after);
     let _ = writer.join();
     let _ = reader.join();
     // A line cut by the kill is not a printed result.

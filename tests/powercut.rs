@@ -307,15 +307,7 @@ fn exec_and_kill(data: &Path, switch: u64, input: String, after: Duration) -> Ve
             .map_while(Result::ok)
             .collect::<Vec<String>>()
     });
-    let started = Instant::now();
-    while started.elapsed() < after {
-        std::thread::sleep(Duration::from_millis(5));
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    util::kill_after(&mut child, after);
     let _ = writer.join();
     // A line cut by the kill is not a printed result.
     reader
@@ -326,17 +318,28 @@ fn exec_and_kill(data: &Path, switch: u64, input: String, after: Duration) -> Ve
         .collect()
 }
 
-#[test]
-fn power_cuts_under_exec_lose_no_acknowledged_command() {
-    if !fuse_usable("power_cuts_under_exec_lose_no_acknowledged_command") {
-        return;
+/// A loop's start: `None` when FUSE is not usable (said, or a failure where it is required);
+/// else this test's turn on the machine, the number of cuts and the seed, announced.
+fn begin(test: &str, what: &str) -> Option<(std::sync::MutexGuard<'static, ()>, u64, u64)> {
+    if !fuse_usable(test) {
+        return None;
     }
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let cuts = env_u64("GRANTFLOW_POWERCUT_CUTS", 4);
     let seed = seed_from_env("GRANTFLOW_POWERCUT_SEED");
     println!(
-        "power cuts under exec: {cuts} cuts, seed {seed} (GRANTFLOW_POWERCUT_SEED replays it)"
+        "power cuts under {what}: {cuts} cuts, seed {seed} (GRANTFLOW_POWERCUT_SEED replays it)"
     );
+    Some((turn, cuts, seed))
+}
+
+#[test]
+fn power_cuts_under_exec_lose_no_acknowledged_command() {
+    let Some((_turn, cuts, seed)) =
+        begin("power_cuts_under_exec_lose_no_acknowledged_command", "exec")
+    else {
+        return;
+    };
     let started = Instant::now();
     let mut machine = Machine::new(seed);
     let mut stores = 0u64;
@@ -524,15 +527,12 @@ fn token_states(data: &Path) -> HashMap<String, String> {
 
 #[test]
 fn power_cuts_under_serve_lose_no_acknowledged_command() {
-    if !fuse_usable("power_cuts_under_serve_lose_no_acknowledged_command") {
+    let Some((_turn, cuts, seed)) = begin(
+        "power_cuts_under_serve_lose_no_acknowledged_command",
+        "serve",
+    ) else {
         return;
-    }
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let cuts = env_u64("GRANTFLOW_POWERCUT_CUTS", 4);
-    let seed = seed_from_env("GRANTFLOW_POWERCUT_SEED");
-    println!(
-        "power cuts under serve: {cuts} cuts, seed {seed} (GRANTFLOW_POWERCUT_SEED replays it)"
-    );
+    };
     let started = Instant::now();
     let mut machine = Machine::new(seed);
     let data = machine.data("serve");

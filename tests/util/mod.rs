@@ -167,6 +167,20 @@ impl Store {
     }
 }
 
+/// Lets `child` run for `after` (or until it exits by itself), then kills it with SIGKILL:
+/// no chance to flush or clean up.
+pub fn kill_after(child: &mut std::process::Child, after: std::time::Duration) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < after {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// JSON Lines from a list of values.
 pub fn lines(commands: &[Value]) -> String {
     commands

@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use grantflow_bench::baseline::{scan_file, scan_sqlite, FileSink, Sink, SqliteSink};
+use grantflow_bench::probe::ProbeStats;
 use grantflow_bench::records::{decode_canonical, EventRec};
 use grantflow_bench::sys::vm_hwm_kib;
 use grantflow_bench::workload::Generator;
@@ -111,6 +112,34 @@ fn fields(pairs: &[(&str, Value)]) -> Map<String, Value> {
 
 /// Appends commands of the generated workload through the engine (pipelined, as `exec`)
 /// until the log holds `config.events` events; then writes the envelopes for the baselines.
+/// The fields of an append run: what was sent and accepted, and what the probe saw.
+fn append_fields(
+    commands: u64,
+    accepted: u64,
+    seconds: f64,
+    stats: &ProbeStats,
+) -> Map<String, Value> {
+    fields(&[
+        ("commands", json!(commands)),
+        ("accepted", json!(accepted)),
+        ("events", json!(stats.events)),
+        ("seconds", round(seconds)),
+        (
+            "events_per_s",
+            round(stats.events as f64 / seconds.max(1e-9)),
+        ),
+        ("groups", json!(stats.appends)),
+        (
+            "events_per_group",
+            round(stats.events as f64 / stats.appends.max(1) as f64),
+        ),
+        (
+            "store_share",
+            round(stats.append_seconds / seconds.max(1e-9)),
+        ),
+    ])
+}
+
 fn engine_append(config: &Config, args: &ChildArgs) -> anyhow::Result<()> {
     let rt = runtime()?;
     rt.block_on(async {
@@ -127,25 +156,7 @@ fn engine_append(config: &Config, args: &ChildArgs) -> anyhow::Result<()> {
         // Release the store (sled's lock) before reading it back.
         drop(engine);
         drop(probe);
-        let mut f = fields(&[
-            ("commands", json!(commands)),
-            ("accepted", json!(accepted)),
-            ("events", json!(stats.events)),
-            ("seconds", round(seconds)),
-            (
-                "events_per_s",
-                round(stats.events as f64 / seconds.max(1e-9)),
-            ),
-            ("groups", json!(stats.appends)),
-            (
-                "events_per_group",
-                round(stats.events as f64 / stats.appends.max(1) as f64),
-            ),
-            (
-                "store_share",
-                round(stats.append_seconds / seconds.max(1e-9)),
-            ),
-        ]);
+        let mut f = append_fields(commands, accepted, seconds, &stats);
         f.insert("vm_hwm_kib".into(), json!(hwm));
         // The envelopes, for the baselines (after the RSS reading).
         if let Some(out) = &args.input {
@@ -214,26 +225,8 @@ fn pg_task(config: &Config, args: &ChildArgs) -> anyhow::Result<()> {
                 engine.close().await?;
                 let hwm = vm_hwm_kib();
                 let stats = probe.layer().stats();
-                let mut f = fields(&[
-                    ("commands", json!(commands)),
-                    ("accepted", json!(accepted)),
-                    ("events", json!(stats.events)),
-                    ("seconds", round(seconds)),
-                    (
-                        "events_per_s",
-                        round(stats.events as f64 / seconds.max(1e-9)),
-                    ),
-                    ("groups", json!(stats.appends)),
-                    (
-                        "events_per_group",
-                        round(stats.events as f64 / stats.appends.max(1) as f64),
-                    ),
-                    (
-                        "store_share",
-                        round(stats.append_seconds / seconds.max(1e-9)),
-                    ),
-                    ("conflicts", json!(conflicts)),
-                ]);
+                let mut f = append_fields(commands, accepted, seconds, &stats);
+                f.insert("conflicts".into(), json!(conflicts));
                 f.insert("vm_hwm_kib".into(), json!(hwm));
                 println!("{}", Value::Object(f));
             }
