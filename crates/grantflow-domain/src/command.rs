@@ -1,6 +1,7 @@
 //! Commands: what a client asks for, already checked for shape and field values.
 
 use crate::money::{Amount, Currency, DecimalText};
+use crate::terms::{Category, DocumentRef, IncomeKind, ReportKind, TermsChange};
 use crate::values::{Country, Date};
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,14 @@ pub const COMMAND_NAMES: &[&str] = &[
     "cancel-grant",
     "close-grant",
     "finalize-grant",
+    "revise-fund-terms",
+    "record-pledge",
+    "record-income",
+    "schedule-report",
+    "submit-report",
+    "accept-report",
+    "return-report",
+    "attach-document",
 ];
 
 /// A parsed command with the fields every command shares.
@@ -61,6 +70,8 @@ pub enum Command {
         name: String,
         /// The fund's currency.
         currency: Currency,
+        /// The fund's terms, where given (the rest keep their defaults).
+        terms: TermsChange,
     },
     /// Money received by a fund from a donor.
     RecordContribution {
@@ -74,6 +85,8 @@ pub enum Command {
         received_on: Date,
         /// The amount in the donor's currency (information only).
         original: Option<ForeignAmount>,
+        /// The pledge this contribution pays.
+        pledge: Option<String>,
         /// The currency the client states; must be the fund's.
         currency: Option<Currency>,
     },
@@ -126,6 +139,8 @@ pub enum Command {
         allocation: DecimalText,
         /// Whether the agency is the lead.
         lead: bool,
+        /// The agency's budget by category.
+        budget: Option<BudgetText>,
         /// The currency the client states; must be the fund's.
         currency: Option<Currency>,
     },
@@ -139,6 +154,8 @@ pub enum Command {
         allocation: DecimalText,
         /// Why, in words.
         reason: String,
+        /// The agency's budget by category.
+        budget: Option<BudgetText>,
         /// The currency the client states; must be the fund's.
         currency: Option<Currency>,
     },
@@ -176,6 +193,8 @@ pub enum Command {
         amount: DecimalText,
         /// The end of the reporting period.
         period_end: Date,
+        /// The budget category spent in.
+        category: Option<Category>,
         /// The currency the client states; must be the fund's.
         currency: Option<Currency>,
     },
@@ -242,7 +261,120 @@ pub enum Command {
         /// The grant id.
         grant: String,
     },
+    /// The fund's terms change.
+    ReviseFundTerms {
+        /// The fund id.
+        fund: String,
+        /// Why, in words.
+        reason: String,
+        /// The terms that change (at least one).
+        terms: TermsChange,
+    },
+    /// A donor's signed pledge.
+    RecordPledge {
+        /// The fund id.
+        fund: String,
+        /// The pledge id.
+        pledge: String,
+        /// The donor id.
+        donor: String,
+        /// The amount.
+        amount: DecimalText,
+        /// When the agreement was signed.
+        signed_on: Date,
+        /// When the money is due.
+        due_on: Option<Date>,
+        /// The currency the client states; must be the fund's.
+        currency: Option<Currency>,
+    },
+    /// Income of the fund (interest, investment, other).
+    RecordIncome {
+        /// The fund id.
+        fund: String,
+        /// The kind of income.
+        kind: IncomeKind,
+        /// The amount.
+        amount: DecimalText,
+        /// When the money was received.
+        received_on: Date,
+        /// The currency the client states; must be the fund's.
+        currency: Option<Currency>,
+    },
+    /// A report is scheduled.
+    ScheduleReport {
+        /// The grant id.
+        grant: String,
+        /// The report id.
+        report: String,
+        /// The kind of report.
+        kind: ReportKind,
+        /// The end of the period it covers.
+        period_end: Date,
+        /// When it is due.
+        due_on: Date,
+    },
+    /// A report is submitted (on behalf of the lead agency).
+    SubmitReport {
+        /// The grant id.
+        grant: String,
+        /// The report id.
+        report: String,
+        /// When it was submitted.
+        submitted_on: Date,
+        /// The report's file.
+        document: Option<DocumentRef>,
+    },
+    /// A submitted report is accepted.
+    AcceptReport {
+        /// The grant id.
+        grant: String,
+        /// The report id.
+        report: String,
+        /// When it was accepted.
+        accepted_on: Date,
+    },
+    /// A submitted report is returned, to be submitted again.
+    ReturnReport {
+        /// The grant id.
+        grant: String,
+        /// The report id.
+        report: String,
+        /// When it was returned.
+        returned_on: Date,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A document is filed on a grant or a fund.
+    AttachDocument {
+        /// The grant or fund it is filed on.
+        owner: DocumentOwner,
+        /// The document id.
+        document: String,
+        /// The title.
+        title: String,
+        /// The IATI DocumentCategory code.
+        category: String,
+        /// SHA-256 of the file.
+        sha256: String,
+        /// Where it can be read.
+        url: Option<String>,
+        /// When it was issued.
+        issued_on: Option<Date>,
+    },
 }
+
+/// What a document is filed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentOwner {
+    /// A grant.
+    Grant(String),
+    /// A fund.
+    Fund(String),
+}
+
+/// A budget as a command gives it: (category, amount) pairs in the order given; amounts stay
+/// text until the fund's currency is known ("0" allowed).
+pub type BudgetText = Vec<(Category, DecimalText)>;
 
 impl Command {
     /// The kebab-case name, e.g. `"approve-grant"`.
@@ -265,6 +397,14 @@ impl Command {
             Command::CancelGrant { .. } => "cancel-grant",
             Command::CloseGrant { .. } => "close-grant",
             Command::FinalizeGrant { .. } => "finalize-grant",
+            Command::ReviseFundTerms { .. } => "revise-fund-terms",
+            Command::RecordPledge { .. } => "record-pledge",
+            Command::RecordIncome { .. } => "record-income",
+            Command::ScheduleReport { .. } => "schedule-report",
+            Command::SubmitReport { .. } => "submit-report",
+            Command::AcceptReport { .. } => "accept-report",
+            Command::ReturnReport { .. } => "return-report",
+            Command::AttachDocument { .. } => "attach-document",
         }
     }
 
@@ -277,20 +417,35 @@ impl Command {
         }
     }
 
-    /// The fund a fund command targets (register-fund, record-contribution).
+    /// The fund a fund command targets (register-fund, record-contribution, revise-fund-terms,
+    /// record-pledge, record-income, attach-document on a fund).
     pub fn fund_target(&self) -> Option<&str> {
         match self {
-            Command::RegisterFund { fund, .. } | Command::RecordContribution { fund, .. } => {
-                Some(fund)
-            }
+            Command::RegisterFund { fund, .. }
+            | Command::RecordContribution { fund, .. }
+            | Command::ReviseFundTerms { fund, .. }
+            | Command::RecordPledge { fund, .. }
+            | Command::RecordIncome { fund, .. }
+            | Command::AttachDocument {
+                owner: DocumentOwner::Fund(fund),
+                ..
+            } => Some(fund),
             _ => None,
         }
     }
 
-    /// The grant the command names, if any (every command but the two fund commands).
+    /// The grant the command names, if any (every command but the fund commands).
     pub fn grant_id(&self) -> Option<&str> {
         match self {
-            Command::RegisterFund { .. } | Command::RecordContribution { .. } => None,
+            Command::RegisterFund { .. }
+            | Command::RecordContribution { .. }
+            | Command::ReviseFundTerms { .. }
+            | Command::RecordPledge { .. }
+            | Command::RecordIncome { .. }
+            | Command::AttachDocument {
+                owner: DocumentOwner::Fund(_),
+                ..
+            } => None,
             Command::SubmitProposal { grant, .. }
             | Command::RejectProposal { grant, .. }
             | Command::ApproveGrant { grant, .. }
@@ -305,7 +460,15 @@ impl Command {
             | Command::ResumeGrant { grant, .. }
             | Command::CancelGrant { grant, .. }
             | Command::CloseGrant { grant, .. }
-            | Command::FinalizeGrant { grant } => Some(grant),
+            | Command::FinalizeGrant { grant }
+            | Command::ScheduleReport { grant, .. }
+            | Command::SubmitReport { grant, .. }
+            | Command::AcceptReport { grant, .. }
+            | Command::ReturnReport { grant, .. }
+            | Command::AttachDocument {
+                owner: DocumentOwner::Grant(grant),
+                ..
+            } => Some(grant),
         }
     }
 
@@ -319,7 +482,9 @@ impl Command {
             | Command::RecordDisbursement { currency, .. }
             | Command::RecordExpenditure { currency, .. }
             | Command::RecordRefund { currency, .. }
-            | Command::ReviseGrant { currency, .. } => *currency,
+            | Command::ReviseGrant { currency, .. }
+            | Command::RecordPledge { currency, .. }
+            | Command::RecordIncome { currency, .. } => *currency,
             _ => None,
         }
     }
@@ -331,11 +496,22 @@ impl Command {
             | Command::SubmitProposal { amount, .. }
             | Command::RecordDisbursement { amount, .. }
             | Command::RecordExpenditure { amount, .. }
-            | Command::RecordRefund { amount, .. } => vec![("amount", amount)],
-            Command::AssignAgency { allocation, .. }
-            | Command::ReviseAllocation { allocation, .. } => {
-                vec![("allocation", allocation)]
+            | Command::RecordRefund { amount, .. }
+            | Command::RecordPledge { amount, .. }
+            | Command::RecordIncome { amount, .. } => vec![("amount", amount)],
+            Command::AssignAgency {
+                allocation, budget, ..
             }
+            | Command::ReviseAllocation {
+                allocation, budget, ..
+            } => std::iter::once(("allocation", allocation))
+                .chain(
+                    budget
+                        .iter()
+                        .flatten()
+                        .map(|(category, amount)| (category.budget_field(), amount)),
+                )
+                .collect(),
             Command::ReviseGrant {
                 amount: Some(amount),
                 ..

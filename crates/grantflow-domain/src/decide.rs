@@ -24,8 +24,11 @@ pub fn decide(
     }
     match target {
         Target::NewFund => register_fund(command),
-        Target::Fund(fund) => record_contribution(fund, command),
-        Target::NewGrant(fund) => submit_proposal(actor, fund, command),
+        Target::Fund(fund) => crate::fund_rules::decide_fund(fund, command),
+        Target::NewGrant(fund, existing) => {
+            check_grant_unused(existing, command)?;
+            submit_proposal(actor, fund, command)
+        }
         Target::Grant(grant, fund) => {
             check_state(grant, command)?;
             let ctx = GrantCtx { actor, grant, fund };
@@ -38,7 +41,9 @@ pub fn decide(
 enum Target<'a> {
     NewFund,
     Fund(&'a FundState),
-    NewGrant(&'a FundState),
+    /// A proposal's fund, and the grant that already has its id (`grant_exists`, a rule of
+    /// the command's own, checked after the amounts).
+    NewGrant(&'a FundState, Option<&'a GrantState>),
     Grant(&'a GrantState, &'a FundState),
 }
 
@@ -46,7 +51,7 @@ impl Target<'_> {
     fn currency(&self) -> Option<Currency> {
         match self {
             Target::NewFund => None,
-            Target::Fund(fund) | Target::NewGrant(fund) | Target::Grant(_, fund) => {
+            Target::Fund(fund) | Target::NewGrant(fund, _) | Target::Grant(_, fund) => {
                 Some(fund.currency)
             }
         }
@@ -62,19 +67,12 @@ fn resolve<'a>(world: &'a World, command: &Command) -> Result<Target<'a>, Domain
             )),
             None => Ok(Target::NewFund),
         },
-        Command::RecordContribution { fund, .. } => known_fund(world, fund).map(Target::Fund),
-        Command::SubmitProposal { fund, grant, .. } => {
-            let fund = known_fund(world, fund)?;
-            match world.grant(grant) {
-                Some(existing) => Err(DomainError::new(
-                    ErrorCode::GrantExists,
-                    format!(
-                        "grant {grant} already exists (under fund {}); choose another id",
-                        existing.fund
-                    ),
-                )),
-                None => Ok(Target::NewGrant(fund)),
-            }
+        Command::SubmitProposal { fund, grant, .. } => Ok(Target::NewGrant(
+            known_fund(world, fund)?,
+            world.grant(grant),
+        )),
+        _ if command.fund_target().is_some() => {
+            known_fund(world, command.fund_target().unwrap_or_default()).map(Target::Fund)
         }
         _ => {
             let id = command.grant_id().unwrap_or_default();
@@ -86,6 +84,20 @@ fn resolve<'a>(world: &'a World, command: &Command) -> Result<Target<'a>, Domain
             })?;
             Ok(Target::Grant(grant, known_fund(world, &grant.fund)?))
         }
+    }
+}
+
+fn check_grant_unused(existing: Option<&GrantState>, command: &Command) -> Result<(), DomainError> {
+    match existing {
+        Some(existing) => Err(DomainError::new(
+            ErrorCode::GrantExists,
+            format!(
+                "grant {} already exists (under fund {}); choose another id",
+                command.grant_id().unwrap_or_default(),
+                existing.fund
+            ),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -137,6 +149,13 @@ pub fn allowed_states(command_name: &str) -> &'static [Status] {
         "revise-allocation" | "withdraw-agency" | "revise-grant" | "cancel-grant"
         | "close-grant" => &[Approved, Active, Suspended],
         "record-expenditure" | "record-refund" => &[Approved, Active, Suspended, Closed, Cancelled],
+        "schedule-report" => &[Approved, Active, Suspended, Closed],
+        "submit-report" | "accept-report" | "return-report" => {
+            &[Approved, Active, Suspended, Closed, Cancelled]
+        }
+        "attach-document" => &[
+            Proposed, Approved, Active, Suspended, Closed, Finalized, Cancelled,
+        ],
         "resume-grant" => &[Suspended],
         "finalize-grant" => &[Closed, Cancelled],
         _ => &[],
@@ -174,6 +193,7 @@ fn register_fund(command: &Command) -> Result<Vec<Event>, DomainError> {
         fund,
         name,
         currency,
+        terms,
     } = command
     else {
         return Ok(Vec::new());
@@ -182,28 +202,10 @@ fn register_fund(command: &Command) -> Result<Vec<Event>, DomainError> {
         fund: fund.clone(),
         name: name.clone(),
         currency: *currency,
-    }])
-}
-
-fn record_contribution(fund: &FundState, command: &Command) -> Result<Vec<Event>, DomainError> {
-    let Command::RecordContribution {
-        donor,
-        amount,
-        received_on,
-        original,
-        ..
-    } = command
-    else {
-        return Ok(Vec::new());
-    };
-    Ok(vec![Event::ContributionRecorded {
-        fund: fund.fund.clone(),
-        donor: donor.clone(),
-        amount: exact(amount, fund.currency, command, "amount")?,
-        received_on: *received_on,
-        original_amount: original
-            .map(|original| Money::new(original.amount, original.currency.decimals())),
-        original_currency: original.map(|original| original.currency),
+        admin_fee_percent: terms.admin_fee_percent,
+        indirect_max_percent: terms.indirect_max_percent,
+        tranche_threshold_percent: terms.tranche_threshold_percent,
+        hold_on_overdue_reports: terms.hold_on_overdue_reports,
     }])
 }
 
@@ -267,6 +269,11 @@ fn decide_grant(ctx: &GrantCtx, command: &Command) -> Result<Vec<Event>, DomainE
         Command::RecordExpenditure { .. } => record_expenditure(ctx, command),
         Command::RecordRefund { .. } => record_refund(ctx, command),
         Command::ReviseGrant { .. } => revise_grant(ctx, command),
+        Command::ScheduleReport { .. }
+        | Command::SubmitReport { .. }
+        | Command::AcceptReport { .. }
+        | Command::ReturnReport { .. }
+        | Command::AttachDocument { .. } => crate::reports::decide_report(ctx, command),
         _ => decide_lifecycle(ctx, command),
     }
 }

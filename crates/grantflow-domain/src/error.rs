@@ -51,6 +51,36 @@ pub enum ErrorCode {
     CommandIdConflict,
     /// The grant already has a lead agency.
     LeadExists,
+    /// A pledge with that id already exists in the fund.
+    PledgeExists,
+    /// The pledge does not exist, or is another donor's.
+    UnknownPledge,
+    /// A contribution exceeds its pledge's outstanding amount.
+    OverPledge,
+    /// An agency budget's categories do not sum to its allocation.
+    BudgetMismatch,
+    /// Indirect support costs exceed the fund's cap on direct costs.
+    IndirectOverCap,
+    /// An expenditure of an agency with a budget names no category.
+    CategoryRequired,
+    /// An expenditure names a category but the agency has no budget.
+    NoBudget,
+    /// A category's expended would pass 120% of its budget.
+    OverBudgetCategory,
+    /// The agency has not spent enough of what it holds for a further tranche.
+    TrancheConditionUnmet,
+    /// A report of the grant is overdue on the disbursement's date.
+    ReportOverdue,
+    /// A report with that id already exists on the grant.
+    ReportExists,
+    /// The report does not exist on the grant.
+    UnknownReport,
+    /// The report's status does not allow the command.
+    InvalidReportState,
+    /// A report of the grant is not yet accepted.
+    ReportsOutstanding,
+    /// A document with that id already exists on the grant or fund.
+    DocumentExists,
 }
 
 /// Every error code, in the order of docs/errors.md.
@@ -78,6 +108,21 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::VersionConflict,
     ErrorCode::CommandIdConflict,
     ErrorCode::LeadExists,
+    ErrorCode::PledgeExists,
+    ErrorCode::UnknownPledge,
+    ErrorCode::OverPledge,
+    ErrorCode::BudgetMismatch,
+    ErrorCode::IndirectOverCap,
+    ErrorCode::CategoryRequired,
+    ErrorCode::NoBudget,
+    ErrorCode::OverBudgetCategory,
+    ErrorCode::TrancheConditionUnmet,
+    ErrorCode::ReportOverdue,
+    ErrorCode::ReportExists,
+    ErrorCode::UnknownReport,
+    ErrorCode::InvalidReportState,
+    ErrorCode::ReportsOutstanding,
+    ErrorCode::DocumentExists,
 ];
 
 impl ErrorCode {
@@ -107,6 +152,21 @@ impl ErrorCode {
             ErrorCode::VersionConflict => "version_conflict",
             ErrorCode::CommandIdConflict => "command_id_conflict",
             ErrorCode::LeadExists => "lead_exists",
+            ErrorCode::PledgeExists => "pledge_exists",
+            ErrorCode::UnknownPledge => "unknown_pledge",
+            ErrorCode::OverPledge => "over_pledge",
+            ErrorCode::BudgetMismatch => "budget_mismatch",
+            ErrorCode::IndirectOverCap => "indirect_over_cap",
+            ErrorCode::CategoryRequired => "category_required",
+            ErrorCode::NoBudget => "no_budget",
+            ErrorCode::OverBudgetCategory => "over_budget_category",
+            ErrorCode::TrancheConditionUnmet => "tranche_condition_unmet",
+            ErrorCode::ReportOverdue => "report_overdue",
+            ErrorCode::ReportExists => "report_exists",
+            ErrorCode::UnknownReport => "unknown_report",
+            ErrorCode::InvalidReportState => "invalid_report_state",
+            ErrorCode::ReportsOutstanding => "reports_outstanding",
+            ErrorCode::DocumentExists => "document_exists",
         }
     }
 

@@ -6,13 +6,21 @@
 use crate::command::{fund_stream, grant_stream, COMMAND_NAMES};
 use crate::error::DomainError;
 use crate::money::{Currency, Money};
+use crate::terms::{
+    Category, DocumentRef, FundTerms, IncomeKind, Percent, ReportKind, StoredBudget, TermsChange,
+};
 use crate::values::{Country, Date};
 use crate::world::Status;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// Payload schema version of every event type today.
+/// Payload schema version of an event written in the first shape of its type.
 pub const EVENT_SCHEMA: u32 = 1;
+/// Payload schema version of an event that uses a field its type gained (the terms on
+/// `fund.registered`, `pledge` on `fund.contribution_recorded`, `budget` on
+/// `grant.agency_assigned` and `grant.allocation_revised`, `category` on
+/// `grant.expenditure_recorded`).
+pub const EVENT_SCHEMA_EXTENDED: u32 = 2;
 
 /// Every event type, in the order of docs/events.md.
 pub const EVENT_TYPES: &[&str] = &[
@@ -35,6 +43,16 @@ pub const EVENT_TYPES: &[&str] = &[
     "grant.cancelled",
     "grant.closed",
     "grant.finalized",
+    "fund.terms_revised",
+    "fund.pledge_recorded",
+    "fund.fee_charged",
+    "fund.income_recorded",
+    "fund.document_attached",
+    "grant.report_scheduled",
+    "grant.report_submitted",
+    "grant.report_accepted",
+    "grant.report_returned",
+    "grant.document_attached",
 ];
 
 /// The commands whose effect can revise a grant's commitment (`fund.commitment_revised`'s `cause`).
@@ -68,6 +86,18 @@ pub enum Event {
         name: String,
         /// The fund's currency.
         currency: Currency,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The fee on each contribution, where given (schema 2).
+        admin_fee_percent: Option<Percent>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The cap on indirect support costs, where given (schema 2).
+        indirect_max_percent: Option<Percent>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The tranche threshold, where given (schema 2).
+        tranche_threshold_percent: Option<Percent>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The hold on overdue reports, where given (schema 2).
+        hold_on_overdue_reports: Option<bool>,
     },
     /// `fund.contribution_recorded`
     #[serde(rename = "fund.contribution_recorded")]
@@ -86,6 +116,9 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         /// The donor's currency (information only).
         original_currency: Option<Currency>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The pledge it pays (schema 2).
+        pledge: Option<String>,
     },
     /// `grant.proposed`
     #[serde(rename = "grant.proposed")]
@@ -162,6 +195,9 @@ pub enum Event {
         lead: bool,
         /// The agency's allocation.
         allocation: Money,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The agency's budget by category (schema 2).
+        budget: Option<StoredBudget>,
     },
     /// `grant.allocation_revised`
     #[serde(rename = "grant.allocation_revised")]
@@ -176,6 +212,9 @@ pub enum Event {
         allocation: Money,
         /// Why, in words.
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The agency's budget by category (schema 2).
+        budget: Option<StoredBudget>,
     },
     /// `grant.agency_withdrawn`: `allocation` is what the withdrawal releases.
     #[serde(rename = "grant.agency_withdrawn")]
@@ -215,6 +254,9 @@ pub enum Event {
         amount: Money,
         /// The end of the reporting period.
         period_end: Date,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The budget category (schema 2).
+        category: Option<Category>,
     },
     /// `grant.refund_recorded`
     #[serde(rename = "grant.refund_recorded")]
@@ -306,6 +348,196 @@ pub enum Event {
         /// The grant id.
         grant: String,
     },
+    /// `fund.terms_revised`: the terms in force from now on.
+    #[serde(rename = "fund.terms_revised")]
+    TermsRevised {
+        /// The fund id.
+        fund: String,
+        /// The fee on each contribution.
+        admin_fee_percent: Percent,
+        /// The cap on indirect support costs.
+        indirect_max_percent: Percent,
+        /// The tranche threshold.
+        tranche_threshold_percent: Percent,
+        /// The hold on overdue reports.
+        hold_on_overdue_reports: bool,
+        /// Why, in words.
+        reason: String,
+    },
+    /// `fund.pledge_recorded`
+    #[serde(rename = "fund.pledge_recorded")]
+    PledgeRecorded {
+        /// The fund id.
+        fund: String,
+        /// The pledge id.
+        pledge: String,
+        /// The donor id.
+        donor: String,
+        /// The amount.
+        amount: Money,
+        /// When the agreement was signed.
+        signed_on: Date,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// When the money is due.
+        due_on: Option<Date>,
+    },
+    /// `fund.fee_charged`: the administrative agent's fee on one contribution.
+    #[serde(rename = "fund.fee_charged")]
+    FeeCharged {
+        /// The fund id.
+        fund: String,
+        /// The contribution's donor.
+        donor: String,
+        /// The contribution's amount.
+        contribution_amount: Money,
+        /// The fee percentage in force.
+        percent: Percent,
+        /// The fee.
+        amount: Money,
+    },
+    /// `fund.income_recorded`
+    #[serde(rename = "fund.income_recorded")]
+    IncomeRecorded {
+        /// The fund id.
+        fund: String,
+        /// The kind of income.
+        kind: IncomeKind,
+        /// The amount.
+        amount: Money,
+        /// When the money was received.
+        received_on: Date,
+    },
+    /// `fund.document_attached`
+    #[serde(rename = "fund.document_attached")]
+    FundDocumentAttached {
+        /// The fund id.
+        fund: String,
+        /// The document id.
+        document: String,
+        /// The title.
+        title: String,
+        /// The IATI DocumentCategory code.
+        category: String,
+        /// SHA-256 of the file, 64 lowercase hex digits.
+        sha256: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Where it can be read.
+        url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// When it was issued.
+        issued_on: Option<Date>,
+    },
+    /// `grant.report_scheduled`
+    #[serde(rename = "grant.report_scheduled")]
+    ReportScheduled {
+        /// The grant id.
+        grant: String,
+        /// The report id.
+        report: String,
+        /// Its kind.
+        kind: ReportKind,
+        /// The end of the period it covers.
+        period_end: Date,
+        /// When it is due.
+        due_on: Date,
+    },
+    /// `grant.report_submitted`
+    #[serde(rename = "grant.report_submitted")]
+    ReportSubmitted {
+        /// The grant id.
+        grant: String,
+        /// The report id.
+        report: String,
+        /// When it was submitted.
+        submitted_on: Date,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The report's file.
+        document: Option<DocumentRef>,
+        /// Who submitted it (four-eyes rule on acceptance).
+        submitted_by: String,
+    },
+    /// `grant.report_accepted`
+    #[serde(rename = "grant.report_accepted")]
+    ReportAccepted {
+        /// The grant id.
+        grant: String,
+        /// The report id.
+        report: String,
+        /// When it was accepted.
+        accepted_on: Date,
+    },
+    /// `grant.report_returned`
+    #[serde(rename = "grant.report_returned")]
+    ReportReturned {
+        /// The grant id.
+        grant: String,
+        /// The report id.
+        report: String,
+        /// When it was returned.
+        returned_on: Date,
+        /// Why, in words.
+        reason: String,
+    },
+    /// `grant.document_attached`
+    #[serde(rename = "grant.document_attached")]
+    GrantDocumentAttached {
+        /// The grant id.
+        grant: String,
+        /// The document id.
+        document: String,
+        /// The title.
+        title: String,
+        /// The IATI DocumentCategory code.
+        category: String,
+        /// SHA-256 of the file, 64 lowercase hex digits.
+        sha256: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Where it can be read.
+        url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// When it was issued.
+        issued_on: Option<Date>,
+    },
+}
+
+impl Event {
+    /// The terms a `fund.registered` gives.
+    pub fn registered_terms(&self) -> TermsChange {
+        match self {
+            Event::FundRegistered {
+                admin_fee_percent,
+                indirect_max_percent,
+                tranche_threshold_percent,
+                hold_on_overdue_reports,
+                ..
+            } => TermsChange {
+                admin_fee_percent: *admin_fee_percent,
+                indirect_max_percent: *indirect_max_percent,
+                tranche_threshold_percent: *tranche_threshold_percent,
+                hold_on_overdue_reports: *hold_on_overdue_reports,
+            },
+            _ => TermsChange::default(),
+        }
+    }
+
+    /// The terms a `fund.terms_revised` puts in force.
+    pub fn revised_terms(&self) -> Option<FundTerms> {
+        match self {
+            Event::TermsRevised {
+                admin_fee_percent,
+                indirect_max_percent,
+                tranche_threshold_percent,
+                hold_on_overdue_reports,
+                ..
+            } => Some(FundTerms {
+                admin_fee_percent: *admin_fee_percent,
+                indirect_max_percent: *indirect_max_percent,
+                tranche_threshold_percent: *tranche_threshold_percent,
+                hold_on_overdue_reports: *hold_on_overdue_reports,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The stored shape of an event, to split the payload out byte for byte.
@@ -338,6 +570,16 @@ impl Event {
             Event::GrantCancelled { .. } => "grant.cancelled",
             Event::GrantClosed { .. } => "grant.closed",
             Event::GrantFinalized { .. } => "grant.finalized",
+            Event::TermsRevised { .. } => "fund.terms_revised",
+            Event::PledgeRecorded { .. } => "fund.pledge_recorded",
+            Event::FeeCharged { .. } => "fund.fee_charged",
+            Event::IncomeRecorded { .. } => "fund.income_recorded",
+            Event::FundDocumentAttached { .. } => "fund.document_attached",
+            Event::ReportScheduled { .. } => "grant.report_scheduled",
+            Event::ReportSubmitted { .. } => "grant.report_submitted",
+            Event::ReportAccepted { .. } => "grant.report_accepted",
+            Event::ReportReturned { .. } => "grant.report_returned",
+            Event::GrantDocumentAttached { .. } => "grant.document_attached",
         }
     }
 
@@ -355,7 +597,12 @@ impl Event {
             Event::FundRegistered { fund, .. }
             | Event::ContributionRecorded { fund, .. }
             | Event::GrantCommitted { fund, .. }
-            | Event::CommitmentRevised { fund, .. } => Some(fund),
+            | Event::CommitmentRevised { fund, .. }
+            | Event::TermsRevised { fund, .. }
+            | Event::PledgeRecorded { fund, .. }
+            | Event::FeeCharged { fund, .. }
+            | Event::IncomeRecorded { fund, .. }
+            | Event::FundDocumentAttached { fund, .. } => Some(fund),
             _ => None,
         }
     }
@@ -363,7 +610,13 @@ impl Event {
     /// The grant the event names, if any (every grant event, and the fund events about a grant).
     pub fn grant(&self) -> Option<&str> {
         match self {
-            Event::FundRegistered { .. } | Event::ContributionRecorded { .. } => None,
+            Event::FundRegistered { .. }
+            | Event::ContributionRecorded { .. }
+            | Event::TermsRevised { .. }
+            | Event::PledgeRecorded { .. }
+            | Event::FeeCharged { .. }
+            | Event::IncomeRecorded { .. }
+            | Event::FundDocumentAttached { .. } => None,
             Event::GrantProposed { grant, .. }
             | Event::GrantRejected { grant, .. }
             | Event::GrantApproved { grant, .. }
@@ -380,13 +633,33 @@ impl Event {
             | Event::GrantResumed { grant, .. }
             | Event::GrantCancelled { grant, .. }
             | Event::GrantClosed { grant, .. }
-            | Event::GrantFinalized { grant } => Some(grant),
+            | Event::GrantFinalized { grant }
+            | Event::ReportScheduled { grant, .. }
+            | Event::ReportSubmitted { grant, .. }
+            | Event::ReportAccepted { grant, .. }
+            | Event::ReportReturned { grant, .. }
+            | Event::GrantDocumentAttached { grant, .. } => Some(grant),
         }
     }
 
-    /// The payload's schema version.
+    /// The payload's schema version: [`EVENT_SCHEMA_EXTENDED`] when the event uses a field
+    /// its type gained, else [`EVENT_SCHEMA`] (so an event of the first shape is written,
+    /// and hashed, exactly as before).
     pub fn schema(&self) -> u32 {
-        EVENT_SCHEMA
+        let extended = match self {
+            Event::FundRegistered { .. } => !self.registered_terms().is_empty(),
+            Event::ContributionRecorded { pledge, .. } => pledge.is_some(),
+            Event::AgencyAssigned { budget, .. } | Event::AllocationRevised { budget, .. } => {
+                budget.is_some()
+            }
+            Event::ExpenditureRecorded { category, .. } => category.is_some(),
+            _ => false,
+        };
+        if extended {
+            EVENT_SCHEMA_EXTENDED
+        } else {
+            EVENT_SCHEMA
+        }
     }
 
     /// The payload as compact JSON with a fixed field order.
@@ -480,6 +753,17 @@ pub fn command_of_event(event: &Event) -> &'static str {
         Event::GrantCancelled { .. } => "cancel-grant",
         Event::GrantClosed { .. } => "close-grant",
         Event::GrantFinalized { .. } => "finalize-grant",
+        Event::TermsRevised { .. } => "revise-fund-terms",
+        Event::PledgeRecorded { .. } => "record-pledge",
+        Event::FeeCharged { .. } => "record-contribution",
+        Event::IncomeRecorded { .. } => "record-income",
+        Event::ReportScheduled { .. } => "schedule-report",
+        Event::ReportSubmitted { .. } => "submit-report",
+        Event::ReportAccepted { .. } => "accept-report",
+        Event::ReportReturned { .. } => "return-report",
+        Event::FundDocumentAttached { .. } | Event::GrantDocumentAttached { .. } => {
+            "attach-document"
+        }
     }
 }
 
@@ -519,6 +803,7 @@ mod fast {
                     agency,
                     amount,
                     period_end: date,
+                    category: None,
                 });
         }
         let reference = match cursor.rest {
@@ -612,6 +897,7 @@ mod fast {
                             agency,
                             amount,
                             period_end: date,
+                            category: None,
                         },
                         _ => Event::RefundRecorded {
                             grant,

@@ -4,7 +4,10 @@
 
 use crate::event::Event;
 use crate::money::Amount;
-use crate::world::{AgencyState, FundState, GrantState, Status, World};
+use crate::terms::{FundTerms, ReportStatus};
+use crate::world::{
+    AgencyState, DocumentState, FundState, GrantState, PledgeState, ReportState, Status, World,
+};
 
 /// Applies `event`, found at global log `position`, to `world`.
 pub fn evolve(world: &mut World, position: u64, event: &Event) {
@@ -20,9 +23,13 @@ pub fn evolve(world: &mut World, position: u64, event: &Event) {
     stream.version += 1;
     stream.position = position;
     match event {
-        Event::FundRegistered { .. } | Event::ContributionRecorded { .. } => {
-            evolve_fund(world, event)
-        }
+        Event::FundRegistered { .. }
+        | Event::ContributionRecorded { .. }
+        | Event::TermsRevised { .. }
+        | Event::PledgeRecorded { .. }
+        | Event::FeeCharged { .. }
+        | Event::IncomeRecorded { .. }
+        | Event::FundDocumentAttached { .. } => evolve_fund(world, event),
         Event::GrantCommitted { .. } | Event::CommitmentRevised { .. } => {
             evolve_commitment(world, event)
         }
@@ -40,6 +47,7 @@ fn evolve_fund(world: &mut World, event: &Event) {
             fund,
             name,
             currency,
+            ..
         } => {
             if !world.funds.contains_key(fund) {
                 world.fund_order.push(fund.clone());
@@ -55,15 +63,93 @@ fn evolve_fund(world: &mut World, event: &Event) {
                     disbursed: Amount::ZERO,
                     refunded: Amount::ZERO,
                     grants: 0,
+                    terms: event.registered_terms().apply(FundTerms::default()),
+                    pledges: Vec::new(),
+                    fees: Amount::ZERO,
+                    income: Amount::ZERO,
+                    documents: Vec::new(),
                 },
             );
         }
-        Event::ContributionRecorded { fund, amount, .. } => {
-            if let Some(state) = world.funds.get_mut(fund) {
-                state.received += amount.amount;
+        _ => {
+            if let Some(state) = event.fund_stream_id().and_then(|id| world.funds.get_mut(id)) {
+                evolve_fund_figures(state, event);
+            }
+        }
+    }
+}
+
+fn evolve_fund_figures(state: &mut FundState, event: &Event) {
+    match event {
+        Event::ContributionRecorded { amount, pledge, .. } => {
+            state.received += amount.amount;
+            if let Some(pledge) = pledge
+                .as_ref()
+                .and_then(|id| state.pledges.iter_mut().find(|p| p.pledge == *id))
+            {
+                pledge.paid += amount.amount;
+            }
+        }
+        Event::TermsRevised { .. } => {
+            if let Some(terms) = event.revised_terms() {
+                state.terms = terms;
+            }
+        }
+        Event::PledgeRecorded {
+            pledge,
+            donor,
+            amount,
+            signed_on,
+            due_on,
+            ..
+        } => state.pledges.push(PledgeState {
+            pledge: pledge.clone(),
+            donor: donor.clone(),
+            amount: amount.amount,
+            paid: Amount::ZERO,
+            signed_on: *signed_on,
+            due_on: *due_on,
+        }),
+        Event::FeeCharged { amount, .. } => state.fees += amount.amount,
+        Event::IncomeRecorded { amount, .. } => state.income += amount.amount,
+        Event::FundDocumentAttached { .. } => {
+            if let Some(document) = document_state(event) {
+                state.documents.push(document);
             }
         }
         _ => {}
+    }
+}
+
+/// The document a `fund.document_attached` or `grant.document_attached` files.
+fn document_state(event: &Event) -> Option<DocumentState> {
+    match event {
+        Event::FundDocumentAttached {
+            document,
+            title,
+            category,
+            sha256,
+            url,
+            issued_on,
+            ..
+        }
+        | Event::GrantDocumentAttached {
+            document,
+            title,
+            category,
+            sha256,
+            url,
+            issued_on,
+            ..
+        } => Some(DocumentState {
+            document: document.clone(),
+            title: title.clone(),
+            category: category.clone(),
+            sha256: sha256.clone(),
+            url: url.clone(),
+            issued_on: *issued_on,
+        }),
+        _ => None,
     }
 }
 
@@ -129,6 +215,9 @@ fn evolve_proposal(world: &mut World, event: &Event) {
         disbursed: Amount::ZERO,
         expended: Amount::ZERO,
         refunded: Amount::ZERO,
+        reported_equivalent: None,
+        reports: Vec::new(),
+        documents: Vec::new(),
     };
     world.grants.insert(grant.clone(), state);
 }
@@ -175,11 +264,14 @@ fn evolve_movement(world: &mut World, event: &Event) {
                 .for_each(|agency| agency.disbursed += amount);
             fund.into_iter().for_each(|fund| fund.disbursed += amount);
         }
-        Event::ExpenditureRecorded { .. } => {
+        Event::ExpenditureRecorded { category, .. } => {
             state.expended += amount;
-            agency_state
-                .into_iter()
-                .for_each(|agency| agency.expended += amount);
+            agency_state.into_iter().for_each(|agency| {
+                agency.expended += amount;
+                if let Some(category) = category {
+                    agency.category_expended[category.index()] += amount;
+                }
+            });
         }
         _ => {
             state.refunded += amount;
@@ -198,11 +290,15 @@ fn evolve_grant(world: &mut World, event: &Event) {
     match event {
         Event::GrantRejected { .. } => state.status = Status::Rejected,
         Event::GrantApproved {
-            amount, decided_on, ..
+            amount,
+            decided_on,
+            reported_equivalent,
+            ..
         } => {
             state.status = Status::Approved;
             state.amount = amount.amount;
             state.decided_on = Some(*decided_on);
+            state.reported_equivalent = *reported_equivalent;
         }
         Event::GrantRevised {
             amount, ends_on, ..
@@ -224,7 +320,67 @@ fn evolve_grant(world: &mut World, event: &Event) {
             state.closed_on = Some(*closed_on);
         }
         Event::GrantFinalized { .. } => state.status = Status::Finalized,
+        Event::GrantDocumentAttached { .. } => state.documents.extend(document_state(event)),
+        Event::ReportScheduled { .. }
+        | Event::ReportSubmitted { .. }
+        | Event::ReportAccepted { .. }
+        | Event::ReportReturned { .. } => evolve_report(state, event),
         _ => evolve_agency(state, event),
+    }
+}
+
+fn evolve_report(state: &mut GrantState, event: &Event) {
+    if let Event::ReportScheduled {
+        report,
+        kind,
+        period_end,
+        due_on,
+        ..
+    } = event
+    {
+        state.reports.push(ReportState {
+            report: report.clone(),
+            kind: *kind,
+            period_end: *period_end,
+            due_on: *due_on,
+            status: ReportStatus::Scheduled,
+            submitted_on: None,
+            accepted_on: None,
+            submitted_by: None,
+            history: Vec::new(),
+        });
+        return;
+    }
+    let (id, date, status) = match event {
+        Event::ReportSubmitted {
+            report,
+            submitted_on,
+            ..
+        } => (report, *submitted_on, ReportStatus::Submitted),
+        Event::ReportAccepted {
+            report,
+            accepted_on,
+            ..
+        } => (report, *accepted_on, ReportStatus::Accepted),
+        Event::ReportReturned {
+            report,
+            returned_on,
+            ..
+        } => (report, *returned_on, ReportStatus::Returned),
+        _ => return,
+    };
+    let Some(report) = state.reports.iter_mut().find(|r| r.report == *id) else {
+        return;
+    };
+    report.status = status;
+    report.history.push((date, status));
+    match event {
+        Event::ReportSubmitted { submitted_by, .. } => {
+            report.submitted_on = Some(date);
+            report.submitted_by = Some(submitted_by.clone());
+        }
+        Event::ReportAccepted { .. } => report.accepted_on = Some(date),
+        _ => {}
     }
 }
 
@@ -234,6 +390,7 @@ fn evolve_agency(state: &mut GrantState, event: &Event) {
             agency,
             lead,
             allocation,
+            budget,
             ..
         } => state.agencies.push(AgencyState {
             agency: agency.clone(),
@@ -242,9 +399,14 @@ fn evolve_agency(state: &mut GrantState, event: &Event) {
             disbursed: Amount::ZERO,
             expended: Amount::ZERO,
             refunded: Amount::ZERO,
+            budget: budget.map(|stored| stored.budget),
+            category_expended: [Amount::ZERO; 8],
         }),
         Event::AllocationRevised {
-            agency, allocation, ..
+            agency,
+            allocation,
+            budget,
+            ..
         } => {
             if let Some(agency) = state
                 .agencies
@@ -252,6 +414,9 @@ fn evolve_agency(state: &mut GrantState, event: &Event) {
                 .find(|state| state.agency == *agency)
             {
                 agency.allocation = allocation.amount;
+                if let Some(stored) = budget {
+                    agency.budget = Some(stored.budget);
+                }
             }
         }
         Event::AgencyWithdrawn { agency, .. } => {

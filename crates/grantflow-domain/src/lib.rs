@@ -14,22 +14,35 @@ pub mod decide;
 pub mod error;
 pub mod event;
 pub mod evolve;
+mod fund_rules;
 pub mod money;
 pub mod parse;
+mod reports;
 mod rules;
+pub mod terms;
 pub mod values;
 pub mod view;
 pub mod world;
 
 pub use command::{
-    fund_stream, grant_stream, Command, CommandRequest, ForeignAmount, COMMAND_NAMES,
+    fund_stream, grant_stream, BudgetText, Command, CommandRequest, DocumentOwner, ForeignAmount,
+    COMMAND_NAMES,
 };
 pub use decide::{allowed_states, decide};
 pub use error::{DomainError, ErrorCode, ERROR_CODES};
-pub use event::{command_of_event, Event, ReportedAmount, EVENT_SCHEMA, EVENT_TYPES};
+pub use event::{
+    command_of_event, Event, ReportedAmount, EVENT_SCHEMA, EVENT_SCHEMA_EXTENDED, EVENT_TYPES,
+};
 pub use evolve::evolve;
 pub use money::{parse_amount, Amount, Currency, DecimalText, Money};
 pub use parse::parse_command;
 pub use values::{is_valid_id, Country, Date};
-pub use view::{AgencyView, FundView, GrantDetails, GrantView};
-pub use world::{AgencyState, FundState, GrantState, Status, StreamState, World};
+pub use terms::{Category, FundTerms, IncomeKind, Percent, ReportKind, ReportStatus};
+pub use view::{
+    AgencyView, BudgetLineView, DocumentView, EquivalentView, FundView, GrantDetails, GrantView,
+    PledgeView, ReportView, TermsView,
+};
+pub use world::{
+    AgencyState, DocumentState, FundState, GrantState, PledgeState, ReportState, Status,
+    StreamState, World,
+};

@@ -2,9 +2,13 @@
 //! [`CommandRequest`]. Every problem is `malformed_command` naming the field, except amount
 //! syntax, which is `invalid_amount` (and reported after every shape problem).
 
-use crate::command::{Command, CommandRequest, ForeignAmount, COMMAND_NAMES};
+use crate::command::{BudgetText, Command, CommandRequest, DocumentOwner, ForeignAmount, COMMAND_NAMES};
 use crate::error::DomainError;
 use crate::money::{Currency, DecimalText};
+use crate::terms::{
+    is_document_category, is_sha256_hex, Category, DocumentRef, IncomeKind, Percent, ReportKind,
+    TermsChange, CATEGORIES,
+};
 use crate::values::{is_valid_id, Country, Date};
 use serde_json::{Map, Value};
 
@@ -72,7 +76,15 @@ fn command_name(map: &Map<String, Value>) -> Result<&'static str, DomainError> {
 /// The fields each command accepts besides the common ones.
 pub fn command_fields(name: &str) -> &'static [&'static str] {
     match name {
-        "register-fund" => &["fund", "name", "currency"],
+        "register-fund" => &[
+            "fund",
+            "name",
+            "currency",
+            "admin_fee_percent",
+            "indirect_max_percent",
+            "tranche_threshold_percent",
+            "hold_on_overdue_reports",
+        ],
         "record-contribution" => &[
             "fund",
             "donor",
@@ -80,6 +92,7 @@ pub fn command_fields(name: &str) -> &'static [&'static str] {
             "received_on",
             "original_amount",
             "original_currency",
+            "pledge",
             "currency",
         ],
         "submit-proposal" => &[
@@ -97,8 +110,15 @@ pub fn command_fields(name: &str) -> &'static [&'static str] {
         "reject-proposal" => &["grant", "reason"],
         "withdraw-agency" => &["grant", "agency", "reason"],
         "approve-grant" => &["grant", "decided_on", "reported_equivalent"],
-        "assign-agency" => &["grant", "agency", "allocation", "lead", "currency"],
-        "revise-allocation" => &["grant", "agency", "allocation", "reason", "currency"],
+        "assign-agency" => &["grant", "agency", "allocation", "lead", "budget", "currency"],
+        "revise-allocation" => &[
+            "grant",
+            "agency",
+            "allocation",
+            "reason",
+            "budget",
+            "currency",
+        ],
         "record-disbursement" => &[
             "grant",
             "agency",
@@ -107,7 +127,14 @@ pub fn command_fields(name: &str) -> &'static [&'static str] {
             "reference",
             "currency",
         ],
-        "record-expenditure" => &["grant", "agency", "amount", "period_end", "currency"],
+        "record-expenditure" => &[
+            "grant",
+            "agency",
+            "amount",
+            "period_end",
+            "category",
+            "currency",
+        ],
         "record-refund" => &[
             "grant",
             "agency",
@@ -127,6 +154,38 @@ pub fn command_fields(name: &str) -> &'static [&'static str] {
         "suspend-grant" | "resume-grant" | "cancel-grant" => &["grant", "reason"],
         "close-grant" => &["grant", "closed_on"],
         "finalize-grant" => &["grant"],
+        "revise-fund-terms" => &[
+            "fund",
+            "reason",
+            "admin_fee_percent",
+            "indirect_max_percent",
+            "tranche_threshold_percent",
+            "hold_on_overdue_reports",
+        ],
+        "record-pledge" => &[
+            "fund",
+            "pledge",
+            "donor",
+            "amount",
+            "signed_on",
+            "due_on",
+            "currency",
+        ],
+        "record-income" => &["fund", "kind", "amount", "received_on", "currency"],
+        "schedule-report" => &["grant", "report", "kind", "period_end", "due_on"],
+        "submit-report" => &["grant", "report", "submitted_on", "document"],
+        "accept-report" => &["grant", "report", "accepted_on"],
+        "return-report" => &["grant", "report", "returned_on", "reason"],
+        "attach-document" => &[
+            "grant",
+            "fund",
+            "document",
+            "title",
+            "category",
+            "sha256",
+            "url",
+            "issued_on",
+        ],
         _ => &[],
     }
 }
@@ -192,6 +251,13 @@ fn present<'a>(map: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
     map.get(field).filter(|value| !value.is_null())
 }
 
+fn categories_expected() -> String {
+    format!(
+        "a budget category: one of {}",
+        CATEGORIES.map(Category::as_str).join(", ")
+    )
+}
+
 /// Bound on how much of a bad input a message repeats.
 const SHOWN_CHARS_MAX: usize = 64;
 
@@ -210,6 +276,7 @@ fn parse_body(f: &mut Fields) -> Result<Command, DomainError> {
             fund: f.id("fund")?,
             name: f.text("name")?,
             currency: f.currency("currency")?,
+            terms: f.terms()?,
         }),
         "record-contribution" => parse_contribution(f),
         "submit-proposal" => parse_proposal(f),
@@ -227,6 +294,7 @@ fn parse_body(f: &mut Fields) -> Result<Command, DomainError> {
             agency: f.id("agency")?,
             allocation: f.amount("allocation")?,
             lead: f.opt_bool("lead")?.unwrap_or(false),
+            budget: f.budget()?,
             currency: f.opt_currency("currency")?,
         }),
         "revise-allocation" => Ok(Command::ReviseAllocation {
@@ -234,6 +302,7 @@ fn parse_body(f: &mut Fields) -> Result<Command, DomainError> {
             agency: f.id("agency")?,
             allocation: f.amount("allocation")?,
             reason: f.text("reason")?,
+            budget: f.budget()?,
             currency: f.opt_currency("currency")?,
         }),
         "withdraw-agency" => Ok(Command::WithdrawAgency {
@@ -241,7 +310,125 @@ fn parse_body(f: &mut Fields) -> Result<Command, DomainError> {
             agency: f.id("agency")?,
             reason: f.text("reason")?,
         }),
+        "revise-fund-terms" | "record-pledge" | "record-income" | "attach-document" => {
+            parse_fund_command(f)
+        }
+        "schedule-report" | "submit-report" | "accept-report" | "return-report" => {
+            parse_report_command(f)
+        }
         _ => parse_grant_command(f),
+    }
+}
+
+fn parse_fund_command(f: &mut Fields) -> Result<Command, DomainError> {
+    match f.command {
+        "revise-fund-terms" => {
+            let fund = f.id("fund")?;
+            let reason = f.text("reason")?;
+            let terms = f.terms()?;
+            if terms.is_empty() {
+                return Err(DomainError::malformed(
+                    "revise-fund-terms needs at least one of the fields `admin_fee_percent`, `indirect_max_percent`, `tranche_threshold_percent`, `hold_on_overdue_reports`",
+                ));
+            }
+            Ok(Command::ReviseFundTerms {
+                fund,
+                reason,
+                terms,
+            })
+        }
+        "record-pledge" => Ok(Command::RecordPledge {
+            fund: f.id("fund")?,
+            pledge: f.id("pledge")?,
+            donor: f.id("donor")?,
+            amount: f.amount("amount")?,
+            signed_on: f.date("signed_on")?,
+            due_on: f.opt_date("due_on")?,
+            currency: f.opt_currency("currency")?,
+        }),
+        "record-income" => Ok(Command::RecordIncome {
+            fund: f.id("fund")?,
+            kind: f.choice("kind", IncomeKind::parse, "one of \"interest\", \"investment\", \"other\"")?,
+            amount: f.amount("amount")?,
+            received_on: f.date("received_on")?,
+            currency: f.opt_currency("currency")?,
+        }),
+        _ => parse_attach_document(f),
+    }
+}
+
+fn parse_attach_document(f: &mut Fields) -> Result<Command, DomainError> {
+    let owner = match (present(f.map, "grant"), present(f.map, "fund")) {
+        (Some(_), None) => DocumentOwner::Grant(f.id("grant")?),
+        (None, Some(_)) => DocumentOwner::Fund(f.id("fund")?),
+        _ => {
+            return Err(DomainError::malformed(
+                "attach-document needs exactly one of the fields `grant` and `fund`: the grant or fund the document is filed on",
+            ))
+        }
+    };
+    let document = f.id("document")?;
+    let title = f.text("title")?;
+    let category = f.string("category", f.required("category")?)?;
+    if !is_document_category(&category) {
+        return Err(f.wrong(
+            "category",
+            "an IATI DocumentCategory code: A01 to A12 (activity) or B01 to B18 (organisation), e.g. \"A02\"",
+        ));
+    }
+    Ok(Command::AttachDocument {
+        owner,
+        document,
+        title,
+        category,
+        sha256: f.sha256("sha256")?,
+        url: f.opt_url("url")?,
+        issued_on: f.opt_date("issued_on")?,
+    })
+}
+
+fn parse_report_command(f: &mut Fields) -> Result<Command, DomainError> {
+    let grant = f.id("grant")?;
+    let report = f.id("report")?;
+    match f.command {
+        "schedule-report" => {
+            let kind = f.choice(
+                "kind",
+                ReportKind::parse,
+                "one of \"progress\", \"financial\", \"final\"",
+            )?;
+            let period_end = f.date("period_end")?;
+            let due_on = f.date("due_on")?;
+            if due_on < period_end {
+                return Err(DomainError::malformed(format!(
+                    "schedule-report: field `due_on` ({due_on}) is before `period_end` ({period_end}); a report falls due after the period it covers"
+                )));
+            }
+            Ok(Command::ScheduleReport {
+                grant,
+                report,
+                kind,
+                period_end,
+                due_on,
+            })
+        }
+        "submit-report" => Ok(Command::SubmitReport {
+            grant,
+            report,
+            submitted_on: f.date("submitted_on")?,
+            document: f.document_ref()?,
+        }),
+        "accept-report" => Ok(Command::AcceptReport {
+            grant,
+            report,
+            accepted_on: f.date("accepted_on")?,
+        }),
+        _ => Ok(Command::ReturnReport {
+            grant,
+            report,
+            returned_on: f.date("returned_on")?,
+            reason: f.text("reason")?,
+        }),
     }
 }
 
@@ -260,6 +447,12 @@ fn parse_grant_command(f: &mut Fields) -> Result<Command, DomainError> {
             agency: f.id("agency")?,
             amount: f.amount("amount")?,
             period_end: f.date("period_end")?,
+            category: f
+                .opt_string("category")?
+                .map(|text| {
+                    Category::parse(&text).ok_or_else(|| f.wrong("category", &categories_expected()))
+                })
+                .transpose()?,
             currency: f.opt_currency("currency")?,
         }),
         "record-refund" => Ok(Command::RecordRefund {
@@ -299,6 +492,7 @@ fn parse_contribution(f: &mut Fields) -> Result<Command, DomainError> {
     let amount = f.amount("amount")?;
     let received_on = f.date("received_on")?;
     let currency = f.opt_currency("currency")?;
+    let pledge = present(f.map, "pledge").map(|_| f.id("pledge")).transpose()?;
     let original_currency = f.opt_currency("original_currency")?;
     let original_text = f.opt_amount_text("original_amount")?;
     let original = match (original_text, original_currency) {
@@ -323,6 +517,7 @@ fn parse_contribution(f: &mut Fields) -> Result<Command, DomainError> {
         amount,
         received_on,
         original,
+        pledge,
         currency,
     })
 }
@@ -630,6 +825,149 @@ impl<'a> Fields<'a> {
         Ok(self
             .exact(&text, currency, "reported_equivalent.amount")
             .map(|amount| ForeignAmount { amount, currency }))
+    }
+
+    fn opt_string(&self, field: &str) -> Result<Option<String>, DomainError> {
+        present(self.map, field)
+            .map(|value| self.string(field, value))
+            .transpose()
+    }
+
+    /// A required string that names one of a small set of values.
+    fn choice<T>(
+        &self,
+        field: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        expected: &str,
+    ) -> Result<T, DomainError> {
+        let text = self.string(field, self.required(field)?)?;
+        parse(&text).ok_or_else(|| self.wrong(field, expected))
+    }
+
+    fn opt_percent(&self, field: &str) -> Result<Option<Percent>, DomainError> {
+        present(self.map, field)
+            .map(|value| {
+                value.as_str().and_then(Percent::parse).ok_or_else(|| {
+                    self.wrong(
+                        field,
+                        "a percentage from \"0\" to \"100\" written as a string with at most 2 decimals, e.g. \"1.00\"",
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// The fund's terms, each optional.
+    fn terms(&self) -> Result<TermsChange, DomainError> {
+        Ok(TermsChange {
+            admin_fee_percent: self.opt_percent("admin_fee_percent")?,
+            indirect_max_percent: self.opt_percent("indirect_max_percent")?,
+            tranche_threshold_percent: self.opt_percent("tranche_threshold_percent")?,
+            hold_on_overdue_reports: self.opt_bool("hold_on_overdue_reports")?,
+        })
+    }
+
+    /// A budget: an object from category to amount; "0" is allowed here.
+    fn budget(&mut self) -> Result<Option<BudgetText>, DomainError> {
+        let Some(value) = present(self.map, "budget") else {
+            return Ok(None);
+        };
+        let object = value.as_object().ok_or_else(|| {
+            self.wrong(
+                "budget",
+                "an object from category to amount, e.g. {\"staff\": \"1000.00\", \"indirect\": \"70.00\"}",
+            )
+        })?;
+        let mut budget = BudgetText::new();
+        for (key, value) in object {
+            let Some(category) = Category::parse(key) else {
+                return Err(DomainError::malformed(format!(
+                    "{}: field `budget` has an unknown category {}; {}",
+                    self.command,
+                    shown(key),
+                    categories_expected()
+                )));
+            };
+            let text = self.amount_text(category.budget_field(), value)?;
+            budget.push((category, self.budget_amount(&text, category.budget_field())));
+        }
+        Ok(Some(budget))
+    }
+
+    /// A budget amount: zero written plainly ("0", "0.00") is allowed; anything else is an
+    /// amount's syntax.
+    fn budget_amount(&mut self, text: &str, field: &str) -> DecimalText {
+        let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+        let zero = !int.is_empty()
+            && (text.contains('.') != frac.is_empty())
+            && int.bytes().chain(frac.bytes()).all(|b| b == b'0');
+        if zero {
+            return DecimalText {
+                int: "0".to_string(),
+                frac: frac.to_string(),
+            };
+        }
+        self.syntax(text, field)
+    }
+
+    fn sha256(&self, field: &str) -> Result<String, DomainError> {
+        let text = self.string(field, self.required(field)?)?;
+        if is_sha256_hex(&text) {
+            return Ok(text);
+        }
+        Err(self.wrong(field, "a SHA-256 written as 64 lowercase hexadecimal digits"))
+    }
+
+    fn opt_url(&self, field: &str) -> Result<Option<String>, DomainError> {
+        let Some(text) = self.opt_string(field)? else {
+            return Ok(None);
+        };
+        let well_formed = (text.starts_with("https://") || text.starts_with("http://"))
+            && text.len() <= 2048
+            && text.len() > "https://".len()
+            && !text.chars().any(|c| c.is_whitespace() || c.is_control());
+        if well_formed {
+            return Ok(Some(text));
+        }
+        Err(self.wrong(
+            field,
+            "an http:// or https:// address of at most 2048 characters without spaces",
+        ))
+    }
+
+    /// submit-report's optional `document`: `{"title", "sha256"}`.
+    fn document_ref(&self) -> Result<Option<DocumentRef>, DomainError> {
+        let field = "document";
+        let Some(value) = present(self.map, field) else {
+            return Ok(None);
+        };
+        let expected = "an object {\"title\": ..., \"sha256\": ...}";
+        let object = value.as_object().ok_or_else(|| self.wrong(field, expected))?;
+        if let Some(key) = object.keys().find(|key| *key != "title" && *key != "sha256") {
+            return Err(self.wrong(
+                field,
+                &format!("an object with only `title` and `sha256`, not {}", shown(key)),
+            ));
+        }
+        let title = object
+            .get("title")
+            .and_then(Value::as_str)
+            .ok_or_else(|| self.wrong("document.title", "a non-empty string"))?;
+        let title = self.check_text("document.title", title.to_string(), TEXT_CHARS_MAX)?;
+        let sha256 = object
+            .get("sha256")
+            .and_then(Value::as_str)
+            .filter(|text| is_sha256_hex(text))
+            .ok_or_else(|| {
+                self.wrong(
+                    "document.sha256",
+                    "a SHA-256 written as 64 lowercase hexadecimal digits",
+                )
+            })?;
+        Ok(Some(DocumentRef {
+            title,
+            sha256: sha256.to_string(),
+        }))
     }
 
     fn remember(&mut self, error: DomainError) {

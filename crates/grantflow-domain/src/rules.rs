@@ -7,7 +7,10 @@ use crate::command::Command;
 use crate::error::{DomainError, ErrorCode};
 use crate::event::{Event, ReportedAmount};
 use crate::money::{Amount, Currency, DecimalText, Money};
+use crate::terms::{Budget, StoredBudget};
 use crate::values::Date;
+
+mod budget;
 use crate::world::{AgencyState, FundState, GrantState, Status};
 
 type Decision = Result<Vec<Event>, DomainError>;
@@ -37,7 +40,7 @@ impl GrantCtx<'_> {
     }
 
     pub(crate) fn available(&self) -> Amount {
-        self.fund.received - self.fund.committed
+        self.fund.available()
     }
 
     pub(crate) fn agency(&self, agency: &str) -> Result<&AgencyState, DomainError> {
@@ -85,6 +88,24 @@ impl GrantCtx<'_> {
             previous_commitment: self.money(previous),
             commitment: self.money(next),
             cause: cause.to_string(),
+        }
+    }
+
+    /// [`GrantCtx::commitment_revised`], or nothing when the commitment does not move (an
+    /// event with no change in it would move the fund's version for nothing).
+    pub(crate) fn commitment_change(
+        &self,
+        previous: Amount,
+        next: Amount,
+        cause: &str,
+    ) -> Option<Event> {
+        (previous != next).then(|| self.commitment_revised(previous, next, cause))
+    }
+
+    pub(crate) fn stored_budget(&self, budget: Budget) -> StoredBudget {
+        StoredBudget {
+            budget,
+            decimals: self.currency().decimals(),
         }
     }
 
@@ -158,6 +179,7 @@ pub(crate) fn assign_agency(ctx: &GrantCtx, command: &Command) -> Decision {
         agency,
         allocation,
         lead,
+        budget,
         ..
     } = command
     else {
@@ -184,11 +206,16 @@ pub(crate) fn assign_agency(ctx: &GrantCtx, command: &Command) -> Decision {
         ));
     }
     check_allocation_total(ctx, ctx.grant.allocated() + allocation)?;
+    let budget = match budget {
+        Some(text) => Some(budget::check_budget(ctx, command, agency, allocation, text, None)?),
+        None => None,
+    };
     Ok(vec![Event::AgencyAssigned {
         grant: ctx.id(),
         agency: agency.clone(),
         lead: *lead,
         allocation: ctx.money(allocation),
+        budget: budget.map(|budget| ctx.stored_budget(budget)),
     }])
 }
 
@@ -215,6 +242,7 @@ pub(crate) fn revise_allocation(ctx: &GrantCtx, command: &Command) -> Decision {
         agency,
         allocation,
         reason,
+        budget,
         ..
     } = command
     else {
@@ -235,12 +263,27 @@ pub(crate) fn revise_allocation(ctx: &GrantCtx, command: &Command) -> Decision {
         ));
     }
     check_allocation_total(ctx, ctx.grant.allocated() - current.allocation + allocation)?;
+    let budget = match budget {
+        Some(text) => Some(budget::check_budget(
+            ctx,
+            command,
+            agency,
+            allocation,
+            text,
+            Some(current),
+        )?),
+        None => {
+            budget::check_unbudgeted_revision(ctx, current, allocation)?;
+            None
+        }
+    };
     Ok(vec![Event::AllocationRevised {
         grant: ctx.id(),
         agency: agency.clone(),
         previous_allocation: ctx.money(current.allocation),
         allocation: ctx.money(allocation),
         reason: reason.clone(),
+        budget: budget.map(|budget| ctx.stored_budget(budget)),
     }])
 }
 
@@ -278,6 +321,8 @@ pub(crate) fn record_disbursement(ctx: &GrantCtx, command: &Command) -> Decision
     };
     let amount = ctx.exact(amount, command, "amount")?;
     let current = ctx.agency(agency)?;
+    budget::check_no_report_overdue(ctx, *paid_on)?;
+    budget::check_tranche_condition(ctx, current)?;
     let net = current.net_disbursed();
     if net + amount > current.allocation {
         return Err(DomainError::new(
@@ -306,6 +351,7 @@ pub(crate) fn record_expenditure(ctx: &GrantCtx, command: &Command) -> Decision 
         agency,
         amount,
         period_end,
+        category,
         ..
     } = command
     else {
@@ -313,6 +359,7 @@ pub(crate) fn record_expenditure(ctx: &GrantCtx, command: &Command) -> Decision 
     };
     let amount = ctx.exact(amount, command, "amount")?;
     let current = ctx.agency(agency)?;
+    budget::check_category_given(ctx, current, *category)?;
     let net = current.net_disbursed();
     if current.expended + amount > net {
         return Err(DomainError::new(
@@ -327,11 +374,15 @@ pub(crate) fn record_expenditure(ctx: &GrantCtx, command: &Command) -> Decision 
             ),
         ));
     }
+    if let Some(category) = category {
+        budget::check_category_room(ctx, current, *category, amount)?;
+    }
     Ok(vec![Event::ExpenditureRecorded {
         grant: ctx.id(),
         agency: agency.clone(),
         amount: ctx.money(amount),
         period_end: *period_end,
+        category: *category,
     }])
 }
 
@@ -395,6 +446,14 @@ pub(crate) fn revise_grant(ctx: &GrantCtx, command: &Command) -> Decision {
         Some(text) => ctx.exact(text, command, "amount")?,
         None => previous,
     };
+    if let (Some(ends_on), Some(starts_on)) = (ends_on, ctx.grant.starts_on) {
+        if *ends_on < starts_on {
+            return Err(DomainError::malformed(format!(
+                "revise-grant: field `ends_on` ({ends_on}) is before grant {}'s `starts_on` ({starts_on})",
+                ctx.grant.grant
+            )));
+        }
+    }
     ctx.check_four_eyes("revise-grant")?;
     check_revised_amount(ctx, next)?;
     let mut events = vec![Event::GrantRevised {
@@ -455,17 +514,16 @@ pub(crate) fn decide_lifecycle(ctx: &GrantCtx, command: &Command) -> Decision {
             status: ctx.grant.suspended_from.unwrap_or(Status::Approved),
             reason: reason.clone(),
         }]),
-        Command::CancelGrant { reason, .. } => Ok(vec![
-            Event::GrantCancelled {
-                grant,
-                reason: reason.clone(),
-            },
-            ctx.commitment_revised(
-                ctx.grant.commitment(),
-                ctx.grant.net_disbursed(),
-                "cancel-grant",
-            ),
-        ]),
+        Command::CancelGrant { reason, .. } => Ok(std::iter::once(Event::GrantCancelled {
+            grant,
+            reason: reason.clone(),
+        })
+        .chain(ctx.commitment_change(
+            ctx.grant.commitment(),
+            ctx.grant.net_disbursed(),
+            "cancel-grant",
+        ))
+        .collect()),
         Command::CloseGrant { closed_on, .. } => Ok(vec![Event::GrantClosed {
             grant,
             closed_on: *closed_on,
@@ -495,10 +553,11 @@ fn finalize_grant(ctx: &GrantCtx) -> Decision {
             ),
         ));
     }
+    crate::reports::check_reports_accepted(ctx)?;
     let mut events = vec![Event::GrantFinalized { grant: ctx.id() }];
     // From closed the commitment drops from the amount to what was disbursed net of refunds.
     if ctx.grant.status == Status::Closed {
-        events.push(ctx.commitment_revised(
+        events.extend(ctx.commitment_change(
             ctx.grant.commitment(),
             ctx.grant.net_disbursed(),
             "finalize-grant",

@@ -2,7 +2,8 @@
 //! as decimal strings in the currency's decimals.
 
 use crate::money::Amount;
-use crate::world::{AgencyState, GrantState, World};
+use crate::terms::{FundTerms, CATEGORIES};
+use crate::world::{AgencyState, DocumentState, GrantState, ReportState, World};
 use serde::{Deserialize, Serialize};
 
 /// A grant's figures, fields in the documented order (docs/domain.md).
@@ -34,6 +35,15 @@ pub struct GrantView {
     pub refunded: String,
     /// Current agencies in assignment order.
     pub agencies: Vec<AgencyView>,
+    /// The approval's amount as reported in another currency (information only), when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_equivalent: Option<EquivalentView>,
+    /// Its reports, by due date then id.
+    #[serde(default)]
+    pub reports: Vec<ReportView>,
+    /// Documents filed on it, in attachment order.
+    #[serde(default)]
+    pub documents: Vec<DocumentView>,
     /// The grant stream's version.
     pub version: u64,
     /// Position of the grant stream's last event.
@@ -57,6 +67,97 @@ pub struct AgencyView {
     pub refunded: String,
     /// disbursed - expended - refunded.
     pub balance: String,
+    /// Its budget by category, in the categories' order; only when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Vec<BudgetLineView>>,
+}
+
+/// One category of an agency's budget.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct BudgetLineView {
+    /// The category, e.g. `"staff"`.
+    pub category: String,
+    /// Its budget.
+    pub budget: String,
+    /// What was spent in it.
+    pub expended: String,
+}
+
+/// An amount in another currency, information only.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct EquivalentView {
+    /// The amount with its currency's decimals.
+    pub amount: String,
+    /// Its currency.
+    pub currency: String,
+}
+
+/// One report of a grant.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ReportView {
+    /// Report id.
+    pub report: String,
+    /// `progress`, `financial` or `final`.
+    pub kind: String,
+    /// The end of the period it covers.
+    pub period_end: String,
+    /// When it is due.
+    pub due_on: String,
+    /// `scheduled`, `submitted`, `accepted` or `returned`.
+    pub status: String,
+    /// The latest submission's date.
+    pub submitted_on: Option<String>,
+    /// The acceptance date.
+    pub accepted_on: Option<String>,
+}
+
+/// One document filed on a grant or fund.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct DocumentView {
+    /// Document id.
+    pub document: String,
+    /// Title.
+    pub title: String,
+    /// IATI DocumentCategory code.
+    pub category: String,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// Where it can be read.
+    pub url: Option<String>,
+    /// When it was issued.
+    pub issued_on: Option<String>,
+}
+
+/// A fund's terms.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct TermsView {
+    /// The fee on each contribution, e.g. `"1.00"`.
+    pub admin_fee_percent: String,
+    /// The cap on indirect support costs, e.g. `"7.00"`.
+    pub indirect_max_percent: String,
+    /// The tranche threshold, e.g. `"70.00"`.
+    pub tranche_threshold_percent: String,
+    /// The hold on overdue reports.
+    pub hold_on_overdue_reports: bool,
+}
+
+/// One pledge of a fund.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct PledgeView {
+    /// Pledge id.
+    pub pledge: String,
+    /// Donor id.
+    pub donor: String,
+    /// The amount pledged.
+    pub amount: String,
+    /// Paid by contributions that named it.
+    pub paid: String,
+    /// amount - paid.
+    pub outstanding: String,
+    /// When it was signed.
+    pub signed_on: String,
+    /// When the money is due.
+    pub due_on: Option<String>,
 }
 
 /// A fund's figures, fields in the documented order (docs/domain.md).
@@ -72,16 +173,37 @@ pub struct FundView {
     pub received: String,
     /// Sum of commitments.
     pub committed: String,
-    /// received - committed.
+    /// received + income - fees - committed.
     pub available: String,
     /// Sum of its grants' disbursements.
     pub disbursed: String,
     /// Sum of its grants' refunds.
     pub refunded: String,
-    /// received - disbursed + refunded.
+    /// received + income - fees - disbursed + refunded.
     pub cash: String,
+    /// Sum of pledges.
+    #[serde(default)]
+    pub pledged: String,
+    /// What pledges still await.
+    #[serde(default)]
+    pub pledges_outstanding: String,
+    /// Sum of the administrative agent's fees.
+    #[serde(default)]
+    pub fees: String,
+    /// Sum of income.
+    #[serde(default)]
+    pub income: String,
     /// How many grants (any state).
     pub grants: u64,
+    /// The terms in force.
+    #[serde(default = "default_terms_view")]
+    pub terms: TermsView,
+    /// Its pledges, in order of recording.
+    #[serde(default)]
+    pub pledges: Vec<PledgeView>,
+    /// Documents filed on it, in attachment order.
+    #[serde(default)]
+    pub documents: Vec<DocumentView>,
     /// The fund stream's version.
     pub version: u64,
     /// Position of the fund stream's last event.
@@ -149,6 +271,12 @@ impl World {
                 .iter()
                 .map(|agency| agency_view(agency, decimals))
                 .collect(),
+            reported_equivalent: state.reported_equivalent.map(|reported| EquivalentView {
+                amount: reported.amount.to_string(),
+                currency: reported.currency.code().to_string(),
+            }),
+            reports: report_views(&state.reports),
+            documents: state.documents.iter().map(document_view).collect(),
             version: stream.version,
             position: stream.position,
         })
@@ -166,11 +294,30 @@ impl World {
             currency: state.currency.code().to_string(),
             received: money(state.received),
             committed: money(state.committed),
-            available: money(state.received - state.committed),
+            available: money(state.available()),
             disbursed: money(state.disbursed),
             refunded: money(state.refunded),
-            cash: money(state.received - state.disbursed + state.refunded),
+            cash: money(state.cash()),
+            pledged: money(state.pledged()),
+            pledges_outstanding: money(state.pledges_outstanding()),
+            fees: money(state.fees),
+            income: money(state.income),
             grants: state.grants,
+            terms: terms_view(&state.terms),
+            pledges: state
+                .pledges
+                .iter()
+                .map(|pledge| PledgeView {
+                    pledge: pledge.pledge.clone(),
+                    donor: pledge.donor.clone(),
+                    amount: money(pledge.amount),
+                    paid: money(pledge.paid),
+                    outstanding: money(pledge.outstanding()),
+                    signed_on: pledge.signed_on.to_string(),
+                    due_on: pledge.due_on.map(|date| date.to_string()),
+                })
+                .collect(),
+            documents: state.documents.iter().map(document_view).collect(),
             version: stream.version,
             position: stream.position,
         })
@@ -192,7 +339,61 @@ fn agency_view(agency: &AgencyState, decimals: u8) -> AgencyView {
         expended: agency.expended.format(decimals),
         refunded: agency.refunded.format(decimals),
         balance: agency.balance().format(decimals),
+        budget: agency.budget.map(|budget| {
+            CATEGORIES
+                .iter()
+                .map(|category| BudgetLineView {
+                    category: category.as_str().to_string(),
+                    budget: budget.get(*category).format(decimals),
+                    expended: agency.category_expended[category.index()].format(decimals),
+                })
+                .collect()
+        }),
     }
+}
+
+/// A grant's reports, ordered by due date then id.
+pub fn report_views(reports: &[ReportState]) -> Vec<ReportView> {
+    let mut ordered: Vec<&ReportState> = reports.iter().collect();
+    ordered.sort_by(|a, b| (a.due_on, &a.report).cmp(&(b.due_on, &b.report)));
+    ordered.into_iter().map(report_view).collect()
+}
+
+/// One report's figures.
+pub fn report_view(report: &ReportState) -> ReportView {
+    ReportView {
+        report: report.report.clone(),
+        kind: report.kind.as_str().to_string(),
+        period_end: report.period_end.to_string(),
+        due_on: report.due_on.to_string(),
+        status: report.status.as_str().to_string(),
+        submitted_on: report.submitted_on.map(|date| date.to_string()),
+        accepted_on: report.accepted_on.map(|date| date.to_string()),
+    }
+}
+
+fn document_view(document: &DocumentState) -> DocumentView {
+    DocumentView {
+        document: document.document.clone(),
+        title: document.title.clone(),
+        category: document.category.clone(),
+        sha256: document.sha256.clone(),
+        url: document.url.clone(),
+        issued_on: document.issued_on.map(|date| date.to_string()),
+    }
+}
+
+fn terms_view(terms: &FundTerms) -> TermsView {
+    TermsView {
+        admin_fee_percent: terms.admin_fee_percent.to_string(),
+        indirect_max_percent: terms.indirect_max_percent.to_string(),
+        tranche_threshold_percent: terms.tranche_threshold_percent.to_string(),
+        hold_on_overdue_reports: terms.hold_on_overdue_reports,
+    }
+}
+
+fn default_terms_view() -> TermsView {
+    terms_view(&FundTerms::default())
 }
 
 fn details(state: &GrantState) -> GrantDetails {

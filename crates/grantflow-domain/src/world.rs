@@ -1,7 +1,9 @@
 //! The world: every fund and grant as the events left them, plus each stream's version and
 //! last position. `evolve` folds one event in; the views read figures out.
 
+use crate::event::ReportedAmount;
 use crate::money::{Amount, Currency};
+use crate::terms::{Budget, FundTerms, ReportKind, ReportStatus};
 use crate::values::{Country, Date};
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
@@ -92,6 +94,129 @@ pub struct FundState {
     pub refunded: Amount,
     /// How many grants were proposed under it (any state).
     pub grants: u64,
+    /// The terms in force.
+    pub terms: FundTerms,
+    /// Donors' pledges, in order of recording.
+    pub pledges: Vec<PledgeState>,
+    /// Sum of the administrative agent's fees.
+    pub fees: Amount,
+    /// Sum of income (interest, investment, other).
+    pub income: Amount,
+    /// Documents filed on the fund, in order of attachment.
+    pub documents: Vec<DocumentState>,
+}
+
+impl FundState {
+    /// received + income - fees - committed.
+    pub fn available(&self) -> Amount {
+        self.received + self.income - self.fees - self.committed
+    }
+
+    /// received + income - fees - disbursed + refunded.
+    pub fn cash(&self) -> Amount {
+        self.received + self.income - self.fees - self.disbursed + self.refunded
+    }
+
+    /// Sum of pledges.
+    pub fn pledged(&self) -> Amount {
+        self.pledges.iter().map(|pledge| pledge.amount).sum()
+    }
+
+    /// Sum of what pledges still await.
+    pub fn pledges_outstanding(&self) -> Amount {
+        self.pledges.iter().map(PledgeState::outstanding).sum()
+    }
+
+    /// The pledge with this id.
+    pub fn pledge(&self, pledge: &str) -> Option<&PledgeState> {
+        self.pledges.iter().find(|state| state.pledge == pledge)
+    }
+}
+
+/// A donor's signed pledge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PledgeState {
+    /// The pledge id.
+    pub pledge: String,
+    /// The donor.
+    pub donor: String,
+    /// The amount pledged.
+    pub amount: Amount,
+    /// Sum of the contributions that named it.
+    pub paid: Amount,
+    /// When it was signed.
+    pub signed_on: Date,
+    /// When the money is due.
+    pub due_on: Option<Date>,
+}
+
+impl PledgeState {
+    /// amount - paid.
+    pub fn outstanding(&self) -> Amount {
+        self.amount - self.paid
+    }
+}
+
+/// A document filed on a grant or a fund.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentState {
+    /// The document id.
+    pub document: String,
+    /// The title.
+    pub title: String,
+    /// The IATI DocumentCategory code.
+    pub category: String,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// Where it can be read.
+    pub url: Option<String>,
+    /// When it was issued.
+    pub issued_on: Option<Date>,
+}
+
+/// A report of a grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportState {
+    /// The report id.
+    pub report: String,
+    /// Its kind.
+    pub kind: ReportKind,
+    /// The end of the period it covers.
+    pub period_end: Date,
+    /// When it is due.
+    pub due_on: Date,
+    /// Its current status.
+    pub status: ReportStatus,
+    /// The latest submission's date.
+    pub submitted_on: Option<Date>,
+    /// The acceptance date.
+    pub accepted_on: Option<Date>,
+    /// Who submitted it last.
+    pub submitted_by: Option<String>,
+    /// Its dated status changes, in log order.
+    pub history: Vec<(Date, ReportStatus)>,
+}
+
+impl ReportState {
+    /// Its status on `date`: its dated events up to and including `date`, in log order.
+    pub fn status_on(&self, date: Date) -> ReportStatus {
+        self.history
+            .iter()
+            .filter(|(on, _)| *on <= date)
+            .map(|(_, status)| *status)
+            .last()
+            .unwrap_or(ReportStatus::Scheduled)
+    }
+
+    /// Overdue on `date`: `date` is after `due_on` and its status then is scheduled or
+    /// returned.
+    pub fn overdue_on(&self, date: Date) -> bool {
+        date > self.due_on
+            && matches!(
+                self.status_on(date),
+                ReportStatus::Scheduled | ReportStatus::Returned
+            )
+    }
 }
 
 /// One agency currently on a grant.
@@ -109,6 +234,10 @@ pub struct AgencyState {
     pub expended: Amount,
     /// Sum of its refunds.
     pub refunded: Amount,
+    /// Its budget by category, once one is set.
+    pub budget: Option<Budget>,
+    /// Its expenditures by category (in the order of the categories).
+    pub category_expended: [Amount; 8],
 }
 
 impl AgencyState {
@@ -166,9 +295,20 @@ pub struct GrantState {
     pub expended: Amount,
     /// Total refunded, withdrawn agencies included.
     pub refunded: Amount,
+    /// The approval's amount as reported in another currency (information only).
+    pub reported_equivalent: Option<ReportedAmount>,
+    /// Its reports, in order of scheduling.
+    pub reports: Vec<ReportState>,
+    /// Documents filed on it, in order of attachment.
+    pub documents: Vec<DocumentState>,
 }
 
 impl GrantState {
+    /// The report with this id.
+    pub fn report(&self, report: &str) -> Option<&ReportState> {
+        self.reports.iter().find(|state| state.report == report)
+    }
+
     /// Sum of current allocations.
     pub fn allocated(&self) -> Amount {
         self.agencies.iter().map(|agency| agency.allocation).sum()
@@ -250,11 +390,9 @@ impl World {
         self.funds.get(fund)
     }
 
-    /// A fund's available money: received - committed.
+    /// A fund's available money: received + income - fees - committed.
     pub fn fund_available(&self, fund: &str) -> Option<Amount> {
-        self.funds
-            .get(fund)
-            .map(|state| state.received - state.committed)
+        self.funds.get(fund).map(FundState::available)
     }
 
     /// The grants of one fund, in order of submission.

@@ -43,6 +43,14 @@ fn every_command() -> Vec<Value> {
         simple("cancel-grant", "G"),
         close("G"),
         finalize("G"),
+        json!({"command": "revise-fund-terms", "fund": "F", "reason": "r", "admin_fee_percent": "1"}),
+        json!({"command": "record-pledge", "fund": "F", "pledge": "P", "donor": "JP", "amount": "1", "signed_on": "2012-01-01"}),
+        json!({"command": "record-income", "fund": "F", "kind": "interest", "amount": "1", "received_on": "2012-01-01"}),
+        json!({"command": "schedule-report", "grant": "G", "report": "R", "kind": "progress", "period_end": "2013-12-31", "due_on": "2014-03-31"}),
+        json!({"command": "submit-report", "grant": "G", "report": "R", "submitted_on": "2014-03-01"}),
+        json!({"command": "accept-report", "grant": "G", "report": "R", "accepted_on": "2014-03-02"}),
+        json!({"command": "return-report", "grant": "G", "report": "R", "returned_on": "2014-03-02", "reason": "r"}),
+        json!({"command": "attach-document", "grant": "G", "document": "D", "title": "t", "category": "A02", "sha256": "ab".repeat(32)}),
     ]
 }
 
@@ -53,7 +61,8 @@ fn every_command_parses_with_its_name_and_stream() {
     for (value, name) in commands.into_iter().zip(COMMAND_NAMES) {
         let command = accepts(value);
         assert_eq!(command.name(), *name);
-        let stream = if name.starts_with("register") || name.starts_with("record-contribution") {
+        let fund_command = ["register-fund", "record-contribution", "revise-fund-terms", "record-pledge", "record-income"];
+        let stream = if fund_command.contains(name) {
             "fund-F"
         } else {
             "grant-G"
