@@ -42,7 +42,7 @@ pub const SNAPSHOT_NAME: &str = "world";
 /// a server's RSS flat under load (tests/soak.rs checks it).
 pub const BLOCKING_THREADS_MAX: usize = 8;
 /// Version of the snapshot format; an unknown one is ignored and the log replayed instead.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+pub const SNAPSHOT_FORMAT: u32 = 3;
 
 /// Upper bounds of the batch-size histogram (commands per durable batch).
 pub const BATCH_SIZE_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
