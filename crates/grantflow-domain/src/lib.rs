@@ -40,7 +40,7 @@ pub use values::{is_valid_id, Country, Date};
 pub use terms::{Category, FundTerms, IncomeKind, Percent, ReportKind, ReportStatus};
 pub use view::{
     AgencyView, BudgetLineView, DocumentView, EquivalentView, FundView, GrantDetails, GrantView,
-    PledgeView, ReportView, TermsView,
+    PledgeView, ReportRow, ReportView, TermsView,
 };
 pub use world::{
     AgencyState, DocumentState, FundState, GrantState, PledgeState, ReportState, Status,

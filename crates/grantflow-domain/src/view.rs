@@ -352,6 +352,57 @@ fn agency_view(agency: &AgencyState, decimals: u8) -> AgencyView {
     }
 }
 
+/// One row of `report list` and `GET /v1/reports`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ReportRow {
+    /// Grant id.
+    pub grant: String,
+    /// Report id.
+    pub report: String,
+    /// `progress`, `financial` or `final`.
+    pub kind: String,
+    /// The end of the period it covers.
+    pub period_end: String,
+    /// When it is due.
+    pub due_on: String,
+    /// Its current status.
+    pub status: String,
+}
+
+impl World {
+    /// Every report of the grants of `fund` (or of all funds), of `grant` (or of all grants),
+    /// with `overdue_on` only those overdue on that date; ordered by due date, grant, id.
+    pub fn report_rows(
+        &self,
+        fund: Option<&str>,
+        grant: Option<&str>,
+        overdue_on: Option<crate::values::Date>,
+    ) -> Vec<ReportRow> {
+        let mut rows: Vec<(&GrantState, &ReportState)> = self
+            .grant_order
+            .iter()
+            .filter_map(|id| self.grants.get(id))
+            .filter(|state| fund.is_none_or(|fund| state.fund == fund))
+            .filter(|state| grant.is_none_or(|grant| state.grant == grant))
+            .flat_map(|state| state.reports.iter().map(move |report| (state, report)))
+            .filter(|(_, report)| overdue_on.is_none_or(|date| report.overdue_on(date)))
+            .collect();
+        rows.sort_by(|(ga, a), (gb, b)| {
+            (a.due_on, &ga.grant, &a.report).cmp(&(b.due_on, &gb.grant, &b.report))
+        });
+        rows.into_iter()
+            .map(|(state, report)| ReportRow {
+                grant: state.grant.clone(),
+                report: report.report.clone(),
+                kind: report.kind.as_str().to_string(),
+                period_end: report.period_end.to_string(),
+                due_on: report.due_on.to_string(),
+                status: report.status.as_str().to_string(),
+            })
+            .collect()
+    }
+}
+
 /// A grant's reports, ordered by due date then id.
 pub fn report_views(reports: &[ReportState]) -> Vec<ReportView> {
     let mut ordered: Vec<&ReportState> = reports.iter().collect();
