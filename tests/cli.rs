@@ -32,7 +32,12 @@ fn demo_loads_the_worked_example_with_its_figures() {
     assert_eq!(grant["amount"], "3121707.00");
     assert_eq!(grant["allocated"], "3121707.00");
     assert_eq!(grant["unallocated"], "0.00");
-    assert_eq!(grant["disbursed"], "800000.00");
+    assert_eq!(grant["disbursed"], "900000.00");
+    assert_eq!(grant["expended"], "110000.00");
+    assert_eq!(
+        grant["reported_equivalent"],
+        json!({"amount": "260000000", "currency": "JPY"})
+    );
     let agencies = grant["agencies"].as_array().expect("agencies");
     let names: Vec<&str> = agencies
         .iter()
@@ -42,23 +47,410 @@ fn demo_loads_the_worked_example_with_its_figures() {
     assert_eq!(agencies[0]["lead"], true);
     assert_eq!(agencies[0]["allocation"], "1121707.00");
     assert_eq!(agencies[0]["balance"], "300000.00");
+    // UNDP: the second tranche, released once it had spent 110,000.00 of 150,000.00.
+    assert_eq!(agencies[1]["disbursed"], "250000.00");
+    assert_eq!(agencies[1]["expended"], "110000.00");
+    let budget = agencies[1]["budget"].as_array().expect("UNDP's budget");
+    assert_eq!(
+        budget[0],
+        json!({"category": "staff", "budget": "186915.92", "expended": "60000.00"})
+    );
+    assert_eq!(
+        budget[7],
+        json!({"category": "indirect", "budget": "32710.28", "expended": "0.00"})
+    );
+    assert_eq!(
+        grant["reports"],
+        json!([{"report": "PR-2013", "kind": "progress", "period_end": "2013-12-31", "due_on": "2014-03-31",
+            "status": "accepted", "submitted_on": "2014-04-10", "accepted_on": "2014-04-15"}])
+    );
+    assert_eq!(grant["documents"][0]["document"], "PRODOC");
 
     let fund = store.json(&["fund", "show", "UNTFHS", "--json"]);
     assert_eq!(fund["received"], "5000000.00");
     assert_eq!(fund["committed"], "3121707.00");
-    assert_eq!(fund["available"], "1878293.00");
-    assert_eq!(fund["disbursed"], "800000.00");
-    assert_eq!(fund["cash"], "4200000.00");
+    // available = received + income - fees - committed; cash = ... - disbursed + refunded.
+    assert_eq!(fund["available"], "1840638.67");
+    assert_eq!(fund["disbursed"], "900000.00");
+    assert_eq!(fund["cash"], "4062345.67");
+    assert_eq!(fund["pledged"], "5000000.00");
+    assert_eq!(fund["pledges_outstanding"], "0.00");
+    assert_eq!(fund["fees"], "50000.00");
+    assert_eq!(fund["income"], "12345.67");
+    assert_eq!(
+        fund["terms"],
+        json!({"admin_fee_percent": "1.00", "indirect_max_percent": "7.00", "tranche_threshold_percent": "70.00", "hold_on_overdue_reports": true})
+    );
     assert_eq!(fund["grants"], 1);
+    let text = stdout(&output);
+    assert!(
+        text.contains("rejected [tranche_condition_unmet]"),
+        "{text}"
+    );
+    assert!(text.contains("illustrative"), "{text}");
 
-    // The demo's command ids make it idempotent.
+    // The demo's command ids make it idempotent; the one refusal it expects is refused again.
     let before = store.events().len();
     let again = store.run(&["demo", "--json"]);
     assert!(again.status.success());
-    assert!(stdout(&again)
-        .lines()
-        .all(|l| l.contains("\"replayed\":true")));
+    for line in stdout(&again).lines() {
+        assert!(
+            line.contains("\"replayed\":true") || line.contains("\"tranche_condition_unmet\""),
+            "{line}"
+        );
+    }
     assert_eq!(store.events().len(), before);
+    assert!(store.run(&["verify"]).status.success());
+}
+
+#[test]
+fn report_list_shows_every_report_or_those_overdue_on_a_date() {
+    let store = Store::new();
+    assert!(store.run(&["demo"]).status.success());
+    let all = store.json(&["report", "list", "--json"]);
+    assert_eq!(
+        all,
+        json!([{"grant": GRANT, "report": "PR-2013", "kind": "progress", "period_end": "2013-12-31", "due_on": "2014-03-31", "status": "accepted"}])
+    );
+    // Returned on 2014-03-28, due 2014-03-31, submitted again on 2014-04-10.
+    for (date, overdue) in [
+        ("2014-03-31", false),
+        ("2014-04-01", true),
+        ("2014-04-09", true),
+        ("2014-04-10", false),
+    ] {
+        let listed = store.json(&["report", "list", "--overdue-on", date, "--json"]);
+        assert_eq!(
+            listed.as_array().map(Vec::len),
+            Some(usize::from(overdue)),
+            "{date}"
+        );
+    }
+    let human = store.run(&["report", "list", "--overdue-on", "2014-04-05"]);
+    assert!(stdout(&human).contains("PR-2013") && stdout(&human).contains("overdue on 2014-04-05"));
+    let by_grant = store.json(&["report", "list", "--grant", GRANT, "--json"]);
+    assert_eq!(by_grant.as_array().map(Vec::len), Some(1));
+    let by_fund = store.json(&["report", "list", "--fund", "UNTFHS", "--json"]);
+    assert_eq!(by_fund, all);
+    let unknown = store.run(&["report", "list", "--grant", "NOPE"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let bad_date = store.run(&["report", "list", "--overdue-on", "2014-02-30"]);
+    assert_eq!(bad_date.status.code(), Some(2));
+    assert!(stderr(&bad_date).contains("2014-02-30"));
+}
+
+#[test]
+fn the_new_commands_run_as_subcommands_with_flags_of_the_same_names() {
+    let store = Store::new();
+    let run = |args: &[&str]| {
+        let output = store.run(args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}{}",
+            stdout(&output),
+            stderr(&output)
+        );
+    };
+    run(&[
+        "--actor",
+        "fin",
+        "register-fund",
+        "--fund",
+        "F",
+        "--name",
+        "Fund",
+        "--currency",
+        "USD",
+        "--admin-fee-percent",
+        "1",
+        "--hold-on-overdue-reports",
+        "true",
+    ]);
+    run(&[
+        "--actor",
+        "boss",
+        "revise-fund-terms",
+        "--fund",
+        "F",
+        "--reason",
+        "agreement",
+        "--tranche-threshold-percent",
+        "70",
+    ]);
+    run(&[
+        "--actor",
+        "fin",
+        "record-pledge",
+        "--fund",
+        "F",
+        "--pledge",
+        "P1",
+        "--donor",
+        "JP",
+        "--amount",
+        "1000.00",
+        "--signed-on",
+        "2012-01-01",
+    ]);
+    run(&[
+        "--actor",
+        "fin",
+        "record-contribution",
+        "--fund",
+        "F",
+        "--donor",
+        "JP",
+        "--amount",
+        "1000.00",
+        "--received-on",
+        "2012-02-01",
+        "--pledge",
+        "P1",
+    ]);
+    run(&[
+        "--actor",
+        "fin",
+        "record-income",
+        "--fund",
+        "F",
+        "--kind",
+        "interest",
+        "--amount",
+        "5.00",
+        "--received-on",
+        "2012-12-31",
+    ]);
+    run(&[
+        "--actor",
+        "sec",
+        "submit-proposal",
+        "--fund",
+        "F",
+        "--grant",
+        "G",
+        "--title",
+        "T",
+        "--amount",
+        "500.00",
+    ]);
+    run(&[
+        "--actor",
+        "boss",
+        "approve-grant",
+        "--grant",
+        "G",
+        "--decided-on",
+        "2012-03-01",
+    ]);
+    run(&[
+        "--actor",
+        "sec",
+        "assign-agency",
+        "--grant",
+        "G",
+        "--agency",
+        "A",
+        "--allocation",
+        "107.00",
+        "--lead",
+        "--budget",
+        "staff=100.00",
+        "--budget",
+        "indirect=7.00",
+    ]);
+    run(&[
+        "--actor",
+        "sec",
+        "revise-allocation",
+        "--grant",
+        "G",
+        "--agency",
+        "A",
+        "--allocation",
+        "214.00",
+        "--reason",
+        "more",
+        "--budget",
+        r#"{"staff": "200.00", "indirect": "14.00"}"#,
+    ]);
+    run(&[
+        "--actor",
+        "fin",
+        "record-disbursement",
+        "--grant",
+        "G",
+        "--agency",
+        "A",
+        "--amount",
+        "100.00",
+        "--paid-on",
+        "2012-04-01",
+    ]);
+    run(&[
+        "--actor",
+        "fin",
+        "record-expenditure",
+        "--grant",
+        "G",
+        "--agency",
+        "A",
+        "--amount",
+        "80.00",
+        "--period-end",
+        "2012-06-30",
+        "--category",
+        "staff",
+    ]);
+    run(&[
+        "--actor",
+        "sec",
+        "schedule-report",
+        "--grant",
+        "G",
+        "--report",
+        "R1",
+        "--kind",
+        "progress",
+        "--period-end",
+        "2012-12-31",
+        "--due-on",
+        "2013-03-31",
+    ]);
+    run(&[
+        "--actor",
+        "sec",
+        "submit-report",
+        "--grant",
+        "G",
+        "--report",
+        "R1",
+        "--submitted-on",
+        "2013-03-01",
+        "--document-title",
+        "Report",
+        "--document-sha256",
+        &"ab".repeat(32),
+    ]);
+    run(&[
+        "--actor",
+        "boss",
+        "return-report",
+        "--grant",
+        "G",
+        "--report",
+        "R1",
+        "--returned-on",
+        "2013-03-02",
+        "--reason",
+        "incomplete",
+    ]);
+    run(&[
+        "--actor",
+        "sec",
+        "submit-report",
+        "--grant",
+        "G",
+        "--report",
+        "R1",
+        "--submitted-on",
+        "2013-03-03",
+    ]);
+    run(&[
+        "--actor",
+        "boss",
+        "accept-report",
+        "--grant",
+        "G",
+        "--report",
+        "R1",
+        "--accepted-on",
+        "2013-03-04",
+    ]);
+    run(&[
+        "--actor",
+        "sec",
+        "attach-document",
+        "--grant",
+        "G",
+        "--document",
+        "D1",
+        "--title",
+        "Prodoc",
+        "--category",
+        "A02",
+        "--sha256",
+        &"cd".repeat(32),
+        "--url",
+        "https://example.org/d1.pdf",
+    ]);
+    run(&[
+        "--actor",
+        "sec",
+        "attach-document",
+        "--fund",
+        "F",
+        "--document",
+        "D1",
+        "--title",
+        "Agreement",
+        "--category",
+        "A09",
+        "--sha256",
+        &"ef".repeat(32),
+    ]);
+    let fund = store.json(&["fund", "show", "F", "--json"]);
+    assert_eq!(fund["fees"], "10.00");
+    assert_eq!(fund["income"], "5.00");
+    assert_eq!(fund["available"], "495.00");
+    assert_eq!(fund["terms"]["tranche_threshold_percent"], "70.00");
+    assert_eq!(fund["terms"]["hold_on_overdue_reports"], true);
+    let grant = store.json(&["grant", "show", "G", "--json"]);
+    assert_eq!(grant["agencies"][0]["budget"][0]["expended"], "80.00");
+    assert_eq!(grant["reports"][0]["status"], "accepted");
+    assert_eq!(grant["documents"][0]["url"], "https://example.org/d1.pdf");
+    let refused = store.run(&[
+        "--actor",
+        "fin",
+        "record-disbursement",
+        "--grant",
+        "G",
+        "--agency",
+        "A",
+        "--amount",
+        "200.00",
+        "--paid-on",
+        "2013-04-01",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    let both = format!("{}{}", stdout(&refused), stderr(&refused));
+    assert!(
+        both.contains("over_disbursement") || both.contains("tranche_condition_unmet"),
+        "{both}"
+    );
+    let bad_bool = store.run(&[
+        "--actor",
+        "boss",
+        "revise-fund-terms",
+        "--fund",
+        "F",
+        "--reason",
+        "r",
+        "--hold-on-overdue-reports",
+        "yes",
+    ]);
+    assert!(format!("{}{}", stdout(&bad_bool), stderr(&bad_bool)).contains("malformed_command"));
+    let audit = store.run(&["audit", "G"]);
+    let trail = stdout(&audit);
+    assert!(
+        trail.contains("grant.report_returned") && trail.contains("reports.R1.status"),
+        "{trail}"
+    );
+    let csv = stdout(&store.run(&["audit", "F", "--csv"]));
+    assert!(
+        csv.contains("fund.fee_charged") && csv.contains("fees"),
+        "{csv}"
+    );
+    assert!(store.run(&["verify"]).status.success());
 }
 
 #[test]
@@ -91,7 +483,8 @@ fn approval_as_of_the_past_shows_the_original_figures() {
         "--json",
     ]);
     assert_eq!(fund["committed"], "3209232.40");
-    assert_eq!(fund["available"], "1790767.60");
+    // 5,000,000.00 received, less the 1% fee, less the commitment (the interest came later).
+    assert_eq!(fund["available"], "1740767.60");
 
     let before_anything = store.run(&["grant", "show", GRANT, "--at", "1", "--json"]);
     assert_eq!(before_anything.status.code(), Some(1));
@@ -363,7 +756,7 @@ fn a_tampered_export_is_named_at_its_first_bad_position_and_refused() {
     let tampered: Vec<String> = text
         .lines()
         .map(|line| {
-            if line.contains("\"position\":6,") {
+            if line.contains("\"position\":10,") {
                 line.replacen("900000.00", "990000.00", 1)
             } else {
                 line.to_string()
@@ -378,7 +771,7 @@ fn a_tampered_export_is_named_at_its_first_bad_position_and_refused() {
     let verified = store.run(&["verify", "--export", bad_path]);
     assert_eq!(verified.status.code(), Some(1));
     assert!(
-        stdout(&verified).contains("position 6"),
+        stdout(&verified).contains("position 10"),
         "{}",
         stdout(&verified)
     );
@@ -387,7 +780,7 @@ fn a_tampered_export_is_named_at_its_first_bad_position_and_refused() {
     let refused = copy.run(&["import", bad_path]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
-        stderr(&refused).contains("position 6"),
+        stderr(&refused).contains("position 10"),
         "{}",
         stderr(&refused)
     );

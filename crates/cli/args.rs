@@ -46,6 +46,11 @@ pub enum Verb {
         #[command(subcommand)]
         action: FundAction,
     },
+    /// Reports of grants: every one with its status, or those overdue on a date.
+    Report {
+        #[command(subcommand)]
+        action: ReportAction,
+    },
     /// The audit trail of a grant or fund: every event with before and after figures.
     Audit {
         /// A grant or fund id.
@@ -189,6 +194,27 @@ pub enum TokenAction {
     Revoke {
         /// The token's id.
         id: String,
+    },
+}
+
+/// `grantflow report ...`
+#[derive(Subcommand, Debug)]
+pub enum ReportAction {
+    /// Every report (whatever its status) with its grant and current status.
+    List {
+        /// Only the reports of this fund's grants.
+        #[arg(long)]
+        fund: Option<String>,
+        /// Only this grant's reports.
+        #[arg(long)]
+        grant: Option<String>,
+        /// Only the reports overdue on this date (YYYY-MM-DD): due before it and, on it,
+        /// still scheduled or returned.
+        #[arg(long = "overdue-on")]
+        overdue_on: Option<String>,
+        /// A JSON array of objects with grant, report, kind, period_end, due_on, status.
+        #[arg(long)]
+        json: bool,
     },
 }
 

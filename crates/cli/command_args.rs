@@ -18,9 +18,24 @@ enum Kind {
     Number,
     /// `--reported-equivalent-amount` and `--reported-equivalent-currency`
     Equivalent,
+    /// `--field true` or `--field false` (a JSON boolean)
+    Bool,
+    /// `--budget staff=1000.00 --budget travel=200.00` (a JSON object of category to amount;
+    /// a value that starts with `{` is read as that object in JSON)
+    Budget,
+    /// `--document-title` and `--document-sha256`
+    Document,
 }
 
-use Kind::{Equivalent, Flag, List, Number, Text};
+use Kind::{Bool, Budget, Document, Equivalent, Flag, List, Number, Text};
+
+/// The four fund terms, as flags of register-fund and revise-fund-terms.
+const TERMS: [(&str, Kind); 4] = [
+    ("admin_fee_percent", Text),
+    ("indirect_max_percent", Text),
+    ("tranche_threshold_percent", Text),
+    ("hold_on_overdue_reports", Bool),
+];
 
 /// Each command's fields (the common `command_id` and `expected_version` are added to all).
 /// A command's name, its help line and its fields.
@@ -29,8 +44,16 @@ type Spec = (&'static str, &'static str, &'static [(&'static str, Kind)]);
 const COMMANDS: &[Spec] = &[
     (
         "register-fund",
-        "Register a fund with its base currency",
-        &[("fund", Text), ("name", Text), ("currency", Text)],
+        "Register a fund with its base currency (and, optionally, its terms)",
+        &[
+            ("fund", Text),
+            ("name", Text),
+            ("currency", Text),
+            TERMS[0],
+            TERMS[1],
+            TERMS[2],
+            TERMS[3],
+        ],
     ),
     (
         "record-contribution",
@@ -42,6 +65,7 @@ const COMMANDS: &[Spec] = &[
             ("received_on", Text),
             ("original_amount", Text),
             ("original_currency", Text),
+            ("pledge", Text),
             ("currency", Text),
         ],
     ),
@@ -83,6 +107,7 @@ const COMMANDS: &[Spec] = &[
             ("agency", Text),
             ("allocation", Text),
             ("lead", Flag),
+            ("budget", Budget),
             ("currency", Text),
         ],
     ),
@@ -94,6 +119,7 @@ const COMMANDS: &[Spec] = &[
             ("agency", Text),
             ("allocation", Text),
             ("reason", Text),
+            ("budget", Budget),
             ("currency", Text),
         ],
     ),
@@ -122,6 +148,7 @@ const COMMANDS: &[Spec] = &[
             ("agency", Text),
             ("amount", Text),
             ("period_end", Text),
+            ("category", Text),
             ("currency", Text),
         ],
     ),
@@ -171,8 +198,94 @@ const COMMANDS: &[Spec] = &[
     ),
     (
         "finalize-grant",
-        "Close a grant financially (every agency balance settled)",
+        "Close a grant financially (every agency balance settled, every report accepted)",
         &[("grant", Text)],
+    ),
+    (
+        "revise-fund-terms",
+        "Change a fund's terms (fee, indirect cap, tranche threshold, hold on overdue reports)",
+        &[
+            ("fund", Text),
+            ("reason", Text),
+            TERMS[0],
+            TERMS[1],
+            TERMS[2],
+            TERMS[3],
+        ],
+    ),
+    (
+        "record-pledge",
+        "Record a donor's signed pledge (contribution agreement)",
+        &[
+            ("fund", Text),
+            ("pledge", Text),
+            ("donor", Text),
+            ("amount", Text),
+            ("signed_on", Text),
+            ("due_on", Text),
+            ("currency", Text),
+        ],
+    ),
+    (
+        "record-income",
+        "Record a fund's income (interest, investment, other)",
+        &[
+            ("fund", Text),
+            ("kind", Text),
+            ("amount", Text),
+            ("received_on", Text),
+            ("currency", Text),
+        ],
+    ),
+    (
+        "schedule-report",
+        "Schedule a progress, financial or final report of a grant",
+        &[
+            ("grant", Text),
+            ("report", Text),
+            ("kind", Text),
+            ("period_end", Text),
+            ("due_on", Text),
+        ],
+    ),
+    (
+        "submit-report",
+        "Record a report's submission (on behalf of the lead agency)",
+        &[
+            ("grant", Text),
+            ("report", Text),
+            ("submitted_on", Text),
+            ("document", Document),
+        ],
+    ),
+    (
+        "accept-report",
+        "Accept a submitted report (not by who submitted it)",
+        &[("grant", Text), ("report", Text), ("accepted_on", Text)],
+    ),
+    (
+        "return-report",
+        "Return a submitted report, to be submitted again",
+        &[
+            ("grant", Text),
+            ("report", Text),
+            ("returned_on", Text),
+            ("reason", Text),
+        ],
+    ),
+    (
+        "attach-document",
+        "File a document (identified by its SHA-256) on a grant or a fund",
+        &[
+            ("grant", Text),
+            ("fund", Text),
+            ("document", Text),
+            ("title", Text),
+            ("category", Text),
+            ("sha256", Text),
+            ("url", Text),
+            ("issued_on", Text),
+        ],
     ),
 ];
 
@@ -226,6 +339,16 @@ fn add_field(command: Command, field: &'static str, kind: Kind) -> Command {
         Equivalent => command
             .arg(text_arg("reported_equivalent_amount").help("information only, e.g. 260000000"))
             .arg(text_arg("reported_equivalent_currency").help("information only, e.g. JPY")),
+        Bool => command.arg(text_arg(field).help("true or false")),
+        Budget => command.arg(
+            text_arg(field)
+                .action(ArgAction::Append)
+                .value_name("CATEGORY=AMOUNT")
+                .help("one category's amount; repeat for more (staff, supplies, equipment, contractual, travel, transfers, operating, indirect)"),
+        ),
+        Document => command
+            .arg(text_arg("document_title").help("the report file's title"))
+            .arg(text_arg("document_sha256").help("the report file's SHA-256 (64 lowercase hex)")),
     }
 }
 
@@ -260,6 +383,40 @@ fn field_value(matches: &ArgMatches, field: &str, kind: Kind) -> Option<Value> {
             .get_many::<String>(field)
             .map(|values| json!(values.collect::<Vec<_>>())),
         Flag => matches.get_flag(field).then_some(Value::Bool(true)),
+        Bool => matches.get_one::<String>(field).map(|v| match v.as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            other => json!(other),
+        }),
+        Budget => matches.get_many::<String>(field).map(|values| {
+            let mut budget = Map::new();
+            for value in values {
+                match serde_json::from_str::<Value>(value) {
+                    Ok(Value::Object(object)) if value.trim_start().starts_with('{') => {
+                        budget.extend(object)
+                    }
+                    _ => {
+                        let (category, amount) = value.split_once('=').unwrap_or((value, ""));
+                        budget.insert(category.trim().into(), json!(amount.trim()));
+                    }
+                }
+            }
+            Value::Object(budget)
+        }),
+        Document => {
+            let title = matches.get_one::<String>("document_title");
+            let sha256 = matches.get_one::<String>("document_sha256");
+            (title.is_some() || sha256.is_some()).then(|| {
+                let mut document = Map::new();
+                if let Some(title) = title {
+                    document.insert("title".into(), json!(title));
+                }
+                if let Some(sha256) = sha256 {
+                    document.insert("sha256".into(), json!(sha256));
+                }
+                Value::Object(document)
+            })
+        }
         Equivalent => {
             let amount = matches.get_one::<String>("reported_equivalent_amount");
             let currency = matches.get_one::<String>("reported_equivalent_currency");

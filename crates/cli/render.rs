@@ -96,6 +96,15 @@ pub fn grant(view: &GrantView, world: &World) -> String {
             human(&details.commitment)
         );
     }
+    if let Some(reported) = &view.reported_equivalent {
+        let _ = writeln!(
+            out,
+            "{:<12}{:>20} {} (as reported, information only)",
+            "reported",
+            human(&reported.amount),
+            reported.currency
+        );
+    }
     if !view.agencies.is_empty() {
         let _ = writeln!(
             out,
@@ -116,11 +125,93 @@ pub fn grant(view: &GrantView, world: &World) -> String {
             );
         }
     }
+    for agency in &view.agencies {
+        let Some(budget) = &agency.budget else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "\n{:<12}{:<13}{:>18}{:>18}{:>8}",
+            "budget", agency.agency, "budget", "expended", "used"
+        );
+        for line in budget {
+            let _ = writeln!(
+                out,
+                "{:<12}{:<13}{:>18}{:>18}{:>8}",
+                "",
+                line.category,
+                human(&line.budget),
+                human(&line.expended),
+                used(&line.expended, &line.budget)
+            );
+        }
+    }
+    if !view.reports.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<16}{:<11}{:<12}{:<12}{:<11}{:<12}{}",
+            "report", "kind", "period_end", "due_on", "status", "submitted", "accepted"
+        );
+        for report in &view.reports {
+            let _ = writeln!(
+                out,
+                "{:<16}{:<11}{:<12}{:<12}{:<11}{:<12}{}",
+                report.report,
+                report.kind,
+                report.period_end,
+                report.due_on,
+                report.status,
+                report.submitted_on.as_deref().unwrap_or(""),
+                report.accepted_on.as_deref().unwrap_or("")
+            );
+        }
+    }
+    out.push_str(&documents(&view.documents));
     let _ = writeln!(
         out,
         "\nversion {}  position {}",
         view.version, view.position
     );
+    out
+}
+
+/// `expended` as a share of `budget`, e.g. "40.0%" (empty when the budget is 0).
+fn used(expended: &str, budget: &str) -> String {
+    let minor = |text: &str| text.replace('.', "").parse::<i128>().ok();
+    match (minor(expended), minor(budget)) {
+        (Some(spent), Some(budget)) if budget > 0 => {
+            let tenths = spent * 1000 / budget;
+            format!("{}.{}%", tenths / 10, tenths % 10)
+        }
+        _ => String::new(),
+    }
+}
+
+/// Filed documents, one per line.
+fn documents(documents: &[grantflow_domain::DocumentView]) -> String {
+    let mut out = String::new();
+    if documents.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<16}{:<5}{:<11}{}",
+        "document", "cat", "issued", "title / sha256 / url"
+    );
+    for document in documents {
+        let _ = writeln!(
+            out,
+            "{:<16}{:<5}{:<11}{}",
+            document.document,
+            document.category,
+            document.issued_on.as_deref().unwrap_or(""),
+            document.title
+        );
+        let _ = writeln!(out, "{:<32}sha256 {}", "", document.sha256);
+        if let Some(url) = &document.url {
+            let _ = writeln!(out, "{:<32}{url}", "");
+        }
+    }
     out
 }
 
@@ -151,6 +242,33 @@ fn grant_details(details: &GrantDetails) -> String {
     }
     for (index, activity) in details.activities.iter().enumerate() {
         let _ = writeln!(out, "activity  {}. {activity}", index + 1);
+    }
+    out
+}
+
+/// One row per report.
+pub fn report_list(
+    rows: &[grantflow_domain::ReportRow],
+    overdue_on: Option<grantflow_domain::Date>,
+) -> String {
+    let mut out = format!(
+        "{:<20}{:<16}{:<11}{:<12}{:<12}{}\n",
+        "grant", "report", "kind", "period_end", "due_on", "status"
+    );
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "{:<20}{:<16}{:<11}{:<12}{:<12}{}",
+            row.grant, row.report, row.kind, row.period_end, row.due_on, row.status
+        );
+    }
+    match overdue_on {
+        Some(date) => {
+            let _ = writeln!(out, "{} report(s) overdue on {date}", rows.len());
+        }
+        None => {
+            let _ = writeln!(out, "{} report(s)", rows.len());
+        }
     }
     out
 }
@@ -190,10 +308,45 @@ pub fn fund(view: &FundView) -> String {
         ("disbursed", &view.disbursed),
         ("refunded", &view.refunded),
         ("cash", &view.cash),
+        ("pledged", &view.pledged),
+        ("outstanding", &view.pledges_outstanding),
+        ("fees", &view.fees),
+        ("income", &view.income),
     ];
     for (name, value) in rows {
         let _ = writeln!(out, "{name:<12}{:>20}", human(value));
     }
+    let terms = &view.terms;
+    let _ =
+        writeln!(
+        out,
+        "\nterms     fee {}%  indirect cap {}%  tranche threshold {}%  hold on overdue reports {}",
+        terms.admin_fee_percent,
+        terms.indirect_max_percent,
+        terms.tranche_threshold_percent,
+        if terms.hold_on_overdue_reports { "yes" } else { "no" }
+    );
+    if !view.pledges.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<16}{:<12}{:>18}{:>18}{:>18}  {:<11}{}",
+            "pledge", "donor", "amount", "paid", "outstanding", "signed", "due"
+        );
+        for pledge in &view.pledges {
+            let _ = writeln!(
+                out,
+                "{:<16}{:<12}{:>18}{:>18}{:>18}  {:<11}{}",
+                pledge.pledge,
+                pledge.donor,
+                human(&pledge.amount),
+                human(&pledge.paid),
+                human(&pledge.outstanding),
+                pledge.signed_on,
+                pledge.due_on.as_deref().unwrap_or("")
+            );
+        }
+    }
+    out.push_str(&documents(&view.documents));
     let _ = writeln!(
         out,
         "\nversion {}  position {}",

@@ -12,7 +12,7 @@ use grantflow_engine::{transfer, Submission};
 use grantflow_store::EventStore;
 use serde_json::Value;
 
-use crate::args::{Cli, FundAction, GrantAction, TokenAction, Verb};
+use crate::args::{Cli, FundAction, GrantAction, ReportAction, TokenAction, Verb};
 use crate::open::{open_engine, open_store, progress_bar, Access};
 use crate::outcome::Outcome;
 use crate::{demo, exec, render};
@@ -47,6 +47,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Verb::Exec { file } => exec::run(data, cli.actor, file).await,
         Verb::Grant { action } => grant(data, action).await,
         Verb::Fund { action } => fund(data, action).await,
+        Verb::Report { action } => report(data, action).await,
         Verb::Audit { id, json, csv } => audit_trail(data, &id, json, csv).await,
         Verb::Events {
             from,
@@ -156,6 +157,47 @@ async fn fund(data: &Path, action: FundAction) -> anyhow::Result<Outcome> {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
         print!("{}", render::fund(&view));
+    }
+    Ok(Outcome::Success)
+}
+
+async fn report(data: &Path, action: ReportAction) -> anyhow::Result<Outcome> {
+    let ReportAction::List {
+        fund,
+        grant,
+        overdue_on,
+        json,
+    } = action;
+    let overdue_on = overdue_on
+        .map(|text| {
+            grantflow_domain::Date::parse(&text).ok_or_else(|| {
+                anyhow!("--overdue-on {text:?} is not a real calendar date written YYYY-MM-DD")
+            })
+        })
+        .transpose()?;
+    let engine = open_engine(data, Access::ReadOnly).await?;
+    let model = engine.snapshot();
+    if let Some(fund) = fund
+        .as_deref()
+        .filter(|fund| model.world.fund(fund).is_none())
+    {
+        eprintln!("no fund `{fund}`");
+        return Ok(Outcome::Failed);
+    }
+    if let Some(grant) = grant
+        .as_deref()
+        .filter(|grant| model.world.grant(grant).is_none())
+    {
+        eprintln!("no grant `{grant}`");
+        return Ok(Outcome::Failed);
+    }
+    let rows = model
+        .world
+        .report_rows(fund.as_deref(), grant.as_deref(), overdue_on);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", render::report_list(&rows, overdue_on));
     }
     Ok(Outcome::Success)
 }

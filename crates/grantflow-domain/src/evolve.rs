@@ -72,7 +72,10 @@ fn evolve_fund(world: &mut World, event: &Event) {
             );
         }
         _ => {
-            if let Some(state) = event.fund_stream_id().and_then(|id| world.funds.get_mut(id)) {
+            if let Some(state) = event
+                .fund_stream_id()
+                .and_then(|id| world.funds.get_mut(id))
+            {
                 evolve_fund_figures(state, event);
             }
         }

@@ -101,8 +101,14 @@ fn record_contribution(fund: &FundState, command: &Command) -> Decision {
         let known = fund.pledge(id).filter(|state| state.donor == *donor);
         let Some(state) = known else {
             let why = match fund.pledge(id) {
-                Some(other) => format!("pledge {id} of fund {} is {}'s, not {donor}'s", fund.fund, other.donor),
-                None => format!("fund {} has no pledge {id}; record it first with record-pledge", fund.fund),
+                Some(other) => format!(
+                    "pledge {id} of fund {} is {}'s, not {donor}'s",
+                    fund.fund, other.donor
+                ),
+                None => format!(
+                    "fund {} has no pledge {id}; record it first with record-pledge",
+                    fund.fund
+                ),
             };
             return Err(DomainError::new(ErrorCode::UnknownPledge, why));
         };

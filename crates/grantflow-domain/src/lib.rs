@@ -36,8 +36,8 @@ pub use event::{
 pub use evolve::evolve;
 pub use money::{parse_amount, Amount, Currency, DecimalText, Money};
 pub use parse::parse_command;
-pub use values::{is_valid_id, Country, Date};
 pub use terms::{Category, FundTerms, IncomeKind, Percent, ReportKind, ReportStatus};
+pub use values::{is_valid_id, Country, Date};
 pub use view::{
     AgencyView, BudgetLineView, DocumentView, EquivalentView, FundView, GrantDetails, GrantView,
     PledgeView, ReportRow, ReportView, TermsView,

@@ -2,7 +2,9 @@
 //! [`CommandRequest`]. Every problem is `malformed_command` naming the field, except amount
 //! syntax, which is `invalid_amount` (and reported after every shape problem).
 
-use crate::command::{BudgetText, Command, CommandRequest, DocumentOwner, ForeignAmount, COMMAND_NAMES};
+use crate::command::{
+    BudgetText, Command, CommandRequest, DocumentOwner, ForeignAmount, COMMAND_NAMES,
+};
 use crate::error::DomainError;
 use crate::money::{Currency, DecimalText};
 use crate::terms::{
@@ -110,7 +112,14 @@ pub fn command_fields(name: &str) -> &'static [&'static str] {
         "reject-proposal" => &["grant", "reason"],
         "withdraw-agency" => &["grant", "agency", "reason"],
         "approve-grant" => &["grant", "decided_on", "reported_equivalent"],
-        "assign-agency" => &["grant", "agency", "allocation", "lead", "budget", "currency"],
+        "assign-agency" => &[
+            "grant",
+            "agency",
+            "allocation",
+            "lead",
+            "budget",
+            "currency",
+        ],
         "revise-allocation" => &[
             "grant",
             "agency",
@@ -348,7 +357,11 @@ fn parse_fund_command(f: &mut Fields) -> Result<Command, DomainError> {
         }),
         "record-income" => Ok(Command::RecordIncome {
             fund: f.id("fund")?,
-            kind: f.choice("kind", IncomeKind::parse, "one of \"interest\", \"investment\", \"other\"")?,
+            kind: f.choice(
+                "kind",
+                IncomeKind::parse,
+                "one of \"interest\", \"investment\", \"other\"",
+            )?,
             amount: f.amount("amount")?,
             received_on: f.date("received_on")?,
             currency: f.opt_currency("currency")?,
@@ -450,7 +463,8 @@ fn parse_grant_command(f: &mut Fields) -> Result<Command, DomainError> {
             category: f
                 .opt_string("category")?
                 .map(|text| {
-                    Category::parse(&text).ok_or_else(|| f.wrong("category", &categories_expected()))
+                    Category::parse(&text)
+                        .ok_or_else(|| f.wrong("category", &categories_expected()))
                 })
                 .transpose()?,
             currency: f.opt_currency("currency")?,
@@ -492,7 +506,9 @@ fn parse_contribution(f: &mut Fields) -> Result<Command, DomainError> {
     let amount = f.amount("amount")?;
     let received_on = f.date("received_on")?;
     let currency = f.opt_currency("currency")?;
-    let pledge = present(f.map, "pledge").map(|_| f.id("pledge")).transpose()?;
+    let pledge = present(f.map, "pledge")
+        .map(|_| f.id("pledge"))
+        .transpose()?;
     let original_currency = f.opt_currency("original_currency")?;
     let original_text = f.opt_amount_text("original_amount")?;
     let original = match (original_text, original_currency) {
@@ -915,7 +931,10 @@ impl<'a> Fields<'a> {
         if is_sha256_hex(&text) {
             return Ok(text);
         }
-        Err(self.wrong(field, "a SHA-256 written as 64 lowercase hexadecimal digits"))
+        Err(self.wrong(
+            field,
+            "a SHA-256 written as 64 lowercase hexadecimal digits",
+        ))
     }
 
     fn opt_url(&self, field: &str) -> Result<Option<String>, DomainError> {
@@ -942,11 +961,19 @@ impl<'a> Fields<'a> {
             return Ok(None);
         };
         let expected = "an object {\"title\": ..., \"sha256\": ...}";
-        let object = value.as_object().ok_or_else(|| self.wrong(field, expected))?;
-        if let Some(key) = object.keys().find(|key| *key != "title" && *key != "sha256") {
+        let object = value
+            .as_object()
+            .ok_or_else(|| self.wrong(field, expected))?;
+        if let Some(key) = object
+            .keys()
+            .find(|key| *key != "title" && *key != "sha256")
+        {
             return Err(self.wrong(
                 field,
-                &format!("an object with only `title` and `sha256`, not {}", shown(key)),
+                &format!(
+                    "an object with only `title` and `sha256`, not {}",
+                    shown(key)
+                ),
             ));
         }
         let title = object

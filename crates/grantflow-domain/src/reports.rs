@@ -117,7 +117,12 @@ pub(crate) fn decide_report(ctx: &GrantCtx, command: &Command) -> Decision {
 
 fn known_report<'a>(ctx: &'a GrantCtx, report: &str) -> Result<&'a ReportState, DomainError> {
     ctx.grant.report(report).ok_or_else(|| {
-        let known: Vec<&str> = ctx.grant.reports.iter().map(|r| r.report.as_str()).collect();
+        let known: Vec<&str> = ctx
+            .grant
+            .reports
+            .iter()
+            .map(|r| r.report.as_str())
+            .collect();
         let listed = if known.is_empty() {
             "none is scheduled".to_string()
         } else {
@@ -159,7 +164,14 @@ pub(crate) fn check_reports_accepted(ctx: &GrantCtx) -> Result<(), DomainError> 
         .reports
         .iter()
         .filter(|report| report.status != ReportStatus::Accepted)
-        .map(|report| format!("{} ({}, due {})", report.report, report.status.as_str(), report.due_on))
+        .map(|report| {
+            format!(
+                "{} ({}, due {})",
+                report.report,
+                report.status.as_str(),
+                report.due_on
+            )
+        })
         .collect();
     if open.is_empty() {
         return Ok(());

@@ -207,7 +207,9 @@ pub(crate) fn assign_agency(ctx: &GrantCtx, command: &Command) -> Decision {
     }
     check_allocation_total(ctx, ctx.grant.allocated() + allocation)?;
     let budget = match budget {
-        Some(text) => Some(budget::check_budget(ctx, command, agency, allocation, text, None)?),
+        Some(text) => Some(budget::check_budget(
+            ctx, command, agency, allocation, text, None,
+        )?),
         None => None,
     };
     Ok(vec![Event::AgencyAssigned {

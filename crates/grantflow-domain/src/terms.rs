@@ -369,9 +369,13 @@ impl ReportKind {
 
     /// The kind for its spelling.
     pub fn parse(text: &str) -> Option<ReportKind> {
-        [ReportKind::Progress, ReportKind::Financial, ReportKind::Final]
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
+        [
+            ReportKind::Progress,
+            ReportKind::Financial,
+            ReportKind::Final,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
     }
 }
 
@@ -425,9 +429,13 @@ impl IncomeKind {
 
     /// The kind for its spelling.
     pub fn parse(text: &str) -> Option<IncomeKind> {
-        [IncomeKind::Interest, IncomeKind::Investment, IncomeKind::Other]
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
+        [
+            IncomeKind::Interest,
+            IncomeKind::Investment,
+            IncomeKind::Other,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
     }
 }
 
@@ -476,8 +484,13 @@ mod tests {
         assert_eq!(Percent::parse("7.5"), Some(Percent(750)));
         assert_eq!(Percent::parse("70.00"), Some(Percent(7_000)));
         assert_eq!(Percent::parse("100"), Some(Percent(10_000)));
-        assert_eq!(Percent::parse("100.00").map(|p| p.to_string()), Some("100.00".into()));
-        for bad in ["", ".", "1.", ".5", "100.01", "101", "1.234", "-1", "+1", "1e2", " 1"] {
+        assert_eq!(
+            Percent::parse("100.00").map(|p| p.to_string()),
+            Some("100.00".into())
+        );
+        for bad in [
+            "", ".", "1.", ".5", "100.01", "101", "1.234", "-1", "+1", "1e2", " 1",
+        ] {
             assert_eq!(Percent::parse(bad), None, "{bad:?}");
         }
     }
@@ -511,7 +524,10 @@ mod tests {
         let mut budget = Budget::default();
         budget.0[0] = Amount(100);
         budget.0[7] = Amount(7);
-        let stored = StoredBudget { budget, decimals: 2 };
+        let stored = StoredBudget {
+            budget,
+            decimals: 2,
+        };
         let json = serde_json::to_string(&stored).unwrap();
         assert_eq!(
             json,

@@ -112,7 +112,10 @@ fn check_invariants(world: &World) {
             fund.cash(),
             fund.received + fund.income - fund.fees - fund.disbursed + fund.refunded
         );
-        assert!(fund.pledges.iter().all(|p| p.paid <= p.amount), "a pledge overpaid");
+        assert!(
+            fund.pledges.iter().all(|p| p.paid <= p.amount),
+            "a pledge overpaid"
+        );
         assert_eq!(
             fund.committed,
             grants.iter().map(|g| g.commitment()).sum::<Amount>()
@@ -141,7 +144,11 @@ fn check_invariants(world: &World) {
                 "disbursed above allocation"
             );
             if let Some(budget) = agency.budget {
-                assert_eq!(budget.total(), agency.allocation, "budget off its allocation");
+                assert_eq!(
+                    budget.total(),
+                    agency.allocation,
+                    "budget off its allocation"
+                );
                 for (index, spent) in agency.category_expended.iter().enumerate() {
                     assert!(
                         spent.0 * 100 <= budget.0[index].0 * 120,
@@ -196,7 +203,13 @@ const KINDS_TWO: &[&str] = &[
     "cancel-grant",
 ];
 const CATEGORIES: &[&str] = &["staff", "travel", "indirect"];
-const DATES: &[&str] = &["2013-01-01", "2013-03-31", "2013-04-01", "2013-06-30", "2014-01-01"];
+const DATES: &[&str] = &[
+    "2013-01-01",
+    "2013-03-31",
+    "2013-04-01",
+    "2013-06-30",
+    "2014-01-01",
+];
 const PERCENTS: &[&str] = &["0", "1", "2.5", "50", "70", "100"];
 
 fn command_two(step: Step) -> Value {
@@ -242,7 +255,11 @@ fn command_two(step: Step) -> Value {
         }
         "record-disbursement" => with(disburse(grant, agency, amount_text), "paid_on", json!(date)),
         "record-expenditure" => expend(grant, agency, amount_text),
-        "expend-category" => with(expend(grant, agency, amount_text), "category", json!(category)),
+        "expend-category" => with(
+            expend(grant, agency, amount_text),
+            "category",
+            json!(category),
+        ),
         "record-refund" => refund(grant, agency, amount_text),
         "schedule-report" => {
             json!({"command": name, "grant": grant, "report": report, "kind": "progress", "period_end": "2013-03-31", "due_on": "2013-03-31"})
@@ -314,7 +331,10 @@ fn check_disbursement_conditions(before: &World, command: &Value) {
     if fund.terms.hold_on_overdue_reports {
         let paid_on = grantflow_domain::Date::parse(command["paid_on"].as_str().unwrap()).unwrap();
         assert!(
-            state.reports.iter().all(|report| !report.overdue_on(paid_on)),
+            state
+                .reports
+                .iter()
+                .all(|report| !report.overdue_on(paid_on)),
             "money moved while a report was overdue"
         );
     }

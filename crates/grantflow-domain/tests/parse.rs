@@ -61,7 +61,13 @@ fn every_command_parses_with_its_name_and_stream() {
     for (value, name) in commands.into_iter().zip(COMMAND_NAMES) {
         let command = accepts(value);
         assert_eq!(command.name(), *name);
-        let fund_command = ["register-fund", "record-contribution", "revise-fund-terms", "record-pledge", "record-income"];
+        let fund_command = [
+            "register-fund",
+            "record-contribution",
+            "revise-fund-terms",
+            "record-pledge",
+            "record-income",
+        ];
         let stream = if fund_command.contains(name) {
             "fund-F"
         } else {

@@ -70,7 +70,11 @@ fn every_event() -> Log {
         json!({"command": "attach-document", "grant": "C", "document": "PRODOC", "title": "Project document", "category": "A02", "sha256": "ef".repeat(32)}),
         propose("B", "1000"),
         approve("B"),
-        with(assign_lead("B", "UNDP", "107"), "budget", json!({"staff": "100", "indirect": "7"})),
+        with(
+            assign_lead("B", "UNDP", "107"),
+            "budget",
+            json!({"staff": "100", "indirect": "7"}),
+        ),
         json!({"command": "revise-allocation", "grant": "B", "agency": "UNDP", "allocation": "214", "reason": "plan", "budget": {"staff": "150", "travel": "50", "indirect": "14"}}),
         disburse("B", "UNDP", "214"),
         with(expend("B", "UNDP", "100"), "category", json!("staff")),
@@ -88,7 +92,8 @@ fn every_event_type_round_trips_byte_for_byte() {
         let back = Event::from_parts(event.event_type(), &payload).unwrap();
         assert_eq!(&back, event);
         assert_eq!(back.payload_json(), payload);
-        let extended = (event.event_type() == "fund.contribution_recorded" && payload.contains("\"pledge\":"))
+        let extended = (event.event_type() == "fund.contribution_recorded"
+            && payload.contains("\"pledge\":"))
             || payload.contains("\"budget\":")
             || payload.contains("\"category\":\"staff\"")
             || (event.event_type() == "fund.registered" && payload.contains("_percent"));

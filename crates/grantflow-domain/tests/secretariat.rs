@@ -86,7 +86,9 @@ fn terms_default_to_off_and_show_with_two_decimals() {
         fund_view(&log)["terms"],
         json!({"admin_fee_percent": "0.00", "indirect_max_percent": "7.00", "tranche_threshold_percent": "0.00", "hold_on_overdue_reports": false})
     );
-    let log = Log::given(&[fund_with(json!({"admin_fee_percent": "1", "tranche_threshold_percent": "70", "hold_on_overdue_reports": true}))]);
+    let log = Log::given(&[fund_with(
+        json!({"admin_fee_percent": "1", "tranche_threshold_percent": "70", "hold_on_overdue_reports": true}),
+    )]);
     assert_eq!(
         fund_view(&log)["terms"],
         json!({"admin_fee_percent": "1.00", "indirect_max_percent": "7.00", "tranche_threshold_percent": "70.00", "hold_on_overdue_reports": true})
@@ -97,12 +99,30 @@ fn terms_default_to_off_and_show_with_two_decimals() {
 
 #[test]
 fn percentages_outside_the_rules_are_malformed() {
-    for bad in [json!("100.01"), json!("-1"), json!("1.234"), json!(1), json!("")] {
-        let message = check(&[], fund_with(json!({"admin_fee_percent": bad})), "malformed_command");
+    for bad in [
+        json!("100.01"),
+        json!("-1"),
+        json!("1.234"),
+        json!(1),
+        json!(""),
+    ] {
+        let message = check(
+            &[],
+            fund_with(json!({"admin_fee_percent": bad})),
+            "malformed_command",
+        );
         assert!(message.contains("admin_fee_percent"), "{message}");
     }
-    check(&[], fund_with(json!({"hold_on_overdue_reports": "yes"})), "malformed_command");
-    check(&[], fund_with(json!({"indirect_max_percent": "100"})), "fund.registered");
+    check(
+        &[],
+        fund_with(json!({"hold_on_overdue_reports": "yes"})),
+        "malformed_command",
+    );
+    check(
+        &[],
+        fund_with(json!({"indirect_max_percent": "100"})),
+        "fund.registered",
+    );
 }
 
 #[test]
@@ -122,17 +142,32 @@ fn revise_fund_terms_changes_the_terms_in_force() {
 
 #[test]
 fn pledges_are_unique_and_paid_by_contributions_of_their_donor() {
-    check(&[fund()], pledge("P1", "JP", "500.00"), "fund.pledge_recorded");
+    check(
+        &[fund()],
+        pledge("P1", "JP", "500.00"),
+        "fund.pledge_recorded",
+    );
     let given = [fund(), pledge("P1", "JP", "500.00")];
     check(&given, pledge("P1", "JP", "1.00"), "pledge_exists");
     check(&given, contribute_for("P2", "1.00"), "unknown_pledge");
     let other = with(contribute_for("P1", "1.00"), "donor", json!("SE"));
     assert!(check(&given, other, "unknown_pledge").contains("JP"));
     let message = check(&given, contribute_for("P1", "500.01"), "over_pledge");
-    assert!(message.contains("500.00 USD") && message.contains("0.01 USD"), "{message}");
+    assert!(
+        message.contains("500.00 USD") && message.contains("0.01 USD"),
+        "{message}"
+    );
     // Exactly paying it off.
-    check(&given, contribute_for("P1", "500.00"), "fund.contribution_recorded");
-    let log = Log::given(&[fund(), pledge("P1", "JP", "500.00"), contribute_for("P1", "200.00")]);
+    check(
+        &given,
+        contribute_for("P1", "500.00"),
+        "fund.contribution_recorded",
+    );
+    let log = Log::given(&[
+        fund(),
+        pledge("P1", "JP", "500.00"),
+        contribute_for("P1", "200.00"),
+    ]);
     let view = fund_view(&log);
     assert_eq!(view["pledged"], "500.00");
     assert_eq!(view["pledges_outstanding"], "300.00");
@@ -143,13 +178,21 @@ fn pledges_are_unique_and_paid_by_contributions_of_their_donor() {
         Log::given(&[fund(), plain]).events[1].schema(),
         EVENT_SCHEMA
     );
-    check(&given, with(contribute_for("P1", "300.00"), "amount", json!("300.001")), "invalid_amount");
+    check(
+        &given,
+        with(contribute_for("P1", "300.00"), "amount", json!("300.001")),
+        "invalid_amount",
+    );
 }
 
 #[test]
 fn fees_are_charged_in_the_same_append_and_rounded_half_to_even() {
     let given = [fund_with(json!({"admin_fee_percent": "1"}))];
-    check(&given, contribute("1000.00"), "fund.contribution_recorded fund.fee_charged");
+    check(
+        &given,
+        contribute("1000.00"),
+        "fund.contribution_recorded fund.fee_charged",
+    );
     // 1% of 0.50 is 0.005: half, rounded to the even 0.00, so no fee event.
     check(&given, contribute("0.50"), "fund.contribution_recorded");
     let log = Log::given(&[
@@ -180,7 +223,11 @@ fn fees_and_income_count_against_approvals() {
     let message = check(&given, approve("G"), "insufficient_funds");
     assert!(message.contains("900.00 USD available"), "{message}");
     let income = json!({"command": "record-income", "fund": "F", "kind": "other", "amount": "0.01", "received_on": "2012-12-31"});
-    check(&plus(given.to_vec(), &[income]), approve("G"), "grant.approved fund.grant_committed");
+    check(
+        &plus(given.to_vec(), &[income]),
+        approve("G"),
+        "grant.approved fund.grant_committed",
+    );
     let bad = json!({"command": "record-income", "fund": "F", "kind": "gift", "amount": "1", "received_on": "2012-12-31"});
     check(&[fund()], bad, "malformed_command");
 }
@@ -190,27 +237,98 @@ fn fees_and_income_count_against_approvals() {
 #[test]
 fn a_budget_sums_to_the_allocation_and_keeps_indirect_within_the_cap() {
     let given = approved_with(json!({}));
-    check(&given, budget_assign("A", "107.00", json!({"staff": "100.00", "indirect": "7.00"})), "grant.agency_assigned");
-    let message = check(&given, budget_assign("A", "107.00", json!({"staff": "100.00", "indirect": "6.00"})), "budget_mismatch");
-    assert!(message.contains("106.00 USD") && message.contains("107.00 USD"), "{message}");
+    check(
+        &given,
+        budget_assign(
+            "A",
+            "107.00",
+            json!({"staff": "100.00", "indirect": "7.00"}),
+        ),
+        "grant.agency_assigned",
+    );
+    let message = check(
+        &given,
+        budget_assign(
+            "A",
+            "107.00",
+            json!({"staff": "100.00", "indirect": "6.00"}),
+        ),
+        "budget_mismatch",
+    );
+    assert!(
+        message.contains("106.00 USD") && message.contains("107.00 USD"),
+        "{message}"
+    );
     // Exactly at the cap (7% of 100.00 = 7.00) passes; one minor unit over does not.
-    let message = check(&given, budget_assign("A", "107.01", json!({"staff": "100.00", "indirect": "7.01"})), "indirect_over_cap");
-    assert!(message.contains("7.00 USD") && message.contains("0.01 USD"), "{message}");
+    let message = check(
+        &given,
+        budget_assign(
+            "A",
+            "107.01",
+            json!({"staff": "100.00", "indirect": "7.01"}),
+        ),
+        "indirect_over_cap",
+    );
+    assert!(
+        message.contains("7.00 USD") && message.contains("0.01 USD"),
+        "{message}"
+    );
     // The cap rounds down: 7% of 100.01 is 7.0007, so 7.00.
-    check(&given, budget_assign("A", "107.02", json!({"staff": "100.01", "indirect": "7.01"})), "indirect_over_cap");
+    check(
+        &given,
+        budget_assign(
+            "A",
+            "107.02",
+            json!({"staff": "100.01", "indirect": "7.01"}),
+        ),
+        "indirect_over_cap",
+    );
     // Zero is allowed in a budget; a category left out counts as 0.
-    check(&given, budget_assign("A", "50.00", json!({"travel": "50.00", "staff": "0"})), "grant.agency_assigned");
-    check(&given, budget_assign("A", "1.00", json!({"food": "1.00"})), "malformed_command");
-    check(&given, budget_assign("A", "1.00", json!({"staff": "1.001"})), "invalid_amount");
-    check(&given, budget_assign("A", "1.00", json!(["staff"])), "malformed_command");
+    check(
+        &given,
+        budget_assign("A", "50.00", json!({"travel": "50.00", "staff": "0"})),
+        "grant.agency_assigned",
+    );
+    check(
+        &given,
+        budget_assign("A", "1.00", json!({"food": "1.00"})),
+        "malformed_command",
+    );
+    check(
+        &given,
+        budget_assign("A", "1.00", json!({"staff": "1.001"})),
+        "invalid_amount",
+    );
+    check(
+        &given,
+        budget_assign("A", "1.00", json!(["staff"])),
+        "malformed_command",
+    );
     // Order: over_allocation comes before budget_mismatch.
-    check(&given, budget_assign("A", "700.00", json!({"staff": "1.00"})), "over_allocation");
-    let log = Log::given(&plus(given.clone(), &[budget_assign("A", "107.00", json!({"staff": "100.00", "indirect": "7.00"}))]));
+    check(
+        &given,
+        budget_assign("A", "700.00", json!({"staff": "1.00"})),
+        "over_allocation",
+    );
+    let log = Log::given(&plus(
+        given.clone(),
+        &[budget_assign(
+            "A",
+            "107.00",
+            json!({"staff": "100.00", "indirect": "7.00"}),
+        )],
+    ));
     assert_eq!(log.events.last().unwrap().schema(), EVENT_SCHEMA_EXTENDED);
     let budget = &grant_view(&log)["agencies"][0]["budget"];
     assert_eq!(budget.as_array().unwrap().len(), 8);
-    assert_eq!(budget[0], json!({"category": "staff", "budget": "100.00", "expended": "0.00"}));
-    assert_eq!(budget[7], json!({"category": "indirect", "budget": "7.00", "expended": "0.00"}));
+    assert_eq!(
+        budget[0],
+        json!({"category": "staff", "budget": "100.00", "expended": "0.00"})
+    );
+    assert_eq!(
+        budget[7],
+        json!({"category": "indirect", "budget": "7.00", "expended": "0.00"})
+    );
     // No budget: no `budget` in the agency's figures.
     let log = Log::given(&plus(given, &[assign("G", "A", "1.00")]));
     assert!(grant_view(&log)["agencies"][0].get("budget").is_none());
@@ -219,9 +337,25 @@ fn a_budget_sums_to_the_allocation_and_keeps_indirect_within_the_cap() {
 #[test]
 fn the_indirect_cap_follows_the_fund_terms() {
     let given = approved_with(json!({"indirect_max_percent": "10"}));
-    check(&given, budget_assign("A", "110.00", json!({"staff": "100.00", "indirect": "10.00"})), "grant.agency_assigned");
+    check(
+        &given,
+        budget_assign(
+            "A",
+            "110.00",
+            json!({"staff": "100.00", "indirect": "10.00"}),
+        ),
+        "grant.agency_assigned",
+    );
     let given = approved_with(json!({"indirect_max_percent": "0"}));
-    check(&given, budget_assign("A", "100.01", json!({"staff": "100.00", "indirect": "0.01"})), "indirect_over_cap");
+    check(
+        &given,
+        budget_assign(
+            "A",
+            "100.01",
+            json!({"staff": "100.00", "indirect": "0.01"}),
+        ),
+        "indirect_over_cap",
+    );
 }
 
 #[test]
@@ -230,14 +364,32 @@ fn revise_allocation_keeps_a_budget_in_step() {
         approved_with(json!({})),
         &[budget_assign("A", "100.00", json!({"staff": "100.00"}))],
     );
-    let revise = |allocation: &str| {
-        json!({"command": "revise-allocation", "grant": "G", "agency": "A", "allocation": allocation, "reason": "r"})
-    };
+    let revise = |allocation: &str| json!({"command": "revise-allocation", "grant": "G", "agency": "A", "allocation": allocation, "reason": "r"});
     check(&given, revise("200.00"), "budget_mismatch");
     check(&given, revise("100.00"), "grant.allocation_revised");
-    check(&given, with(revise("200.00"), "budget", json!({"staff": "150.00", "travel": "50.00"})), "grant.allocation_revised");
-    check(&given, with(revise("200.00"), "budget", json!({"staff": "150.00"})), "budget_mismatch");
-    check(&given, with(revise("200.00"), "budget", json!({"staff": "100.00", "indirect": "100.00"})), "indirect_over_cap");
+    check(
+        &given,
+        with(
+            revise("200.00"),
+            "budget",
+            json!({"staff": "150.00", "travel": "50.00"}),
+        ),
+        "grant.allocation_revised",
+    );
+    check(
+        &given,
+        with(revise("200.00"), "budget", json!({"staff": "150.00"})),
+        "budget_mismatch",
+    );
+    check(
+        &given,
+        with(
+            revise("200.00"),
+            "budget",
+            json!({"staff": "100.00", "indirect": "100.00"}),
+        ),
+        "indirect_over_cap",
+    );
     // An agency without a budget may gain one.
     let given = plus(approved_with(json!({})), &[assign("G", "B", "100.00")]);
     let gain = json!({"command": "revise-allocation", "grant": "G", "agency": "B", "allocation": "100.00", "reason": "r", "budget": {"staff": "100.00"}});
@@ -249,7 +401,11 @@ fn expenditures_name_a_category_exactly_when_the_agency_has_a_budget() {
     let given = plus(
         approved_with(json!({})),
         &[
-            budget_assign("A", "300.00", json!({"staff": "100.00", "travel": "200.00"})),
+            budget_assign(
+                "A",
+                "300.00",
+                json!({"staff": "100.00", "travel": "200.00"}),
+            ),
             assign("G", "B", "100.00"),
             disburse("G", "A", "300.00"),
             disburse("G", "B", "100.00"),
@@ -258,22 +414,49 @@ fn expenditures_name_a_category_exactly_when_the_agency_has_a_budget() {
     check(&given, expend("G", "A", "1.00"), "category_required");
     check(&given, expend_in("B", "1.00", "staff"), "no_budget");
     check(&given, expend_in("A", "1.00", "meals"), "malformed_command");
-    check(&given, expend("G", "B", "1.00"), "grant.expenditure_recorded");
+    check(
+        &given,
+        expend("G", "B", "1.00"),
+        "grant.expenditure_recorded",
+    );
     // Up to 120% of a category, exactly.
-    check(&given, expend_in("A", "120.00", "staff"), "grant.expenditure_recorded");
-    let message = check(&given, expend_in("A", "120.01", "staff"), "over_budget_category");
-    assert!(message.contains("120.00 USD") && message.contains("0.01 USD"), "{message}");
+    check(
+        &given,
+        expend_in("A", "120.00", "staff"),
+        "grant.expenditure_recorded",
+    );
+    let message = check(
+        &given,
+        expend_in("A", "120.01", "staff"),
+        "over_budget_category",
+    );
+    assert!(
+        message.contains("120.00 USD") && message.contains("0.01 USD"),
+        "{message}"
+    );
     // Order: over_expenditure before over_budget_category.
-    check(&given, expend_in("A", "300.01", "staff"), "over_expenditure");
+    check(
+        &given,
+        expend_in("A", "300.01", "staff"),
+        "over_expenditure",
+    );
     let log = Log::given(&plus(given.clone(), &[expend_in("A", "120.00", "staff")]));
     assert_eq!(log.events.last().unwrap().schema(), EVENT_SCHEMA_EXTENDED);
     let budget = &grant_view(&log)["agencies"][0]["budget"];
     assert_eq!(budget[0]["expended"], "120.00");
     // A revised budget may not leave a category's expended above 120% of it.
     let revise = json!({"command": "revise-allocation", "grant": "G", "agency": "A", "allocation": "300.00", "reason": "r", "budget": {"staff": "99.99", "travel": "200.01"}});
-    check(&plus(given.clone(), &[expend_in("A", "120.00", "staff")]), revise, "over_budget_category");
+    check(
+        &plus(given.clone(), &[expend_in("A", "120.00", "staff")]),
+        revise,
+        "over_budget_category",
+    );
     // The agency order of checks: agency_not_assigned first.
-    check(&given, expend_in("Z", "1.00", "staff"), "agency_not_assigned");
+    check(
+        &given,
+        expend_in("Z", "1.00", "staff"),
+        "agency_not_assigned",
+    );
 }
 
 // --- Tranches -------------------------------------------------------------------------------
@@ -285,9 +468,20 @@ fn a_further_tranche_needs_the_threshold_share_spent() {
         &[assign_lead("G", "A", "600.00")],
     );
     // The first disbursement has no condition.
-    check(&given, disburse("G", "A", "500.00"), "grant.disbursement_recorded");
-    let holding = plus(given, &[disburse("G", "A", "500.00"), expend("G", "A", "200.00")]);
-    let message = check(&holding, disburse("G", "A", "100.00"), "tranche_condition_unmet");
+    check(
+        &given,
+        disburse("G", "A", "500.00"),
+        "grant.disbursement_recorded",
+    );
+    let holding = plus(
+        given,
+        &[disburse("G", "A", "500.00"), expend("G", "A", "200.00")],
+    );
+    let message = check(
+        &holding,
+        disburse("G", "A", "100.00"),
+        "tranche_condition_unmet",
+    );
     assert!(
         message.contains("holds 500.00 USD")
             && message.contains("spent 200.00 USD (40.00%)")
@@ -296,51 +490,128 @@ fn a_further_tranche_needs_the_threshold_share_spent() {
     );
     // 349.99 of 500.00 is 69.998%: not yet; 350.00 is exactly 70.00%.
     let almost = plus(holding.clone(), &[expend("G", "A", "149.99")]);
-    assert!(check(&almost, disburse("G", "A", "100.00"), "tranche_condition_unmet").contains("69.99%"));
+    assert!(check(
+        &almost,
+        disburse("G", "A", "100.00"),
+        "tranche_condition_unmet"
+    )
+    .contains("69.99%"));
     let exactly = plus(holding.clone(), &[expend("G", "A", "150.00")]);
-    check(&exactly, disburse("G", "A", "100.00"), "grant.disbursement_recorded");
+    check(
+        &exactly,
+        disburse("G", "A", "100.00"),
+        "grant.disbursement_recorded",
+    );
     // Order: tranche_condition_unmet before over_disbursement.
-    check(&holding, disburse("G", "A", "100.01"), "tranche_condition_unmet");
+    check(
+        &holding,
+        disburse("G", "A", "100.01"),
+        "tranche_condition_unmet",
+    );
     check(&exactly, disburse("G", "A", "100.01"), "over_disbursement");
     // The share is of disbursed - refunded: a refund brings it closer.
-    check(&plus(holding, &[refund("G", "A", "300.00")]), disburse("G", "A", "100.00"), "grant.disbursement_recorded");
+    check(
+        &plus(holding, &[refund("G", "A", "300.00")]),
+        disburse("G", "A", "100.00"),
+        "grant.disbursement_recorded",
+    );
     // An agency that holds nothing (all refunded) has no condition.
     let given = plus(
         approved_with(json!({"tranche_threshold_percent": "70"})),
-        &[assign_lead("G", "A", "600.00"), disburse("G", "A", "100.00"), refund("G", "A", "100.00")],
+        &[
+            assign_lead("G", "A", "600.00"),
+            disburse("G", "A", "100.00"),
+            refund("G", "A", "100.00"),
+        ],
     );
-    check(&given, disburse("G", "A", "100.00"), "grant.disbursement_recorded");
+    check(
+        &given,
+        disburse("G", "A", "100.00"),
+        "grant.disbursement_recorded",
+    );
 }
 
 #[test]
 fn overdue_reports_hold_every_disbursement_when_the_fund_says_so() {
     let given = plus(
         approved_with(json!({"hold_on_overdue_reports": true})),
-        &[assign_lead("G", "A", "600.00"), schedule("R1", "2013-01-31")],
+        &[
+            assign_lead("G", "A", "600.00"),
+            schedule("R1", "2013-01-31"),
+        ],
     );
-    check(&given, disburse_on("A", "1.00", "2013-01-31"), "grant.disbursement_recorded");
-    let message = check(&given, disburse_on("A", "1.00", "2013-02-01"), "report_overdue");
-    assert!(message.contains("R1") && message.contains("2013-01-31"), "{message}");
-    check(&given, disburse_on("Z", "1.00", "2013-02-01"), "agency_not_assigned");
+    check(
+        &given,
+        disburse_on("A", "1.00", "2013-01-31"),
+        "grant.disbursement_recorded",
+    );
+    let message = check(
+        &given,
+        disburse_on("A", "1.00", "2013-02-01"),
+        "report_overdue",
+    );
+    assert!(
+        message.contains("R1") && message.contains("2013-01-31"),
+        "{message}"
+    );
+    check(
+        &given,
+        disburse_on("Z", "1.00", "2013-02-01"),
+        "agency_not_assigned",
+    );
     // Submitted on its due date: not overdue after it.
     let submitted = plus(given.clone(), &[submit("R1", "2013-01-31")]);
-    check(&submitted, disburse_on("A", "1.00", "2013-03-01"), "grant.disbursement_recorded");
+    check(
+        &submitted,
+        disburse_on("A", "1.00", "2013-03-01"),
+        "grant.disbursement_recorded",
+    );
     // Submitted late: overdue between the due date and the submission.
     let late = plus(given.clone(), &[submit("R1", "2013-02-10")]);
-    check(&late, disburse_on("A", "1.00", "2013-02-05"), "report_overdue");
-    check(&late, disburse_on("A", "1.00", "2013-02-10"), "grant.disbursement_recorded");
+    check(
+        &late,
+        disburse_on("A", "1.00", "2013-02-05"),
+        "report_overdue",
+    );
+    check(
+        &late,
+        disburse_on("A", "1.00", "2013-02-10"),
+        "grant.disbursement_recorded",
+    );
     // Returned after its due date: overdue again from the return on.
     let returned = plus(submitted, &[give_back("R1", "2013-02-15")]);
-    check(&returned, disburse_on("A", "1.00", "2013-02-14"), "grant.disbursement_recorded");
-    check(&returned, disburse_on("A", "1.00", "2013-02-15"), "report_overdue");
-    let resubmitted = plus(returned, &[submit("R1", "2013-02-20"), accept("R1", "2013-02-21")]);
-    check(&resubmitted, disburse_on("A", "1.00", "2013-03-01"), "grant.disbursement_recorded");
+    check(
+        &returned,
+        disburse_on("A", "1.00", "2013-02-14"),
+        "grant.disbursement_recorded",
+    );
+    check(
+        &returned,
+        disburse_on("A", "1.00", "2013-02-15"),
+        "report_overdue",
+    );
+    let resubmitted = plus(
+        returned,
+        &[submit("R1", "2013-02-20"), accept("R1", "2013-02-21")],
+    );
+    check(
+        &resubmitted,
+        disburse_on("A", "1.00", "2013-03-01"),
+        "grant.disbursement_recorded",
+    );
     // Without the hold, an overdue report does not stop money.
     let free = plus(
         approved_with(json!({})),
-        &[assign_lead("G", "A", "600.00"), schedule("R1", "2013-01-31")],
+        &[
+            assign_lead("G", "A", "600.00"),
+            schedule("R1", "2013-01-31"),
+        ],
     );
-    check(&free, disburse_on("A", "1.00", "2014-01-01"), "grant.disbursement_recorded");
+    check(
+        &free,
+        disburse_on("A", "1.00", "2014-01-01"),
+        "grant.disbursement_recorded",
+    );
 }
 
 #[test]
@@ -353,8 +624,16 @@ fn report_overdue_comes_before_the_tranche_condition() {
             schedule("R1", "2013-01-31"),
         ],
     );
-    check(&given, disburse_on("A", "1.00", "2013-02-01"), "report_overdue");
-    check(&given, disburse_on("A", "1.00", "2013-01-02"), "tranche_condition_unmet");
+    check(
+        &given,
+        disburse_on("A", "1.00", "2013-02-01"),
+        "report_overdue",
+    );
+    check(
+        &given,
+        disburse_on("A", "1.00", "2013-01-02"),
+        "tranche_condition_unmet",
+    );
 }
 
 // --- Reports --------------------------------------------------------------------------------
@@ -362,26 +641,65 @@ fn report_overdue_comes_before_the_tranche_condition() {
 #[test]
 fn reports_move_through_their_states() {
     let given = plus(approved_with(json!({})), &[assign_lead("G", "A", "600.00")]);
-    check(&given, schedule("R1", "2014-03-31"), "grant.report_scheduled");
+    check(
+        &given,
+        schedule("R1", "2014-03-31"),
+        "grant.report_scheduled",
+    );
     let bad = with(schedule("R1", "2014-03-31"), "due_on", json!("2012-12-30"));
     assert!(check(&given, bad, "malformed_command").contains("due_on"));
-    check(&given, with(schedule("R1", "2014-03-31"), "kind", json!("annual")), "malformed_command");
+    check(
+        &given,
+        with(schedule("R1", "2014-03-31"), "kind", json!("annual")),
+        "malformed_command",
+    );
     let scheduled = plus(given.clone(), &[schedule("R1", "2014-03-31")]);
     check(&scheduled, schedule("R1", "2015-03-31"), "report_exists");
     check(&scheduled, submit("R2", "2014-03-01"), "unknown_report");
-    check(&scheduled, accept("R1", "2014-03-01"), "invalid_report_state");
-    check(&scheduled, give_back("R1", "2014-03-01"), "invalid_report_state");
-    check(&scheduled, submit("R1", "2014-03-01"), "grant.report_submitted");
+    check(
+        &scheduled,
+        accept("R1", "2014-03-01"),
+        "invalid_report_state",
+    );
+    check(
+        &scheduled,
+        give_back("R1", "2014-03-01"),
+        "invalid_report_state",
+    );
+    check(
+        &scheduled,
+        submit("R1", "2014-03-01"),
+        "grant.report_submitted",
+    );
     let submitted = plus(scheduled, &[submit("R1", "2014-03-01")]);
-    check(&submitted, submit("R1", "2014-03-02"), "invalid_report_state");
+    check(
+        &submitted,
+        submit("R1", "2014-03-02"),
+        "invalid_report_state",
+    );
     // Four eyes: the submitter does not accept.
     let own = with(accept("R1", "2014-03-02"), "actor", json!(SECRETARIAT));
     assert!(check(&submitted, own, "four_eyes_violation").contains(SECRETARIAT));
-    check(&submitted, accept("R1", "2014-03-02"), "grant.report_accepted");
-    check(&submitted, give_back("R1", "2014-03-02"), "grant.report_returned");
+    check(
+        &submitted,
+        accept("R1", "2014-03-02"),
+        "grant.report_accepted",
+    );
+    check(
+        &submitted,
+        give_back("R1", "2014-03-02"),
+        "grant.report_returned",
+    );
     let returned = plus(submitted, &[give_back("R1", "2014-03-02")]);
-    check(&returned, submit("R1", "2014-03-10"), "grant.report_submitted");
-    let log = Log::given(&plus(returned, &[submit("R1", "2014-03-10"), accept("R1", "2014-03-12")]));
+    check(
+        &returned,
+        submit("R1", "2014-03-10"),
+        "grant.report_submitted",
+    );
+    let log = Log::given(&plus(
+        returned,
+        &[submit("R1", "2014-03-10"), accept("R1", "2014-03-12")],
+    ));
     assert_eq!(
         grant_view(&log)["reports"],
         json!([{"report": "R1", "kind": "progress", "period_end": "2012-12-31", "due_on": "2014-03-31",
@@ -393,7 +711,11 @@ fn reports_move_through_their_states() {
 fn reports_are_ordered_by_due_date_then_id_and_carry_an_optional_document() {
     let given = plus(
         approved_with(json!({})),
-        &[schedule("R2", "2014-03-31"), schedule("R1", "2014-03-31"), schedule("R0", "2015-03-31")],
+        &[
+            schedule("R2", "2014-03-31"),
+            schedule("R1", "2014-03-31"),
+            schedule("R0", "2015-03-31"),
+        ],
     );
     let view = grant_view(&Log::given(&given));
     let ids: Vec<&str> = view["reports"]
@@ -403,9 +725,17 @@ fn reports_are_ordered_by_due_date_then_id_and_carry_an_optional_document() {
         .map(|report| report["report"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["R1", "R2", "R0"]);
-    let with_doc = with(submit("R1", "2014-03-01"), "document", json!({"title": "Annual report 2013", "sha256": SHA}));
+    let with_doc = with(
+        submit("R1", "2014-03-01"),
+        "document",
+        json!({"title": "Annual report 2013", "sha256": SHA}),
+    );
     check(&given, with_doc, "grant.report_submitted");
-    let bad_doc = with(submit("R1", "2014-03-01"), "document", json!({"title": "x", "sha256": "ABC"}));
+    let bad_doc = with(
+        submit("R1", "2014-03-01"),
+        "document",
+        json!({"title": "x", "sha256": "ABC"}),
+    );
     check(&given, bad_doc, "malformed_command");
 }
 
@@ -418,9 +748,17 @@ fn report_commands_follow_the_grant_states() {
         &[schedule("R1", "2014-03-31"), simple("cancel-grant", "G")],
     );
     check(&cancelled, schedule("R2", "2014-03-31"), "invalid_state");
-    check(&cancelled, submit("R1", "2014-03-01"), "grant.report_submitted");
+    check(
+        &cancelled,
+        submit("R1", "2014-03-01"),
+        "grant.report_submitted",
+    );
     let closed = plus(approved_with(json!({})), &[close("G")]);
-    check(&closed, schedule("R1", "2014-03-31"), "grant.report_scheduled");
+    check(
+        &closed,
+        schedule("R1", "2014-03-31"),
+        "grant.report_scheduled",
+    );
 }
 
 #[test]
@@ -438,8 +776,15 @@ fn finalize_needs_every_report_accepted_after_every_balance_settled() {
     let settled = plus(given, &[expend("G", "A", "100.00")]);
     let message = check(&settled, finalize("G"), "reports_outstanding");
     assert!(message.contains("R1"), "{message}");
-    let accepted = plus(settled, &[submit("R1", "2014-03-01"), accept("R1", "2014-03-02")]);
-    check(&accepted, finalize("G"), "grant.finalized fund.commitment_revised");
+    let accepted = plus(
+        settled,
+        &[submit("R1", "2014-03-01"), accept("R1", "2014-03-02")],
+    );
+    check(
+        &accepted,
+        finalize("G"),
+        "grant.finalized fund.commitment_revised",
+    );
 }
 
 // --- Documents ------------------------------------------------------------------------------
@@ -447,29 +792,77 @@ fn finalize_needs_every_report_accepted_after_every_balance_settled() {
 #[test]
 fn documents_are_filed_on_a_grant_or_a_fund() {
     let given = approved_with(json!({}));
-    check(&given, document("grant", "G", "PRODOC"), "grant.document_attached");
-    check(&given, document("fund", "F", "TOR"), "fund.document_attached");
+    check(
+        &given,
+        document("grant", "G", "PRODOC"),
+        "grant.document_attached",
+    );
+    check(
+        &given,
+        document("fund", "F", "TOR"),
+        "fund.document_attached",
+    );
     let both = with(document("grant", "G", "D"), "fund", json!("F"));
     check(&given, both, "malformed_command");
-    check(&given, without(document("grant", "G", "D"), "grant"), "malformed_command");
-    check(&given, with(document("grant", "G", "D"), "sha256", json!(SHA.to_uppercase())), "malformed_command");
-    check(&given, with(document("grant", "G", "D"), "category", json!("C01")), "malformed_command");
-    check(&given, with(document("grant", "G", "D"), "url", json!("ftp://x")), "malformed_command");
+    check(
+        &given,
+        without(document("grant", "G", "D"), "grant"),
+        "malformed_command",
+    );
+    check(
+        &given,
+        with(
+            document("grant", "G", "D"),
+            "sha256",
+            json!(SHA.to_uppercase()),
+        ),
+        "malformed_command",
+    );
+    check(
+        &given,
+        with(document("grant", "G", "D"), "category", json!("C01")),
+        "malformed_command",
+    );
+    check(
+        &given,
+        with(document("grant", "G", "D"), "url", json!("ftp://x")),
+        "malformed_command",
+    );
     check(&given, document("grant", "H", "D"), "unknown_grant");
     check(&given, document("fund", "X", "D"), "unknown_fund");
-    let filed = plus(given.clone(), &[document("grant", "G", "PRODOC"), document("fund", "F", "PRODOC")]);
+    let filed = plus(
+        given.clone(),
+        &[
+            document("grant", "G", "PRODOC"),
+            document("fund", "F", "PRODOC"),
+        ],
+    );
     check(&filed, document("grant", "G", "PRODOC"), "document_exists");
     check(&filed, document("fund", "F", "PRODOC"), "document_exists");
-    let log = Log::given(&plus(filed, &[with(document("grant", "G", "MOU"), "url", json!("https://example.org/mou.pdf"))]));
+    let log = Log::given(&plus(
+        filed,
+        &[with(
+            document("grant", "G", "MOU"),
+            "url",
+            json!("https://example.org/mou.pdf"),
+        )],
+    ));
     let documents = grant_view(&log)["documents"].clone();
-    assert_eq!(documents[0], json!({"document": "PRODOC", "title": "Project document", "category": "A02", "sha256": SHA, "url": null, "issued_on": null}));
+    assert_eq!(
+        documents[0],
+        json!({"document": "PRODOC", "title": "Project document", "category": "A02", "sha256": SHA, "url": null, "issued_on": null})
+    );
     assert_eq!(documents[1]["url"], "https://example.org/mou.pdf");
     assert_eq!(fund_view(&log)["documents"][0]["document"], "PRODOC");
     // Every state but rejected.
     let rejected = vec![fund(), propose("G", "1.00"), simple("reject-proposal", "G")];
     check(&rejected, document("grant", "G", "D"), "invalid_state");
     let proposed = vec![fund(), propose("G", "1.00")];
-    check(&proposed, document("grant", "G", "D"), "grant.document_attached");
+    check(
+        &proposed,
+        document("grant", "G", "D"),
+        "grant.document_attached",
+    );
 }
 
 // --- Part one, as reviewed ------------------------------------------------------------------
@@ -488,14 +881,20 @@ fn cancel_and_finalize_revise_the_commitment_only_when_it_moves() {
     // Fully disbursed: cancelling leaves the commitment (600.00 = disbursed - refunded).
     let full = plus(
         approved_with(json!({})),
-        &[assign_lead("G", "A", "600.00"), disburse("G", "A", "600.00")],
+        &[
+            assign_lead("G", "A", "600.00"),
+            disburse("G", "A", "600.00"),
+        ],
     );
     check(&full, simple("cancel-grant", "G"), "grant.cancelled");
     let closed = plus(full, &[close("G"), expend("G", "A", "600.00")]);
     check(&closed, finalize("G"), "grant.finalized");
     let partial = plus(approved_with(json!({})), &[simple("cancel-grant", "G")]);
     let log = Log::given(&partial);
-    assert!(matches!(log.events.last(), Some(Event::CommitmentRevised { .. })));
+    assert!(matches!(
+        log.events.last(),
+        Some(Event::CommitmentRevised { .. })
+    ));
 }
 
 #[test]
@@ -508,7 +907,10 @@ fn revise_grant_refuses_an_end_before_the_start() {
     ];
     let early = json!({"command": "revise-grant", "grant": "G", "ends_on": "2012-12-31", "reason": "r", "actor": APPROVER});
     let message = check(&given, early, "malformed_command");
-    assert!(message.contains("ends_on") && message.contains("starts_on"), "{message}");
+    assert!(
+        message.contains("ends_on") && message.contains("starts_on"),
+        "{message}"
+    );
     let fine = json!({"command": "revise-grant", "grant": "G", "ends_on": "2013-01-01", "reason": "r", "actor": APPROVER});
     check(&given, fine, "grant.revised");
 }
@@ -520,7 +922,12 @@ fn the_reported_equivalent_is_shown_with_the_grant() {
         "reported_equivalent",
         json!({"amount": "260000000", "currency": "JPY"}),
     );
-    let log = Log::given(&[fund(), contribute("1000.00"), propose("G", "600.00"), approve_yen]);
+    let log = Log::given(&[
+        fund(),
+        contribute("1000.00"),
+        propose("G", "600.00"),
+        approve_yen,
+    ]);
     assert_eq!(
         grant_view(&log)["reported_equivalent"],
         json!({"amount": "260000000", "currency": "JPY"})

@@ -254,30 +254,56 @@ pub fn changes(before: &Value, after: &Value) -> Vec<Change> {
         .collect()
 }
 
-/// Flattens a view: scalars by name, agencies as `agencies.<agency>.<field>`.
+/// Flattens a view: scalars by name; objects by path (`terms.admin_fee_percent`); lists of
+/// records by their id (`agencies.<agency>.<field>`, `agencies.<agency>.budget.<category>.
+/// expended`, `reports.<report>.status`, `documents.<document>.sha256`,
+/// `pledges.<pledge>.paid`).
 fn flatten(view: &Value) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let Some(object) = view.as_object() else {
-        return out;
+    flatten_into(&mut out, "", view);
+    out
+}
+
+/// The fields that name a record in a list of a view.
+const RECORD_IDS: &[&str] = &["agency", "report", "document", "pledge", "category"];
+
+fn flatten_into(out: &mut BTreeMap<String, String>, prefix: &str, value: &Value) {
+    let path = |key: &str| {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        }
     };
-    for (key, value) in object {
-        match value {
-            Value::Array(items) if key == "agencies" => {
-                for item in items {
-                    let name = item.get("agency").and_then(Value::as_str).unwrap_or("?");
-                    if let Some(fields) = item.as_object() {
-                        for (field, v) in fields.iter().filter(|(f, _)| *f != "agency") {
-                            out.insert(format!("agencies.{name}.{field}"), scalar(v));
-                        }
+    match value {
+        Value::Object(object) => {
+            for (key, value) in object {
+                flatten_into(out, &path(key), value);
+            }
+        }
+        Value::Array(items) if items.iter().all(Value::is_object) && !prefix.is_empty() => {
+            for (index, item) in items.iter().enumerate() {
+                let id_field = RECORD_IDS
+                    .iter()
+                    .find(|field| item.get(**field).is_some_and(Value::is_string));
+                let (name, skip) = match id_field {
+                    Some(field) => (
+                        item[*field].as_str().unwrap_or("?").to_string(),
+                        Some(*field),
+                    ),
+                    None => (index.to_string(), None),
+                };
+                if let Some(fields) = item.as_object() {
+                    for (field, v) in fields.iter().filter(|(f, _)| Some(f.as_str()) != skip) {
+                        flatten_into(out, &format!("{}.{field}", path(&name)), v);
                     }
                 }
             }
-            other => {
-                out.insert(key.clone(), scalar(other));
-            }
+        }
+        other => {
+            out.insert(prefix.to_string(), scalar(other));
         }
     }
-    out
 }
 
 fn scalar(value: &Value) -> String {

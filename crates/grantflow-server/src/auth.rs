@@ -45,12 +45,14 @@ impl Access {
 pub fn command_role(command: &str) -> Option<Role> {
     match command {
         "submit-proposal" | "reject-proposal" | "assign-agency" | "revise-allocation"
-        | "withdraw-agency" | "suspend-grant" | "resume-grant" | "cancel-grant" | "close-grant" => {
-            Some(Role::Secretariat)
-        }
-        "approve-grant" | "revise-grant" => Some(Role::Approver),
+        | "withdraw-agency" | "suspend-grant" | "resume-grant" | "cancel-grant" | "close-grant"
+        | "schedule-report" | "submit-report" | "attach-document" => Some(Role::Secretariat),
+        "approve-grant" | "revise-grant" | "revise-fund-terms" | "accept-report"
+        | "return-report" => Some(Role::Approver),
         "register-fund"
         | "record-contribution"
+        | "record-pledge"
+        | "record-income"
         | "record-disbursement"
         | "record-expenditure"
         | "record-refund"

@@ -68,6 +68,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(post_command))
         .routes(routes!(list_grants))
+        .routes(routes!(list_reports))
         .routes(routes!(get_grant))
         .routes(routes!(grant_audit))
         .routes(routes!(get_fund))
@@ -229,6 +230,74 @@ async fn list_grants(
             .collect()
     });
     Ok(Json(views).into_response())
+}
+
+/// `?fund=&grant=&overdue_on=` of `GET /v1/reports`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListReportsQuery {
+    /// Only the reports of this fund's grants.
+    fund: Option<String>,
+    /// Only this grant's reports.
+    grant: Option<String>,
+    /// Only the reports overdue on this date (YYYY-MM-DD): due before it and, on it, still
+    /// scheduled or returned.
+    overdue_on: Option<String>,
+}
+
+/// Every report of the grants (whatever its status), with its current status; ordered by due
+/// date, grant and id.
+#[utoipa::path(
+    get,
+    path = "/v1/reports",
+    tag = "figures",
+    security(("bearer" = [])),
+    params(ListReportsQuery),
+    responses(
+        (status = 200, description = "{\"reports\": [{grant, report, kind, period_end, due_on, status}]} (as `report list --json`)", body = Object),
+        (status = 400, description = "bad_request: overdue_on is not a date", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 404, description = "not_found: an unknown fund or grant", body = ErrorBody),
+    )
+)]
+async fn list_reports(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListReportsQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Access::Figures)?;
+    let overdue_on = query
+        .overdue_on
+        .as_deref()
+        .map(|text| {
+            grantflow_domain::Date::parse(text).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "overdue_on {text:?} is not a real calendar date written YYYY-MM-DD"
+                ))
+            })
+        })
+        .transpose()?;
+    let rows = state.engine().with_model(|model| {
+        if let Some(fund) = query
+            .fund
+            .as_deref()
+            .filter(|f| model.world.fund(f).is_none())
+        {
+            return Err(ApiError::not_found(format!("no fund `{fund}`")));
+        }
+        if let Some(grant) = query
+            .grant
+            .as_deref()
+            .filter(|g| model.world.grant(g).is_none())
+        {
+            return Err(ApiError::not_found(format!("no grant `{grant}`")));
+        }
+        Ok(model
+            .world
+            .report_rows(query.fund.as_deref(), query.grant.as_deref(), overdue_on))
+    })?;
+    Ok(Json(serde_json::json!({ "reports": rows })).into_response())
 }
 
 /// `?at=` / `?as_of=` of the figure routes.
