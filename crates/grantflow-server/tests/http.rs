@@ -371,7 +371,113 @@ fn every_command() -> Vec<(&'static str, &'static str, Value)> {
             json!({"grant": "G", "closed_on": "2013-01-01"}),
         ),
         ("finalize-grant", "finance", json!({"grant": "G"})),
+        (
+            "revise-fund-terms",
+            "approver",
+            json!({"fund": "F", "reason": "r", "admin_fee_percent": "1"}),
+        ),
+        (
+            "record-pledge",
+            "finance",
+            json!({"fund": "F", "pledge": "P", "donor": "D", "amount": "1.00", "signed_on": "2013-01-01"}),
+        ),
+        (
+            "record-income",
+            "finance",
+            json!({"fund": "F", "kind": "interest", "amount": "1.00", "received_on": "2013-01-01"}),
+        ),
+        (
+            "schedule-report",
+            "secretariat",
+            json!({"grant": "G", "report": "R", "kind": "progress", "period_end": "2013-12-31", "due_on": "2014-03-31"}),
+        ),
+        (
+            "submit-report",
+            "secretariat",
+            json!({"grant": "G", "report": "R", "submitted_on": "2014-03-01"}),
+        ),
+        (
+            "accept-report",
+            "approver",
+            json!({"grant": "G", "report": "R", "accepted_on": "2014-03-02"}),
+        ),
+        (
+            "return-report",
+            "approver",
+            json!({"grant": "G", "report": "R", "returned_on": "2014-03-02", "reason": "r"}),
+        ),
+        (
+            "attach-document",
+            "secretariat",
+            json!({"grant": "G", "document": "D", "title": "t", "category": "A02", "sha256": "ab".repeat(32)}),
+        ),
     ]
+}
+
+#[tokio::test]
+async fn reports_are_listed_with_their_status_or_when_overdue() {
+    let h = harness().await;
+    h.seed().await;
+    for (role, body) in [
+        (
+            "secretariat",
+            json!({"command": "schedule-report", "grant": "G", "report": "R2", "kind": "financial", "period_end": "2013-12-31", "due_on": "2014-06-30"}),
+        ),
+        (
+            "secretariat",
+            json!({"command": "schedule-report", "grant": "G", "report": "R1", "kind": "progress", "period_end": "2013-12-31", "due_on": "2014-03-31"}),
+        ),
+        (
+            "secretariat",
+            json!({"command": "submit-report", "grant": "G", "report": "R1", "submitted_on": "2014-03-30"}),
+        ),
+    ] {
+        h.ok(role, body).await;
+    }
+    // Any role may read them.
+    for role in ROLE_NAMES {
+        let (status, body) = h
+            .call("GET", "/v1/reports", Some(h.token(role)), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{role}: {body}");
+        assert_eq!(
+            body,
+            json!({"reports": [
+                {"grant": "G", "report": "R1", "kind": "progress", "period_end": "2013-12-31", "due_on": "2014-03-31", "status": "submitted"},
+                {"grant": "G", "report": "R2", "kind": "financial", "period_end": "2013-12-31", "due_on": "2014-06-30", "status": "scheduled"}
+            ]})
+        );
+    }
+    let token = Some(h.token("auditor"));
+    let (_, overdue) = h
+        .call("GET", "/v1/reports?overdue_on=2014-07-01", token, None)
+        .await;
+    assert_eq!(overdue["reports"].as_array().map(Vec::len), Some(1));
+    assert_eq!(overdue["reports"][0]["report"], "R2");
+    let (_, none) = h
+        .call(
+            "GET",
+            "/v1/reports?overdue_on=2014-06-30&fund=F&grant=G",
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(none, json!({"reports": []}));
+    let (status, bad) = h
+        .call("GET", "/v1/reports?overdue_on=2014-02-30", token, None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    let (status, _) = h.call("GET", "/v1/reports?grant=NOPE", token, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = h.call("GET", "/v1/reports", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The figures carry the reports, and the accept-report four-eyes rule holds over HTTP.
+    let (status, result) = h
+        .command("approver", json!({"command": "accept-report", "grant": "G", "report": "R1", "accepted_on": "2014-04-01"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    let (_, grant) = h.call("GET", "/v1/grants/G", token, None).await;
+    assert_eq!(grant["reports"][0]["status"], "accepted");
 }
 
 const ROLE_NAMES: [&str; 6] = [
@@ -431,6 +537,7 @@ async fn role_matrix_for_every_read_route() {
     let audit = &["auditor", "admin"][..];
     let routes: Vec<(&str, &[&str])> = vec![
         ("/v1/grants", any),
+        ("/v1/reports", any),
         ("/v1/grants/G", any),
         ("/v1/grants/G/audit", any),
         ("/v1/funds/F", any),
@@ -963,6 +1070,7 @@ async fn openapi_describes_every_route_of_the_router() {
     let contract = [
         ("post", "/v1/commands"),
         ("get", "/v1/grants"),
+        ("get", "/v1/reports"),
         ("get", "/v1/grants/{id}"),
         ("get", "/v1/grants/{id}/audit"),
         ("get", "/v1/funds/{id}"),
