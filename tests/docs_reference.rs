@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use grantflow_domain::parse::{command_fields, COMMON_FIELDS};
 use grantflow_domain::{
     allowed_states, command_of_event, decide, evolve, parse_command, Event, World, COMMAND_NAMES,
-    ERROR_CODES, EVENT_SCHEMA, EVENT_TYPES,
+    ERROR_CODES, EVENT_SCHEMA, EVENT_SCHEMA_EXTENDED, EVENT_TYPES,
 };
 use serde_json::{json, Map, Value};
 
@@ -78,27 +78,48 @@ fn openapi_json_matches_the_server() {
 // ---------------------------------------------------------------------------------------
 // Commands
 
-/// A valid sample value for a command field, so that the parser can be probed field by field.
-fn sample(field: &str) -> Value {
-    match field {
-        "fund" | "grant" | "agency" | "donor" => json!("X-1"),
-        "name" | "title" | "reason" => json!("text"),
-        "currency" => json!("USD"),
-        "original_currency" => json!("JPY"),
-        "amount" | "allocation" => json!("10.00"),
-        "original_amount" => json!("1000"),
-        "received_on" | "decided_on" | "paid_on" | "period_end" | "closed_on" | "starts_on" => {
-            json!("2012-01-01")
+/// A SHA-256 for the samples and the scenario: 64 lowercase hex digits.
+const SAMPLE_SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+/// A valid sample value for a field of a command, so that the parser can be probed field by
+/// field (a few fields take different values in different commands, e.g. `kind`).
+fn sample(command: &str, field: &str) -> Value {
+    match (command, field) {
+        ("record-income", "kind") => json!("interest"),
+        ("schedule-report", "kind") => json!("progress"),
+        ("submit-report", "document") => json!({"title": "text", "sha256": SAMPLE_SHA256}),
+        ("attach-document", "document") => json!("DOC-1"),
+        ("attach-document", "category") => json!("A02"),
+        (_, "category") => json!("staff"),
+        (_, "fund" | "grant" | "agency" | "donor") => json!("X-1"),
+        (_, "pledge") => json!("PL-1"),
+        (_, "report") => json!("R-1"),
+        (_, "name" | "title" | "reason") => json!("text"),
+        (_, "currency") => json!("USD"),
+        (_, "original_currency") => json!("JPY"),
+        (_, "amount" | "allocation") => json!("10.00"),
+        (_, "budget") => json!({"staff": "10.00"}),
+        (_, "original_amount") => json!("1000"),
+        (_, "admin_fee_percent" | "indirect_max_percent" | "tranche_threshold_percent") => {
+            json!("1")
         }
-        "ends_on" => json!("2012-12-31"),
-        "country" => json!("MX"),
-        "regions" | "activities" => json!(["text"]),
-        "lead" => json!(true),
-        "reported_equivalent" => json!({"amount": "1000", "currency": "JPY"}),
-        "reference" => json!("REF-1"),
-        other => panic!(
-            "tests/docs_reference.rs has no sample value for the command field `{other}`: add one \
-             to `sample` so that the command table can be built"
+        (_, "hold_on_overdue_reports") => json!(true),
+        (
+            _,
+            "received_on" | "decided_on" | "paid_on" | "period_end" | "closed_on" | "starts_on"
+            | "signed_on" | "submitted_on" | "accepted_on" | "returned_on" | "issued_on",
+        ) => json!("2012-01-01"),
+        (_, "ends_on" | "due_on") => json!("2012-12-31"),
+        (_, "country") => json!("MX"),
+        (_, "regions" | "activities") => json!(["text"]),
+        (_, "lead") => json!(true),
+        (_, "reported_equivalent") => json!({"amount": "1000", "currency": "JPY"}),
+        (_, "reference") => json!("REF-1"),
+        (_, "sha256") => json!(SAMPLE_SHA256),
+        (_, "url") => json!("https://example.org/document.pdf"),
+        (_, other) => panic!(
+            "tests/docs_reference.rs has no sample value for the field `{other}` of {command}: \
+             add one to `sample` so that the command table can be built"
         ),
     }
 }
@@ -107,28 +128,83 @@ fn body(name: &str, fields: &[&str]) -> Value {
     let mut map = Map::new();
     map.insert("command".to_string(), json!(name));
     for field in fields {
-        map.insert(field.to_string(), sample(field));
+        map.insert(field.to_string(), sample(name, field));
     }
     Value::Object(map)
 }
 
 /// The fields of a command as the parser treats them: required, optional, and the
-/// constraints between optional fields.
+/// constraints between fields.
 struct FieldKinds {
-    required: Vec<&'static str>,
+    required: Vec<String>,
     optional: Vec<&'static str>,
     notes: Vec<String>,
 }
 
-fn field_kinds(name: &str) -> FieldKinds {
-    let all = command_fields(name);
+/// "`a` and `b`", "`a`, `b` and `c`".
+fn and_list(fields: &[&str]) -> String {
+    let quoted: Vec<String> = fields.iter().map(|field| format!("`{field}`")).collect();
+    match quoted.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// Two fields of which the parser takes exactly one (e.g. attach-document's `grant` and
+/// `fund`): with every field set the command is refused, and leaving out either one is
+/// enough. `None` when every field can be given at once.
+fn exclusive_pair(name: &str, all: &[&'static str]) -> Option<(&'static str, &'static str)> {
+    let parses = |left_out: &[&str]| {
+        let kept: Vec<&str> = all
+            .iter()
+            .copied()
+            .filter(|field| !left_out.contains(field))
+            .collect();
+        parse_command(&body(name, &kept)).is_ok()
+    };
+    if parses(&[]) {
+        return None;
+    }
+    let mut pairs = Vec::new();
+    for (index, &first) in all.iter().enumerate() {
+        for &second in &all[index + 1..] {
+            if parses(&[first]) && parses(&[second]) {
+                pairs.push((first, second));
+            }
+        }
+    }
     assert!(
-        parse_command(&body(name, all)).is_ok(),
-        "{name} with every field set is refused: {:?}",
+        pairs.len() == 1,
+        "{name} with every field set is refused ({:?}), and this test knows only one pair of \
+         fields that exclude each other; it found {pairs:?}",
         parse_command(&body(name, all)).err()
     );
+    let (first, second) = pairs[0];
+    assert!(
+        !parses(&[first, second]),
+        "{name}: `{first}` and `{second}` exclude each other but may both be left out: the \
+         table would call them required"
+    );
+    Some((first, second))
+}
+
+fn field_kinds(name: &str) -> FieldKinds {
+    let all = command_fields(name);
+    let exclusive = exclusive_pair(name, all);
+    // Probe with every field set, but for the second of an exclusive pair.
+    let base: Vec<&'static str> = all
+        .iter()
+        .copied()
+        .filter(|field| exclusive.is_none_or(|(_, second)| *field != second))
+        .collect();
+    assert!(
+        parse_command(&body(name, &base)).is_ok(),
+        "{name} with every field set is refused: {:?}",
+        parse_command(&body(name, &base)).err()
+    );
     let without = |left_out: &[&str]| {
-        let kept: Vec<&str> = all
+        let kept: Vec<&str> = base
             .iter()
             .copied()
             .filter(|field| !left_out.contains(field))
@@ -141,11 +217,17 @@ fn field_kinds(name: &str) -> FieldKinds {
         notes: Vec::new(),
     };
     let mut paired = Vec::new();
-    for &field in all {
+    for &field in &base {
+        if let Some((first, second)) = exclusive.filter(|(first, _)| *first == field) {
+            kinds
+                .required
+                .push(format!("`{first}` or `{second}` (exactly one)"));
+            continue;
+        }
         match without(&[field]) {
             Ok(_) => kinds.optional.push(field),
             Err(error) if error.message == format!("{name}: field `{field}` is required") => {
-                kinds.required.push(field)
+                kinds.required.push(format!("`{field}`"))
             }
             Err(_) => paired.push(field),
         }
@@ -162,7 +244,7 @@ fn field_kinds(name: &str) -> FieldKinds {
                 kinds.optional.push(second);
                 kinds
                     .notes
-                    .push(format!("`{first}` and `{second}` come together"));
+                    .push(format!("{} come together", and_list(&[first, second])));
                 placed.extend([first, second]);
             }
         }
@@ -172,19 +254,35 @@ fn field_kinds(name: &str) -> FieldKinds {
         unplaced.is_empty(),
         "{name}: the parser refuses leaving out {unplaced:?} in a way this test does not know"
     );
-    // Optional fields of which at least one must be given (e.g. revise-grant's amount, ends_on).
-    let optional = kinds.optional.clone();
-    for (index, &first) in optional.iter().enumerate() {
-        for &second in &optional[index + 1..] {
-            if without(&[first, second]).is_err()
-                && !placed.contains(&first)
-                && !placed.contains(&second)
-            {
-                kinds
-                    .notes
-                    .push(format!("at least one of `{first}` and `{second}`"));
+    // Optional fields of which at least one must be given (revise-grant's amount and ends_on,
+    // revise-fund-terms' four terms): the smallest set of them that cannot all be left out.
+    let loose: Vec<&str> = kinds
+        .optional
+        .iter()
+        .copied()
+        .filter(|field| !placed.contains(field))
+        .collect();
+    if without(&loose).is_err() {
+        let mut group = loose.clone();
+        for field in &loose {
+            let smaller: Vec<&str> = group.iter().copied().filter(|f| f != field).collect();
+            if without(&smaller).is_err() {
+                group = smaller;
             }
         }
+        // Any one of the group is enough: the note is the whole constraint.
+        for kept in &group {
+            let left_out: Vec<&str> = loose.iter().copied().filter(|f| f != kept).collect();
+            assert!(
+                without(&left_out).is_ok(),
+                "{name}: the optional fields {loose:?} are constrained in a way this test \
+                 does not know ({kept} alone is refused: {:?})",
+                without(&left_out).err()
+            );
+        }
+        kinds
+            .notes
+            .push(format!("at least one of {}", and_list(&group)));
     }
     kinds
         .optional
@@ -198,18 +296,12 @@ fn command_table() -> String {
     out.push_str("|---|---|---|---|\n");
     for name in COMMAND_NAMES {
         let kinds = field_kinds(name);
-        let list = |fields: &[&str]| {
-            if fields.is_empty() {
-                "".to_string()
-            } else {
-                fields
-                    .iter()
-                    .map(|field| format!("`{field}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        };
-        let mut optional = list(&kinds.optional);
+        let mut optional = kinds
+            .optional
+            .iter()
+            .map(|field| format!("`{field}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         if !kinds.notes.is_empty() {
             optional.push_str(&format!(" ({})", kinds.notes.join("; ")));
         }
@@ -219,7 +311,7 @@ fn command_table() -> String {
         let _ = writeln!(
             out,
             "| `{name}` | {} | {optional} | {role} |",
-            list(&kinds.required)
+            kinds.required.join(", ")
         );
     }
     let _ = writeln!(
@@ -273,10 +365,41 @@ fn error_table() -> String {
 // ---------------------------------------------------------------------------------------
 // Events
 
-/// Every event type at least once: a fund, a grant taken through its whole lifecycle, a
-/// rejected proposal and a cancelled grant. Returns the first event of each type (with the
-/// command that appended it) and the world at the end.
-fn run_scenario() -> (BTreeMap<&'static str, (Event, String)>, World) {
+/// The fields an event type gained after its first shape: an event that carries one of them is
+/// written with schema [`EVENT_SCHEMA_EXTENDED`], any other with [`EVENT_SCHEMA`].
+const GAINED_FIELDS: &[(&str, &[&str])] = &[
+    (
+        "fund.registered",
+        &[
+            "admin_fee_percent",
+            "indirect_max_percent",
+            "tranche_threshold_percent",
+            "hold_on_overdue_reports",
+        ],
+    ),
+    ("fund.contribution_recorded", &["pledge"]),
+    ("grant.agency_assigned", &["budget"]),
+    ("grant.allocation_revised", &["budget"]),
+    ("grant.expenditure_recorded", &["category"]),
+];
+
+fn gained_fields(event_type: &str) -> &'static [&'static str] {
+    GAINED_FIELDS
+        .iter()
+        .find(|(name, _)| *name == event_type)
+        .map_or(&[], |(_, fields)| fields)
+}
+
+/// The first events of each type and schema, with the command that appended each.
+type Firsts = BTreeMap<(&'static str, u32), (Event, String)>;
+
+/// Every event type at least once, and every type that gained fields in both its shapes: a
+/// fund with terms revised, a pledge paid with a fee charged, income, documents, a grant taken
+/// through its whole lifecycle with budgets by category and a report returned once, a
+/// rejected proposal, a cancelled grant, and a second fund registered with terms. Returns
+/// the first event of each type and schema (with the command that appended it) and the world
+/// at the end.
+fn run_scenario() -> (Firsts, World) {
     let steps = [
         (
             "a.tanaka",
@@ -327,6 +450,78 @@ fn run_scenario() -> (BTreeMap<&'static str, (Event, String)>, World) {
             json!({"command": "revise-grant", "grant": "MEX-2012-01", "amount": "3121707.00", "ends_on": "2015-09-30", "reason": "budget of the final programme document", "decided_on": "2013-01-15"}),
         ),
         (
+            "m.ito",
+            json!({"command": "revise-fund-terms", "fund": "UNTFHS", "admin_fee_percent": "1", "tranche_threshold_percent": "70", "hold_on_overdue_reports": true, "reason": "agreement with the administrative agent"}),
+        ),
+        (
+            "a.tanaka",
+            json!({"command": "record-pledge", "fund": "UNTFHS", "pledge": "JP-2013", "donor": "JP", "amount": "2000000.00", "signed_on": "2013-02-01", "due_on": "2013-06-30"}),
+        ),
+        (
+            "a.tanaka",
+            json!({"command": "record-contribution", "fund": "UNTFHS", "donor": "JP", "amount": "1000000.00", "received_on": "2013-03-15", "pledge": "JP-2013"}),
+        ),
+        (
+            "a.tanaka",
+            json!({"command": "record-income", "fund": "UNTFHS", "kind": "interest", "amount": "12345.67", "received_on": "2013-12-31"}),
+        ),
+        (
+            "s.ruiz",
+            json!({"command": "attach-document", "fund": "UNTFHS", "document": "AR-2013", "title": "Annual report 2013", "category": "B01", "sha256": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", "url": "https://example.org/untfhs/annual-report-2013.pdf", "issued_on": "2014-05-30"}),
+        ),
+        (
+            "s.ruiz",
+            json!({"command": "assign-agency", "grant": "MEX-2012-01", "agency": "UNDP", "allocation": "500000.00", "budget": {"staff": "300000.00", "contractual": "68000.00", "travel": "100000.00", "indirect": "32000.00"}}),
+        ),
+        (
+            "s.ruiz",
+            json!({"command": "revise-allocation", "grant": "MEX-2012-01", "agency": "UNDP", "allocation": "450000.00", "budget": {"staff": "253000.00", "contractual": "68000.00", "travel": "100000.00", "indirect": "29000.00"}, "reason": "fewer workshops in the first year"}),
+        ),
+        (
+            "s.ruiz",
+            json!({"command": "attach-document", "grant": "MEX-2012-01", "document": "PRODOC", "title": "Project document", "category": "A02", "sha256": SAMPLE_SHA256, "issued_on": "2012-12-10"}),
+        ),
+        (
+            "s.ruiz",
+            json!({"command": "schedule-report", "grant": "MEX-2012-01", "report": "PR-2013", "kind": "progress", "period_end": "2013-12-31", "due_on": "2014-03-31"}),
+        ),
+        (
+            "f.okafor",
+            json!({"command": "record-disbursement", "grant": "MEX-2012-01", "agency": "UNDP", "amount": "200000.00", "paid_on": "2013-04-01", "reference": "TR-0002"}),
+        ),
+        (
+            "f.okafor",
+            json!({"command": "record-expenditure", "grant": "MEX-2012-01", "agency": "UNDP", "amount": "150000.00", "period_end": "2013-12-31", "category": "staff"}),
+        ),
+        (
+            "f.okafor",
+            json!({"command": "record-disbursement", "grant": "MEX-2012-01", "agency": "UNDP", "amount": "100000.00", "paid_on": "2014-01-20", "reference": "TR-0003"}),
+        ),
+        (
+            "s.ruiz",
+            json!({"command": "submit-report", "grant": "MEX-2012-01", "report": "PR-2013", "submitted_on": "2014-03-20", "document": {"title": "Annual progress report 2013", "sha256": "fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"}}),
+        ),
+        (
+            "m.ito",
+            json!({"command": "return-report", "grant": "MEX-2012-01", "report": "PR-2013", "returned_on": "2014-03-28", "reason": "the results framework is missing"}),
+        ),
+        (
+            "s.ruiz",
+            json!({"command": "submit-report", "grant": "MEX-2012-01", "report": "PR-2013", "submitted_on": "2014-04-10"}),
+        ),
+        (
+            "m.ito",
+            json!({"command": "accept-report", "grant": "MEX-2012-01", "report": "PR-2013", "accepted_on": "2014-04-15"}),
+        ),
+        (
+            "f.okafor",
+            json!({"command": "record-expenditure", "grant": "MEX-2012-01", "agency": "UNDP", "amount": "103000.00", "period_end": "2014-06-30", "category": "staff"}),
+        ),
+        (
+            "f.okafor",
+            json!({"command": "record-expenditure", "grant": "MEX-2012-01", "agency": "UNDP", "amount": "47000.00", "period_end": "2014-06-30", "category": "travel"}),
+        ),
+        (
             "s.ruiz",
             json!({"command": "suspend-grant", "grant": "MEX-2012-01", "reason": "security situation in the field"}),
         ),
@@ -366,6 +561,10 @@ fn run_scenario() -> (BTreeMap<&'static str, (Event, String)>, World) {
             "s.ruiz",
             json!({"command": "cancel-grant", "grant": "HND-2013-03", "reason": "the government withdrew its request"}),
         ),
+        (
+            "a.tanaka",
+            json!({"command": "register-fund", "fund": "PBF", "name": "Peacebuilding Fund", "currency": "USD", "admin_fee_percent": "1", "indirect_max_percent": "7"}),
+        ),
     ];
     let mut world = World::default();
     let mut position = 0;
@@ -375,44 +574,116 @@ fn run_scenario() -> (BTreeMap<&'static str, (Event, String)>, World) {
         let events =
             decide(&world, actor, &request).unwrap_or_else(|error| panic!("{step}: {error}"));
         for event in events {
+            check_schema(&event);
             position += 1;
             evolve(&mut world, position, &event);
             let command = command_of_event(&event).to_string();
-            firsts.entry(event.event_type()).or_insert((event, command));
+            firsts
+                .entry((event.event_type(), event.schema()))
+                .or_insert((event, command));
         }
     }
     (firsts, world)
 }
 
-fn event_list(firsts: &BTreeMap<&'static str, (Event, String)>) -> String {
+/// An event is of schema 2 exactly when it carries a field its type gained.
+fn check_schema(event: &Event) {
+    let payload: Value = serde_json::from_str(&event.payload_json()).expect("a payload is JSON");
+    let extended = gained_fields(event.event_type())
+        .iter()
+        .any(|field| payload.get(*field).is_some());
+    let expected = if extended {
+        EVENT_SCHEMA_EXTENDED
+    } else {
+        EVENT_SCHEMA
+    };
+    assert_eq!(
+        event.schema(),
+        expected,
+        "{} {payload}: the schema differs from what GAINED_FIELDS in tests/docs_reference.rs says",
+        event.event_type()
+    );
+}
+
+fn event_list(firsts: &Firsts) -> String {
     let mut out = String::new();
     for event_type in EVENT_TYPES {
-        let (event, command) = firsts.get(event_type).unwrap_or_else(|| {
+        let shapes: Vec<&(Event, String)> = firsts
+            .range((*event_type, 0)..=(*event_type, u32::MAX))
+            .map(|(_, first)| first)
+            .collect();
+        let Some((event, command)) = shapes.first() else {
             panic!("the scenario of tests/docs_reference.rs appends no `{event_type}`: extend it")
-        });
+        };
+        let gained = gained_fields(event_type);
+        assert_eq!(
+            shapes.len(),
+            if gained.is_empty() { 1 } else { 2 },
+            "the scenario of tests/docs_reference.rs should append `{event_type}` in each of its \
+             shapes (schema {EVENT_SCHEMA}, and {EVENT_SCHEMA_EXTENDED} when it carries one of \
+             {gained:?})"
+        );
         let stream = if event.fund_stream_id().is_some() {
             "fund-<id>"
         } else {
             "grant-<id>"
         };
-        let payload: Value =
-            serde_json::from_str(&event.payload_json()).expect("a payload is JSON");
-        let appended_by = if *event_type == "fund.commitment_revised" {
-            "`revise-grant` (a new amount), `cancel-grant`, `finalize-grant`, `record-refund` \
-             (after a cancellation); the payload's `cause` names it"
-                .to_string()
-        } else {
-            format!("`{command}`")
+        let schema = match gained {
+            [] => format!("schema {}", event.schema()),
+            [field] => format!(
+                "schema {EVENT_SCHEMA}, or {EVENT_SCHEMA_EXTENDED} when it carries `{field}`"
+            ),
+            fields => format!(
+                "schema {EVENT_SCHEMA}, or {EVENT_SCHEMA_EXTENDED} when it carries any of {}",
+                or_list(fields)
+            ),
         };
-        let _ = writeln!(
+        let appended_by = match *event_type {
+            "fund.commitment_revised" => {
+                "`revise-grant` (a new amount), `cancel-grant`, `finalize-grant`, `record-refund` \
+                 (after a cancellation); the payload's `cause` names it"
+                    .to_string()
+            }
+            "fund.fee_charged" => format!(
+                "`{command}`, after its `fund.contribution_recorded`, when the fund's \
+                 `admin_fee_percent` gives a fee above 0"
+            ),
+            "fund.document_attached" => format!("`{command}` with `fund`"),
+            "grant.document_attached" => format!("`{command}` with `grant`"),
+            _ => format!("`{command}`"),
+        };
+        let examples = if shapes.len() == 1 {
+            "Example payload"
+        } else {
+            "Example payloads, of each schema"
+        };
+        let _ = write!(
             out,
-            "### `{event_type}`\n\nStream `{stream}`, schema {EVENT_SCHEMA}; appended by {appended_by}. Example payload:\n\n```json\n{}\n```\n",
-            serde_json::to_string(&payload).expect("JSON")
+            "### `{event_type}`\n\nStream `{stream}`, {schema}; appended by {appended_by}. {examples}:\n\n"
         );
+        for (event, _) in shapes {
+            let payload: Value =
+                serde_json::from_str(&event.payload_json()).expect("a payload is JSON");
+            let _ = write!(
+                out,
+                "```json\n{}\n```\n\n",
+                serde_json::to_string(&payload).expect("JSON")
+            );
+        }
     }
     out.truncate(out.trim_end().len());
     out.push('\n');
     out
+}
+
+/// "`a`, `b` or `c`".
+fn or_list(fields: &[&str]) -> String {
+    let quoted: Vec<String> = fields.iter().map(|field| format!("`{field}`")).collect();
+    match quoted.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
 }
 
 fn figures_example(world: &World) -> String {

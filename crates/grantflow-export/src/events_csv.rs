@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use grantflow_domain::{command_of_event, Date, Event, Money, World};
+use grantflow_domain::{command_of_event, Date, Event, Money, Percent, World};
 use grantflow_engine::query::AsOf;
 use grantflow_store::{Envelope, EventStore};
 
@@ -11,13 +11,30 @@ use crate::fold::{fold_log, ExportError};
 
 /// The header row, in column order.
 ///
-/// `amount` is the event's own figure (the contribution, the requested or approved amount,
-/// the new allocation, commitment or amount of a revision, the movement's amount);
-/// `previous_amount` the figure before a revision. `business_date` is the date the document
-/// gives (received_on, decided_on, paid_on, period_end, closed_on). `title` holds a fund's
-/// name or a proposal's title. The `grant_*` and `fund_*` columns are the figures after the
-/// event (empty when the event concerns no grant or no fund). Amounts are plain decimals in
-/// the fund's currency, dates ISO 8601, `recorded_at` RFC 3339 UTC.
+/// `amount` is the event's own figure (the contribution, the pledge, the fee, the income,
+/// the requested or approved amount, the new allocation, commitment or amount of a revision,
+/// the movement's amount); `previous_amount` the figure before a revision. `donor` names the
+/// donor of a contribution, a pledge or the contribution a fee was charged on.
+/// `business_date` is the date the document gives (received_on, signed_on, decided_on,
+/// paid_on, period_end, closed_on, submitted_on, accepted_on, returned_on, issued_on; a
+/// scheduled report's period_end). `title` holds a fund's name, a proposal's title, a
+/// document's title or the title of a submitted report's file. `reason` is the reason given
+/// (also of a terms revision and of a returned report); `reference` a transfer reference.
+///
+/// Columns added with part two (docs/domain.md, "how a real secretariat works") come after
+/// the first figures, so that the earlier columns keep their places: `pledge` (the pledge
+/// recorded, or the pledge a contribution pays), `report` (the report of a report event),
+/// `document` (the document attached), `category` (an expenditure's budget category, or a
+/// document's IATI DocumentCategory code), `kind` (the kind of income or of a scheduled
+/// report), `percent` (a fee's percentage), `due_on` (when a pledge or a scheduled report
+/// is due), then the figures `fund_pledged`, `fund_fees` and `fund_income`. A fee's row
+/// follows the row of the contribution it was charged on, with the same `command_id`.
+///
+/// The `grant_*` and `fund_*` columns are the figures after the event (empty when the event
+/// concerns no grant or no fund); `fund_available` is received + income - fees -
+/// committed, `fund_cash` received + income - fees - disbursed + refunded. Amounts are
+/// plain decimals in the fund's currency, percentages with 2 decimals, dates ISO 8601,
+/// `recorded_at` RFC 3339 UTC.
 pub const CSV_COLUMNS: &[&str] = &[
     "position",
     "recorded_at",
@@ -47,7 +64,25 @@ pub const CSV_COLUMNS: &[&str] = &[
     "fund_committed",
     "fund_available",
     "fund_cash",
+    "pledge",
+    "report",
+    "document",
+    "category",
+    "kind",
+    "percent",
+    "due_on",
+    "fund_pledged",
+    "fund_fees",
+    "fund_income",
 ];
+
+/// How many of [`CSV_COLUMNS`] hold the grant's figures (`grant_status` to `grant_refunded`).
+const GRANT_FIGURE_COLUMNS: usize = 6;
+/// How many of [`CSV_COLUMNS`] hold the fund's first figures (`fund_received` to `fund_cash`).
+const FUND_FIGURE_COLUMNS: usize = 4;
+/// How many of [`CSV_COLUMNS`] hold the fund's part-two figures (`fund_pledged` to
+/// `fund_income`).
+const FUND_PART_TWO_FIGURE_COLUMNS: usize = 3;
 
 /// Writes every event of the log as one CSV row (RFC 4180: a header row, fields quoted when
 /// they hold a comma, quote or line break, CRLF line ends) with the columns of
@@ -91,6 +126,13 @@ struct Fields<'a> {
     title: Option<&'a str>,
     reason: Option<&'a str>,
     reference: Option<&'a str>,
+    pledge: Option<&'a str>,
+    report: Option<&'a str>,
+    document: Option<&'a str>,
+    category: Option<&'a str>,
+    kind: Option<&'static str>,
+    percent: Option<Percent>,
+    due_on: Option<Date>,
 }
 
 fn fields(event: &Event) -> Fields<'_> {
@@ -103,11 +145,13 @@ fn fields(event: &Event) -> Fields<'_> {
             donor,
             amount,
             received_on,
+            pledge,
             ..
         } => Fields {
             donor: Some(donor),
             amount: Some(*amount),
             business_date: Some(*received_on),
+            pledge: pledge.as_deref(),
             ..Fields::default()
         },
         Event::GrantProposed {
@@ -170,6 +214,125 @@ fn fields(event: &Event) -> Fields<'_> {
     }
 }
 
+/// The fund events of part two: terms, pledges, fees, income, fund documents.
+fn fund_part_two_fields(event: &Event) -> Fields<'_> {
+    match event {
+        Event::TermsRevised { reason, .. } => Fields {
+            reason: Some(reason),
+            ..Fields::default()
+        },
+        Event::PledgeRecorded {
+            pledge,
+            donor,
+            amount,
+            signed_on,
+            due_on,
+            ..
+        } => Fields {
+            donor: Some(donor),
+            amount: Some(*amount),
+            business_date: Some(*signed_on),
+            pledge: Some(pledge),
+            due_on: *due_on,
+            ..Fields::default()
+        },
+        Event::FeeCharged {
+            donor,
+            percent,
+            amount,
+            ..
+        } => Fields {
+            donor: Some(donor),
+            amount: Some(*amount),
+            percent: Some(*percent),
+            ..Fields::default()
+        },
+        Event::IncomeRecorded {
+            kind,
+            amount,
+            received_on,
+            ..
+        } => Fields {
+            amount: Some(*amount),
+            business_date: Some(*received_on),
+            kind: Some(kind.as_str()),
+            ..Fields::default()
+        },
+        Event::FundDocumentAttached {
+            document,
+            title,
+            category,
+            issued_on,
+            ..
+        }
+        | Event::GrantDocumentAttached {
+            document,
+            title,
+            category,
+            issued_on,
+            ..
+        } => Fields {
+            business_date: *issued_on,
+            title: Some(title),
+            document: Some(document),
+            category: Some(category),
+            ..Fields::default()
+        },
+        _ => report_fields(event),
+    }
+}
+
+/// The report events of part two.
+fn report_fields(event: &Event) -> Fields<'_> {
+    match event {
+        Event::ReportScheduled {
+            report,
+            kind,
+            period_end,
+            due_on,
+            ..
+        } => Fields {
+            business_date: Some(*period_end),
+            report: Some(report),
+            kind: Some(kind.as_str()),
+            due_on: Some(*due_on),
+            ..Fields::default()
+        },
+        Event::ReportSubmitted {
+            report,
+            submitted_on,
+            document,
+            ..
+        } => Fields {
+            business_date: Some(*submitted_on),
+            title: document.as_ref().map(|document| document.title.as_str()),
+            report: Some(report),
+            ..Fields::default()
+        },
+        Event::ReportAccepted {
+            report,
+            accepted_on,
+            ..
+        } => Fields {
+            business_date: Some(*accepted_on),
+            report: Some(report),
+            ..Fields::default()
+        },
+        Event::ReportReturned {
+            report,
+            returned_on,
+            reason,
+            ..
+        } => Fields {
+            business_date: Some(*returned_on),
+            reason: Some(reason),
+            report: Some(report),
+            ..Fields::default()
+        },
+        _ => Fields::default(),
+    }
+}
+
 fn movement_fields(event: &Event) -> Fields<'_> {
     match event {
         Event::DisbursementRecorded {
@@ -196,11 +359,13 @@ fn movement_fields(event: &Event) -> Fields<'_> {
             agency,
             amount,
             period_end,
+            category,
             ..
         } => Fields {
             agency: Some(agency),
             amount: Some(*amount),
             business_date: Some(*period_end),
+            category: category.map(|category| category.as_str()),
             ..Fields::default()
         },
         Event::GrantRevised {
@@ -229,7 +394,7 @@ fn movement_fields(event: &Event) -> Fields<'_> {
             business_date: Some(*closed_on),
             ..Fields::default()
         },
-        _ => Fields::default(),
+        _ => fund_part_two_fields(event),
     }
 }
 
@@ -241,13 +406,15 @@ fn text(value: Option<&str>) -> String {
     value.unwrap_or_default().to_string()
 }
 
+fn date(value: Option<Date>) -> String {
+    value.map_or_else(String::new, |date| date.to_string())
+}
+
 fn row(envelope: &Envelope, event: &Event, world: &World) -> Vec<String> {
     let grant = event.grant();
-    let fund = match event {
-        Event::FundRegistered { fund, .. } | Event::ContributionRecorded { fund, .. } => {
-            Some(fund.clone())
-        }
-        _ => grant.and_then(|grant| world.grant_fund(grant)),
+    let fund = match event.fund_stream_id() {
+        Some(fund) => Some(fund.to_string()),
+        None => grant.and_then(|grant| world.grant_fund(grant)),
     };
     let fields = fields(event);
     let grant_view = grant.and_then(|grant| world.grant_view(grant));
@@ -271,9 +438,7 @@ fn row(envelope: &Envelope, event: &Event, world: &World) -> Vec<String> {
         money(fields.amount),
         money(fields.previous_amount),
         currency.unwrap_or_default(),
-        fields
-            .business_date
-            .map_or_else(String::new, |date| date.to_string()),
+        date(fields.business_date),
         text(fields.title),
         text(fields.reason),
         text(fields.reference),
@@ -287,12 +452,31 @@ fn row(envelope: &Envelope, event: &Event, world: &World) -> Vec<String> {
             view.expended,
             view.refunded,
         ]),
-        None => row.resize(row.len() + 6, String::new()),
+        None => row.resize(row.len() + GRANT_FIGURE_COLUMNS, String::new()),
     }
-    match fund_view {
-        Some(view) => row.extend([view.received, view.committed, view.available, view.cash]),
-        None => row.resize(row.len() + 4, String::new()),
-    }
+    let (first_figures, part_two_figures) = match fund_view {
+        Some(view) => (
+            vec![view.received, view.committed, view.available, view.cash],
+            vec![view.pledged, view.fees, view.income],
+        ),
+        None => (
+            vec![String::new(); FUND_FIGURE_COLUMNS],
+            vec![String::new(); FUND_PART_TWO_FIGURE_COLUMNS],
+        ),
+    };
+    row.extend(first_figures);
+    row.extend([
+        text(fields.pledge),
+        text(fields.report),
+        text(fields.document),
+        text(fields.category),
+        text(fields.kind),
+        fields
+            .percent
+            .map_or_else(String::new, |percent| percent.to_string()),
+        date(fields.due_on),
+    ]);
+    row.extend(part_two_figures);
     debug_assert_eq!(row.len(), CSV_COLUMNS.len());
     row
 }

@@ -10,6 +10,7 @@ use grantflow_engine::query::AsOf;
 use grantflow_engine::EngineError;
 use grantflow_store::{Envelope, EventStore};
 
+use crate::document_link::write_document_links;
 use crate::fold::{fold_log, ExportError};
 use crate::xml::XmlWriter;
 
@@ -64,6 +65,8 @@ pub struct ExportSummary {
     pub grants: u64,
     /// Transaction elements written, over all activities.
     pub transactions: u64,
+    /// `document-link` elements written, over all activities.
+    pub document_links: u64,
     /// Rejected proposals left out.
     pub rejected_left_out: u64,
 }
@@ -82,10 +85,17 @@ pub fn default_reporting_org(fund: &str) -> String {
 /// - iati-identifier: `<reporting org>-<fund id>` and `<reporting org>-<grant id>`;
 ///   reporting-org and participating-org role 3 (Extending): the secretariat, named by the
 ///   fund's name, type [`REPORTING_ORG_TYPE`].
-/// - Fund activity: participating-org role 1 (Funding) per donor, in order of first
-///   contribution; activity-status 2; activity-date type 2 = the day the fund was
-///   registered or its first contribution was received, whichever is earlier; a type 1 (Incoming Funds) transaction per contribution with the donor as
-///   provider-org; a related-activity type 2 (child) per grant that was not rejected.
+/// - Fund activity: participating-org role 1 (Funding) per donor, in order of first pledge
+///   or contribution; activity-status 2; activity-date type 2 = the day the fund was
+///   registered or its first contribution was received, whichever is earlier; a type 11
+///   (Incoming Commitment) transaction per pledge on its signed_on, described with the
+///   pledge id and its due date, and a type 1 (Incoming Funds) transaction per
+///   contribution on its received_on (described with the pledge it pays, if any), both with
+///   the donor as provider-org, in log order; a `document-link` per document filed on the
+///   fund; a related-activity type 2 (child) per grant that was not rejected. The
+///   administrative agent's fees and the fund's income (interest, investment) are not
+///   published (docs/domain.md, "IATI mapping, part two"): the type 1 values sum to the
+///   contributions received, the type 11 values to the pledges.
 /// - Grant activity: participating-org role 1 = the fund (with its activity-id), role 2 =
 ///   the lead agency, role 3 = the secretariat, role 4 per current agency; activity-status
 ///   1 proposed/approved, 2 active, 6 suspended, 3 closed, 4 finalized, 5 cancelled
@@ -94,9 +104,21 @@ pub fn default_reporting_org(fund: &str) -> String {
 ///   approval date, or the day the proposal was recorded (IATI requires one).
 ///   recipient-country (100 %) when known; a location per region; budget type 1 (original,
 ///   status 2 committed) with the approved amount and end date, and type 2 (revised) with
-///   the current ones after a revision, when the planned start and end are known.
+///   the current ones after a revision, when the planned start and end are known; a
+///   `document-link` per document filed on the grant. Reports are not published (a
+///   submitted report's file has no address or category to link).
+/// - document-link (after the transactions, as the schema's sequence wants): @url, @format
+///   from the address's file extension (`application/pdf` for `.pdf`, else
+///   `application/octet-stream` unless another common type is named), title, the file's
+///   SHA-256 as description, category @code, document-date = issued_on when given. IATI
+///   requires @url: a document filed without one is left out of the XML (it stays in the
+///   log and the figures). An address is written as a URI, with what a URI cannot hold
+///   percent-encoded.
 /// - Transactions (each with @ref `event-<position>`, transaction-date = value-date):
-///   approval: type 2 on decided_on; revision of the amount: type 2 with the difference
+///   approval: type 2 on decided_on, described as `Approved on <date>` and, when the
+///   approval gave the amount as reported in another currency, `; reported as approximately
+///   260,000,000 JPY` (information only: the value stays in the fund's currency);
+///   revision of the amount: type 2 with the difference
 ///   (negative for a decrease) on its decided_on, else the day it was recorded; disbursement:
 ///   type 3 on paid_on, receiver-org the agency; expenditure: type 4 on period_end,
 ///   provider-org the agency; refund: type 3, negative, on received_on, receiver-org the
@@ -203,6 +225,7 @@ enum Flow {
     OutgoingCommitment,
     Disbursement,
     Expenditure,
+    IncomingCommitment,
 }
 
 impl Flow {
@@ -212,6 +235,7 @@ impl Flow {
             Flow::OutgoingCommitment => "2",
             Flow::Disbursement => "3",
             Flow::Expenditure => "4",
+            Flow::IncomingCommitment => "11",
         }
     }
 }
@@ -262,8 +286,17 @@ struct FundLedger {
     /// The earlier of the day the fund was registered and its first contribution.
     started_on: Option<Date>,
     last_updated: String,
+    /// Donors in order of their first pledge or contribution.
     donors: Vec<String>,
     transactions: Vec<Transaction>,
+}
+
+impl FundLedger {
+    fn add_donor(&mut self, donor: &str) {
+        if !self.donors.iter().any(|known| known == donor) {
+            self.donors.push(donor.to_string());
+        }
+    }
 }
 
 /// A budget as decided: amount, decision date and planned end.
@@ -319,17 +352,52 @@ impl Ledgers {
                 donor,
                 amount,
                 received_on,
+                pledge,
                 ..
             } => {
                 let ledger = self.funds.entry(fund.clone()).or_default();
                 ledger.started_on = earliest(ledger.started_on, *received_on);
-                if !ledger.donors.contains(donor) {
-                    ledger.donors.push(donor.clone());
-                }
+                ledger.add_donor(donor);
                 let transaction =
                     Transaction::new(Flow::IncomingFunds, *received_on, amount.amount, envelope)
+                        .described(
+                            pledge
+                                .as_ref()
+                                .map(|pledge| format!("Pays pledge {pledge}")),
+                        )
                         .with(Counterpart::Provider(donor.clone()));
                 ledger.transactions.push(transaction);
+                ledger.last_updated.clone_from(&envelope.recorded_at);
+                return Ok(());
+            }
+            Event::PledgeRecorded {
+                fund,
+                pledge,
+                donor,
+                amount,
+                signed_on,
+                due_on,
+            } => {
+                let ledger = self.funds.entry(fund.clone()).or_default();
+                ledger.add_donor(donor);
+                let description = match due_on {
+                    Some(due_on) => format!("Pledge {pledge}, due on {due_on}"),
+                    None => format!("Pledge {pledge}"),
+                };
+                let transaction = Transaction::new(
+                    Flow::IncomingCommitment,
+                    *signed_on,
+                    amount.amount,
+                    envelope,
+                )
+                .described(Some(description))
+                .with(Counterpart::Provider(donor.clone()));
+                ledger.transactions.push(transaction);
+                ledger.last_updated.clone_from(&envelope.recorded_at);
+                return Ok(());
+            }
+            Event::FundDocumentAttached { fund, .. } => {
+                let ledger = self.funds.entry(fund.clone()).or_default();
                 ledger.last_updated.clone_from(&envelope.recorded_at);
                 return Ok(());
             }
@@ -367,19 +435,33 @@ fn record_grant_event(
             None
         }
         Event::GrantApproved {
-            amount, decided_on, ..
+            amount,
+            decided_on,
+            reported_equivalent,
+            ..
         } => {
             ledger.original = Some(Budget {
                 amount: amount.amount,
                 value_date: *decided_on,
                 ends_on: state.and_then(|state| state.ends_on),
             });
-            Some(Transaction::new(
-                Flow::OutgoingCommitment,
-                *decided_on,
-                amount.amount,
-                envelope,
-            ))
+            let description = match reported_equivalent {
+                Some(reported) => format!(
+                    "Approved on {decided_on}; reported as approximately {} {}",
+                    grouped_thousands(&reported.amount.to_string()),
+                    reported.currency.code()
+                ),
+                None => format!("Approved on {decided_on}"),
+            };
+            Some(
+                Transaction::new(
+                    Flow::OutgoingCommitment,
+                    *decided_on,
+                    amount.amount,
+                    envelope,
+                )
+                .described(Some(description)),
+            )
         }
         Event::GrantRevised {
             previous_amount,
@@ -444,6 +526,32 @@ fn record_grant_event(
     };
     ledger.transactions.extend(transaction);
     Ok(())
+}
+
+/// A plain decimal with its integer digits grouped by threes with commas, as a reader
+/// writes a large figure: `260000000` reads `260,000,000`, `-1234.50` reads `-1,234.50`.
+fn grouped_thousands(decimal: &str) -> String {
+    let (sign, digits) = match decimal.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", decimal),
+    };
+    let (int, fraction) = match digits.split_once('.') {
+        Some((int, fraction)) => (int, Some(fraction)),
+        None => (digits, None),
+    };
+    let mut out = String::with_capacity(decimal.len() + int.len() / 3);
+    out.push_str(sign);
+    for (at, digit) in int.chars().enumerate() {
+        if at > 0 && (int.len() - at) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if let Some(fraction) = fraction {
+        out.push('.');
+        out.push_str(fraction);
+    }
+    out
 }
 
 /// Which funds and grants the document holds, in order.
@@ -601,6 +709,7 @@ impl<W: Write> Document<'_, W> {
             self.write_date("2", started_on)?;
         }
         self.write_transactions(&ledger.transactions, names.decimals)?;
+        self.summary.document_links += write_document_links(&mut self.xml, &fund.documents)?;
         for grant in self.world.fund_grant_ids(&fund.fund) {
             if !is_rejected(self.world, &grant) {
                 let child = format!("{}-{grant}", names.reporting_org);
@@ -647,6 +756,7 @@ impl<W: Write> Document<'_, W> {
         }
         self.write_budgets(grant, ledger, names.decimals)?;
         self.write_transactions(&ledger.transactions, names.decimals)?;
+        self.summary.document_links += write_document_links(&mut self.xml, &grant.documents)?;
         self.xml.empty(
             "related-activity",
             &[("ref", &names.fund_identifier), ("type", "1")],
@@ -838,5 +948,19 @@ impl<W: Write> Document<'_, W> {
             self.summary.transactions += 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_figures_are_grouped_by_thousands() {
+        assert_eq!(grouped_thousands("260000000"), "260,000,000");
+        assert_eq!(grouped_thousands("-1234.50"), "-1,234.50");
+        assert_eq!(grouped_thousands("999"), "999");
+        assert_eq!(grouped_thousands("1000"), "1,000");
+        assert_eq!(grouped_thousands("0.05"), "0.05");
     }
 }

@@ -3,15 +3,17 @@
 //! per-event CSV that auditors open in a spreadsheet ([`write_events_csv`]).
 //!
 //! Both are folds of the log, read page by page from the store: memory grows with the number
-//! of funds and grants (and, for IATI, each exported grant's transactions), never with the
+//! of funds and grants (and, for IATI, each exported activity's transactions), never with the
 //! length of the log, and the output is written as it is produced, never built as one string.
 //!
-//! The mapping of events to IATI elements and codes is docs/domain.md's "IATI mapping"; the
-//! choices it leaves open are documented on [`write_iati`].
+//! The mapping of events to IATI elements and codes is docs/domain.md's "IATI mapping" and
+//! "IATI mapping, part two" (pledges, documents; fees and income unpublished); the choices
+//! they leave open are documented on [`write_iati`].
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod document_link;
 mod events_csv;
 mod fold;
 mod iati;

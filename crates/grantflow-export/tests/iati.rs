@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{activities, assert_valid_iati, iati_of, load_worked_example, Fixture, GENERATED_AT};
+use common::{
+    activities, assert_valid_iati, iati_of, load_secretariat_example, load_worked_example, DocLink,
+    Fixture, GENERATED_AT, SECRETARIAT_GRANT,
+};
 use grantflow_engine::query::AsOf;
 use grantflow_export::{write_iati, ExportError, IatiOptions};
 use serde_json::json;
@@ -267,4 +270,160 @@ async fn an_empty_log_has_nothing_to_export() {
         "{error}"
     );
     assert!(out.is_empty());
+}
+
+#[tokio::test]
+async fn part_two_publishes_pledges_and_documents_but_not_fees_or_income() {
+    let fixture = Fixture::new().await;
+    load_secretariat_example(&fixture).await;
+    let (xml, summary) = fixture.iati(AsOf::Head, &[]).await;
+    assert_valid_iati(&xml, fixture.dir.path(), "part-two.xml");
+    let all = activities(&xml);
+    assert_eq!(all.len(), 2);
+    let (fund, grant) = (&all[0], &all[1]);
+
+    // Pledges: type 11 on the fund's activity, on signed_on, from the donor, in log order
+    // with the contributions (type 1).
+    let flows: Vec<(&str, &str, &str, &str, Option<&str>)> = fund
+        .transactions
+        .iter()
+        .map(|tx| {
+            (
+                tx.code.as_str(),
+                tx.value.as_str(),
+                tx.date.as_str(),
+                tx.value_date.as_str(),
+                tx.provider.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        flows,
+        vec![
+            (
+                "11",
+                "6000000.00",
+                "2012-03-01",
+                "2012-03-01",
+                Some("JP-GOV")
+            ),
+            (
+                "11",
+                "250000.00",
+                "2012-05-10",
+                "2012-05-10",
+                Some("MX-GOV")
+            ),
+            (
+                "1",
+                "5000000.00",
+                "2012-04-02",
+                "2012-04-02",
+                Some("JP-GOV")
+            ),
+            ("1", "100000.00", "2013-09-01", "2013-09-01", Some("MX-GOV")),
+        ]
+    );
+    let descriptions: Vec<Option<&str>> = fund
+        .transactions
+        .iter()
+        .map(|tx| tx.description.as_deref())
+        .collect();
+    assert_eq!(
+        descriptions,
+        vec![
+            Some("Pledge JP-2012-A, due on 2012-12-31"),
+            Some("Pledge MX-2012"),
+            Some("Pays pledge JP-2012-A"),
+            Some("Pays pledge MX-2012"),
+        ]
+    );
+    // The fund's figures: type 1 sums to what was received, type 11 to what was pledged;
+    // the fees (50,000.00 and 500.00) and the interest (1,234.56) appear nowhere.
+    assert_eq!(fund.sum("1"), 510_000_000);
+    assert_eq!(fund.sum("11"), 625_000_000);
+    assert_eq!(summary.transactions, 4 + 3);
+    for hidden in [">50000.00<", ">500.00<", "1234.56", "interest", "fee"] {
+        assert!(!xml.contains(hidden), "{hidden} is not published:\n{xml}");
+    }
+    let funders: Vec<&str> = fund
+        .orgs
+        .iter()
+        .filter(|(role, _)| role == "1")
+        .map(|(_, name)| name.as_str())
+        .collect();
+    assert_eq!(funders, vec!["JP-GOV", "MX-GOV"]);
+
+    // Documents: a document-link each, those without a url left out.
+    assert_eq!(
+        fund.documents,
+        vec![
+            DocLink {
+                url: "https://example.org/untfhs/mou-jp.pdf".into(),
+                format: "application/pdf".into(),
+                title: "Contribution agreement, Government of Japan".into(),
+                category: "A09".into(),
+                date: Some("2012-03-01".into()),
+            },
+            DocLink {
+                url: "https://example.org/untfhs/terms".into(),
+                format: "application/octet-stream".into(),
+                title: "Terms of reference of the fund".into(),
+                category: "A02".into(),
+                date: None,
+            },
+        ]
+    );
+    assert_eq!(
+        grant.documents,
+        vec![
+            DocLink {
+                url: "https://example.org/mex/prodoc.PDF?version=2".into(),
+                format: "application/pdf".into(),
+                title: "Programme document: objectives & results".into(),
+                category: "A02".into(),
+                date: Some("2012-09-27".into()),
+            },
+            DocLink {
+                url: "https://example.org/mex/a%25zz/map%5B1%5D#x%23y".into(),
+                format: "application/octet-stream".into(),
+                title: "Map of shelters".into(),
+                category: "A12".into(),
+                date: None,
+            },
+        ]
+    );
+    assert_eq!(summary.document_links, 4);
+    for left_out in ["MINUTES-1", "not public", "Draft, not yet published"] {
+        assert!(!xml.contains(left_out), "{left_out}");
+    }
+    // Reports are not published.
+    assert!(!xml.contains("PR-2013-1"));
+
+    // The approval's commitment carries the yen figure as information.
+    let approval = grant
+        .transactions
+        .iter()
+        .find(|tx| tx.code == "2")
+        .expect("the approval's commitment");
+    assert_eq!(approval.value, "3209232.40");
+    assert_eq!(
+        approval.description.as_deref(),
+        Some("Approved on 2012-09-27; reported as approximately 260,000,000 JPY")
+    );
+    assert_eq!(grant.sum("3"), 50_000_000);
+    assert_eq!(grant.sum("4"), 10_000_000);
+
+    // A grant selected alone still brings its fund's activity, documents included.
+    let (selected, _) = fixture.iati(AsOf::Head, &[SECRETARIAT_GRANT]).await;
+    assert_valid_iati(&selected, fixture.dir.path(), "part-two-selected.xml");
+    assert_eq!(activities(&selected)[0].documents.len(), 2);
+
+    // As of the first pledge, the fund's activity holds it alone.
+    let (early, _) = fixture.iati(AsOf::Position(2), &[]).await;
+    assert_valid_iati(&early, fixture.dir.path(), "part-two-early.xml");
+    let fund = &activities(&early)[0];
+    assert_eq!(fund.transactions.len(), 1);
+    assert_eq!(fund.transactions[0].code, "11");
+    assert!(fund.documents.is_empty());
 }

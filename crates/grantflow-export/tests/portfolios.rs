@@ -1,6 +1,7 @@
 //! Generated portfolios (proptest): grants in every state, awkward titles and regions.
+//! Funds have pledges, documents, fees and income; grants documents with awkward addresses.
 //! Each export is valid against the IATI 2.03 XSD, each grant's transactions sum to its
-//! figures, an as-of export equals the export of the log cut at that position, and the CSV
+//! figures, each fund's to its contributions and pledges (fees and income unpublished), an as-of export equals the export of the log cut at that position, and the CSV
 //! export parses back with one row per event.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
@@ -73,6 +74,8 @@ struct GrantPlan {
     dates: Option<(u32, u32)>,
     activities: Vec<String>,
     reason: String,
+    /// A document filed on the grant: title and address (none: filed without one).
+    document: Option<(String, Option<String>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +85,10 @@ struct Portfolio {
     fund_name: String,
     grants: Vec<GrantPlan>,
     cut: f64,
+    /// The fee percentage of each fund (`"0"`: none).
+    fee: &'static str,
+    /// A document filed on each fund: title and address.
+    fund_document: (String, Option<String>),
 }
 
 /// Text with markup characters, quotes, non-ASCII, tabs, line feeds and a character XML
@@ -107,6 +114,24 @@ fn awkward() -> impl Strategy<Value = String> {
         "plain",
     ]);
     prop::collection::vec(pieces, 1..6).prop_map(|pieces| format!("T{}", pieces.concat()))
+}
+
+/// An http(s) address that the domain accepts but that is not always a valid URI as it
+/// stands: stray `%`, brackets, a second `#`, non-ASCII, characters URIs exclude.
+fn awkward_url() -> impl Strategy<Value = String> {
+    let pieces = prop::sample::select(vec![
+        "a", "/", "%zz", "%41", "%", "[", "]", "#", "é", "?q=1&r=2", ".pdf", ".PDF", "\"", "<",
+        ">", "{", "|", "^", "`", "漢", "🙂", "'", ".html",
+    ]);
+    (
+        prop::sample::select(vec!["https://", "http://"]),
+        prop::collection::vec(pieces, 0..8),
+    )
+        .prop_map(|(scheme, pieces)| format!("{scheme}example.org/{}", pieces.concat()))
+}
+
+fn document() -> impl Strategy<Value = (String, Option<String>)> {
+    (awkward(), prop::option::of(awkward_url()))
 }
 
 fn target() -> impl Strategy<Value = Target> {
@@ -145,12 +170,14 @@ fn grant_plan() -> impl Strategy<Value = GrantPlan> {
             prop::collection::vec(awkward(), 0..3),
             awkward(),
         ),
+        prop::option::of(document()),
     )
         .prop_map(
             |(
                 (title, target, requested, agencies, lead),
                 (disburse_pct, expend_pct, refund_pct, revise_pct),
                 (country, regions, dates, activities, reason),
+                document,
             )| GrantPlan {
                 title,
                 target,
@@ -166,6 +193,7 @@ fn grant_plan() -> impl Strategy<Value = GrantPlan> {
                 dates,
                 activities,
                 reason,
+                document,
             },
         )
 }
@@ -177,14 +205,20 @@ fn portfolio() -> impl Strategy<Value = Portfolio> {
         awkward(),
         prop::collection::vec(grant_plan(), 1..6),
         0.0f64..1.0,
+        prop::sample::select(vec!["0", "1", "2.5"]),
+        document(),
     )
-        .prop_map(|(currency, funds, fund_name, grants, cut)| Portfolio {
-            currency,
-            funds,
-            fund_name,
-            grants,
-            cut,
-        })
+        .prop_map(
+            |(currency, funds, fund_name, grants, cut, fee, fund_document)| Portfolio {
+                currency,
+                funds,
+                fund_name,
+                grants,
+                cut,
+                fee,
+                fund_document,
+            },
+        )
 }
 
 /// Loads a portfolio through the engine; returns each grant id with its plan.
@@ -195,15 +229,33 @@ async fn load(fixture: &Fixture, portfolio: &Portfolio) -> Vec<(String, GrantPla
         fixture
             .run(
                 "finance",
-                json!({"command": "register-fund", "fund": format!("F{fund}"), "name": format!("{} {fund}", portfolio.fund_name), "currency": portfolio.currency}),
+                json!({"command": "register-fund", "fund": format!("F{fund}"), "name": format!("{} {fund}", portfolio.fund_name), "currency": portfolio.currency, "admin_fee_percent": portfolio.fee}),
             )
             .await;
         fixture
             .run(
                 "finance",
-                json!({"command": "record-contribution", "fund": format!("F{fund}"), "donor": format!("DONOR-{fund}"), "amount": money(1_000_000_000_000), "received_on": "2012-01-10"}),
+                json!({"command": "record-pledge", "fund": format!("F{fund}"), "pledge": "P-1", "donor": format!("DONOR-{fund}"), "amount": money(1_500_000_000_000), "signed_on": "2012-01-02", "due_on": "2013-01-02"}),
             )
             .await;
+        fixture
+            .run(
+                "finance",
+                json!({"command": "record-contribution", "fund": format!("F{fund}"), "donor": format!("DONOR-{fund}"), "amount": money(1_000_000_000_000), "received_on": "2012-01-10", "pledge": "P-1"}),
+            )
+            .await;
+        fixture
+            .run(
+                "finance",
+                json!({"command": "record-income", "fund": format!("F{fund}"), "kind": "interest", "amount": money(123_457), "received_on": "2012-06-30"}),
+            )
+            .await;
+        attach(
+            fixture,
+            ("fund", &format!("F{fund}")),
+            &portfolio.fund_document,
+        )
+        .await;
     }
     let mut loaded = Vec::new();
     for (index, plan) in portfolio.grants.iter().enumerate() {
@@ -213,6 +265,21 @@ async fn load(fixture: &Fixture, portfolio: &Portfolio) -> Vec<(String, GrantPla
         loaded.push((grant, plan.clone()));
     }
     loaded
+}
+
+/// Files a document on a fund or grant (`owner`: the field and the id).
+async fn attach(fixture: &Fixture, owner: (&str, &str), document: &(String, Option<String>)) {
+    let (title, url) = document;
+    let mut body = json!({
+        "command": "attach-document", "document": "DOC-1", "title": title, "category": "A02",
+        "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "issued_on": "2012-09-01",
+    });
+    body[owner.0] = json!(owner.1);
+    if let Some(url) = url {
+        body["url"] = json!(url);
+    }
+    fixture.run("sec", body).await;
 }
 
 async fn load_grant(
@@ -239,6 +306,9 @@ async fn load_grant(
         ));
     }
     fixture.run("sec", proposal).await;
+    if let Some(document) = &plan.document {
+        attach(fixture, ("grant", grant), document).await;
+    }
     let run = |actor: &'static str, body: Value| fixture.run(actor, body);
     match plan.target {
         Target::Proposed => return,
@@ -377,6 +447,28 @@ fn xml_text(text: &str) -> String {
     text.chars().filter(|c| *c != '\u{FFFF}').collect()
 }
 
+/// The document-links of an activity: one per document with an address, in order, with
+/// its title and category.
+fn check_documents(links: &[common::DocLink], documents: &[grantflow_domain::DocumentView]) {
+    let published: Vec<&grantflow_domain::DocumentView> =
+        documents.iter().filter(|d| d.url.is_some()).collect();
+    assert_eq!(links.len(), published.len());
+    for (link, document) in links.iter().zip(published) {
+        assert_eq!(link.title, xml_text(&document.title));
+        assert_eq!(link.category, document.category);
+        assert_eq!(link.date, document.issued_on);
+        assert!(link.url.is_ascii(), "{}", link.url);
+        let pdf = document.url.as_deref().is_some_and(|url| {
+            url.split(['?', '#'])
+                .next()
+                .unwrap_or_default()
+                .to_lowercase()
+                .ends_with(".pdf")
+        });
+        assert_eq!(link.format == "application/pdf", pdf, "{link:?}");
+    }
+}
+
 async fn check_portfolio(portfolio: Portfolio) {
     let fixture = Fixture::new().await;
     let loaded = load(&fixture, &portfolio).await;
@@ -401,6 +493,13 @@ async fn check_portfolio(portfolio: Portfolio) {
         assert_eq!(activity.hierarchy, "1");
         assert_eq!(activity.title, xml_text(&view.name));
         assert_eq!(activity.sum("1"), minor(&view.received));
+        assert_eq!(activity.sum("11"), minor(&view.pledged));
+        assert_eq!(
+            activity.transactions.len(),
+            2,
+            "one pledge, one contribution; no fee, no income"
+        );
+        check_documents(&activity.documents, &view.documents);
     }
     for (grant, plan) in &loaded {
         let view = world.grant_view(grant).expect("a grant");
@@ -441,6 +540,7 @@ async fn check_portfolio(portfolio: Portfolio) {
             activity.related,
             vec![("1".to_string(), format!("XI-GRANTFLOW-{fund}-{fund}"))]
         );
+        check_documents(&activity.documents, &view.documents);
         let agencies = view.agencies.len();
         assert_eq!(
             activity.orgs.iter().filter(|(role, _)| role == "4").count(),

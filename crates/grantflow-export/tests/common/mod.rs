@@ -131,6 +131,17 @@ pub struct Tx {
     pub value_date: String,
     pub receiver: Option<String>,
     pub provider: Option<String>,
+    pub description: Option<String>,
+}
+
+/// One document-link read back from an export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocLink {
+    pub url: String,
+    pub format: String,
+    pub title: String,
+    pub category: String,
+    pub date: Option<String>,
 }
 
 /// One activity read back from an export.
@@ -147,6 +158,7 @@ pub struct Activity {
     pub locations: Vec<String>,
     pub budgets: Vec<(String, String)>,
     pub transactions: Vec<Tx>,
+    pub documents: Vec<DocLink>,
     pub related: Vec<(String, String)>,
 }
 
@@ -238,6 +250,7 @@ pub fn activities(xml: &str) -> Vec<Activity> {
                     })
                     .collect(),
                 transactions: elements("transaction").map(transaction).collect(),
+                documents: elements("document-link").map(document_link).collect(),
                 related: elements("related-activity")
                     .map(|n| {
                         (
@@ -269,6 +282,22 @@ fn transaction(node: roxmltree::Node) -> Tx {
             .to_string(),
         receiver: child(node, "receiver-org").map(narrative),
         provider: child(node, "provider-org").map(narrative),
+        description: child(node, "description").map(narrative),
+    }
+}
+
+fn document_link(node: roxmltree::Node) -> DocLink {
+    DocLink {
+        url: node.attribute("url").unwrap_or_default().to_string(),
+        format: node.attribute("format").unwrap_or_default().to_string(),
+        title: child(node, "title").map(narrative).unwrap_or_default(),
+        category: child(node, "category")
+            .and_then(|n| n.attribute("code"))
+            .unwrap_or_default()
+            .to_string(),
+        date: child(node, "document-date")
+            .and_then(|n| n.attribute("iso-date"))
+            .map(str::to_string),
     }
 }
 
@@ -373,5 +402,128 @@ pub async fn load_worked_example(fixture: &Fixture) {
                 json!({"command": "revise-allocation", "grant": GRANT, "agency": agency, "allocation": allocation, "reason": "revised programme budget"}),
             )
             .await;
+    }
+}
+
+/// The grant of [`load_secretariat_example`].
+pub const SECRETARIAT_GRANT: &str = "MEX-2012-01";
+/// A SHA-256 for the documents of [`load_secretariat_example`].
+pub const SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+/// A log with every command of docs/domain.md's part two ("how a real secretariat works"):
+/// fund UNTFHS in USD with a 1 % fee, two pledges (Japan's with a due date, Mexico's
+/// without), Japan's contribution paying its pledge (fee 50,000.00), interest income of
+/// 1,234.56, three fund documents (one without a url), the Mexico grant approved with its
+/// yen equivalent, IOM assigned with a budget, a disbursement, an expenditure by category,
+/// a report scheduled, submitted, returned, submitted again and accepted, three grant
+/// documents (one with an awkward url, one without a url), the fee revised to 0.5 % and
+/// Mexico's contribution paying its pledge (fee 500.00).
+///
+/// Figures at the end: received 5,100,000.00, fees 50,500.00, income 1,234.56, committed
+/// 3,209,232.40, disbursed 500,000.00, pledged 6,250,000.00.
+pub async fn load_secretariat_example(fixture: &Fixture) {
+    const GRANT: &str = SECRETARIAT_GRANT;
+    let commands = [
+        (
+            "finance.officer",
+            json!({"command": "register-fund", "fund": "UNTFHS", "name": "United Nations Trust Fund for Human Security", "currency": "USD", "admin_fee_percent": "1"}),
+        ),
+        (
+            "finance.officer",
+            json!({"command": "record-pledge", "fund": "UNTFHS", "pledge": "JP-2012-A", "donor": "JP-GOV", "amount": "6000000.00", "signed_on": "2012-03-01", "due_on": "2012-12-31"}),
+        ),
+        (
+            "finance.officer",
+            json!({"command": "record-pledge", "fund": "UNTFHS", "pledge": "MX-2012", "donor": "MX-GOV", "amount": "250000.00", "signed_on": "2012-05-10"}),
+        ),
+        (
+            "finance.officer",
+            json!({"command": "record-contribution", "fund": "UNTFHS", "donor": "JP-GOV", "amount": "5000000.00", "received_on": "2012-04-02", "pledge": "JP-2012-A"}),
+        ),
+        (
+            "finance.officer",
+            json!({"command": "record-income", "fund": "UNTFHS", "kind": "interest", "amount": "1234.56", "received_on": "2012-06-30"}),
+        ),
+        (
+            "secretariat.officer",
+            json!({"command": "attach-document", "fund": "UNTFHS", "document": "MOU-JP", "title": "Contribution agreement, Government of Japan", "category": "A09", "sha256": SHA256, "url": "https://example.org/untfhs/mou-jp.pdf", "issued_on": "2012-03-01"}),
+        ),
+        (
+            "secretariat.officer",
+            json!({"command": "attach-document", "fund": "UNTFHS", "document": "TOR", "title": "Terms of reference of the fund", "category": "A02", "sha256": SHA256, "url": "https://example.org/untfhs/terms"}),
+        ),
+        (
+            "secretariat.officer",
+            json!({"command": "attach-document", "fund": "UNTFHS", "document": "MINUTES-1", "title": "Minutes, advisory board (not public)", "category": "A09", "sha256": SHA256}),
+        ),
+        (
+            "secretariat.officer",
+            json!({
+                "command": "submit-proposal", "fund": "UNTFHS", "grant": GRANT,
+                "title": "Supporting the strengthening of government institutions and civil society capacities to improve the protection of vulnerable migrants in transit",
+                "amount": "3209232.40", "country": "MX", "regions": ["Chiapas", "Oaxaca"],
+                "starts_on": "2013-01-01", "ends_on": "2015-09-30",
+                "activities": ["Strengthen federal and state institutions that assist migrants in transit"]
+            }),
+        ),
+        (
+            "fund.manager",
+            json!({"command": "approve-grant", "grant": GRANT, "decided_on": "2012-09-27", "reported_equivalent": {"amount": "260000000", "currency": "JPY"}}),
+        ),
+        (
+            "secretariat.officer",
+            json!({"command": "assign-agency", "grant": GRANT, "agency": "IOM", "allocation": "1070000.00", "lead": true, "budget": {"staff": "600000.00", "supplies": "200000.00", "travel": "200000.00", "indirect": "70000.00"}}),
+        ),
+        (
+            "finance.officer",
+            json!({"command": "record-disbursement", "grant": GRANT, "agency": "IOM", "amount": "500000.00", "paid_on": "2013-01-15", "reference": "TRANCHE-1-IOM"}),
+        ),
+        (
+            "finance.officer",
+            json!({"command": "record-expenditure", "grant": GRANT, "agency": "IOM", "amount": "100000.00", "period_end": "2013-06-30", "category": "staff"}),
+        ),
+        (
+            "secretariat.officer",
+            json!({"command": "schedule-report", "grant": GRANT, "report": "PR-2013-1", "kind": "progress", "period_end": "2013-06-30", "due_on": "2013-07-31"}),
+        ),
+        (
+            "secretariat.officer",
+            json!({"command": "submit-report", "grant": GRANT, "report": "PR-2013-1", "submitted_on": "2013-07-20", "document": {"title": "Progress report, first half of 2013", "sha256": SHA256}}),
+        ),
+        (
+            "fund.manager",
+            json!({"command": "return-report", "grant": GRANT, "report": "PR-2013-1", "returned_on": "2013-07-25", "reason": "expenditure by category missing, please add it"}),
+        ),
+        (
+            "secretariat.officer",
+            json!({"command": "submit-report", "grant": GRANT, "report": "PR-2013-1", "submitted_on": "2013-07-28"}),
+        ),
+        (
+            "fund.manager",
+            json!({"command": "accept-report", "grant": GRANT, "report": "PR-2013-1", "accepted_on": "2013-08-02"}),
+        ),
+        (
+            "secretariat.officer",
+            json!({"command": "attach-document", "grant": GRANT, "document": "PRODOC", "title": "Programme document: objectives & results", "category": "A02", "sha256": SHA256, "url": "https://example.org/mex/prodoc.PDF?version=2", "issued_on": "2012-09-27"}),
+        ),
+        (
+            "secretariat.officer",
+            json!({"command": "attach-document", "grant": GRANT, "document": "MAP", "title": "Map of shelters", "category": "A12", "sha256": SHA256, "url": "https://example.org/mex/a%zz/map[1]#x#y"}),
+        ),
+        (
+            "secretariat.officer",
+            json!({"command": "attach-document", "grant": GRANT, "document": "DRAFT", "title": "Draft, not yet published", "category": "A07", "sha256": SHA256}),
+        ),
+        (
+            "fund.manager",
+            json!({"command": "revise-fund-terms", "fund": "UNTFHS", "admin_fee_percent": "0.5", "reason": "new agreement with the administrative agent"}),
+        ),
+        (
+            "finance.officer",
+            json!({"command": "record-contribution", "fund": "UNTFHS", "donor": "MX-GOV", "amount": "100000.00", "received_on": "2013-09-01", "pledge": "MX-2012"}),
+        ),
+    ];
+    for (actor, command) in commands {
+        fixture.run(actor, command).await;
     }
 }
