@@ -116,7 +116,7 @@ pub fn script() -> Vec<(&'static str, String, Value)> {
         ),
         (
             FINANCE,
-            "record Japan's contribution, paying the pledge (the 1% fee, 50,000.00, is charged with it)".to_string(),
+            "record Japan's contribution of 5,000,000.00 (illustrative), paying the pledge (the 1% fee, 50,000.00, is charged with it)".to_string(),
             json!({"command": "record-contribution", "fund": FUND, "donor": "JP-GOV", "amount": "5000000.00", "received_on": "2012-04-02", "pledge": "JP-2012"}),
         ),
         (
@@ -154,17 +154,21 @@ pub fn script() -> Vec<(&'static str, String, Value)> {
         if *agency == "IOM" {
             body["lead"] = json!(true);
         }
-        steps.push((SECRETARIAT, format!("assign {agency} ({allocation})"), body));
+        steps.push((
+            SECRETARIAT,
+            format!("assign {agency} ({allocation}, illustrative)"),
+            body,
+        ));
     }
     for (agency, amount) in FIRST_TRANCHE {
-        steps.push((FINANCE, format!("first tranche to {agency} ({amount})"), json!({"command": "record-disbursement", "grant": GRANT, "agency": agency, "amount": amount, "paid_on": "2013-01-15", "reference": format!("TRANCHE-1-{agency}")})));
+        steps.push((FINANCE, format!("first tranche to {agency} ({amount}, illustrative)"), json!({"command": "record-disbursement", "grant": GRANT, "agency": agency, "amount": amount, "paid_on": "2013-01-15", "reference": format!("TRANCHE-1-{agency}")})));
     }
     for agency in ["ILO", "UNICEF", "UN-Women"] {
         steps.push((SECRETARIAT, format!("withdraw {agency}"), json!({"command": "withdraw-agency", "grant": GRANT, "agency": agency, "reason": "programme revised to five agencies, IOM as lead"})));
     }
     steps.push((APPROVER, "revise the grant to 3,121,707.00".to_string(), json!({"command": "revise-grant", "grant": GRANT, "amount": "3121707.00", "ends_on": "2015-09-30", "decided_on": "2013-03-01", "reason": "budget revised for five agencies (January 2013 to September 2015)"})));
     for (agency, allocation) in REVISED {
-        steps.push((SECRETARIAT, format!("revise {agency}'s allocation to {allocation}, with a budget by category (illustrative split, indirect at the 7% cap)"), json!({"command": "revise-allocation", "grant": GRANT, "agency": agency, "allocation": allocation, "reason": "revised programme budget", "budget": budget_of(allocation)})));
+        steps.push((SECRETARIAT, format!("revise {agency}'s allocation to {allocation} (illustrative), with a budget by category (illustrative split, indirect at the 7% cap)"), json!({"command": "revise-allocation", "grant": GRANT, "agency": agency, "allocation": allocation, "reason": "revised programme budget", "budget": budget_of(allocation)})));
     }
     steps.extend(the_first_year());
     steps
@@ -184,12 +188,12 @@ fn the_first_year() -> Vec<(&'static str, String, Value)> {
     vec![
         (
             SECRETARIAT,
-            "schedule the 2013 annual progress report, due 2014-03-31".to_string(),
+            "schedule the 2013 annual progress report, due 2014-03-31 (dates illustrative)".to_string(),
             json!({"command": "schedule-report", "grant": GRANT, "report": "PR-2013", "kind": "progress", "period_end": "2013-12-31", "due_on": "2014-03-31"}),
         ),
         (
             FINANCE,
-            "second tranche to UNDP (100,000.00): refused, UNDP has spent nothing of what it holds"
+            "second tranche to UNDP (100,000.00, illustrative): refused, UNDP has spent nothing of what it holds"
                 .to_string(),
             json!({"command": "record-disbursement", "grant": GRANT, "agency": "UNDP", "amount": "100000.00", "paid_on": "2014-01-20", "reference": "TRANCHE-2-UNDP"}),
         ),
@@ -210,7 +214,7 @@ fn the_first_year() -> Vec<(&'static str, String, Value)> {
         ),
         (
             FINANCE,
-            "second tranche to UNDP (100,000.00): released".to_string(),
+            "second tranche to UNDP (100,000.00, illustrative): released".to_string(),
             json!({"command": "record-disbursement", "grant": GRANT, "agency": "UNDP", "amount": "100000.00", "paid_on": "2014-02-03", "reference": "TRANCHE-2-UNDP"}),
         ),
         (

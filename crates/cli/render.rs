@@ -131,13 +131,13 @@ pub fn grant(view: &GrantView, world: &World) -> String {
         };
         let _ = writeln!(
             out,
-            "\n{:<12}{:<13}{:>18}{:>18}{:>8}",
+            "\n{:<12}{:<13}{:>18}{:>18}{:>9}",
             "budget", agency.agency, "budget", "expended", "used"
         );
         for line in budget {
             let _ = writeln!(
                 out,
-                "{:<12}{:<13}{:>18}{:>18}{:>8}",
+                "{:<12}{:<13}{:>18}{:>18}{:>9}",
                 "",
                 line.category,
                 human(&line.budget),
@@ -149,8 +149,8 @@ pub fn grant(view: &GrantView, world: &World) -> String {
     if !view.reports.is_empty() {
         let _ = writeln!(
             out,
-            "\n{:<16}{:<11}{:<12}{:<12}{:<11}{:<12}{}",
-            "report", "kind", "period_end", "due_on", "status", "submitted", "accepted"
+            "\n{:<16}{:<11}{:<12}{:<12}{:<11}{:<12}accepted",
+            "report", "kind", "period_end", "due_on", "status", "submitted"
         );
         for report in &view.reports {
             let _ = writeln!(
@@ -175,14 +175,18 @@ pub fn grant(view: &GrantView, world: &World) -> String {
     out
 }
 
-/// `expended` as a share of `budget`, e.g. "40.0%" (empty when the budget is 0).
+/// `expended` as a share of `budget` with 2 decimals, rounded down, e.g. "32.09%" (empty
+/// when the budget is 0).
 fn used(expended: &str, budget: &str) -> String {
     let minor = |text: &str| text.replace('.', "").parse::<i128>().ok();
     match (minor(expended), minor(budget)) {
-        (Some(spent), Some(budget)) if budget > 0 => {
-            let tenths = spent * 1000 / budget;
-            format!("{}.{}%", tenths / 10, tenths % 10)
-        }
+        (Some(spent), Some(budget)) if budget > 0 => format!(
+            "{}%",
+            grantflow_domain::Percent::share(
+                grantflow_domain::Amount(spent),
+                grantflow_domain::Amount(budget)
+            )
+        ),
         _ => String::new(),
     }
 }
@@ -195,8 +199,8 @@ fn documents(documents: &[grantflow_domain::DocumentView]) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:<16}{:<5}{:<11}{}",
-        "document", "cat", "issued", "title / sha256 / url"
+        "\n{:<16}{:<5}{:<11}title / sha256 / url",
+        "document", "cat", "issued"
     );
     for document in documents {
         let _ = writeln!(
@@ -329,8 +333,8 @@ pub fn fund(view: &FundView) -> String {
     if !view.pledges.is_empty() {
         let _ = writeln!(
             out,
-            "\n{:<16}{:<12}{:>18}{:>18}{:>18}  {:<11}{}",
-            "pledge", "donor", "amount", "paid", "outstanding", "signed", "due"
+            "\n{:<16}{:<12}{:>18}{:>18}{:>18}  {:<11}due",
+            "pledge", "donor", "amount", "paid", "outstanding", "signed"
         );
         for pledge in &view.pledges {
             let _ = writeln!(
@@ -371,10 +375,17 @@ pub fn audit(subject: &Subject, entries: &[AuditEntry]) -> String {
         if let Some(reason) = entry.payload.get("reason").and_then(|r| r.as_str()) {
             let _ = writeln!(out, "        reason: {reason}");
         }
+        let width = entry
+            .changes
+            .iter()
+            .map(|change| change.field.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(28);
         for change in &entry.changes {
             let _ = writeln!(
                 out,
-                "        {:<28} {:>18} -> {}",
+                "        {:<width$} {:>18} -> {}",
                 change.field, change.before, change.after
             );
         }

@@ -390,6 +390,8 @@ pub enum Event {
         donor: String,
         /// The contribution's amount.
         contribution_amount: Money,
+        /// When the contribution was received (the fee is charged on it).
+        received_on: Date,
         /// The fee percentage in force.
         percent: Percent,
         /// The fee.

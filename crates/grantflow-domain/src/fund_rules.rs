@@ -144,6 +144,7 @@ fn record_contribution(fund: &FundState, command: &Command) -> Decision {
             fund: fund.fund.clone(),
             donor: donor.clone(),
             contribution_amount: amount,
+            received_on: *received_on,
             percent,
             amount: Money::new(fee, fund.currency.decimals()),
         });

@@ -260,6 +260,21 @@ fn present<'a>(map: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
     map.get(field).filter(|value| !value.is_null())
 }
 
+/// RFC 3986 characters only (no `[`/`]`: grantflow takes no IP-literal hosts), every `%`
+/// starting an escape of two hex digits, and at most one `#`.
+fn is_uri_text(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let escapes_ok = bytes.iter().enumerate().all(|(index, byte)| {
+        *byte != b'%'
+            || (bytes.get(index + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(index + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    let allowed = bytes
+        .iter()
+        .all(|byte| byte.is_ascii_alphanumeric() || b"-._~:/?#@!$&'()*+,;=%".contains(byte));
+    allowed && escapes_ok && bytes.iter().filter(|byte| **byte == b'#').count() <= 1
+}
+
 fn categories_expected() -> String {
     format!(
         "a budget category: one of {}",
@@ -944,13 +959,13 @@ impl<'a> Fields<'a> {
         let well_formed = (text.starts_with("https://") || text.starts_with("http://"))
             && text.len() <= 2048
             && text.len() > "https://".len()
-            && !text.chars().any(|c| c.is_whitespace() || c.is_control());
+            && is_uri_text(&text);
         if well_formed {
             return Ok(Some(text));
         }
         Err(self.wrong(
             field,
-            "an http:// or https:// address of at most 2048 characters without spaces",
+            "an http:// or https:// address of at most 2048 bytes, written with the characters of RFC 3986 (escape others as %XX)",
         ))
     }
 

@@ -828,6 +828,28 @@ fn documents_are_filed_on_a_grant_or_a_fund() {
         with(document("grant", "G", "D"), "url", json!("ftp://x")),
         "malformed_command",
     );
+    for bad in [
+        "https://x/a%zz",
+        "https://x/map[1]",
+        "https://x/#a#b",
+        "https://x/a b",
+        "https://",
+    ] {
+        check(
+            &given,
+            with(document("grant", "G", "D"), "url", json!(bad)),
+            "malformed_command",
+        );
+    }
+    check(
+        &given,
+        with(
+            document("grant", "G", "D"),
+            "url",
+            json!("https://x.org/a%20b?q=1#p"),
+        ),
+        "grant.document_attached",
+    );
     check(&given, document("grant", "H", "D"), "unknown_grant");
     check(&given, document("fund", "X", "D"), "unknown_fund");
     let filed = plus(

@@ -240,10 +240,12 @@ fn fund_part_two_fields(event: &Event) -> Fields<'_> {
             donor,
             percent,
             amount,
+            received_on,
             ..
         } => Fields {
             donor: Some(donor),
             amount: Some(*amount),
+            business_date: Some(*received_on),
             percent: Some(*percent),
             ..Fields::default()
         },
