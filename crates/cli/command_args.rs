@@ -25,9 +25,12 @@ enum Kind {
     Budget,
     /// `--document-title` and `--document-sha256`
     Document,
+    /// `--sectors 15190=60 --sectors 15220=40` (a JSON array of `{"code", "percentage"}`; a
+    /// value that starts with `[` is read as that array in JSON)
+    Sectors,
 }
 
-use Kind::{Bool, Budget, Document, Equivalent, Flag, List, Number, Text};
+use Kind::{Bool, Budget, Document, Equivalent, Flag, List, Number, Sectors, Text};
 
 /// The four fund terms, as flags of register-fund and revise-fund-terms.
 const TERMS: [(&str, Kind); 4] = [
@@ -53,6 +56,7 @@ const COMMANDS: &[Spec] = &[
             TERMS[1],
             TERMS[2],
             TERMS[3],
+            ("iati_org_ref", Text),
         ],
     ),
     (
@@ -82,6 +86,7 @@ const COMMANDS: &[Spec] = &[
             ("starts_on", Text),
             ("ends_on", Text),
             ("activities", List),
+            ("sectors", Sectors),
             ("currency", Text),
         ],
     ),
@@ -173,6 +178,7 @@ const COMMANDS: &[Spec] = &[
             ("amount", Text),
             ("ends_on", Text),
             ("decided_on", Text),
+            ("sectors", Sectors),
             ("currency", Text),
         ],
     ),
@@ -346,6 +352,12 @@ fn add_field(command: Command, field: &'static str, kind: Kind) -> Command {
                 .value_name("CATEGORY=AMOUNT")
                 .help("one category's amount; repeat for more (staff, supplies, equipment, contractual, travel, transfers, operating, indirect)"),
         ),
+        Sectors => command.arg(
+            text_arg(field)
+                .action(ArgAction::Append)
+                .value_name("CODE=PERCENTAGE")
+                .help("a DAC 5-digit sector code and its share, e.g. 15190=100; repeat for more (the shares sum to 100)"),
+        ),
         Document => command
             .arg(text_arg("document_title").help("the report file's title"))
             .arg(text_arg("document_sha256").help("the report file's SHA-256 (64 lowercase hex)")),
@@ -402,6 +414,21 @@ fn field_value(matches: &ArgMatches, field: &str, kind: Kind) -> Option<Value> {
                 }
             }
             Value::Object(budget)
+        }),
+        Sectors => matches.get_many::<String>(field).map(|values| {
+            let mut sectors = Vec::new();
+            for value in values {
+                match serde_json::from_str::<Value>(value) {
+                    Ok(Value::Array(items)) if value.trim_start().starts_with('[') => {
+                        sectors.extend(items)
+                    }
+                    _ => {
+                        let (code, percentage) = value.split_once('=').unwrap_or((value, ""));
+                        sectors.push(json!({"code": code.trim(), "percentage": percentage.trim()}));
+                    }
+                }
+            }
+            Value::Array(sectors)
         }),
         Document => {
             let title = matches.get_one::<String>("document_title");

@@ -1,7 +1,7 @@
 //! Commands: what a client asks for, already checked for shape and field values.
 
 use crate::money::{Amount, Currency, DecimalText};
-use crate::terms::{Category, DocumentRef, IncomeKind, ReportKind, TermsChange};
+use crate::terms::{Category, DocumentRef, IncomeKind, ReportKind, SectorShare, TermsChange};
 use crate::values::{Country, Date};
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +72,8 @@ pub enum Command {
         currency: Currency,
         /// The fund's terms, where given (the rest keep their defaults).
         terms: TermsChange,
+        /// The fund's publishing organisation identifier (IATI), e.g. `XM-DAC-41301`.
+        iati_org_ref: Option<String>,
     },
     /// Money received by a fund from a donor.
     RecordContribution {
@@ -110,6 +112,8 @@ pub enum Command {
         ends_on: Option<Date>,
         /// The activities.
         activities: Vec<String>,
+        /// Its sectors (empty when not given).
+        sectors: Vec<SectorShare>,
         /// The currency the client states; must be the fund's.
         currency: Option<Currency>,
     },
@@ -225,6 +229,8 @@ pub enum Command {
         ends_on: Option<Date>,
         /// The decision date.
         decided_on: Option<Date>,
+        /// A new list of sectors.
+        sectors: Option<Vec<SectorShare>>,
         /// The currency the client states; must be the fund's.
         currency: Option<Currency>,
     },
@@ -469,6 +475,31 @@ impl Command {
                 owner: DocumentOwner::Grant(grant),
                 ..
             } => Some(grant),
+        }
+    }
+
+    /// The business dates of things that have happened, with their field names (the
+    /// `future_date` rule): received_on, signed_on, decided_on, paid_on, closed_on,
+    /// submitted_on, accepted_on, returned_on, issued_on.
+    pub fn happened_dates(&self) -> Vec<(&'static str, Date)> {
+        match self {
+            Command::RecordContribution { received_on, .. }
+            | Command::RecordRefund { received_on, .. }
+            | Command::RecordIncome { received_on, .. } => vec![("received_on", *received_on)],
+            Command::RecordPledge { signed_on, .. } => vec![("signed_on", *signed_on)],
+            Command::ApproveGrant { decided_on, .. } => vec![("decided_on", *decided_on)],
+            Command::ReviseGrant { decided_on, .. } => {
+                decided_on.iter().map(|date| ("decided_on", *date)).collect()
+            }
+            Command::RecordDisbursement { paid_on, .. } => vec![("paid_on", *paid_on)],
+            Command::CloseGrant { closed_on, .. } => vec![("closed_on", *closed_on)],
+            Command::SubmitReport { submitted_on, .. } => vec![("submitted_on", *submitted_on)],
+            Command::AcceptReport { accepted_on, .. } => vec![("accepted_on", *accepted_on)],
+            Command::ReturnReport { returned_on, .. } => vec![("returned_on", *returned_on)],
+            Command::AttachDocument { issued_on, .. } => {
+                issued_on.iter().map(|date| ("issued_on", *date)).collect()
+            }
+            _ => Vec::new(),
         }
     }
 

@@ -194,6 +194,7 @@ fn register_fund(command: &Command) -> Result<Vec<Event>, DomainError> {
         name,
         currency,
         terms,
+        iati_org_ref,
     } = command
     else {
         return Ok(Vec::new());
@@ -206,6 +207,7 @@ fn register_fund(command: &Command) -> Result<Vec<Event>, DomainError> {
         indirect_max_percent: terms.indirect_max_percent,
         tranche_threshold_percent: terms.tranche_threshold_percent,
         hold_on_overdue_reports: terms.hold_on_overdue_reports,
+        iati_org_ref: iati_org_ref.clone(),
     }])
 }
 
@@ -223,6 +225,7 @@ fn submit_proposal(
         starts_on,
         ends_on,
         activities,
+        sectors,
         ..
     } = command
     else {
@@ -240,6 +243,7 @@ fn submit_proposal(
         ends_on: *ends_on,
         activities: activities.clone(),
         submitted_by: actor.to_string(),
+        sectors: sectors.clone(),
     }])
 }
 

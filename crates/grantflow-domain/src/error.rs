@@ -81,6 +81,8 @@ pub enum ErrorCode {
     ReportsOutstanding,
     /// A document with that id already exists on the grant or fund.
     DocumentExists,
+    /// A business date of something that has happened lies after today (UTC).
+    FutureDate,
 }
 
 /// Every error code, in the order of docs/errors.md.
@@ -123,6 +125,7 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::InvalidReportState,
     ErrorCode::ReportsOutstanding,
     ErrorCode::DocumentExists,
+    ErrorCode::FutureDate,
 ];
 
 impl ErrorCode {
@@ -167,6 +170,7 @@ impl ErrorCode {
             ErrorCode::InvalidReportState => "invalid_report_state",
             ErrorCode::ReportsOutstanding => "reports_outstanding",
             ErrorCode::DocumentExists => "document_exists",
+            ErrorCode::FutureDate => "future_date",
         }
     }
 

@@ -7,7 +7,8 @@ use crate::command::{fund_stream, grant_stream, COMMAND_NAMES};
 use crate::error::DomainError;
 use crate::money::{Currency, Money};
 use crate::terms::{
-    Category, DocumentRef, FundTerms, IncomeKind, Percent, ReportKind, StoredBudget, TermsChange,
+    Category, DocumentRef, FundTerms, IncomeKind, Percent, ReportKind, SectorShare, StoredBudget,
+    TermsChange,
 };
 use crate::values::{Country, Date};
 use crate::world::Status;
@@ -16,10 +17,10 @@ use serde_json::value::RawValue;
 
 /// Payload schema version of an event written in the first shape of its type.
 pub const EVENT_SCHEMA: u32 = 1;
-/// Payload schema version of an event that uses a field its type gained (the terms on
-/// `fund.registered`, `pledge` on `fund.contribution_recorded`, `budget` on
+/// Payload schema version of an event that uses a field its type gained (the terms and
+/// `iati_org_ref` on `fund.registered`, `pledge` on `fund.contribution_recorded`, `budget` on
 /// `grant.agency_assigned` and `grant.allocation_revised`, `category` on
-/// `grant.expenditure_recorded`).
+/// `grant.expenditure_recorded`, `sectors` on `grant.proposed` and `grant.revised`).
 pub const EVENT_SCHEMA_EXTENDED: u32 = 2;
 
 /// Every event type, in the order of docs/events.md.
@@ -98,6 +99,9 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         /// The hold on overdue reports, where given (schema 2).
         hold_on_overdue_reports: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The fund's publishing organisation identifier (schema 2).
+        iati_org_ref: Option<String>,
     },
     /// `fund.contribution_recorded`
     #[serde(rename = "fund.contribution_recorded")]
@@ -148,6 +152,9 @@ pub enum Event {
         activities: Vec<String>,
         /// Who submitted the proposal (four-eyes rule).
         submitted_by: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        /// Its sectors (schema 2).
+        sectors: Vec<SectorShare>,
     },
     /// `grant.rejected`
     #[serde(rename = "grant.rejected")]
@@ -293,6 +300,9 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         /// The decision date.
         decided_on: Option<Date>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// A new list of sectors (schema 2).
+        sectors: Option<Vec<SectorShare>>,
     },
     /// `fund.commitment_revised`: a grant's commitment changed because of `cause` (a command name).
     #[serde(rename = "fund.commitment_revised")]
@@ -649,7 +659,11 @@ impl Event {
     /// and hashed, exactly as before).
     pub fn schema(&self) -> u32 {
         let extended = match self {
-            Event::FundRegistered { .. } => !self.registered_terms().is_empty(),
+            Event::FundRegistered { iati_org_ref, .. } => {
+                !self.registered_terms().is_empty() || iati_org_ref.is_some()
+            }
+            Event::GrantProposed { sectors, .. } => !sectors.is_empty(),
+            Event::GrantRevised { sectors, .. } => sectors.is_some(),
             Event::ContributionRecorded { pledge, .. } => pledge.is_some(),
             Event::AgencyAssigned { budget, .. } | Event::AllocationRevised { budget, .. } => {
                 budget.is_some()

@@ -68,6 +68,10 @@ fn evolve_fund(world: &mut World, event: &Event) {
                     fees: Amount::ZERO,
                     income: Amount::ZERO,
                     documents: Vec::new(),
+                    iati_org_ref: match event {
+                        Event::FundRegistered { iati_org_ref, .. } => iati_org_ref.clone(),
+                        _ => None,
+                    },
                 },
             );
         }
@@ -187,6 +191,7 @@ fn evolve_proposal(world: &mut World, event: &Event) {
         ends_on,
         activities,
         submitted_by,
+        sectors,
     } = event
     else {
         return;
@@ -221,6 +226,7 @@ fn evolve_proposal(world: &mut World, event: &Event) {
         reported_equivalent: None,
         reports: Vec::new(),
         documents: Vec::new(),
+        sectors: sectors.clone(),
     };
     world.grants.insert(grant.clone(), state);
 }
@@ -304,10 +310,16 @@ fn evolve_grant(world: &mut World, event: &Event) {
             state.reported_equivalent = *reported_equivalent;
         }
         Event::GrantRevised {
-            amount, ends_on, ..
+            amount,
+            ends_on,
+            sectors,
+            ..
         } => {
             state.amount = amount.amount;
             state.ends_on = *ends_on;
+            if let Some(sectors) = sectors {
+                state.sectors = sectors.clone();
+            }
         }
         Event::GrantSuspended { .. } => {
             state.suspended_from = Some(state.status);

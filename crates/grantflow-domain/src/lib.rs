@@ -15,6 +15,7 @@ pub mod error;
 pub mod event;
 pub mod evolve;
 mod fund_rules;
+pub mod iati_codes;
 pub mod money;
 pub mod parse;
 mod reports;
@@ -35,12 +36,12 @@ pub use event::{
 };
 pub use evolve::evolve;
 pub use money::{parse_amount, Amount, Currency, DecimalText, Money};
-pub use parse::parse_command;
+pub use parse::{parse_command, parse_command_on};
 pub use terms::{Category, FundTerms, IncomeKind, Percent, ReportKind, ReportStatus};
 pub use values::{is_valid_id, Country, Date};
 pub use view::{
     AgencyView, BudgetLineView, DocumentView, EquivalentView, FundView, GrantDetails, GrantView,
-    PledgeView, ReportRow, ReportView, TermsView,
+    PledgeView, ReportRow, ReportView, SectorView, TermsView,
 };
 pub use world::{
     AgencyState, DocumentState, FundState, GrantState, PledgeState, ReportState, Status,

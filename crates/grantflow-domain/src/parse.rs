@@ -9,7 +9,7 @@ use crate::error::DomainError;
 use crate::money::{Currency, DecimalText};
 use crate::terms::{
     is_document_category, is_sha256_hex, Category, DocumentRef, IncomeKind, Percent, ReportKind,
-    TermsChange, CATEGORIES,
+    SectorShare, TermsChange, CATEGORIES,
 };
 use crate::values::{is_valid_id, Country, Date};
 use serde_json::{Map, Value};
@@ -27,8 +27,22 @@ pub const ACTOR_CHARS_MAX: usize = 128;
 /// The fields every command may carry.
 pub const COMMON_FIELDS: &[&str] = &["command", "command_id", "actor", "expected_version"];
 
-/// Parses one command object (docs/commands.md, "Commands as JSON").
+/// Parses one command object (docs/commands.md, "Commands as JSON"), without the
+/// `future_date` rule (which needs today's date: [`parse_command_on`]).
 pub fn parse_command(value: &Value) -> Result<CommandRequest, DomainError> {
+    parse_command_checked(value, None)
+}
+
+/// [`parse_command`], and the `future_date` rule: a business date of something that has
+/// happened (`received_on`, `signed_on`, `decided_on`, `paid_on`, `closed_on`,
+/// `submitted_on`, `accepted_on`, `returned_on`, `issued_on`) may not lie after `today`
+/// (the engine's date, UTC). Checked with the other field values: after every shape problem,
+/// before an amount's syntax.
+pub fn parse_command_on(value: &Value, today: Date) -> Result<CommandRequest, DomainError> {
+    parse_command_checked(value, Some(today))
+}
+
+fn parse_command_checked(value: &Value, today: Option<Date>) -> Result<CommandRequest, DomainError> {
     let Some(map) = value.as_object() else {
         return Err(DomainError::malformed("a command must be a JSON object"));
     };
@@ -45,9 +59,29 @@ pub fn parse_command(value: &Value) -> Result<CommandRequest, DomainError> {
         expected_version: expected_version(map)?,
         command: parse_body(&mut fields)?,
     };
+    if let Some(today) = today {
+        check_not_future(&request.command, today)?;
+    }
     match fields.amount_error {
         Some(error) => Err(error),
         None => Ok(request),
+    }
+}
+
+fn check_not_future(command: &Command, today: Date) -> Result<(), DomainError> {
+    match command
+        .happened_dates()
+        .into_iter()
+        .find(|(_, date)| *date > today)
+    {
+        Some((field, date)) => Err(DomainError::new(
+            crate::error::ErrorCode::FutureDate,
+            format!(
+                "{}: field `{field}` is {date}, after today ({today}, UTC); money cannot have moved, nor a decision been taken, on a day that has not come",
+                command.name()
+            ),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -86,6 +120,7 @@ pub fn command_fields(name: &str) -> &'static [&'static str] {
             "indirect_max_percent",
             "tranche_threshold_percent",
             "hold_on_overdue_reports",
+            "iati_org_ref",
         ],
         "record-contribution" => &[
             "fund",
@@ -107,6 +142,7 @@ pub fn command_fields(name: &str) -> &'static [&'static str] {
             "starts_on",
             "ends_on",
             "activities",
+            "sectors",
             "currency",
         ],
         "reject-proposal" => &["grant", "reason"],
@@ -158,6 +194,7 @@ pub fn command_fields(name: &str) -> &'static [&'static str] {
             "amount",
             "ends_on",
             "decided_on",
+            "sectors",
             "currency",
         ],
         "suspend-grant" | "resume-grant" | "cancel-grant" => &["grant", "reason"],
@@ -301,6 +338,7 @@ fn parse_body(f: &mut Fields) -> Result<Command, DomainError> {
             name: f.text("name")?,
             currency: f.currency("currency")?,
             terms: f.terms()?,
+            iati_org_ref: f.opt_org_ref("iati_org_ref")?,
         }),
         "record-contribution" => parse_contribution(f),
         "submit-proposal" => parse_proposal(f),
@@ -564,6 +602,7 @@ fn parse_proposal(f: &mut Fields) -> Result<Command, DomainError> {
         starts_on: f.opt_date("starts_on")?,
         ends_on: f.opt_date("ends_on")?,
         activities: f.list("activities", TEXT_CHARS_MAX)?,
+        sectors: f.sectors()?.unwrap_or_default(),
         currency: f.opt_currency("currency")?,
     };
     if let Command::SubmitProposal {
@@ -586,9 +625,10 @@ fn parse_revise_grant(f: &mut Fields) -> Result<Command, DomainError> {
     let reason = f.text("reason")?;
     let amount = f.opt_amount_text("amount")?;
     let ends_on = f.opt_date("ends_on")?;
-    if amount.is_none() && ends_on.is_none() {
+    let sectors = f.sectors()?;
+    if amount.is_none() && ends_on.is_none() && sectors.is_none() {
         return Err(DomainError::malformed(
-            "revise-grant needs field `amount` or field `ends_on` (or both)",
+            "revise-grant needs field `amount`, `ends_on` or `sectors` (or more than one)",
         ));
     }
     Ok(Command::ReviseGrant {
@@ -597,6 +637,7 @@ fn parse_revise_grant(f: &mut Fields) -> Result<Command, DomainError> {
         amount: amount.map(|text| f.syntax(&text, "amount")),
         ends_on,
         decided_on: f.opt_date("decided_on")?,
+        sectors,
         currency: f.opt_currency("currency")?,
     })
 }
@@ -939,6 +980,108 @@ impl<'a> Fields<'a> {
             };
         }
         self.syntax(text, field)
+    }
+
+    /// `sectors`: a list of `{"code", "percentage"}`, each code an active DAC 5-digit purpose
+    /// code (IATI Sector vocabulary 1), each percentage above 0 with at most 2 decimals, the
+    /// codes distinct and the percentages summing to exactly 100.
+    fn sectors(&self) -> Result<Option<Vec<SectorShare>>, DomainError> {
+        let field = "sectors";
+        let Some(value) = present(self.map, field) else {
+            return Ok(None);
+        };
+        let expected = "a list of {\"code\": \"15190\", \"percentage\": \"100\"} whose percentages sum to 100";
+        let items = value.as_array().ok_or_else(|| self.wrong(field, expected))?;
+        if items.is_empty() || items.len() > LIST_ITEMS_MAX {
+            return Err(self.wrong(
+                field,
+                &format!("a list of 1 to {LIST_ITEMS_MAX} sectors whose percentages sum to 100"),
+            ));
+        }
+        let mut sectors: Vec<SectorShare> = Vec::with_capacity(items.len());
+        for item in items {
+            let object = item.as_object().ok_or_else(|| self.wrong(field, expected))?;
+            if let Some(key) = object.keys().find(|key| *key != "code" && *key != "percentage") {
+                return Err(self.wrong(
+                    field,
+                    &format!("a list of objects with only `code` and `percentage`, not {}", shown(key)),
+                ));
+            }
+            let code = object.get("code").and_then(Value::as_str).ok_or_else(|| {
+                self.wrong("sectors.code", "a DAC 5-digit purpose code written as a string, e.g. \"15190\"")
+            })?;
+            if !crate::iati_codes::is_sector_code(code) {
+                return Err(self.wrong(
+                    "sectors.code",
+                    &format!(
+                        "an active DAC 5-digit purpose code of IATI's Sector codelist (vocabulary 1), e.g. \"15190\"; {} is not one",
+                        shown(code)
+                    ),
+                ));
+            }
+            if sectors.iter().any(|sector| sector.code == code) {
+                return Err(self.wrong(field, &format!("a list naming each code once; {code} is named twice")));
+            }
+            let percentage = object
+                .get("percentage")
+                .and_then(Value::as_str)
+                .and_then(Percent::parse)
+                .filter(|percent| *percent > Percent::ZERO)
+                .ok_or_else(|| {
+                    self.wrong(
+                        "sectors.percentage",
+                        "a percentage above 0 and at most 100, written as a string with at most 2 decimals, e.g. \"60\"",
+                    )
+                })?;
+            sectors.push(SectorShare {
+                code: code.to_string(),
+                percentage,
+            });
+        }
+        let total: u32 = sectors
+            .iter()
+            .map(|sector| u32::from(sector.percentage.hundredths()))
+            .sum();
+        if total != u32::from(Percent::HUNDRED.hundredths()) {
+            return Err(self.wrong(
+                field,
+                &format!(
+                    "a list whose percentages sum to exactly 100; these sum to {}.{:02}",
+                    total / 100,
+                    total % 100
+                ),
+            ));
+        }
+        Ok(Some(sectors))
+    }
+
+    /// An IATI organisation identifier: an active registration agency's code, `-`, and the
+    /// organisation's id there (e.g. `XM-DAC-41301`); no spaces nor `/`, `&`, `|`, `?`.
+    fn opt_org_ref(&self, field: &str) -> Result<Option<String>, DomainError> {
+        let Some(text) = self.opt_string(field)? else {
+            return Ok(None);
+        };
+        let clean = !text.is_empty()
+            && text.len() <= 128
+            && text
+                .chars()
+                .all(|c| c.is_ascii_graphic() && !matches!(c, '/' | '&' | '|' | '?'));
+        if !clean {
+            return Err(self.wrong(
+                field,
+                "an IATI organisation identifier of at most 128 printable ASCII characters, without spaces, /, &, | or ?",
+            ));
+        }
+        if crate::iati_codes::organisation_agency(&text).is_none() {
+            return Err(self.wrong(
+                field,
+                &format!(
+                    "an IATI organisation identifier that starts with a registration agency's code from IATI's OrganisationRegistrationAgency codelist and `-` (e.g. \"XM-DAC-41301\"); {} starts with none",
+                    shown(&text)
+                ),
+            ));
+        }
+        Ok(Some(text))
     }
 
     fn sha256(&self, field: &str) -> Result<String, DomainError> {

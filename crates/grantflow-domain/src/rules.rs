@@ -438,6 +438,7 @@ pub(crate) fn revise_grant(ctx: &GrantCtx, command: &Command) -> Decision {
         amount,
         ends_on,
         decided_on,
+        sectors,
         ..
     } = command
     else {
@@ -466,6 +467,7 @@ pub(crate) fn revise_grant(ctx: &GrantCtx, command: &Command) -> Decision {
         ends_on: ends_on.or(ctx.grant.ends_on),
         reason: reason.clone(),
         decided_on: *decided_on,
+        sectors: sectors.clone(),
     }];
     if next != previous {
         events.push(ctx.commitment_revised(previous, next, "revise-grant"));

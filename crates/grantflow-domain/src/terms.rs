@@ -439,6 +439,17 @@ impl IncomeKind {
     }
 }
 
+/// One sector of a grant: a DAC 5-digit purpose code (IATI Sector vocabulary 1) and its
+/// share of the grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SectorShare {
+    /// The DAC 5-digit code, e.g. `"15190"`.
+    pub code: String,
+    /// Its share; a grant's shares sum to exactly 100.
+    pub percentage: Percent,
+}
+
 /// A document as a report submission names it: a title and the file's SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

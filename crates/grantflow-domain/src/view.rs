@@ -44,6 +44,9 @@ pub struct GrantView {
     /// Documents filed on it, in attachment order.
     #[serde(default)]
     pub documents: Vec<DocumentView>,
+    /// Its sectors: DAC 5-digit codes with their percentages.
+    #[serde(default)]
+    pub sectors: Vec<SectorView>,
     /// The grant stream's version.
     pub version: u64,
     /// Position of the grant stream's last event.
@@ -70,6 +73,15 @@ pub struct AgencyView {
     /// Its budget by category, in the categories' order; only when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Vec<BudgetLineView>>,
+}
+
+/// One sector of a grant.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SectorView {
+    /// The DAC 5-digit code.
+    pub code: String,
+    /// Its share, with 2 decimals, e.g. `"100.00"`.
+    pub percentage: String,
 }
 
 /// One category of an agency's budget.
@@ -204,6 +216,9 @@ pub struct FundView {
     /// Documents filed on it, in attachment order.
     #[serde(default)]
     pub documents: Vec<DocumentView>,
+    /// Its publishing organisation identifier (IATI), when set.
+    #[serde(default)]
+    pub iati_org_ref: Option<String>,
     /// The fund stream's version.
     pub version: u64,
     /// Position of the fund stream's last event.
@@ -277,6 +292,14 @@ impl World {
             }),
             reports: report_views(&state.reports),
             documents: state.documents.iter().map(document_view).collect(),
+            sectors: state
+                .sectors
+                .iter()
+                .map(|sector| SectorView {
+                    code: sector.code.clone(),
+                    percentage: sector.percentage.to_string(),
+                })
+                .collect(),
             version: stream.version,
             position: stream.position,
         })
@@ -318,6 +341,7 @@ impl World {
                 })
                 .collect(),
             documents: state.documents.iter().map(document_view).collect(),
+            iati_org_ref: state.iati_org_ref.clone(),
             version: stream.version,
             position: stream.position,
         })

@@ -3,7 +3,7 @@
 
 use crate::event::ReportedAmount;
 use crate::money::{Amount, Currency};
-use crate::terms::{Budget, FundTerms, ReportKind, ReportStatus};
+use crate::terms::{Budget, FundTerms, ReportKind, ReportStatus, SectorShare};
 use crate::values::{Country, Date};
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
@@ -104,6 +104,8 @@ pub struct FundState {
     pub income: Amount,
     /// Documents filed on the fund, in order of attachment.
     pub documents: Vec<DocumentState>,
+    /// The fund's publishing organisation identifier (IATI).
+    pub iati_org_ref: Option<String>,
 }
 
 impl FundState {
@@ -301,6 +303,8 @@ pub struct GrantState {
     pub reports: Vec<ReportState>,
     /// Documents filed on it, in order of attachment.
     pub documents: Vec<DocumentState>,
+    /// Its sectors (empty when it names none).
+    pub sectors: Vec<SectorShare>,
 }
 
 impl GrantState {

@@ -619,13 +619,13 @@ fn views_follow_the_events() {
                 {"agency": "A", "lead": true, "allocation": "400.00", "disbursed": "100.00", "expended": "30.00", "refunded": "20.00", "balance": "50.00"},
                 {"agency": "B", "lead": false, "allocation": "200.00", "disbursed": "0.00", "expended": "0.00", "refunded": "0.00", "balance": "0.00"}
             ],
-            "reports": [], "documents": [],
+            "reports": [], "documents": [], "sectors": [],
             "version": 7, "position": 10})
     );
     let fund = serde_json::to_string(&log.world.fund_view("F").unwrap()).unwrap();
     assert_eq!(
         fund,
-        r#"{"fund":"F","name":"Trust Fund","currency":"USD","received":"1000.00","committed":"600.00","available":"400.00","disbursed":"100.00","refunded":"20.00","cash":"920.00","pledged":"0.00","pledges_outstanding":"0.00","fees":"0.00","income":"0.00","grants":1,"terms":{"admin_fee_percent":"0.00","indirect_max_percent":"7.00","tranche_threshold_percent":"0.00","hold_on_overdue_reports":false},"pledges":[],"documents":[],"version":3,"position":5}"#
+        r#"{"fund":"F","name":"Trust Fund","currency":"USD","received":"1000.00","committed":"600.00","available":"400.00","disbursed":"100.00","refunded":"20.00","cash":"920.00","pledged":"0.00","pledges_outstanding":"0.00","fees":"0.00","income":"0.00","grants":1,"terms":{"admin_fee_percent":"0.00","indirect_max_percent":"7.00","tranche_threshold_percent":"0.00","hold_on_overdue_reports":false},"pledges":[],"documents":[],"iati_org_ref":null,"version":3,"position":5}"#
     );
     assert_eq!(log.world.grant_ids(), vec!["G"]);
     assert_eq!(log.world.fund_ids(), vec!["F"]);

@@ -1,7 +1,7 @@
 //! A command on its way in: parsing at the edge, the actor, the idempotency key and body
 //! hash, and the result shape of docs/commands.md.
 
-use grantflow_domain::{parse_command, CommandRequest, DomainError, ErrorCode};
+use grantflow_domain::{parse_command, parse_command_on, CommandRequest, Date, DomainError, ErrorCode};
 use grantflow_store::{EventRef, Hash};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -168,7 +168,9 @@ pub(crate) fn prepare(submission: Submission) -> Result<Prepared, CommandOutcome
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(new_command_id);
-    let mut request = parse_command(&submission.body)
+    // Today by the engine's clock (UTC): the `future_date` rule.
+    let today = Date::from_naive(chrono::Utc::now().date_naive());
+    let mut request = parse_command_on(&submission.body, today)
         .map_err(|error| CommandOutcome::rejected(Some(reply_id.clone()), error))?;
     let actor = resolve_actor(&request, submission.actor)
         .map_err(|error| CommandOutcome::rejected(Some(reply_id.clone()), error))?;

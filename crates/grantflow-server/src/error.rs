@@ -148,7 +148,7 @@ impl From<EngineError> for ApiError {
 /// The HTTP status of a rejected command's code (docs/errors.md).
 pub fn status_of_code(code: &str) -> StatusCode {
     match code {
-        "malformed_command" | "invalid_amount" => StatusCode::BAD_REQUEST,
+        "malformed_command" | "invalid_amount" | "future_date" => StatusCode::BAD_REQUEST,
         "version_conflict" | "command_id_conflict" => StatusCode::CONFLICT,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
