@@ -38,6 +38,10 @@ fn demo_loads_the_worked_example_with_its_figures() {
         grant["reported_equivalent"],
         json!({"amount": "260000000", "currency": "JPY"})
     );
+    assert_eq!(
+        grant["sectors"],
+        json!([{"code": "15190", "percentage": "100.00"}])
+    );
     let agencies = grant["agencies"].as_array().expect("agencies");
     let names: Vec<&str> = agencies
         .iter()
@@ -82,6 +86,7 @@ fn demo_loads_the_worked_example_with_its_figures() {
         json!({"admin_fee_percent": "1.00", "indirect_max_percent": "7.00", "tranche_threshold_percent": "70.00", "hold_on_overdue_reports": true})
     );
     assert_eq!(fund["grants"], 1);
+    assert_eq!(fund["iati_org_ref"], "XI-IATI-UNTFHS-DEMO");
     let text = stdout(&output);
     assert!(
         text.contains("rejected [tranche_condition_unmet]"),
@@ -101,6 +106,28 @@ fn demo_loads_the_worked_example_with_its_figures() {
     }
     assert_eq!(store.events().len(), before);
     assert!(store.run(&["verify"]).status.success());
+}
+
+#[test]
+fn money_dated_after_today_is_refused_at_the_door() {
+    let store = Store::new();
+    let (results, code) = store.exec(&lines(&setup()));
+    assert_eq!(code, 0, "{results:?}");
+    let before = store.events().len();
+    let future = json!({"command": "record-disbursement", "grant": "G1", "agency": "IOM", "amount": "1.00", "paid_on": "2031-03-01", "actor": "fin"});
+    let (results, code) = store.exec(&lines(&[future]));
+    assert_eq!(code, 1);
+    assert_eq!(results[0]["error"]["code"], "future_date", "{results:?}");
+    let message = results[0]["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("paid_on") && message.contains("2031-03-01"),
+        "{message}"
+    );
+    assert_eq!(store.events().len(), before, "nothing appended");
+    // A date that plans may lie ahead.
+    let planned = json!({"command": "revise-grant", "grant": "G1", "ends_on": "2031-12-31", "reason": "extended", "actor": "boss"});
+    let (results, code) = store.exec(&lines(&[planned]));
+    assert_eq!(code, 0, "{results:?}");
 }
 
 #[test]

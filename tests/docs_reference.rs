@@ -116,6 +116,8 @@ fn sample(command: &str, field: &str) -> Value {
         (_, "reported_equivalent") => json!({"amount": "1000", "currency": "JPY"}),
         (_, "reference") => json!("REF-1"),
         (_, "sha256") => json!(SAMPLE_SHA256),
+        (_, "sectors") => json!([{"code": "15190", "percentage": "100"}]),
+        (_, "iati_org_ref") => json!("XM-DAC-41301"),
         (_, "url") => json!("https://example.org/document.pdf"),
         (_, other) => panic!(
             "tests/docs_reference.rs has no sample value for the field `{other}` of {command}: \
@@ -375,9 +377,12 @@ const GAINED_FIELDS: &[(&str, &[&str])] = &[
             "indirect_max_percent",
             "tranche_threshold_percent",
             "hold_on_overdue_reports",
+            "iati_org_ref",
         ],
     ),
     ("fund.contribution_recorded", &["pledge"]),
+    ("grant.proposed", &["sectors"]),
+    ("grant.revised", &["sectors"]),
     ("grant.agency_assigned", &["budget"]),
     ("grant.allocation_revised", &["budget"]),
     ("grant.expenditure_recorded", &["category"]),
@@ -551,11 +556,15 @@ fn run_scenario() -> (Firsts, World) {
         ),
         (
             "s.ruiz",
-            json!({"command": "submit-proposal", "fund": "UNTFHS", "grant": "HND-2013-03", "title": "Returnees' reintegration", "amount": "800000.00"}),
+            json!({"command": "submit-proposal", "fund": "UNTFHS", "grant": "HND-2013-03", "title": "Returnees' reintegration", "amount": "800000.00", "sectors": [{"code": "15190", "percentage": "60"}, {"code": "16010", "percentage": "40"}]}),
         ),
         (
             "m.ito",
             json!({"command": "approve-grant", "grant": "HND-2013-03", "decided_on": "2013-03-01"}),
+        ),
+        (
+            "m.ito",
+            json!({"command": "revise-grant", "grant": "HND-2013-03", "reason": "re-classified by the programme board", "sectors": [{"code": "15190", "percentage": "100"}]}),
         ),
         (
             "s.ruiz",
@@ -563,7 +572,7 @@ fn run_scenario() -> (Firsts, World) {
         ),
         (
             "a.tanaka",
-            json!({"command": "register-fund", "fund": "PBF", "name": "Peacebuilding Fund", "currency": "USD", "admin_fee_percent": "1", "indirect_max_percent": "7"}),
+            json!({"command": "register-fund", "fund": "PBF", "name": "Peacebuilding Fund", "currency": "USD", "admin_fee_percent": "1", "indirect_max_percent": "7", "iati_org_ref": "XM-DAC-41301"}),
         ),
     ];
     let mut world = World::default();

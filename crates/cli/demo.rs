@@ -18,6 +18,9 @@ use crate::render;
 pub const FUND: &str = "UNTFHS";
 /// The Mexico programme.
 pub const GRANT: &str = "MEX-2012-01";
+/// The fund's IATI organisation identifier in the demo: illustrative (under the IATI
+/// Standard's own registration agency, `XI-IATI`), not an identifier the fund has registered.
+pub const IATI_ORG_REF: &str = "XI-IATI-UNTFHS-DEMO";
 
 const SECRETARIAT: &str = "secretariat.officer";
 const APPROVER: &str = "fund.manager";
@@ -105,9 +108,10 @@ pub fn script() -> Vec<(&'static str, String, Value)> {
     let mut steps = vec![
         (
             FINANCE,
-            "register the fund with its terms: 1% fee to the administrative agent, indirect costs capped at 7%, a further tranche after 70% spent, no money while a report is overdue".to_string(),
+            format!("register the fund with its terms (1% fee to the administrative agent, indirect costs capped at 7%, a further tranche after 70% spent, no money while a report is overdue) and its IATI organisation identifier {IATI_ORG_REF} (illustrative)"),
             json!({"command": "register-fund", "fund": FUND, "name": "United Nations Trust Fund for Human Security", "currency": "USD",
-                "admin_fee_percent": "1", "indirect_max_percent": "7", "tranche_threshold_percent": "70", "hold_on_overdue_reports": true}),
+                "admin_fee_percent": "1", "indirect_max_percent": "7", "tranche_threshold_percent": "70", "hold_on_overdue_reports": true,
+                "iati_org_ref": IATI_ORG_REF}),
         ),
         (
             FINANCE,
@@ -121,12 +125,13 @@ pub fn script() -> Vec<(&'static str, String, Value)> {
         ),
         (
             SECRETARIAT,
-            "submit the Mexico proposal".to_string(),
+            "submit the Mexico proposal (sector 15190: facilitation of orderly, safe, regular and responsible migration and mobility)".to_string(),
             json!({
             "command": "submit-proposal", "fund": FUND, "grant": GRANT,
             "title": "Supporting the strengthening of government institutions and civil society capacities to improve the protection of vulnerable migrants in transit",
             "amount": "3209232.40", "country": "MX", "regions": ["Chiapas", "Oaxaca"],
             "starts_on": "2013-01-01", "ends_on": "2015-09-30",
+            "sectors": [{"code": "15190", "percentage": "100"}],
             "activities": [
                 "Strengthen federal and state institutions that assist migrants in transit",
                 "Strengthen civil-society organisations and migrant shelters",

@@ -488,9 +488,10 @@ impl Command {
             | Command::RecordIncome { received_on, .. } => vec![("received_on", *received_on)],
             Command::RecordPledge { signed_on, .. } => vec![("signed_on", *signed_on)],
             Command::ApproveGrant { decided_on, .. } => vec![("decided_on", *decided_on)],
-            Command::ReviseGrant { decided_on, .. } => {
-                decided_on.iter().map(|date| ("decided_on", *date)).collect()
-            }
+            Command::ReviseGrant { decided_on, .. } => decided_on
+                .iter()
+                .map(|date| ("decided_on", *date))
+                .collect(),
             Command::RecordDisbursement { paid_on, .. } => vec![("paid_on", *paid_on)],
             Command::CloseGrant { closed_on, .. } => vec![("closed_on", *closed_on)],
             Command::SubmitReport { submitted_on, .. } => vec![("submitted_on", *submitted_on)],

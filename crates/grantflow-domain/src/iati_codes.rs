@@ -183,7 +183,10 @@ mod tests {
     fn the_tables_are_the_published_codelists() {
         let sectors: Vec<String> = SECTOR_CODES.iter().map(u32::to_string).collect();
         assert_eq!(sectors, active_codes("Sector.xml"));
-        let agencies: Vec<String> = ORGANISATION_AGENCIES.iter().map(|a| a.to_string()).collect();
+        let agencies: Vec<String> = ORGANISATION_AGENCIES
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
         assert_eq!(agencies, active_codes("OrganisationRegistrationAgency.xml"));
     }
 

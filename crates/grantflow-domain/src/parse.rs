@@ -42,7 +42,10 @@ pub fn parse_command_on(value: &Value, today: Date) -> Result<CommandRequest, Do
     parse_command_checked(value, Some(today))
 }
 
-fn parse_command_checked(value: &Value, today: Option<Date>) -> Result<CommandRequest, DomainError> {
+fn parse_command_checked(
+    value: &Value,
+    today: Option<Date>,
+) -> Result<CommandRequest, DomainError> {
     let Some(map) = value.as_object() else {
         return Err(DomainError::malformed("a command must be a JSON object"));
     };
@@ -990,8 +993,11 @@ impl<'a> Fields<'a> {
         let Some(value) = present(self.map, field) else {
             return Ok(None);
         };
-        let expected = "a list of {\"code\": \"15190\", \"percentage\": \"100\"} whose percentages sum to 100";
-        let items = value.as_array().ok_or_else(|| self.wrong(field, expected))?;
+        let expected =
+            "a list of {\"code\": \"15190\", \"percentage\": \"100\"} whose percentages sum to 100";
+        let items = value
+            .as_array()
+            .ok_or_else(|| self.wrong(field, expected))?;
         if items.is_empty() || items.len() > LIST_ITEMS_MAX {
             return Err(self.wrong(
                 field,
@@ -1000,15 +1006,26 @@ impl<'a> Fields<'a> {
         }
         let mut sectors: Vec<SectorShare> = Vec::with_capacity(items.len());
         for item in items {
-            let object = item.as_object().ok_or_else(|| self.wrong(field, expected))?;
-            if let Some(key) = object.keys().find(|key| *key != "code" && *key != "percentage") {
+            let object = item
+                .as_object()
+                .ok_or_else(|| self.wrong(field, expected))?;
+            if let Some(key) = object
+                .keys()
+                .find(|key| *key != "code" && *key != "percentage")
+            {
                 return Err(self.wrong(
                     field,
-                    &format!("a list of objects with only `code` and `percentage`, not {}", shown(key)),
+                    &format!(
+                        "a list of objects with only `code` and `percentage`, not {}",
+                        shown(key)
+                    ),
                 ));
             }
             let code = object.get("code").and_then(Value::as_str).ok_or_else(|| {
-                self.wrong("sectors.code", "a DAC 5-digit purpose code written as a string, e.g. \"15190\"")
+                self.wrong(
+                    "sectors.code",
+                    "a DAC 5-digit purpose code written as a string, e.g. \"15190\"",
+                )
             })?;
             if !crate::iati_codes::is_sector_code(code) {
                 return Err(self.wrong(
@@ -1020,7 +1037,10 @@ impl<'a> Fields<'a> {
                 ));
             }
             if sectors.iter().any(|sector| sector.code == code) {
-                return Err(self.wrong(field, &format!("a list naming each code once; {code} is named twice")));
+                return Err(self.wrong(
+                    field,
+                    &format!("a list naming each code once; {code} is named twice"),
+                ));
             }
             let percentage = object
                 .get("percentage")

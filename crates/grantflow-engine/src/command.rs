@@ -1,7 +1,9 @@
 //! A command on its way in: parsing at the edge, the actor, the idempotency key and body
 //! hash, and the result shape of docs/commands.md.
 
-use grantflow_domain::{parse_command, parse_command_on, CommandRequest, Date, DomainError, ErrorCode};
+use grantflow_domain::{
+    parse_command, parse_command_on, CommandRequest, Date, DomainError, ErrorCode,
+};
 use grantflow_store::{EventRef, Hash};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

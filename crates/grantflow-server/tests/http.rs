@@ -415,6 +415,31 @@ fn every_command() -> Vec<(&'static str, &'static str, Value)> {
 }
 
 #[tokio::test]
+async fn a_future_business_date_is_a_400_and_appends_nothing() {
+    let h = harness().await;
+    h.seed().await;
+    let (_, before) = h
+        .call("GET", "/v1/events", Some(h.token("auditor")), None)
+        .await;
+    let (status, result) = h
+        .command(
+            "finance",
+            json!({"command": "record-contribution", "fund": "F", "donor": "JPN", "amount": "1.00", "received_on": "2999-01-01"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{result}");
+    assert_eq!(error_code(&result), "future_date");
+    assert!(result["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("received_on"));
+    let (_, after) = h
+        .call("GET", "/v1/events", Some(h.token("auditor")), None)
+        .await;
+    assert_eq!(before["events"], after["events"]);
+}
+
+#[tokio::test]
 async fn reports_are_listed_with_their_status_or_when_overdue() {
     let h = harness().await;
     h.seed().await;
@@ -1014,13 +1039,13 @@ async fn iati_export_over_http_as_the_cli() {
     let (status, body) = h
         .call_raw(
             "GET",
-            "/v1/export/iati?grant=G&reporting_org=XM-TEST",
+            "/v1/export/iati?grant=G&reporting_org=XM-DAC-7",
             Some(h.token("admin")),
             None,
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(String::from_utf8(body).unwrap().contains("XM-TEST-G"));
+    assert!(String::from_utf8(body).unwrap().contains("XM-DAC-7-G"));
     let (status, body) = h
         .call(
             "GET",

@@ -147,7 +147,7 @@ pub fn seed_commands() -> Vec<(&'static str, Value)> {
     vec![
         (
             "finance",
-            json!({"command": "register-fund", "fund": "F", "name": "Trust fund", "currency": "USD"}),
+            json!({"command": "register-fund", "fund": "F", "name": "Trust fund", "currency": "USD", "iati_org_ref": "XM-DAC-41301"}),
         ),
         (
             "finance",
