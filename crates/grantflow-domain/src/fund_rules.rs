@@ -1,7 +1,7 @@
 //! The fund commands' own rules (docs/domain.md, part two: fund terms, pledges, fees, income,
 //! documents), once the fund's existence, the version and the amounts are checked.
 
-use crate::command::Command;
+use crate::command::{Command, DocumentOwner};
 use crate::error::{DomainError, ErrorCode};
 use crate::event::Event;
 use crate::money::{Amount, Money};
@@ -67,19 +67,12 @@ pub(crate) fn decide_fund(fund: &FundState, command: &Command) -> Decision {
             amount: money(exact(amount, fund.currency, command, "amount")?.amount),
             received_on: *received_on,
         }]),
-        Command::AttachDocument { .. } => {
-            let (document, title, category, sha256, url, issued_on) = document_fields(command);
-            check_document_unused(&fund.documents, document, &format!("fund {}", fund.fund))?;
-            Ok(vec![Event::FundDocumentAttached {
-                fund: fund.fund.clone(),
-                document: document.to_string(),
-                title: title.to_string(),
-                category: category.to_string(),
-                sha256: sha256.to_string(),
-                url: url.cloned(),
-                issued_on,
-            }])
-        }
+        Command::AttachDocument { .. } => attach_document(
+            command,
+            &fund.documents,
+            &format!("fund {}", fund.fund),
+            DocumentOwner::Fund(fund.fund.clone()),
+        ),
         _ => Ok(Vec::new()),
     }
 }
@@ -152,33 +145,59 @@ fn record_contribution(fund: &FundState, command: &Command) -> Decision {
     Ok(events)
 }
 
-/// The fields of an attach-document command.
-pub(crate) fn document_fields(
+/// attach-document on a grant or a fund whose filed documents are `documents`: the id is
+/// unused (`document_exists`), and the event of the owner's stream.
+pub(crate) fn attach_document(
     command: &Command,
-) -> (
-    &str,
-    &str,
-    &str,
-    &str,
-    Option<&String>,
-    Option<crate::values::Date>,
-) {
-    match command {
-        Command::AttachDocument {
+    documents: &[DocumentState],
+    owner_name: &str,
+    owner: DocumentOwner,
+) -> Decision {
+    let Command::AttachDocument {
+        document,
+        title,
+        category,
+        sha256,
+        url,
+        issued_on,
+        ..
+    } = command
+    else {
+        return Ok(Vec::new());
+    };
+    check_document_unused(documents, document, owner_name)?;
+    let (document, title, category, sha256, url, issued_on) = (
+        document.clone(),
+        title.clone(),
+        category.clone(),
+        sha256.clone(),
+        url.clone(),
+        *issued_on,
+    );
+    Ok(vec![match owner {
+        DocumentOwner::Fund(fund) => Event::FundDocumentAttached {
+            fund,
             document,
             title,
             category,
             sha256,
             url,
             issued_on,
-            ..
-        } => (document, title, category, sha256, url.as_ref(), *issued_on),
-        _ => ("", "", "", "", None, None),
-    }
+        },
+        DocumentOwner::Grant(grant) => Event::GrantDocumentAttached {
+            grant,
+            document,
+            title,
+            category,
+            sha256,
+            url,
+            issued_on,
+        },
+    }])
 }
 
 /// `document_exists`: ids are unique in their grant or fund.
-pub(crate) fn check_document_unused(
+fn check_document_unused(
     documents: &[DocumentState],
     document: &str,
     owner: &str,

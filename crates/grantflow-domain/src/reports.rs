@@ -2,9 +2,10 @@
 //! the version and its state are checked.
 
 use crate::command::Command;
+use crate::command::DocumentOwner;
 use crate::error::{DomainError, ErrorCode};
 use crate::event::Event;
-use crate::fund_rules::{check_document_unused, document_fields};
+use crate::fund_rules::attach_document;
 use crate::rules::GrantCtx;
 use crate::terms::ReportStatus;
 use crate::world::ReportState;
@@ -98,19 +99,12 @@ pub(crate) fn decide_report(ctx: &GrantCtx, command: &Command) -> Decision {
                 reason: reason.clone(),
             }])
         }
-        Command::AttachDocument { .. } => {
-            let (document, title, category, sha256, url, issued_on) = document_fields(command);
-            check_document_unused(&ctx.grant.documents, document, &format!("grant {grant}"))?;
-            Ok(vec![Event::GrantDocumentAttached {
-                grant,
-                document: document.to_string(),
-                title: title.to_string(),
-                category: category.to_string(),
-                sha256: sha256.to_string(),
-                url: url.cloned(),
-                issued_on,
-            }])
-        }
+        Command::AttachDocument { .. } => attach_document(
+            command,
+            &ctx.grant.documents,
+            &format!("grant {grant}"),
+            DocumentOwner::Grant(grant.clone()),
+        ),
         _ => Ok(Vec::new()),
     }
 }
