@@ -98,9 +98,11 @@ pub enum Verb {
         json: bool,
     },
     /// Export the log: `jsonl` (the exact hashed envelopes), `iati` (IATI 2.03 activities
-    /// XML of every fund and grant) or `csv` (one row per event with the figures).
+    /// XML of every fund and grant), `iati-org` (the IATI 2.03 organisation file of the
+    /// same publisher: yearly budgets and expenditure) or `csv` (one row per event with the
+    /// figures).
     Export {
-        /// `jsonl`, `iati` or `csv`.
+        /// `jsonl`, `iati`, `iati-org` or `csv`.
         #[arg(long, default_value = "jsonl")]
         format: String,
         /// Write to this file instead of standard output.
@@ -115,7 +117,8 @@ pub enum Verb {
         /// IATI: only these grants (repeat for more; their funds come along).
         #[arg(long = "grant")]
         grants: Vec<String>,
-        /// IATI: the reporting organisation's IATI ref (default XI-GRANTFLOW-<fund>).
+        /// IATI: the publisher's IATI organisation identifier, e.g. XM-DAC-41301 (default:
+        /// the funds' `iati_org_ref`; without either the IATI export is refused).
         #[arg(long = "reporting-org")]
         reporting_org: Option<String>,
     },

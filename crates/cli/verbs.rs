@@ -395,9 +395,9 @@ async fn export(
     output: Option<&Path>,
     iati: IatiArgs,
 ) -> anyhow::Result<Outcome> {
-    if !matches!(format, "jsonl" | "iati" | "csv") {
+    if !matches!(format, "jsonl" | "iati" | "iati-org" | "csv") {
         return Err(anyhow!(
-            "unknown export format `{format}`; one of jsonl, iati, csv"
+            "unknown export format `{format}`; one of jsonl, iati, iati-org, csv"
         ));
     }
     let store = open_store(data, Access::ReadOnly).await?;
@@ -425,14 +425,16 @@ async fn export(
             .await
             .map(|_| Outcome::Success)
             .map_err(anyhow::Error::from),
-        _ => export_iati(store.as_ref(), iati, &mut *out).await,
+        _ => export_iati(store.as_ref(), format, iati, &mut *out).await,
     };
     out.flush()?;
     result
 }
 
+/// `iati`: the activities file; `iati-org`: the organisation file of the same publisher.
 async fn export_iati(
     store: &dyn EventStore,
+    format: &str,
     iati: IatiArgs,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<Outcome> {
@@ -443,15 +445,39 @@ async fn export_iati(
         reporting_org: iati.reporting_org,
         generated_at: None,
     };
-    match grantflow_export::write_iati(store, &options, out).await {
-        Ok(summary) => {
-            eprintln!(
-                "exported {} fund(s), {} grant(s), {} transaction(s) as of position {}",
-                summary.funds, summary.grants, summary.transactions, summary.position
-            );
+    let written = if format == "iati-org" {
+        grantflow_export::write_iati_organisation(store, &options, out)
+            .await
+            .map(|summary| {
+                format!(
+                    "exported organisation {} ({} fund(s)): {} yearly budget(s), {} yearly expenditure(s) as of position {}",
+                    summary.organisation,
+                    summary.funds,
+                    summary.budgets,
+                    summary.expenditures,
+                    summary.position
+                )
+            })
+    } else {
+        grantflow_export::write_iati(store, &options, out)
+            .await
+            .map(|summary| {
+                format!(
+                    "exported {} fund(s), {} grant(s), {} transaction(s) as of position {}",
+                    summary.funds, summary.grants, summary.transactions, summary.position
+                )
+            })
+    };
+    match written {
+        Ok(report) => {
+            eprintln!("{report}");
             Ok(Outcome::Success)
         }
-        Err(error @ (ExportError::UnknownGrant(_) | ExportError::NothingToExport { .. })) => {
+        Err(
+            error @ (ExportError::UnknownGrant(_)
+            | ExportError::NothingToExport { .. }
+            | ExportError::BadOption(_)),
+        ) => {
             eprintln!("{error}");
             Ok(Outcome::Failed)
         }

@@ -6,6 +6,7 @@ use std::io::Write;
 
 use grantflow_domain::DocumentState;
 
+use crate::iati::visible_or;
 use crate::xml::XmlWriter;
 
 /// The media type written when a document's address names no known file type: any bytes.
@@ -55,7 +56,11 @@ pub(crate) fn write_document_links<W: Write>(
             "document-link",
             &[("url", &url), ("format", media_type(&url))],
         )?;
-        xml.narrative_in("title", &[], &document.title)?;
+        xml.narrative_in(
+            "title",
+            &[],
+            visible_or(&document.title, &document.document),
+        )?;
         xml.narrative_in(
             "description",
             &[],

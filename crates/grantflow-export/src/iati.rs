@@ -1,32 +1,34 @@
 //! The IATI 2.03 activities export: one `iati-activity` per fund (hierarchy 1) and per grant
 //! (hierarchy 2), in the element order the schema's `xsd:sequence` enforces.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufWriter, Write};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use grantflow_domain::{Amount, Date, Event, FundState, GrantState, Status, World};
+use grantflow_domain::{Amount, Date, FundState, GrantState, Status, World};
 use grantflow_engine::query::AsOf;
-use grantflow_engine::EngineError;
-use grantflow_store::{Envelope, EventStore};
+use grantflow_store::EventStore;
 
+use crate::classify::{
+    fund_recipients, fund_sectors, grant_recipients, grant_sectors, Recipients, Share,
+    DAC_VOCABULARY,
+};
 use crate::document_link::write_document_links;
 use crate::fold::{fold_log, ExportError};
-use crate::xml::XmlWriter;
+use crate::ledger::{Counterpart, FundLedger, GrantLedger, Ledgers, Transaction};
+use crate::publisher::{check_reporting_org, reporting_org_of};
+use crate::shares::{percentage_text, split_by_days, yearly_periods};
+use crate::xml::{is_xml_char, XmlWriter};
 
 /// The IATI standard version written in `iati-activities/@version`.
 pub const IATI_VERSION: &str = "2.03";
 /// The IATI OrganisationType code of the reporting org and the extending org: 40,
 /// Multilateral (a UN trust fund's secretariat).
 pub const REPORTING_ORG_TYPE: &str = "40";
-/// The longest reporting-org ref accepted.
-pub const REPORTING_ORG_CHARS_MAX: usize = 128;
 /// Bytes buffered between the XML writer and the caller's output.
-const WRITE_BUFFER_BYTES: usize = 64 * 1024;
-/// Prefix of the default reporting-org ref (`XI-GRANTFLOW-<fund id>`).
-const DEFAULT_REPORTING_ORG_PREFIX: &str = "XI-GRANTFLOW-";
+pub(crate) const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 /// The language of every narrative (`iati-activity/@xml:lang`).
-const NARRATIVE_LANGUAGE: &str = "en";
+pub(crate) const NARRATIVE_LANGUAGE: &str = "en";
 
 /// What to export and how to name the publisher.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +38,9 @@ pub struct IatiOptions {
     /// The grants to export (their funds' activities come along); empty: every grant.
     pub grants: Vec<String>,
     /// The IATI organisation identifier of the publisher (reporting-org/@ref, and the prefix
-    /// of every iati-identifier). Default: [`default_reporting_org`] of each fund,
-    /// `XI-GRANTFLOW-<fund id>`, a placeholder to replace with the registered identifier.
+    /// of every iati-identifier), e.g. `XM-DAC-41301`. Default: the funds' `iati_org_ref`;
+    /// an export whose funds have none, or different ones, is refused
+    /// ([`ExportError::BadOption`]) rather than published under a made-up identifier.
     pub reporting_org: Option<String>,
     /// `iati-activities/@generated-datetime` (RFC 3339, written in UTC); default: now.
     pub generated_at: Option<String>,
@@ -67,46 +70,56 @@ pub struct ExportSummary {
     pub transactions: u64,
     /// `document-link` elements written, over all activities.
     pub document_links: u64,
+    /// `budget` elements written (one per period of at most a year), over all activities.
+    pub budgets: u64,
     /// Rejected proposals left out.
     pub rejected_left_out: u64,
-}
-
-/// The reporting-org ref used for a fund when none is given: `XI-GRANTFLOW-<fund id>`.
-pub fn default_reporting_org(fund: &str) -> String {
-    format!("{DEFAULT_REPORTING_ORG_PREFIX}{fund}")
 }
 
 /// Writes the IATI 2.03 activities XML of the log as of `options.as_of` to `out`.
 ///
 /// The log is folded first (nothing is written before it has been read and the options
 /// checked); then the document is streamed out, fund by fund, each fund followed by its
-/// grants. Mapping (docs/domain.md, "IATI mapping"), with the choices it leaves open:
+/// grants. The file passes the schema and every error-level rule of IATI's 2.03 rulesets and
+/// codelists (the tests check it against `docs/iati-2.03/rulesets/standard.json`). Mapping
+/// (docs/domain.md, "IATI mapping"), with the choices it leaves open:
 ///
-/// - iati-identifier: `<reporting org>-<fund id>` and `<reporting org>-<grant id>`;
+/// - reporting-org: `options.reporting_org`, else the funds' `iati_org_ref`; a file has one
+///   (refused when a fund has none, or two funds name different ones).
+///   iati-identifier: `<reporting org>-<fund id>` and `<reporting org>-<grant id>`;
 ///   reporting-org and participating-org role 3 (Extending): the secretariat, named by the
 ///   fund's name, type [`REPORTING_ORG_TYPE`].
 /// - Fund activity: participating-org role 1 (Funding) per donor, in order of first pledge
 ///   or contribution; activity-status 2; activity-date type 2 = the day the fund was
-///   registered or its first contribution was received, whichever is earlier; a type 11
-///   (Incoming Commitment) transaction per pledge on its signed_on, described with the
-///   pledge id and its due date, and a type 1 (Incoming Funds) transaction per
-///   contribution on its received_on (described with the pledge it pays, if any), both with
-///   the donor as provider-org, in log order; a `document-link` per document filed on the
-///   fund; a related-activity type 2 (child) per grant that was not rejected. The
-///   administrative agent's fees and the fund's income (interest, investment) are not
+///   registered or its first contribution was received, whichever is earlier; its grants'
+///   countries as recipient-country (those tied to no country as recipient-region 998) and
+///   its grants' sectors, both weighted by what each grant holds of the fund (its
+///   commitment) with percentages that add up to exactly 100 (99810 and 998 while it holds
+///   none); a type 11 (Incoming Commitment) transaction per pledge on its signed_on,
+///   described with the pledge id and its due date, and a type 1 (Incoming Funds)
+///   transaction per contribution on its received_on (described with the pledge it pays, if
+///   any), both with the donor as provider-org, in log order; a `document-link` per document
+///   filed on the fund; a related-activity type 2 (child) per grant that was not rejected.
+///   The administrative agent's fees and the fund's income (interest, investment) are not
 ///   published (docs/domain.md, "IATI mapping, part two"): the type 1 values sum to the
 ///   contributions received, the type 11 values to the pledges.
 /// - Grant activity: participating-org role 1 = the fund (with its activity-id), role 2 =
 ///   the lead agency, role 3 = the secretariat, role 4 per current agency; activity-status
 ///   1 proposed/approved, 2 active, 6 suspended, 3 closed, 4 finalized, 5 cancelled
 ///   (rejected proposals are left out); activity-date 1/3 = planned start/end, 2 = the
-///   earliest disbursement, 4 = the closure date; when none of those is known, type 1 is the
-///   approval date, or the day the proposal was recorded (IATI requires one).
-///   recipient-country (100 %) when known; a location per region; budget type 1 (original,
-///   status 2 committed) with the approved amount and end date, and type 2 (revised) with
-///   the current ones after a revision, when the planned start and end are known; a
-///   `document-link` per document filed on the grant. Reports are not published (a
-///   submitted report's file has no address or category to link).
+///   earliest disbursement (or the closure date, if that is earlier), 4 = the closure date;
+///   when neither a planned nor an actual start is known, type 1 is the approval date, or the
+///   day the proposal was recorded (IATI requires one; never after the planned end).
+///   recipient-country (100 %), or recipient-region 998 (vocabulary 1, "developing
+///   countries, unspecified") for a grant tied to no country; a location per region; a
+///   `sector` (vocabulary 1) per sector the grant names, or 99810 ("sectors not specified")
+///   at 100 %; budgets in periods of at most 12 months counted from the planned start (the
+///   last one ends on the planned end), each period's value the amount shared by days (the
+///   parts add up to the amount exactly) and dated: type 1 (original, status 2 committed)
+///   with the approved amount up to the end planned at approval, dated on the approval, and
+///   type 2 (revised) with the current amount and end after a revision, dated on the latest
+///   revision; a `document-link` per document filed on the grant. Reports are not published
+///   (a submitted report's file has no address or category to link).
 /// - document-link (after the transactions, as the schema's sequence wants): @url, @format
 ///   from the address's file extension (`application/pdf` for `.pdf`, else
 ///   `application/octet-stream` unless another common type is named), title, the file's
@@ -120,10 +133,14 @@ pub fn default_reporting_org(fund: &str) -> String {
 ///   260,000,000 JPY` (information only: the value stays in the fund's currency);
 ///   revision of the amount: type 2 with the difference
 ///   (negative for a decrease) on its decided_on, else the day it was recorded; disbursement:
-///   type 3 on paid_on, receiver-org the agency; expenditure: type 4 on period_end,
+///   type 3 on paid_on, receiver-org the agency; expenditure: type 4 on period_end (or the
+///   day it was recorded, when the period ends later: a transaction is never dated ahead),
 ///   provider-org the agency; refund: type 3, negative, on received_on, receiver-org the
 ///   agency. So a grant's type 2 values sum to its amount, type 3 to disbursed - refunded,
-///   type 4 to expended. Cancellation and finalization write no transaction.
+///   type 4 to expended. Cancellation and finalization write no transaction. Sectors and
+///   recipients are declared on the activity, never on its transactions.
+/// - last-updated-datetime: the time the latest event of the activity was recorded (never
+///   later than the moment of the export).
 /// - related-activity type 1 (parent) from each grant to its fund.
 ///
 /// Fund and grant ids share the identifier namespace under one reporting org: a fund and a
@@ -150,11 +167,18 @@ pub async fn write_iati(
         selected.as_ref(),
         model.position,
     )?;
+    let funds: Vec<&FundState> = plan
+        .funds
+        .iter()
+        .filter_map(|(fund, _)| model.world.fund(fund))
+        .collect();
+    let reporting_org = reporting_org_of(options.reporting_org.as_deref(), &funds)?;
     let mut document = Document {
         xml: XmlWriter::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, out)),
         world: &model.world,
         ledgers: &ledgers,
-        reporting_org: options.reporting_org.as_deref(),
+        reporting_org,
+        now: Utc::now(),
         summary: ExportSummary {
             position: model.position,
             rejected_left_out: plan.rejected_left_out,
@@ -167,7 +191,8 @@ pub async fn write_iati(
     Ok(summary)
 }
 
-fn generated_datetime(given: Option<&str>) -> Result<String, ExportError> {
+/// `generated-datetime`: the given RFC 3339 time in UTC, or now.
+pub(crate) fn generated_datetime(given: Option<&str>) -> Result<String, ExportError> {
     match given {
         None => Ok(Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)),
         Some(text) => DateTime::parse_from_rfc3339(text)
@@ -183,375 +208,27 @@ fn generated_datetime(given: Option<&str>) -> Result<String, ExportError> {
     }
 }
 
-/// An IATI organisation identifier: 1 to [`REPORTING_ORG_CHARS_MAX`] letters, digits, `-`,
-/// `_` and `.` (IATI identifiers may not hold spaces, `/`, `&`, `|` or `?`).
-fn check_reporting_org(reporting_org: &str) -> Result<(), ExportError> {
-    let well_formed = !reporting_org.is_empty()
-        && reporting_org.chars().count() <= REPORTING_ORG_CHARS_MAX
-        && reporting_org
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if well_formed {
-        return Ok(());
-    }
-    Err(ExportError::BadOption(format!(
-        "reporting org `{reporting_org}` is not an IATI organisation identifier such as XM-DAC-41301 \
-         (1 to {REPORTING_ORG_CHARS_MAX} letters, digits, `-`, `_` and `.`)"
-    )))
-}
-
-/// The day part of an envelope's `recorded_at`.
-fn recorded_date(envelope: &Envelope) -> Result<Date, ExportError> {
-    envelope
-        .recorded_at
-        .get(..10)
-        .and_then(Date::parse)
-        .ok_or_else(|| {
-            ExportError::Engine(EngineError::Corrupt {
-                position: envelope.position,
-                detail: format!("recorded_at `{}` has no date", envelope.recorded_at),
-            })
-        })
-}
-
-fn earliest(known: Option<Date>, date: Date) -> Option<Date> {
-    Some(known.map_or(date, |known| known.min(date)))
-}
-
-/// The code of a transaction-type (IATI TransactionType codelist).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
-    IncomingFunds,
-    OutgoingCommitment,
-    Disbursement,
-    Expenditure,
-    IncomingCommitment,
-}
-
-impl Flow {
-    fn code(self) -> &'static str {
-        match self {
-            Flow::IncomingFunds => "1",
-            Flow::OutgoingCommitment => "2",
-            Flow::Disbursement => "3",
-            Flow::Expenditure => "4",
-            Flow::IncomingCommitment => "11",
+/// A `last-updated-datetime`: the recorded time, or `now` when it is later (a log written
+/// on a machine whose clock ran ahead): IATI rules 11.1.1 and 11.4.1 refuse one in the
+/// future.
+pub(crate) fn last_updated_text(recorded_at: &str, now: DateTime<Utc>) -> String {
+    match DateTime::parse_from_rfc3339(recorded_at) {
+        Ok(time) if time.with_timezone(&Utc) > now => {
+            now.to_rfc3339_opts(SecondsFormat::Secs, true)
         }
+        _ => recorded_at.to_string(),
     }
 }
 
-/// The other organisation of a transaction.
-#[derive(Debug, Clone)]
-enum Counterpart {
-    Provider(String),
-    Receiver(String),
-}
-
-#[derive(Debug, Clone)]
-struct Transaction {
-    flow: Flow,
-    date: Date,
-    value: Amount,
-    description: Option<String>,
-    counterpart: Option<Counterpart>,
-    position: u64,
-}
-
-impl Transaction {
-    fn new(flow: Flow, date: Date, value: Amount, envelope: &Envelope) -> Self {
-        Transaction {
-            flow,
-            date,
-            value,
-            description: None,
-            counterpart: None,
-            position: envelope.position,
-        }
+/// The text as written to XML (what XML cannot hold dropped), or `fallback` when nothing
+/// visible is left: IATI rules 4.3.1 and 4.4.1 want every title and description to hold text.
+pub(crate) fn visible_or<'a>(text: &'a str, fallback: &'a str) -> &'a str {
+    let visible = text.chars().any(|c| is_xml_char(c) && !c.is_whitespace());
+    if visible {
+        text
+    } else {
+        fallback
     }
-
-    fn described(mut self, description: Option<String>) -> Self {
-        self.description = description;
-        self
-    }
-
-    fn with(mut self, counterpart: Counterpart) -> Self {
-        self.counterpart = Some(counterpart);
-        self
-    }
-}
-
-/// What a fund's activity needs beyond its [`FundState`].
-#[derive(Debug, Default)]
-struct FundLedger {
-    /// The earlier of the day the fund was registered and its first contribution.
-    started_on: Option<Date>,
-    last_updated: String,
-    /// Donors in order of their first pledge or contribution.
-    donors: Vec<String>,
-    transactions: Vec<Transaction>,
-}
-
-impl FundLedger {
-    fn add_donor(&mut self, donor: &str) {
-        if !self.donors.iter().any(|known| known == donor) {
-            self.donors.push(donor.to_string());
-        }
-    }
-}
-
-/// A budget as decided: amount, decision date and planned end.
-#[derive(Debug, Clone, Copy)]
-struct Budget {
-    amount: Amount,
-    value_date: Date,
-    ends_on: Option<Date>,
-}
-
-/// What a grant's activity needs beyond its [`GrantState`].
-#[derive(Debug, Default)]
-struct GrantLedger {
-    proposed_on: Option<Date>,
-    last_updated: String,
-    first_disbursed_on: Option<Date>,
-    original: Option<Budget>,
-    revised_on: Option<Date>,
-    transactions: Vec<Transaction>,
-}
-
-/// Per fund and per (selected) grant, what the fold collects.
-struct Ledgers {
-    selected: Option<HashSet<String>>,
-    funds: HashMap<String, FundLedger>,
-    grants: HashMap<String, GrantLedger>,
-}
-
-impl Ledgers {
-    fn new(selected: Option<HashSet<String>>) -> Self {
-        Ledgers {
-            selected,
-            funds: HashMap::new(),
-            grants: HashMap::new(),
-        }
-    }
-
-    fn record(
-        &mut self,
-        envelope: &Envelope,
-        event: &Event,
-        world: &World,
-    ) -> Result<(), ExportError> {
-        match event {
-            Event::FundRegistered { fund, .. } => {
-                let ledger = self.funds.entry(fund.clone()).or_default();
-                ledger.started_on = earliest(ledger.started_on, recorded_date(envelope)?);
-                ledger.last_updated.clone_from(&envelope.recorded_at);
-                return Ok(());
-            }
-            Event::ContributionRecorded {
-                fund,
-                donor,
-                amount,
-                received_on,
-                pledge,
-                ..
-            } => {
-                let ledger = self.funds.entry(fund.clone()).or_default();
-                ledger.started_on = earliest(ledger.started_on, *received_on);
-                ledger.add_donor(donor);
-                let transaction =
-                    Transaction::new(Flow::IncomingFunds, *received_on, amount.amount, envelope)
-                        .described(
-                            pledge
-                                .as_ref()
-                                .map(|pledge| format!("Pays pledge {pledge}")),
-                        )
-                        .with(Counterpart::Provider(donor.clone()));
-                ledger.transactions.push(transaction);
-                ledger.last_updated.clone_from(&envelope.recorded_at);
-                return Ok(());
-            }
-            Event::PledgeRecorded {
-                fund,
-                pledge,
-                donor,
-                amount,
-                signed_on,
-                due_on,
-            } => {
-                let ledger = self.funds.entry(fund.clone()).or_default();
-                ledger.add_donor(donor);
-                let description = match due_on {
-                    Some(due_on) => format!("Pledge {pledge}, due on {due_on}"),
-                    None => format!("Pledge {pledge}"),
-                };
-                let transaction = Transaction::new(
-                    Flow::IncomingCommitment,
-                    *signed_on,
-                    amount.amount,
-                    envelope,
-                )
-                .described(Some(description))
-                .with(Counterpart::Provider(donor.clone()));
-                ledger.transactions.push(transaction);
-                ledger.last_updated.clone_from(&envelope.recorded_at);
-                return Ok(());
-            }
-            Event::FundDocumentAttached { fund, .. } => {
-                let ledger = self.funds.entry(fund.clone()).or_default();
-                ledger.last_updated.clone_from(&envelope.recorded_at);
-                return Ok(());
-            }
-            Event::GrantCommitted { fund, .. } | Event::CommitmentRevised { fund, .. } => {
-                let ledger = self.funds.entry(fund.clone()).or_default();
-                ledger.last_updated.clone_from(&envelope.recorded_at);
-            }
-            _ => {}
-        }
-        let Some(grant) = event.grant() else {
-            return Ok(());
-        };
-        if self
-            .selected
-            .as_ref()
-            .is_some_and(|selected| !selected.contains(grant))
-        {
-            return Ok(());
-        }
-        let ledger = self.grants.entry(grant.to_string()).or_default();
-        ledger.last_updated.clone_from(&envelope.recorded_at);
-        record_grant_event(ledger, envelope, event, world.grant(grant))
-    }
-}
-
-fn record_grant_event(
-    ledger: &mut GrantLedger,
-    envelope: &Envelope,
-    event: &Event,
-    state: Option<&GrantState>,
-) -> Result<(), ExportError> {
-    let transaction = match event {
-        Event::GrantProposed { .. } => {
-            ledger.proposed_on = Some(recorded_date(envelope)?);
-            None
-        }
-        Event::GrantApproved {
-            amount,
-            decided_on,
-            reported_equivalent,
-            ..
-        } => {
-            ledger.original = Some(Budget {
-                amount: amount.amount,
-                value_date: *decided_on,
-                ends_on: state.and_then(|state| state.ends_on),
-            });
-            let description = match reported_equivalent {
-                Some(reported) => format!(
-                    "Approved on {decided_on}; reported as approximately {} {}",
-                    grouped_thousands(&reported.amount.to_string()),
-                    reported.currency.code()
-                ),
-                None => format!("Approved on {decided_on}"),
-            };
-            Some(
-                Transaction::new(
-                    Flow::OutgoingCommitment,
-                    *decided_on,
-                    amount.amount,
-                    envelope,
-                )
-                .described(Some(description)),
-            )
-        }
-        Event::GrantRevised {
-            previous_amount,
-            amount,
-            reason,
-            decided_on,
-            ..
-        } => {
-            let date = match decided_on {
-                Some(date) => *date,
-                None => recorded_date(envelope)?,
-            };
-            ledger.revised_on = Some(date);
-            let change = amount.amount - previous_amount.amount;
-            (change != Amount::ZERO).then(|| {
-                Transaction::new(Flow::OutgoingCommitment, date, change, envelope)
-                    .described(Some(format!("Revision: {reason}")))
-            })
-        }
-        Event::DisbursementRecorded {
-            agency,
-            amount,
-            paid_on,
-            reference,
-            ..
-        } => {
-            ledger.first_disbursed_on = earliest(ledger.first_disbursed_on, *paid_on);
-            Some(
-                Transaction::new(Flow::Disbursement, *paid_on, amount.amount, envelope)
-                    .described(reference.as_ref().map(|r| format!("Transfer {r}")))
-                    .with(Counterpart::Receiver(agency.clone())),
-            )
-        }
-        Event::ExpenditureRecorded {
-            agency,
-            amount,
-            period_end,
-            ..
-        } => Some(
-            Transaction::new(Flow::Expenditure, *period_end, amount.amount, envelope)
-                .described(Some(format!("Expenditure reported by {agency}")))
-                .with(Counterpart::Provider(agency.clone())),
-        ),
-        Event::RefundRecorded {
-            agency,
-            amount,
-            received_on,
-            reference,
-            ..
-        } => {
-            let description = match reference {
-                Some(reference) => format!("Refund from {agency} (transfer {reference})"),
-                None => format!("Refund from {agency}"),
-            };
-            Some(
-                Transaction::new(Flow::Disbursement, *received_on, -amount.amount, envelope)
-                    .described(Some(description))
-                    .with(Counterpart::Receiver(agency.clone())),
-            )
-        }
-        _ => None,
-    };
-    ledger.transactions.extend(transaction);
-    Ok(())
-}
-
-/// A plain decimal with its integer digits grouped by threes with commas, as a reader
-/// writes a large figure: `260000000` reads `260,000,000`, `-1234.50` reads `-1,234.50`.
-fn grouped_thousands(decimal: &str) -> String {
-    let (sign, digits) = match decimal.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", decimal),
-    };
-    let (int, fraction) = match digits.split_once('.') {
-        Some((int, fraction)) => (int, Some(fraction)),
-        None => (digits, None),
-    };
-    let mut out = String::with_capacity(decimal.len() + int.len() / 3);
-    out.push_str(sign);
-    for (at, digit) in int.chars().enumerate() {
-        if at > 0 && (int.len() - at) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    if let Some(fraction) = fraction {
-        out.push('.');
-        out.push_str(fraction);
-    }
-    out
 }
 
 /// Which funds and grants the document holds, in order.
@@ -627,7 +304,10 @@ struct Document<'a, W: Write> {
     xml: XmlWriter<W>,
     world: &'a World,
     ledgers: &'a Ledgers,
-    reporting_org: Option<&'a str>,
+    /// The file's one reporting organisation.
+    reporting_org: &'a str,
+    /// The moment of writing: no last-updated-datetime lies after it.
+    now: DateTime<Utc>,
     summary: ExportSummary,
 }
 
@@ -671,13 +351,11 @@ impl<W: Write> Document<'_, W> {
     }
 
     fn names(&self, fund: &FundState) -> FundNames {
-        let reporting_org = self
-            .reporting_org
-            .map_or_else(|| default_reporting_org(&fund.fund), str::to_string);
+        let reporting_org = self.reporting_org.to_string();
         FundNames {
             fund_identifier: format!("{reporting_org}-{}", fund.fund),
             reporting_org,
-            fund_name: fund.name.clone(),
+            fund_name: visible_or(&fund.name, &fund.fund).to_string(),
             currency: fund.currency.code(),
             decimals: fund.currency.decimals(),
         }
@@ -690,11 +368,11 @@ impl<W: Write> Document<'_, W> {
         self.xml
             .text("iati-identifier", &[], &names.fund_identifier)?;
         self.write_reporting_org(names)?;
-        self.xml.narrative_in("title", &[], &fund.name)?;
+        self.xml.narrative_in("title", &[], &names.fund_name)?;
         let description = format!(
             "{}: a trust fund in {}. It receives contributions from donors and extends grants \
              to projects that implementing agencies carry out; each grant is a child activity.",
-            fund.name, names.currency
+            names.fund_name, names.currency
         );
         self.xml
             .narrative_in("description", &[("type", "1")], &description)?;
@@ -708,6 +386,8 @@ impl<W: Write> Document<'_, W> {
         if let Some(started_on) = ledger.started_on {
             self.write_date("2", started_on)?;
         }
+        self.write_recipients(&fund_recipients(self.world, &fund.fund))?;
+        self.write_sectors(&fund_sectors(self.world, &fund.fund))?;
         self.write_transactions(&ledger.transactions, names.decimals)?;
         self.summary.document_links += write_document_links(&mut self.xml, &fund.documents)?;
         for grant in self.world.fund_grant_ids(&fund.fund) {
@@ -732,28 +412,23 @@ impl<W: Write> Document<'_, W> {
         let identifier = format!("{}-{}", names.reporting_org, grant.grant);
         self.xml.text("iati-identifier", &[], &identifier)?;
         self.write_reporting_org(names)?;
-        self.xml.narrative_in("title", &[], &grant.title)?;
-        let description = if grant.activities.is_empty() {
-            grant.title.clone()
-        } else {
-            grant.activities.join("; ")
-        };
+        let title = visible_or(&grant.title, &grant.grant);
+        self.xml.narrative_in("title", &[], title)?;
+        let activities = grant.activities.join("; ");
+        let description = visible_or(&activities, title);
         self.xml
-            .narrative_in("description", &[("type", "1")], &description)?;
+            .narrative_in("description", &[("type", "1")], description)?;
         self.write_grant_orgs(grant, names)?;
         self.xml.empty("activity-status", &[("code", status)])?;
         self.write_grant_dates(grant, ledger)?;
-        if let Some(country) = &grant.country {
-            self.xml.empty(
-                "recipient-country",
-                &[("code", country.code()), ("percentage", "100")],
-            )?;
-        }
+        self.write_recipients(&grant_recipients(grant))?;
         for region in &grant.regions {
             self.xml.start("location", &[])?;
-            self.xml.narrative_in("name", &[], region)?;
+            self.xml
+                .narrative_in("name", &[], visible_or(region, "region"))?;
             self.xml.end()?;
         }
+        self.write_sectors(&grant_sectors(grant))?;
         self.write_budgets(grant, ledger, names.decimals)?;
         self.write_transactions(&ledger.transactions, names.decimals)?;
         self.summary.document_links += write_document_links(&mut self.xml, &grant.documents)?;
@@ -773,8 +448,9 @@ impl<W: Write> Document<'_, W> {
         hierarchy: &str,
     ) -> Result<(), ExportError> {
         let mut attributes = Vec::with_capacity(4);
+        let last_updated = last_updated_text(last_updated, self.now);
         if !last_updated.is_empty() {
-            attributes.push(("last-updated-datetime", last_updated));
+            attributes.push(("last-updated-datetime", last_updated.as_str()));
         }
         attributes.push(("xml:lang", NARRATIVE_LANGUAGE));
         attributes.push(("default-currency", names.currency));
@@ -836,23 +512,30 @@ impl<W: Write> Document<'_, W> {
             Status::Closed | Status::Finalized => grant.closed_on,
             _ => None,
         };
+        // An activity that closed on a day had started by then (IATI rule 11.1.3: the
+        // actual start is not after the actual end).
+        let actual_start = match (ledger.first_disbursed_on, actual_end) {
+            (Some(start), Some(end)) => Some(start.min(end)),
+            (start, _) => start,
+        };
+        // IATI requires a planned or an actual start (rule 6.11.1): without either, the best
+        // planned start known, never after the planned end (rule 11.1.2).
+        let planned_start = grant.starts_on.or_else(|| match actual_start {
+            Some(_) => None,
+            None => grant
+                .decided_on
+                .or(ledger.proposed_on)
+                .map(|date| grant.ends_on.map_or(date, |end| date.min(end))),
+        });
         let dates = [
-            ("1", grant.starts_on),
-            ("2", ledger.first_disbursed_on),
+            ("1", planned_start),
+            ("2", actual_start),
             ("3", grant.ends_on),
             ("4", actual_end),
         ];
-        let mut written = false;
         for (kind, date) in dates {
             if let Some(date) = date {
                 self.write_date(kind, date)?;
-                written = true;
-            }
-        }
-        if !written {
-            // IATI requires an activity-date: the best planned start known.
-            if let Some(date) = grant.decided_on.or(ledger.proposed_on) {
-                self.write_date("1", date)?;
             }
         }
         Ok(())
@@ -877,41 +560,93 @@ impl<W: Write> Document<'_, W> {
         if let Some(ends_on) = original.ends_on {
             self.write_budget(
                 "1",
-                starts_on,
-                ends_on,
+                (starts_on, ends_on),
                 original.amount,
                 original.value_date,
                 decimals,
             )?;
         }
         if let (Some(revised_on), Some(ends_on)) = (ledger.revised_on, grant.ends_on) {
-            self.write_budget("2", starts_on, ends_on, grant.amount, revised_on, decimals)?;
+            self.write_budget(
+                "2",
+                (starts_on, ends_on),
+                grant.amount,
+                revised_on,
+                decimals,
+            )?;
         }
         Ok(())
     }
 
+    /// One budget element per period of at most 12 months from `span`'s start (IATI rule
+    /// 7.5.3), each with its part of `amount` by days, all dated `value_date`.
     fn write_budget(
         &mut self,
         kind: &str,
-        starts_on: Date,
-        ends_on: Date,
+        span: (Date, Date),
         amount: Amount,
         value_date: Date,
         decimals: u8,
     ) -> Result<(), ExportError> {
-        // IATI BudgetStatus 2: Committed (the fund's approval binds it).
-        self.xml
-            .start("budget", &[("type", kind), ("status", "2")])?;
-        self.xml
-            .empty("period-start", &[("iso-date", &starts_on.to_string())])?;
-        self.xml
-            .empty("period-end", &[("iso-date", &ends_on.to_string())])?;
-        self.xml.text(
-            "value",
-            &[("value-date", &value_date.to_string())],
-            &amount.format(decimals),
-        )?;
-        self.xml.end()?;
+        let periods = yearly_periods(span.0, span.1);
+        let parts = split_by_days(amount, &periods);
+        let value_date = value_date.to_string();
+        for (period, part) in periods.iter().zip(parts) {
+            // IATI BudgetStatus 2: Committed (the fund's approval binds it).
+            self.xml
+                .start("budget", &[("type", kind), ("status", "2")])?;
+            self.xml
+                .empty("period-start", &[("iso-date", &period.start.to_string())])?;
+            self.xml
+                .empty("period-end", &[("iso-date", &period.end.to_string())])?;
+            self.xml.text(
+                "value",
+                &[("value-date", &value_date)],
+                &part.format(decimals),
+            )?;
+            self.xml.end()?;
+            self.summary.budgets += 1;
+        }
+        Ok(())
+    }
+
+    /// recipient-country elements, then recipient-region 998 (vocabulary 1) when some or
+    /// all of the activity is tied to no country; percentages add up to 100.
+    fn write_recipients(&mut self, recipients: &Recipients) -> Result<(), ExportError> {
+        for country in &recipients.countries {
+            let percentage = percentage_text(country.hundredths);
+            self.xml.empty(
+                "recipient-country",
+                &[("code", &country.code), ("percentage", &percentage)],
+            )?;
+        }
+        if let Some(region) = &recipients.region {
+            let percentage = percentage_text(region.hundredths);
+            self.xml.empty(
+                "recipient-region",
+                &[
+                    ("code", &region.code),
+                    ("vocabulary", DAC_VOCABULARY),
+                    ("percentage", &percentage),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// One `sector` per share (vocabulary 1, OECD DAC 5-digit); percentages add up to 100.
+    fn write_sectors(&mut self, sectors: &[Share]) -> Result<(), ExportError> {
+        for sector in sectors {
+            let percentage = percentage_text(sector.hundredths);
+            self.xml.empty(
+                "sector",
+                &[
+                    ("vocabulary", DAC_VOCABULARY),
+                    ("code", &sector.code),
+                    ("percentage", &percentage),
+                ],
+            )?;
+        }
         Ok(())
     }
 
@@ -956,11 +691,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn large_figures_are_grouped_by_thousands() {
-        assert_eq!(grouped_thousands("260000000"), "260,000,000");
-        assert_eq!(grouped_thousands("-1234.50"), "-1,234.50");
-        assert_eq!(grouped_thousands("999"), "999");
-        assert_eq!(grouped_thousands("1000"), "1,000");
-        assert_eq!(grouped_thousands("0.05"), "0.05");
+    fn no_last_updated_time_lies_ahead() {
+        let now = DateTime::parse_from_rfc3339("2026-06-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let recorded = "2026-06-22T09:59:59.123456Z";
+        assert_eq!(last_updated_text(recorded, now), recorded);
+        assert_eq!(
+            last_updated_text("2026-06-22T10:00:01Z", now),
+            "2026-06-22T10:00:00Z"
+        );
+        assert_eq!(last_updated_text("", now), "");
+    }
+
+    #[test]
+    fn a_title_keeps_visible_text_or_falls_back() {
+        assert_eq!(visible_or("T\u{FFFF}", "id"), "T\u{FFFF}");
+        assert_eq!(visible_or("\u{FFFF}", "id"), "id");
+        assert_eq!(visible_or(" \n", "id"), "id");
     }
 }

@@ -1,8 +1,13 @@
-//! Generated portfolios (proptest): grants in every state, awkward titles and regions.
-//! Funds have pledges, documents, fees and income; grants documents with awkward addresses.
-//! Each export is valid against the IATI 2.03 XSD, each grant's transactions sum to its
-//! figures, each fund's to its contributions and pledges (fees and income unpublished), an as-of export equals the export of the log cut at that position, and the CSV
-//! export parses back with one row per event.
+//! Generated portfolios (proptest): grants in every state, awkward titles and regions, with
+//! and without countries and sectors. Funds have pledges, documents, fees and income; grants
+//! documents with awkward addresses. Each IATI export (activities and organisation file) is
+//! valid against the IATI 2.03 XSD and passes every error-level rule of IATI's 2.03 ruleset
+//! and codelists; each grant's transactions sum to its figures, its budget periods to its
+//! amount, each fund's transactions to its contributions and pledges (fees and income
+//! unpublished); the organisation file's yearly budgets add up to what the grants hold of
+//! their funds, its yearly expenditure to the net disbursements; an as-of export equals the
+//! export of the log cut at that position, and the CSV export parses back with one row per
+//! event.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -10,7 +15,10 @@ mod common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use common::{activities, assert_valid_iati, iati_of, minor, Fixture, GENERATED_AT};
+use common::{
+    activities, assert_passes_iati_rules, assert_valid_iati, assert_valid_iati_org, iati_of, minor,
+    Fixture, GENERATED_AT, ORG_REF,
+};
 use grantflow_domain::{Amount, Currency};
 use grantflow_engine::query::AsOf;
 use grantflow_engine::transfer::{export_jsonl, import_file};
@@ -70,6 +78,9 @@ struct GrantPlan {
     refund_pct: i128,
     revise_pct: Option<i128>,
     country: Option<&'static str>,
+    /// The sectors named on the proposal (code, percentage), and on a revision.
+    sectors: Vec<(&'static str, String)>,
+    revised_sectors: Option<Vec<(&'static str, String)>>,
     regions: Vec<String>,
     dates: Option<(u32, u32)>,
     activities: Vec<String>,
@@ -116,18 +127,53 @@ fn awkward() -> impl Strategy<Value = String> {
     prop::collection::vec(pieces, 1..6).prop_map(|pieces| format!("T{}", pieces.concat()))
 }
 
-/// An http(s) address that the domain accepts but that is not always a valid URI as it
-/// stands: stray `%`, brackets, a second `#`, non-ASCII, characters URIs exclude.
+/// An http(s) address the domain accepts (RFC 3986 characters, escapes, at most one `#`),
+/// with the characters XML and URIs treat specially: `&`, `'`, escapes, a query, a fragment.
 fn awkward_url() -> impl Strategy<Value = String> {
     let pieces = prop::sample::select(vec![
-        "a", "/", "%zz", "%41", "%", "[", "]", "#", "é", "?q=1&r=2", ".pdf", ".PDF", "\"", "<",
-        ">", "{", "|", "^", "`", "漢", "🙂", "'", ".html",
+        "a", "/", "%41", "%7B", "%25", "?q=1&r=2", ".pdf", ".PDF", "'", "(", ")", "~", "!", "$",
+        ";", "=", ".html", "@", ":", "+", "*", ",",
     ]);
     (
         prop::sample::select(vec!["https://", "http://"]),
         prop::collection::vec(pieces, 0..8),
+        prop::option::of(prop::sample::select(vec!["#x", "#", "#p=3&q"])),
     )
-        .prop_map(|(scheme, pieces)| format!("{scheme}example.org/{}", pieces.concat()))
+        .prop_map(|(scheme, pieces, fragment)| {
+            format!(
+                "{scheme}example.org/{}{}",
+                pieces.concat(),
+                fragment.unwrap_or_default()
+            )
+        })
+}
+
+/// 0 to 3 distinct DAC 5-digit codes with percentages (2 decimals, each at least 0.01)
+/// that add up to exactly 100.
+fn sectors() -> impl Strategy<Value = Vec<(&'static str, String)>> {
+    let codes = vec![
+        "15190", "15160", "12220", "72010", "99810", "43010", "15110",
+    ];
+    (
+        prop::sample::subsequence(codes, 0..=3).prop_shuffle(),
+        prop::collection::btree_set(1u32..10_000, 2),
+    )
+        .prop_map(|(codes, cuts)| {
+            let mut bounds: Vec<u32> = vec![0];
+            bounds.extend(cuts.into_iter().take(codes.len().saturating_sub(1)));
+            bounds.push(10_000);
+            codes
+                .into_iter()
+                .zip(bounds.windows(2))
+                .map(|(code, span)| {
+                    let hundredths = span[1] - span[0];
+                    (
+                        code,
+                        format!("{}.{:02}", hundredths / 100, hundredths % 100),
+                    )
+                })
+                .collect()
+        })
 }
 
 fn document() -> impl Strategy<Value = (String, Option<String>)> {
@@ -165,6 +211,8 @@ fn grant_plan() -> impl Strategy<Value = GrantPlan> {
         ),
         (
             prop::option::of(prop::sample::select(vec!["MX", "GT"])),
+            sectors(),
+            prop::option::of(sectors()),
             prop::collection::vec(awkward(), 0..3),
             prop::option::of((1u32..=12, 1u32..=36)),
             prop::collection::vec(awkward(), 0..3),
@@ -176,7 +224,7 @@ fn grant_plan() -> impl Strategy<Value = GrantPlan> {
             |(
                 (title, target, requested, agencies, lead),
                 (disburse_pct, expend_pct, refund_pct, revise_pct),
-                (country, regions, dates, activities, reason),
+                (country, sectors, revised_sectors, regions, dates, activities, reason),
                 document,
             )| GrantPlan {
                 title,
@@ -189,6 +237,8 @@ fn grant_plan() -> impl Strategy<Value = GrantPlan> {
                 refund_pct,
                 revise_pct,
                 country,
+                sectors,
+                revised_sectors,
                 regions,
                 dates,
                 activities,
@@ -229,7 +279,7 @@ async fn load(fixture: &Fixture, portfolio: &Portfolio) -> Vec<(String, GrantPla
         fixture
             .run(
                 "finance",
-                json!({"command": "register-fund", "fund": format!("F{fund}"), "name": format!("{} {fund}", portfolio.fund_name), "currency": portfolio.currency, "admin_fee_percent": portfolio.fee}),
+                json!({"command": "register-fund", "fund": format!("F{fund}"), "name": format!("{} {fund}", portfolio.fund_name), "currency": portfolio.currency, "admin_fee_percent": portfolio.fee, "iati_org_ref": ORG_REF}),
             )
             .await;
         fixture
@@ -296,6 +346,9 @@ async fn load_grant(
     if let Some(country) = plan.country {
         proposal["country"] = json!(country);
     }
+    if !plan.sectors.is_empty() {
+        proposal["sectors"] = sectors_json(&plan.sectors);
+    }
     if let Some((month, months)) = plan.dates {
         proposal["starts_on"] = json!(format!("2013-{month:02}-01"));
         let end = month + months;
@@ -360,6 +413,9 @@ async fn load_grant(
             if pct % 2 == 0 {
                 body["decided_on"] = json!("2013-03-01");
             }
+            if let Some(sectors) = plan.revised_sectors.as_ref().filter(|s| !s.is_empty()) {
+                body["sectors"] = sectors_json(sectors);
+            }
             run("approver", body).await;
         }
     }
@@ -415,6 +471,13 @@ async fn load_grant(
     }
 }
 
+fn sectors_json(sectors: &[(&str, String)]) -> Value {
+    json!(sectors
+        .iter()
+        .map(|(code, percentage)| json!({"code": code, "percentage": percentage}))
+        .collect::<Vec<_>>())
+}
+
 /// Spends what each agency still holds, so that the grant can be finalized.
 async fn settle(
     fixture: &Fixture,
@@ -440,6 +503,33 @@ fn iati_status(status: &str) -> &'static str {
         "cancelled" => "5",
         other => panic!("no IATI status for {other}"),
     }
+}
+
+/// A percentage as the export writes it: `"66.50"` is `66.5`, `"100.00"` is `100`.
+fn trimmed(percentage: &str) -> String {
+    match percentage.split_once('.') {
+        Some((int, fraction)) => match fraction.trim_end_matches('0') {
+            "" => int.to_string(),
+            fraction => format!("{int}.{fraction}"),
+        },
+        None => percentage.to_string(),
+    }
+}
+
+/// The sums of an organisation file's `total-budget` and `total-expenditure` values, in
+/// minor units, and how many of each.
+fn organisation_totals(xml: &str) -> ((i128, usize), (i128, usize)) {
+    let document = roxmltree::Document::parse(xml).expect("well-formed XML");
+    let total = |name: &str| -> (i128, usize) {
+        let values: Vec<i128> = document
+            .descendants()
+            .filter(|n| n.has_tag_name(name))
+            .filter_map(|n| n.children().find(|c| c.has_tag_name("value")))
+            .map(|v| minor(v.text().unwrap_or_default()))
+            .collect();
+        (values.iter().sum(), values.len())
+    };
+    (total("total-budget"), total("total-expenditure"))
 }
 
 /// What XML 1.0 can hold of a text (the export drops the rest).
@@ -478,6 +568,7 @@ async fn check_portfolio(portfolio: Portfolio) {
     // The whole log: valid, one activity per fund and per grant not rejected.
     let (xml, summary) = fixture.iati(AsOf::Head, &[]).await;
     assert_valid_iati(&xml, fixture.dir.path(), "portfolio.xml");
+    assert_passes_iati_rules(&xml, "portfolio.xml");
     let all = activities(&xml);
     let rejected = loaded
         .iter()
@@ -489,7 +580,7 @@ async fn check_portfolio(portfolio: Portfolio) {
         all.iter().map(|a| (a.identifier.as_str(), a)).collect();
     for fund in world.fund_ids() {
         let view = world.fund_view(&fund).expect("a fund");
-        let activity = by_id[format!("XI-GRANTFLOW-{fund}-{fund}").as_str()];
+        let activity = by_id[format!("{ORG_REF}-{fund}").as_str()];
         assert_eq!(activity.hierarchy, "1");
         assert_eq!(activity.title, xml_text(&view.name));
         assert_eq!(activity.sum("1"), minor(&view.received));
@@ -509,7 +600,7 @@ async fn check_portfolio(portfolio: Portfolio) {
             "{grant} reached its target"
         );
         let fund = &view.fund;
-        let identifier = format!("XI-GRANTFLOW-{fund}-{grant}");
+        let identifier = format!("{ORG_REF}-{grant}");
         let Some(activity) = by_id.get(identifier.as_str()) else {
             assert_eq!(plan.target, Target::Rejected, "{grant} is missing");
             continue;
@@ -538,8 +629,47 @@ async fn check_portfolio(portfolio: Portfolio) {
         assert!(!activity.dates.is_empty());
         assert_eq!(
             activity.related,
-            vec![("1".to_string(), format!("XI-GRANTFLOW-{fund}-{fund}"))]
+            vec![("1".to_string(), format!("{ORG_REF}-{fund}"))]
         );
+        // Sectors as the grant names them (99810 when it names none), its country or
+        // region 998.
+        let sectors: Vec<(String, String, String)> = if view.sectors.is_empty() {
+            vec![("99810".into(), "1".into(), "100".into())]
+        } else {
+            view.sectors
+                .iter()
+                .map(|s| (s.code.clone(), "1".into(), trimmed(&s.percentage)))
+                .collect()
+        };
+        assert_eq!(activity.sectors, sectors, "{grant}");
+        match plan.country {
+            Some(country) => assert_eq!(
+                activity.countries,
+                vec![(country.to_string(), "100".to_string())]
+            ),
+            None => assert_eq!(
+                activity.regions,
+                vec![("998".to_string(), "1".to_string(), "100".to_string())]
+            ),
+        }
+        // Budgets: periods of at most a year that add up to the original and the current
+        // amount.
+        if plan.dates.is_some() && plan.target.approved() {
+            assert_eq!(
+                activity.budget_sum("1"),
+                plan.requested,
+                "{grant}: original budget"
+            );
+            if activity.budgets.iter().any(|b| b.kind == "2") {
+                assert_eq!(
+                    activity.budget_sum("2"),
+                    minor(&view.amount),
+                    "{grant}: revised"
+                );
+            }
+        } else {
+            assert!(activity.budgets.is_empty(), "{grant}");
+        }
         check_documents(&activity.documents, &view.documents);
         let agencies = view.agencies.len();
         assert_eq!(
@@ -554,6 +684,7 @@ async fn check_portfolio(portfolio: Portfolio) {
     let (as_of, summary) = fixture.iati(AsOf::Position(cut), &[]).await;
     assert_eq!(summary.position, cut);
     assert_valid_iati(&as_of, fixture.dir.path(), "as-of.xml");
+    assert_passes_iati_rules(&as_of, "as-of.xml");
     let mut lines = Vec::new();
     export_jsonl(fixture.store(), &mut lines, &|_, _| {})
         .await
@@ -580,6 +711,35 @@ async fn check_portfolio(portfolio: Portfolio) {
         as_of, of_cut_log,
         "as-of {cut} differs from the log cut at {cut}"
     );
+
+    // The organisation file: valid, passing the rules; its yearly budgets add up to what the
+    // grants hold of their funds, its yearly expenditure to what the funds paid out net.
+    let (organisation, org_summary) = fixture.iati_org(AsOf::Head).await;
+    assert_valid_iati_org(&organisation, fixture.dir.path(), "organisation.xml");
+    assert_passes_iati_rules(&organisation, "organisation.xml");
+    assert_eq!(org_summary.organisation, ORG_REF);
+    assert_eq!(org_summary.funds, portfolio.funds as u64);
+    let ((budgeted, budgets), (spent, expenditures)) = organisation_totals(&organisation);
+    let held: i128 = loaded
+        .iter()
+        .filter_map(|(grant, _)| world.grant(grant))
+        .map(|grant| grant.commitment().0)
+        .sum();
+    assert_eq!(budgeted, held, "total budgets = what the grants hold");
+    let net: i128 = world
+        .fund_ids()
+        .iter()
+        .filter_map(|fund| world.fund(fund))
+        .map(|fund| (fund.disbursed - fund.refunded).0)
+        .sum();
+    assert_eq!(spent, net, "total expenditure = disbursed - refunded");
+    assert_eq!(
+        (budgets as u64, expenditures as u64),
+        (org_summary.budgets, org_summary.expenditures)
+    );
+    let (org_as_of, _) = fixture.iati_org(AsOf::Position(cut)).await;
+    assert_valid_iati_org(&org_as_of, fixture.dir.path(), "organisation-as-of.xml");
+    assert_passes_iati_rules(&org_as_of, "organisation-as-of.xml");
 
     // CSV: one row per event, quoted so that every field reads back.
     let mut csv_bytes = Vec::new();
