@@ -77,6 +77,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::events::stream_events))
         .routes(routes!(checkpoint))
         .routes(routes!(export_iati))
+        .routes(routes!(export_iati_org))
         .routes(routes!(verify))
         .routes(routes!(healthz))
         .routes(routes!(openapi_json))
@@ -497,8 +498,87 @@ struct IatiQuery {
     as_of: Option<String>,
     /// Only these grants, comma-separated (their funds come along).
     grant: Option<String>,
-    /// The reporting organisation's IATI ref (default `XI-GRANTFLOW-<fund>`).
+    /// The reporting organisation's IATI identifier (default: the fund's `iati_org_ref`; a
+    /// file with neither is refused).
     reporting_org: Option<String>,
+}
+
+/// The options of `/v1/export/iati-org`, as `grantflow export --format iati-org` takes them.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct IatiOrgQuery {
+    /// As of this log position.
+    at: Option<u64>,
+    /// As of this RFC 3339 recorded time.
+    as_of: Option<String>,
+    /// The reporting organisation's IATI identifier (default: the fund's `iati_org_ref`; a
+    /// file with neither is refused).
+    reporting_org: Option<String>,
+}
+
+/// IATI 2.03 organisation XML: the fund as an organisation, with its total budget and
+/// expenditure per year, valid against the official schema.
+#[utoipa::path(
+    get,
+    path = "/v1/export/iati-org",
+    tag = "audit",
+    security(("bearer" = [])),
+    params(IatiOrgQuery),
+    responses(
+        (status = 200, description = "An `iati-organisations` document, version 2.03", content_type = "application/xml", body = String),
+        (status = 400, description = "bad_request: both at and as_of, a bad time, a bad or missing reporting org", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "forbidden: auditor or admin", body = ErrorBody),
+        (status = 404, description = "not_found: nothing to export yet", body = ErrorBody),
+    )
+)]
+async fn export_iati_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<IatiOrgQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Access::Audit)?;
+    let as_of = AsOfQuery {
+        at: query.at,
+        as_of: query.as_of,
+    }
+    .as_of()?;
+    let options = grantflow_export::IatiOptions {
+        as_of,
+        grants: Vec::new(),
+        reporting_org: query.reporting_org,
+        generated_at: None,
+    };
+    let mut document = Vec::new();
+    let written = grantflow_export::write_iati_organisation(
+        state.engine().store().as_ref(),
+        &options,
+        &mut document,
+    )
+    .await
+    .map(|_| ());
+    xml_response(written, document)
+}
+
+/// An XML export's answer: the document, or the export's error as its status.
+fn xml_response(
+    written: Result<(), grantflow_export::ExportError>,
+    document: Vec<u8>,
+) -> Result<Response, ApiError> {
+    use grantflow_export::ExportError;
+    match written {
+        Ok(()) => Ok((
+            [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+            document,
+        )
+            .into_response()),
+        Err(error @ (ExportError::UnknownGrant(_) | ExportError::NothingToExport { .. })) => {
+            Err(ApiError::not_found(error.to_string()))
+        }
+        Err(error @ ExportError::BadOption(_)) => Err(ApiError::bad_request(error.to_string())),
+        Err(error) => Err(ApiError::internal(error)),
+    }
 }
 
 /// IATI 2.03 activities XML of every fund and grant (or the chosen grants), valid against
@@ -522,7 +602,7 @@ async fn export_iati(
     caller: Caller,
     ApiQuery(query): ApiQuery<IatiQuery>,
 ) -> Result<Response, ApiError> {
-    use grantflow_export::{ExportError, IatiOptions};
+    use grantflow_export::IatiOptions;
     caller.require(Access::Audit)?;
     let as_of = AsOfQuery {
         at: query.at,
@@ -547,19 +627,9 @@ async fn export_iati(
     let mut document = Vec::new();
     let written =
         grantflow_export::write_iati(state.engine().store().as_ref(), &options, &mut document)
-            .await;
-    match written {
-        Ok(_) => Ok((
-            [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
-            document,
-        )
-            .into_response()),
-        Err(error @ (ExportError::UnknownGrant(_) | ExportError::NothingToExport { .. })) => {
-            Err(ApiError::not_found(error.to_string()))
-        }
-        Err(error @ ExportError::BadOption(_)) => Err(ApiError::bad_request(error.to_string())),
-        Err(error) => Err(ApiError::internal(error)),
-    }
+            .await
+            .map(|_| ());
+    xml_response(written, document)
 }
 
 /// `?position=&hash=` of `/v1/verify`: a checkpoint the log must extend.

@@ -572,6 +572,7 @@ async fn role_matrix_for_every_read_route() {
         ("/v1/checkpoint", audit),
         ("/v1/verify", audit),
         ("/v1/export/iati", audit),
+        ("/v1/export/iati-org", audit),
         ("/metrics", &["admin"][..]),
     ];
     for (route, allowed) in routes {
@@ -1047,6 +1048,28 @@ async fn iati_export_over_http_as_the_cli() {
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8(body).unwrap().contains("XM-DAC-7-G"));
     let (status, body) = h
+        .call_raw("GET", "/v1/export/iati-org", Some(h.token("auditor")), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let xml = String::from_utf8(body).unwrap();
+    assert!(
+        xml.contains("<iati-organisations version=\"2.03\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<organisation-identifier>XM-DAC-41301</organisation-identifier>"),
+        "{xml}"
+    );
+    let (status, _) = h
+        .call_raw(
+            "GET",
+            "/v1/export/iati-org?reporting_org=NOT-AN-AGENCY-1",
+            Some(h.token("auditor")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = h
         .call(
             "GET",
             "/v1/export/iati?grant=NOPE",
@@ -1105,6 +1128,7 @@ async fn openapi_describes_every_route_of_the_router() {
         ("get", "/v1/checkpoint"),
         ("get", "/v1/verify"),
         ("get", "/v1/export/iati"),
+        ("get", "/v1/export/iati-org"),
         ("get", "/healthz"),
         ("get", "/openapi.json"),
         ("get", "/metrics"),
