@@ -149,8 +149,8 @@ pub fn grant(view: &GrantView, world: &World) -> String {
     if !view.reports.is_empty() {
         let _ = writeln!(
             out,
-            "\n{:<16}{:<11}{:<12}{:<12}{:<11}{:<12}{}",
-            "report", "kind", "period_end", "due_on", "status", "submitted", "accepted"
+            "\n{:<16}{:<11}{:<12}{:<12}{:<11}{:<12}accepted",
+            "report", "kind", "period_end", "due_on", "status", "submitted"
         );
         for report in &view.reports {
             let _ = writeln!(
@@ -195,8 +195,8 @@ fn documents(documents: &[grantflow_domain::DocumentView]) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:<16}{:<5}{:<11}{}",
-        "document", "cat", "issued", "title / sha256 / url"
+        "\n{:<16}{:<5}{:<11}title / sha256 / url",
+        "document", "cat", "issued"
     );
     for document in documents {
         let _ = writeln!(
@@ -329,8 +329,8 @@ pub fn fund(view: &FundView) -> String {
     if !view.pledges.is_empty() {
         let _ = writeln!(
             out,
-            "\n{:<16}{:<12}{:>18}{:>18}{:>18}  {:<11}{}",
-            "pledge", "donor", "amount", "paid", "outstanding", "signed", "due"
+            "\n{:<16}{:<12}{:>18}{:>18}{:>18}  {:<11}due",
+            "pledge", "donor", "amount", "paid", "outstanding", "signed"
         );
         for pledge in &view.pledges {
             let _ = writeln!(

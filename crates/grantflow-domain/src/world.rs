@@ -204,7 +204,7 @@ impl ReportState {
             .iter()
             .filter(|(on, _)| *on <= date)
             .map(|(_, status)| *status)
-            .last()
+            .next_back()
             .unwrap_or(ReportStatus::Scheduled)
     }
 
