@@ -534,14 +534,14 @@ pub(crate) fn timeline_section(trail: &[AuditEntry]) -> Markup {
                             p class="reason" { "Why: " (reason) }
                         }
                         @if !entry.changes.is_empty() {
-                            table class="changes" {
+                            div class="scroll" { table class="changes" {
                                 thead { tr { th scope="col" { "Figure" } th scope="col" { "Before" } th scope="col" { "After" } } }
                                 tbody {
                                     @for change in entry.changes.iter().take(CHANGES_SHOWN) {
                                         tr { th scope="row" { (change.field) } td { (change.before) } td { (change.after) } }
                                     }
                                 }
-                            }
+                            } }
                         }
                     }
                 }

@@ -69,8 +69,8 @@ pub(crate) fn router() -> Router<AppState> {
         .layer(middleware::map_response(security_headers))
 }
 
-/// The headers of every console answer: the CSP, no sniffing, no referrer, no framing, and
-/// no caching of pages that hold figures.
+/// The headers of every console answer: the CSP, no sniffing, no referrer to other sites, no
+/// framing, and no caching of pages that hold figures.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
@@ -187,15 +187,18 @@ fn local_path(next: &str) -> &str {
 
 /// Whether a POST comes from a page of this server: a browser says where a request comes
 /// from (`Sec-Fetch-Site`, `Origin`); a request that says nothing (a script) is judged by
-/// its CSRF token alone.
+/// its CSRF token alone. An opaque origin (`Origin: null`, e.g. a sandboxed frame) passes
+/// only when `Sec-Fetch-Site` vouches for it.
 fn same_origin(headers: &HeaderMap) -> bool {
     let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    if let Some(site) = text("sec-fetch-site") {
+    let site = text("sec-fetch-site");
+    if let Some(site) = site {
         if !matches!(site, "same-origin" | "none") {
             return false;
         }
     }
     match (text("origin"), text("host")) {
+        (Some("null"), _) => site.is_some(),
         (Some(origin), Some(host)) => {
             let origin_host = origin
                 .split_once("://")
@@ -269,5 +272,10 @@ mod tests {
             ("origin", "http://evil.example"),
         ])));
         assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")])));
+        assert!(!same_origin(&headers(&[("origin", "null")])));
+        assert!(same_origin(&headers(&[
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin"),
+        ])));
     }
 }
