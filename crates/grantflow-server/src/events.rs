@@ -192,7 +192,7 @@ pub(crate) async fn stream_events(
     Ok(Sse::new(body).keep_alive(keep_alive).into_response())
 }
 
-fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+pub(crate) fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get("last-event-id") else {
         return Ok(None);
     };

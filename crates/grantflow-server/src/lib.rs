@@ -1,6 +1,7 @@
 //! grantflow's HTTP API (docs/http.md): commands, figures, audit trails, the event
 //! log paged and streamed (Server-Sent Events), checkpoints and verification, health,
-//! metrics and the OpenAPI description; bearer tokens with roles.
+//! metrics and the OpenAPI description; bearer tokens with roles; and the web console for
+//! people (server-rendered pages at `/`, signed in with the same tokens).
 //!
 //! - [`app`] builds the router over an [`AppState`] (tests drive it with `oneshot`);
 //!   [`serve`] / [`serve_listener`] run it on a socket with graceful shutdown.
@@ -22,6 +23,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
+mod console;
 pub mod error;
 mod events;
 mod extract;
@@ -47,12 +49,15 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 
 pub use auth::{command_role, Access, ActorSlot, Caller};
+pub use console::session::{SESSIONS_MAX, SESSION_COOKIE};
+pub use console::CONTENT_SECURITY_POLICY;
 pub use error::ApiError;
 pub use events::{EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, EVENTS_SCAN_MAX, SSE_RETRY};
 pub use metrics::Metrics;
 pub use routes::openapi;
 pub use state::{
-    AppState, Limits, KEEP_ALIVE_INTERVAL, REQUEST_BODY_BYTES_MAX, REQUEST_TIMEOUT, STREAMS_MAX,
+    AppState, Limits, KEEP_ALIVE_INTERVAL, REQUEST_BODY_BYTES_MAX, REQUEST_TIMEOUT, SESSION_TTL,
+    STREAMS_MAX,
 };
 pub use tokens::{Role, TokenError, TokenInfo, Tokens, ROLES};
 
@@ -78,13 +83,14 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
-/// The router of every route of docs/http.md, with its limits, request log and
-/// timeout (one middleware: each layer costs every request a clone and a boxed future) and
-/// panic handler.
+/// The router of every route of docs/http.md (the API and the console), with its limits,
+/// request log and timeout (one middleware: each layer costs every request a clone and a
+/// boxed future) and panic handler.
 pub fn app(state: AppState) -> Router {
     let (router, _) = routes::api_router().split_for_parts();
     let limits = state.limits().clone();
     router
+        .merge(console::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), log_request))
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::method_not_allowed)

@@ -123,11 +123,23 @@ async fn post_command(
             )));
         }
     };
+    let (status, outcome) = run_command(&state, &caller, value).await?;
+    Ok((status, Json(outcome)).into_response())
+}
+
+/// One command as `POST /v1/commands` runs it, for the API and the console alike: the role
+/// check of [`command_role`], the token's actor, the engine, the counters; the outcome with
+/// its HTTP status (docs/errors.md).
+pub(crate) async fn run_command(
+    state: &AppState,
+    caller: &Caller,
+    value: Value,
+) -> Result<(StatusCode, CommandOutcome), ApiError> {
     let command_id = value
         .get("command_id")
         .and_then(Value::as_str)
         .map(str::to_string);
-    check_command_role(&caller, &value).map_err(|error| error.with_command_id(command_id))?;
+    check_command_role(caller, &value).map_err(|error| error.with_command_id(command_id))?;
     // A body that is not an object, or names no known command, goes to the parser, which
     // answers 400 malformed_command naming the field.
     let submission = Submission {
@@ -151,7 +163,7 @@ async fn post_command(
             status_of_code(&rejection.code)
         }
     };
-    Ok((status, Json(outcome)).into_response())
+    Ok((status, outcome))
 }
 
 /// 403 when the body names a known command the caller's roles do not cover.

@@ -1,5 +1,5 @@
 //! What every handler shares ([`AppState`]: the engine, the token registry, the counters, the
-//! open event streams and the bounds), and the bounds' named constants.
+//! open event streams, the console's sessions and the bounds), and the bounds' named constants.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,8 @@ use std::time::Duration;
 use grantflow_engine::Engine;
 use tokio::sync::watch;
 
+use crate::console::session::Sessions;
+pub use crate::console::session::SESSION_TTL;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::tokens::TokenCache;
@@ -34,6 +36,8 @@ pub struct Limits {
     pub streams_max: usize,
     /// [`KEEP_ALIVE_INTERVAL`].
     pub keep_alive: Duration,
+    /// [`SESSION_TTL`]: how long a console session lasts.
+    pub session_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -43,6 +47,7 @@ impl Default for Limits {
             request_timeout: REQUEST_TIMEOUT,
             streams_max: STREAMS_MAX,
             keep_alive: KEEP_ALIVE_INTERVAL,
+            session_ttl: SESSION_TTL,
         }
     }
 }
@@ -60,6 +65,8 @@ struct Shared {
     metrics: Metrics,
     limits: Limits,
     open_streams: AtomicUsize,
+    /// The console's signed-in browsers.
+    sessions: Sessions,
     /// Turns true when the server shuts down: event streams end.
     closing: watch::Sender<bool>,
 }
@@ -84,6 +91,7 @@ impl AppState {
                 tokens: TokenCache::new(data_dir.clone()),
                 data_dir,
                 metrics: Metrics::default(),
+                sessions: Sessions::new(limits.session_ttl),
                 limits,
                 open_streams: AtomicUsize::new(0),
                 closing,
@@ -109,6 +117,16 @@ impl AppState {
     /// The token registry, re-read when its file changes.
     pub(crate) fn tokens(&self) -> &TokenCache {
         &self.shared.tokens
+    }
+
+    /// The console's sessions.
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.shared.sessions
+    }
+
+    /// Console sessions kept now.
+    pub fn session_count(&self) -> usize {
+        self.shared.sessions.len()
     }
 
     /// The bounds.

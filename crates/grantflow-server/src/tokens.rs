@@ -330,6 +330,13 @@ impl Tokens {
         self.tokens.get(index).map(|stored| &stored.info)
     }
 
+    /// The live (not revoked) token whose SHA-256 (lowercase hex) is `sha256`: how a console
+    /// session, which keeps only that hash, finds its token again at every request.
+    pub fn authenticate_hash(&self, sha256: &str) -> Option<&TokenInfo> {
+        let index = *self.live.get(sha256)?;
+        self.tokens.get(index).map(|stored| &stored.info)
+    }
+
     /// The listing of every token.
     pub fn infos(&self) -> Vec<TokenInfo> {
         self.tokens
