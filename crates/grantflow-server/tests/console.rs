@@ -400,6 +400,16 @@ async fn a_refusal_is_shown_in_its_form_with_what_was_typed() {
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert_eq!(page.location(), "/grants/G");
     assert_eq!(head(&h).await, before + 1);
+    // The page's own script, refreshing its figures for the new event, leaves the notice
+    // for the page the browser loads after the redirect.
+    let refresh = Request::get("/grants/G")
+        .header(header::COOKIE, &cookie)
+        .header("x-grantflow-refresh", "1")
+        .body(Body::empty())
+        .unwrap();
+    let refreshed = send(&h, refresh).await;
+    assert_eq!(refreshed.status, StatusCode::OK);
+    assert!(!refreshed.body.contains("Record a disbursement: done"));
     let page = get(&h, "/grants/G", Some(&cookie)).await;
     assert!(page
         .body

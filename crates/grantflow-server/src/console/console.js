@@ -36,7 +36,8 @@
     try {
       const response = await fetch(window.location.href, {
         credentials: "same-origin",
-        headers: { Accept: "text/html" },
+        // A refresh must not take the one-time notice meant for the page the user loads.
+        headers: { Accept: "text/html", "X-Grantflow-Refresh": "1" },
       });
       if (!response.ok) {
         mark("Could not refresh the figures (" + response.status + "); reload the page.", "error");

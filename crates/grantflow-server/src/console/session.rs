@@ -131,6 +131,9 @@ pub(crate) struct Viewer {
     session_id: String,
     /// The session's CSRF token, carried by every form.
     pub csrf: String,
+    /// A live refresh of the page by its script (`X-Grantflow-Refresh`), which leaves the
+    /// session's one-time notice for the page the user loads.
+    refresh: bool,
 }
 
 impl Viewer {
@@ -150,6 +153,7 @@ impl Viewer {
             },
             session_id,
             csrf: session.csrf,
+            refresh: headers.contains_key("x-grantflow-refresh"),
         })
     }
 
@@ -166,6 +170,9 @@ impl Viewer {
 
     /// The one-time message left by the previous request, if any.
     pub(crate) fn take_notice(&self, state: &AppState) -> Option<String> {
+        if self.refresh {
+            return None;
+        }
         state.sessions().take_notice(&self.session_id)
     }
 
