@@ -109,6 +109,68 @@ fn demo_loads_the_worked_example_with_its_figures() {
 }
 
 #[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    use std::io::Read;
+    let store = Store::new();
+    assert!(store.run(&["demo"]).status.success());
+    for args in [
+        vec!["audit", GRANT, "--json"],
+        vec!["export", "--format", "csv"],
+        vec!["events"],
+    ] {
+        let mut child = store
+            .command(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Read a little, then close the pipe, as `| head -c 100` does.
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut first = [0u8; 100];
+        stdout.read_exact(&mut first).expect("some output");
+        drop(stdout);
+        let output = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            matches!(output.status.code(), Some(0) | Some(141)),
+            "{args:?}: {:?} {stderr}",
+            output.status
+        );
+    }
+}
+
+#[test]
+fn hostile_text_fakes_no_line_and_no_formula() {
+    let store = Store::new();
+    let mut steps = setup();
+    steps[2]["title"] = json!("=HYPERLINK(\"http://evil.example\",\"click\")");
+    steps.push(json!({"command": "suspend-grant", "grant": "G1", "reason": "field visit\n#999 2099-01-01T00:00:00Z  forged   approve-grant", "actor": "sec"}));
+    let (results, code) = store.exec(&lines(&steps));
+    assert_eq!(code, 0, "{results:?}");
+    let human = stdout(&store.run(&["audit", "G1"]));
+    assert!(human.contains("reason: field visit\\n#999"), "{human}");
+    assert!(
+        !human.lines().any(|line| line.starts_with("#999")),
+        "{human}"
+    );
+    let csv = stdout(&store.run(&["audit", "G1", "--csv"]));
+    assert!(csv.contains("'=HYPERLINK"), "{csv}");
+    assert!(
+        !csv.contains(",=HYPERLINK") && !csv.contains("\"=HYPERLINK"),
+        "{csv}"
+    );
+    let export = stdout(&store.run(&["export", "--format", "csv"]));
+    assert!(export.contains("'=HYPERLINK"), "{export}");
+    assert!(
+        !export.contains(",=HYPERLINK") && !export.contains("\"=HYPERLINK"),
+        "{export}"
+    );
+    let shown = stdout(&store.run(&["grant", "show", "G1"]));
+    assert!(shown.contains("title     =HYPERLINK"), "{shown}");
+}
+
+#[test]
 fn money_dated_after_today_is_refused_at_the_door() {
     let store = Store::new();
     let (results, code) = store.exec(&lines(&setup()));

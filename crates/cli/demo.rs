@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::open::{open_engine, Access};
 use crate::outcome::Outcome;
 use crate::render;
+use crate::stdout::outln;
 
 /// The fund and grant of the example.
 pub const FUND: &str = "UNTFHS";
@@ -254,10 +255,10 @@ pub async fn run(data: &Path, json: bool) -> anyhow::Result<Outcome> {
     let all_ok = result?;
     if !json {
         if let Some(view) = model.world.grant_view(GRANT) {
-            println!("\n{}", render::grant(&view, &model.world));
+            outln!("\n{}", render::grant(&view, &model.world))?;
         }
         if let Some(view) = model.world.fund_view(FUND) {
-            println!("{}", render::fund(&view));
+            outln!("{}", render::fund(&view))?;
         }
     }
     Ok(if all_ok {
@@ -280,13 +281,13 @@ async fn load(engine: &Engine, json: bool) -> anyhow::Result<bool> {
             && outcome.code() == Some(EXPECTED_REFUSAL.1);
         all_ok &= outcome.is_ok() || expected;
         if json {
-            println!("{}", outcome.to_json());
+            outln!("{}", outcome.to_json())?;
         } else {
-            println!(
+            outln!(
                 "{:>2}. {actor:<20} {what}\n    {}",
                 index + 1,
                 render::outcome(&outcome)
-            );
+            )?;
         }
     }
     Ok(all_ok)

@@ -9,6 +9,7 @@ mod exec;
 mod open;
 mod outcome;
 mod render;
+mod stdout;
 mod verbs;
 
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
+        // The reader of standard output went away (`... | head`): nothing to say to anyone.
+        Err(error) if stdout::is_closed_pipe(&error) => ExitCode::from(141),
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(2)

@@ -44,6 +44,20 @@ pub fn as_of_suffix(as_of: &AsOf) -> String {
     }
 }
 
+/// Free text on one line of a table: a line break or tab a field may hold is shown as `\n`
+/// or `\t` (and a backslash as `\\`), so that no text can fake lines of the output.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['\n', '\r', '\t', '\\']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.replace('\\', "\\\\")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r")
+            .replace('\t', "\\t"),
+    )
+}
+
 /// An amount with thousands separators: "3209232.40" becomes "3,209,232.40".
 pub fn human(amount: &str) -> String {
     let (sign, digits) = match amount.strip_prefix('-') {
@@ -71,7 +85,7 @@ pub fn human(amount: &str) -> String {
 pub fn grant(view: &GrantView, world: &World) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "grant     {}  ({})", view.grant, view.status);
-    let _ = writeln!(out, "title     {}", view.title);
+    let _ = writeln!(out, "title     {}", one_line(&view.title));
     let _ = writeln!(out, "fund      {}  currency {}", view.fund, view.currency);
     if let Some(details) = world.grant_details(&view.grant) {
         out.push_str(&grant_details(&details));
@@ -209,7 +223,7 @@ fn documents(documents: &[grantflow_domain::DocumentView]) -> String {
             document.document,
             document.category,
             document.issued_on.as_deref().unwrap_or(""),
-            document.title
+            one_line(&document.title)
         );
         let _ = writeln!(out, "{:<32}sha256 {}", "", document.sha256);
         if let Some(url) = &document.url {
@@ -245,7 +259,7 @@ fn grant_details(details: &GrantDetails) -> String {
         let _ = writeln!(out, "closed    on {closed_on}");
     }
     for (index, activity) in details.activities.iter().enumerate() {
-        let _ = writeln!(out, "activity  {}. {activity}", index + 1);
+        let _ = writeln!(out, "activity  {}. {}", index + 1, one_line(activity));
     }
     out
 }
@@ -303,7 +317,7 @@ pub fn grant_list(views: &[GrantView]) -> String {
 /// A fund's figures.
 pub fn fund(view: &FundView) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "fund      {}  ({})", view.fund, view.name);
+    let _ = writeln!(out, "fund      {}  ({})", view.fund, one_line(&view.name));
     let _ = writeln!(out, "currency  {}  grants {}", view.currency, view.grants);
     let rows = [
         ("received", &view.received),
@@ -373,7 +387,7 @@ pub fn audit(subject: &Subject, entries: &[AuditEntry]) -> String {
             entry.position, entry.recorded_at, entry.actor, entry.command, entry.event_type
         );
         if let Some(reason) = entry.payload.get("reason").and_then(|r| r.as_str()) {
-            let _ = writeln!(out, "        reason: {reason}");
+            let _ = writeln!(out, "        reason: {}", one_line(reason));
         }
         let width = entry
             .changes
@@ -386,7 +400,9 @@ pub fn audit(subject: &Subject, entries: &[AuditEntry]) -> String {
             let _ = writeln!(
                 out,
                 "        {:<width$} {:>18} -> {}",
-                change.field, change.before, change.after
+                change.field,
+                one_line(&change.before),
+                one_line(&change.after)
             );
         }
     }
@@ -428,8 +444,10 @@ pub fn audit_csv(entries: &[AuditEntry]) -> String {
     out
 }
 
-/// Quotes a CSV field when it needs it (RFC 4180).
+/// A CSV field as a spreadsheet may safely open it (a formula-like cell read as text), quoted
+/// when it needs it (RFC 4180).
 pub fn csv_field(field: &str) -> String {
+    let field = grantflow_export::spreadsheet_safe(field);
     if field.contains([',', '"', '\r', '\n']) {
         format!("\"{}\"", field.replace('"', "\"\""))
     } else {

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::args::{Cli, FundAction, GrantAction, ReportAction, TokenAction, Verb};
 use crate::open::{open_engine, open_store, progress_bar, Access};
 use crate::outcome::Outcome;
+use crate::stdout::{out, outln};
 use crate::{demo, exec, render};
 
 /// `grantflow <command> --flag value ...`
@@ -29,9 +30,9 @@ pub async fn one_command(
     engine.close().await?;
     let outcome = outcome?;
     if json {
-        println!("{}", outcome.to_json());
+        outln!("{}", outcome.to_json())?;
     } else {
-        println!("{}", render::outcome(&outcome));
+        outln!("{}", render::outcome(&outcome))?;
     }
     Ok(if outcome.is_ok() {
         Outcome::Success
@@ -63,7 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Verb::Checkpoint => {
             let store = open_store(data, Access::ReadOnly).await?;
             let checkpoint = Checkpoint::of(store.as_ref()).await?;
-            println!("{}", serde_json::to_string(&checkpoint)?);
+            outln!("{}", serde_json::to_string(&checkpoint)?)?;
             Ok(Outcome::Success)
         }
         Verb::Replay { json } => replay(data, json).await,
@@ -106,9 +107,9 @@ async fn grant(data: &Path, action: GrantAction) -> anyhow::Result<Outcome> {
                 return Ok(Outcome::Failed);
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
+                outln!("{}", serde_json::to_string_pretty(&view)?)?;
             } else {
-                print!("{}", render::grant(&view, &model.world));
+                out!("{}", render::grant(&view, &model.world))?;
             }
         }
         GrantAction::List { fund, status, json } => {
@@ -130,9 +131,9 @@ async fn grant(data: &Path, action: GrantAction) -> anyhow::Result<Outcome> {
                 .filter(|view| status.as_ref().is_none_or(|status| &view.status == status))
                 .collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&views)?);
+                outln!("{}", serde_json::to_string_pretty(&views)?)?;
             } else {
-                print!("{}", render::grant_list(&views));
+                out!("{}", render::grant_list(&views))?;
             }
         }
     }
@@ -154,9 +155,9 @@ async fn fund(data: &Path, action: FundAction) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Failed);
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        outln!("{}", serde_json::to_string_pretty(&view)?)?;
     } else {
-        print!("{}", render::fund(&view));
+        out!("{}", render::fund(&view))?;
     }
     Ok(Outcome::Success)
 }
@@ -195,9 +196,9 @@ async fn report(data: &Path, action: ReportAction) -> anyhow::Result<Outcome> {
         .world
         .report_rows(fund.as_deref(), grant.as_deref(), overdue_on);
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
     } else {
-        print!("{}", render::report_list(&rows, overdue_on));
+        out!("{}", render::report_list(&rows, overdue_on))?;
     }
     Ok(Outcome::Success)
 }
@@ -213,11 +214,11 @@ async fn audit_trail(data: &Path, id: &str, json: bool, csv: bool) -> anyhow::Re
     };
     let entries = query::audit_trail(&engine, &subject).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        outln!("{}", serde_json::to_string_pretty(&entries)?)?;
     } else if csv {
-        print!("{}", render::audit_csv(&entries));
+        out!("{}", render::audit_csv(&entries))?;
     } else {
-        print!("{}", render::audit(&subject, &entries));
+        out!("{}", render::audit(&subject, &entries))?;
     }
     Ok(Outcome::Success)
 }
@@ -310,9 +311,9 @@ async fn verify(
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", render::verify(&report, export.is_some()));
+        out!("{}", render::verify(&report, export.is_some()))?;
     }
     Ok(if report.ok() {
         Outcome::Success
@@ -338,9 +339,9 @@ fn refused_store(error: anyhow::Error, json: bool) -> anyhow::Result<Outcome> {
             "ok": false,
             "failure": {"position": position, "detail": detail},
         });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        println!("FAILED at position {position}: {detail}\nthe store refuses to open: {error:#}");
+        outln!("FAILED at position {position}: {detail}\nthe store refuses to open: {error:#}")?;
     }
     Ok(Outcome::Failed)
 }
@@ -371,12 +372,14 @@ async fn replay(data: &Path, json: bool) -> anyhow::Result<Outcome> {
     bar.finish_and_clear();
     store.close().await?;
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?)?;
     } else {
-        println!(
+        outln!(
             "replayed {} events in {:.3} s ({:.0} events/s); projections rebuilt from the log",
-            report.events, report.seconds, report.events_per_second
-        );
+            report.events,
+            report.seconds,
+            report.events_per_second
+        )?;
     }
     Ok(Outcome::Success)
 }
@@ -501,10 +504,11 @@ async fn import(data: &Path, file: &Path) -> anyhow::Result<Outcome> {
     match result {
         Ok(events) => {
             let checkpoint = Checkpoint::of(store.as_ref()).await?;
-            println!(
+            outln!(
                 "imported {events} events; head position {} hash {}",
-                checkpoint.position, checkpoint.hash
-            );
+                checkpoint.position,
+                checkpoint.hash
+            )?;
             Ok(Outcome::Success)
         }
         Err(error) => {
@@ -555,38 +559,41 @@ fn token(data: &Path, actor: Option<String>, action: TokenAction) -> anyhow::Res
             })?;
             let (info, token) = Tokens::add(data, &actor, &roles)?;
             let roles: Vec<&str> = info.roles.iter().map(|role| role.as_str()).collect();
-            println!(
+            outln!(
                 "token {} for actor {} with roles {} (shown once; keep it secret):",
                 info.id,
                 info.actor,
                 roles.join(",")
-            );
-            println!("{token}");
+            )?;
+            outln!("{token}")?;
         }
         TokenAction::List { json } => {
             let tokens = Tokens::list(data)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&tokens)?);
+                outln!("{}", serde_json::to_string_pretty(&tokens)?)?;
             } else {
-                println!(
+                outln!(
                     "{:<10}{:<24}{:<32}{:<30}state",
-                    "id", "actor", "roles", "created_at"
-                );
+                    "id",
+                    "actor",
+                    "roles",
+                    "created_at"
+                )?;
                 for info in &tokens {
                     let roles: Vec<&str> = info.roles.iter().map(|role| role.as_str()).collect();
-                    println!(
+                    outln!(
                         "{:<10}{:<24}{:<32}{:<30}{}",
                         info.id,
                         info.actor,
                         roles.join(","),
                         info.created_at,
                         if info.revoked { "revoked" } else { "live" }
-                    );
+                    )?;
                 }
             }
         }
         TokenAction::Revoke { id } => match Tokens::revoke(data, &id) {
-            Ok(info) => println!("revoked token {} of {}", info.id, info.actor),
+            Ok(info) => outln!("revoked token {} of {}", info.id, info.actor)?,
             Err(error) => {
                 eprintln!("{error}");
                 return Ok(Outcome::Failed);

@@ -275,14 +275,12 @@ fn actor(map: &Map<String, Value>) -> Result<Option<String>, DomainError> {
         return Ok(None);
     };
     let ok = value.as_str().filter(|actor| {
-        !actor.trim().is_empty()
-            && actor.chars().count() <= ACTOR_CHARS_MAX
-            && !actor.chars().any(char::is_control)
+        crate::actor::is_valid_actor(actor) && actor.chars().count() <= ACTOR_CHARS_MAX
     });
     match ok {
-        Some(actor) => Ok(Some(actor.to_string())),
+        Some(actor) => Ok(Some(crate::actor::normalise_actor(actor))),
         None => Err(DomainError::malformed(format!(
-            "field `actor` must be a non-empty string of at most {ACTOR_CHARS_MAX} characters without control characters"
+            "field `actor` must be a non-empty string of at most {ACTOR_CHARS_MAX} characters without control or invisible characters (such as a zero-width space)"
         ))),
     }
 }

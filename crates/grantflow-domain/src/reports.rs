@@ -70,7 +70,7 @@ pub(crate) fn decide_report(ctx: &GrantCtx, command: &Command) -> Decision {
             let state = known_report(ctx, report)?;
             check_status(ctx, state, "accept-report", &[ReportStatus::Submitted])?;
             let submitter = state.submitted_by.as_deref().unwrap_or_default();
-            if submitter == ctx.actor {
+            if crate::actor::same_actor(submitter, ctx.actor) {
                 return Err(DomainError::new(
                     ErrorCode::FourEyesViolation,
                     format!(

@@ -68,7 +68,7 @@ impl GrantCtx<'_> {
 
     /// Four eyes: whoever proposed the grant does not approve or revise it.
     pub(crate) fn check_four_eyes(&self, command: &str) -> Result<(), DomainError> {
-        if self.actor != self.grant.submitted_by {
+        if !crate::actor::same_actor(self.actor, &self.grant.submitted_by) {
             return Ok(());
         }
         Err(DomainError::new(

@@ -721,3 +721,17 @@ fn messages_name_the_problem() {
         "{message}"
     );
 }
+
+#[test]
+fn four_eyes_sees_one_person_behind_case_and_invisible_characters() {
+    let proposed = vec![fund(), contribute("1000.00"), propose("G", "600.00")];
+    for same in ["SEC", " Sec ", "sec"] {
+        let by = with(approve("G"), "actor", json!(same));
+        check(&proposed, by, "four_eyes_violation");
+    }
+    let hidden = with(approve("G"), "actor", json!("sec\u{200B}"));
+    let message = check(&proposed, hidden, "malformed_command");
+    assert!(message.contains("invisible"), "{message}");
+    let other = with(approve("G"), "actor", json!("Seçil"));
+    check(&proposed, other, "grant.approved fund.grant_committed");
+}

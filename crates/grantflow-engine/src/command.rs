@@ -175,6 +175,7 @@ pub(crate) fn prepare(submission: Submission) -> Result<Prepared, CommandOutcome
     let mut request = parse_command_on(&submission.body, today)
         .map_err(|error| CommandOutcome::rejected(Some(reply_id.clone()), error))?;
     let actor = resolve_actor(&request, submission.actor)
+        .map(|actor| grantflow_domain::actor::normalise_actor(&actor))
         .map_err(|error| CommandOutcome::rejected(Some(reply_id.clone()), error))?;
     request.actor = Some(actor.clone());
     let (command_id, client_id) = match request.command_id.clone() {

@@ -98,7 +98,11 @@ pub async fn write_events_csv(
     let mut rows = 0u64;
     fold_log(store, &AsOf::Head, |envelope, event, world| {
         writer
-            .write_record(row(envelope, event, world))
+            .write_record(
+                row(envelope, event, world)
+                    .iter()
+                    .map(|cell| spreadsheet_safe(cell).into_owned()),
+            )
             .map_err(csv_error)?;
         rows += 1;
         Ok(())
@@ -481,4 +485,47 @@ fn row(envelope: &Envelope, event: &Event, world: &World) -> Vec<String> {
     row.extend(part_two_figures);
     debug_assert_eq!(row.len(), CSV_COLUMNS.len());
     row
+}
+
+/// A CSV cell as a spreadsheet may safely open it (OWASP's rule against formula injection): a
+/// cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`,
+/// so that it is read as text, unless it is a plain number (a negative amount such as
+/// `-300.00` stays a number).
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if !risky || is_plain_number(cell) {
+        return std::borrow::Cow::Borrowed(cell);
+    }
+    std::borrow::Cow::Owned(format!("'{cell}"))
+}
+
+/// `-?digits(.digits)?`
+fn is_plain_number(cell: &str) -> bool {
+    let digits = cell.strip_prefix('-').unwrap_or(cell);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+    !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod spreadsheet_tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn formulas_are_neutralised_and_numbers_kept() {
+        for (cell, safe) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+1+1", "'+1+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("-300.00", "-300.00"),
+            ("-5", "-5"),
+            ("plain text", "plain text"),
+            ("", ""),
+        ] {
+            assert_eq!(spreadsheet_safe(cell), safe, "{cell:?}");
+        }
+    }
 }

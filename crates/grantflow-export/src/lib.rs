@@ -29,7 +29,7 @@ mod xml;
 
 pub use fold::ExportError;
 
-pub use events_csv::{write_events_csv, CSV_COLUMNS};
+pub use events_csv::{spreadsheet_safe, write_events_csv, CSV_COLUMNS};
 pub use iati::{write_iati, ExportSummary, IatiOptions, IATI_VERSION, REPORTING_ORG_TYPE};
 pub use organisation::{write_iati_organisation, OrganisationSummary};
 pub use publisher::REPORTING_ORG_CHARS_MAX;
