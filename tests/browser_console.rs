@@ -5,7 +5,9 @@
 //!   refused in place (four eyes); an approver, in a second browser, approves it;
 //! - a finance user records a disbursement beyond the allocation and sees the refusal with
 //!   its figures and the typed values kept, then a valid one, and the agency's bar moves;
-//! - an auditor's open page updates by itself when a command arrives through the API;
+//! - an auditor's open page updates by itself when a command arrives through the API, and
+//!   goes on doing so after the server restarts (same port, same data directory: the page's
+//!   session and live stream survive);
 //! - the auditor sees no action form, and a forged POST from their browser is refused and
 //!   appends nothing;
 //! - the portfolio and the grant page fit a laptop and a 390 px phone, and their screenshots
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use util::{add_token, http_json, lines, Server, Store};
+use util::{add_token, http_json, lines, spawn_serve, Server, Store};
 
 /// How long the browser gets for each step.
 const WAIT: Duration = Duration::from_secs(30);
@@ -331,6 +333,38 @@ fn head(addr: SocketAddr, auditor: &str) -> u64 {
     checkpoint["position"].as_u64().expect("a position")
 }
 
+/// Waits until the page's script says whether it follows the live stream.
+async fn wait_live(person: &Person, connected: bool) {
+    let started = Instant::now();
+    let expected = if connected { "true" } else { "false" };
+    while person
+        .script("return document.body.dataset.liveConnected;")
+        .await
+        != json!(expected)
+    {
+        assert!(
+            started.elapsed() < WAIT,
+            "the page's live stream never turned {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stops the server (SIGTERM) and starts a new one on the same address and data directory,
+/// once `watcher`'s page has seen its live stream drop; returns when the page follows the
+/// new server's stream.
+async fn restart(server: Server, store: &Store, watcher: &Person) -> Server {
+    let addr = server.addr;
+    let status = server.terminate(WAIT);
+    assert!(status.is_some_and(|status| status.success()), "{status:?}");
+    wait_live(watcher, false).await;
+    let (child, again) = spawn_serve(store, &["serve", "--addr", &addr.to_string()]);
+    assert_eq!(again, addr);
+    wait_live(watcher, true).await;
+    watcher.wait_text("#live-status", "Following the log again").await;
+    Server { child, addr }
+}
+
 fn setup() -> Store {
     let store = Store::new();
     let commands = [
@@ -493,6 +527,36 @@ async fn the_console_in_a_real_browser() {
             .await,
         "112",
         "150,000 of 400,000: 112.5 units, drawn as 112"
+    );
+
+    // The server restarts on the same port and data directory: the open page reconnects to
+    // the live stream with its session, and follows a command sent to the new process.
+    let server = restart(server, &store, &auditor).await;
+    let (status, result) = http_json(
+        addr,
+        "POST",
+        "/v1/commands",
+        Some(&fred),
+        Some(
+            &json!({"command": "record-disbursement", "grant": "MEX-1", "agency": "UNDP",
+                     "amount": "25000.00", "paid_on": "2012-11-02"}),
+        ),
+    )
+    .expect("a command over the API");
+    assert_eq!(status, 200, "{result}");
+    let position = result["events"][0]["position"].as_u64().expect("a position");
+    auditor
+        .wait_text("#figures [data-figure=disbursed]", "USD 325,000.00")
+        .await;
+    auditor
+        .wait_text("#live-status", &format!("at log position {position}"))
+        .await;
+    assert_eq!(
+        auditor
+            .script("return document.querySelectorAll('form.signout').length;")
+            .await,
+        json!(1),
+        "still signed in"
     );
 
     // A forged POST from the auditor's browser: no CSRF token, then the auditor's own token

@@ -8,7 +8,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use common::{harness, Harness, APPROVER, SECRETARIAT};
-use grantflow_server::{Tokens, CONTENT_SECURITY_POLICY, SESSION_COOKIE};
+use grantflow_server::{AppState, Tokens, CONTENT_SECURITY_POLICY, SESSIONS_FILE_NAME, SESSION_COOKIE};
 use serde_json::json;
 
 /// One console answer.
@@ -50,7 +50,12 @@ impl Page {
 }
 
 async fn send(h: &Harness, request: Request<Body>) -> Page {
-    let response = tower::ServiceExt::oneshot(grantflow_server::app(h.state.clone()), request)
+    send_to(&h.state, request).await
+}
+
+/// A request to the router of `state` (another server on the same data directory).
+async fn send_to(state: &AppState, request: Request<Body>) -> Page {
+    let response = tower::ServiceExt::oneshot(grantflow_server::app(state.clone()), request)
         .await
         .unwrap();
     let status = response.status();
@@ -182,6 +187,138 @@ async fn a_revoked_token_ends_its_sessions_at_the_next_request() {
     assert_eq!(h.state.session_count(), 0, "the session was ended");
     let again = post(&h, "/signin", None, &[("token", &token)]).await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+}
+
+/// A form post to the router of `state`.
+async fn post_to(state: &AppState, path: &str, cookie: &str, pairs: &[(&str, &str)]) -> Page {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let request = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie)
+        .body(Body::from(body))
+        .unwrap();
+    send_to(state, request).await
+}
+
+async fn get_from(state: &AppState, path: &str, cookie: &str) -> Page {
+    let request = Request::get(path)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .unwrap();
+    send_to(state, request).await
+}
+
+#[tokio::test]
+async fn sessions_outlive_the_server_and_the_file_holds_only_hashes() {
+    let h = harness().await;
+    h.seed().await;
+    let finance = sign_in(&h, "finance").await;
+    let auditor = sign_in(&h, "auditor").await;
+    let csrf = get(&h, "/grants/G", Some(&finance)).await.csrf();
+    let path = h.dir.path().join(SESSIONS_FILE_NAME);
+    let mode = std::fs::metadata(&path).unwrap().permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cookie_value = |cookie: &str| cookie.split_once('=').unwrap().1.to_string();
+    for secret in [
+        cookie_value(&finance),
+        cookie_value(&auditor),
+        csrf.clone(),
+        h.token("finance").to_string(),
+        h.token("auditor").to_string(),
+    ] {
+        assert!(!text.contains(&secret), "{secret} in {text}");
+    }
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(file["sessions"].as_array().unwrap().len(), 2, "{text}");
+
+    // A new server on the same directory: both sessions go on, with the same CSRF token.
+    let restarted = AppState::new(h.engine.clone(), h.dir.path());
+    assert_eq!(restarted.session_count(), 2);
+    let page = get_from(&restarted, "/grants/G", &finance).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.csrf(), csrf);
+    let before = head(&h).await;
+    let page = post_to(
+        &restarted,
+        "/funds/F",
+        &finance,
+        &[
+            ("csrf", &csrf),
+            ("command", "record-contribution"),
+            ("fund", "F"),
+            ("donor", "D"),
+            ("amount", "1.00"),
+            ("received_on", "2012-09-03"),
+        ],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(head(&h).await, before + 1);
+    let request = Request::get("/live")
+        .header(header::COOKIE, &auditor)
+        .body(Body::empty())
+        .unwrap();
+    let live = tower::ServiceExt::oneshot(grantflow_server::app(restarted.clone()), request)
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK, "the live stream reconnects");
+
+    // Signing out on the new server ends the session on disk too.
+    let auditor_csrf = get_from(&restarted, "/", &auditor).await.csrf();
+    let out = post_to(&restarted, "/signout", &auditor, &[("csrf", &auditor_csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let again = AppState::new(h.engine.clone(), h.dir.path());
+    assert_eq!(again.session_count(), 1);
+    assert_eq!(
+        get_from(&again, "/", &auditor).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(get_from(&again, "/", &finance).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn expired_sessions_are_not_read_back_and_leave_the_file() {
+    let h = harness().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = grantflow_server::tokens::token_hash(h.token("auditor"));
+    let hash = grantflow_server::tokens::token_hash;
+    let file = json!({"format": 1, "sessions": [
+        {"id_sha256": hash("expired"), "token_sha256": token, "expires_at": now - 1},
+        {"id_sha256": hash("alive"), "token_sha256": token, "expires_at": now + 3600},
+    ]});
+    std::fs::write(h.dir.path().join(SESSIONS_FILE_NAME), file.to_string()).unwrap();
+    let state = AppState::new(h.engine.clone(), h.dir.path());
+    assert_eq!(state.session_count(), 1);
+    let expired = format!("{SESSION_COOKIE}=expired");
+    let alive = format!("{SESSION_COOKIE}=alive");
+    assert_eq!(
+        get_from(&state, "/", &expired).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(get_from(&state, "/", &alive).await.status, StatusCode::OK);
+    // The next write (a sign-in) leaves the expired session out.
+    let request = Request::post("/signin")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("token={}", h.token("finance"))))
+        .unwrap();
+    assert_eq!(send_to(&state, request).await.status, StatusCode::SEE_OTHER);
+    let text = std::fs::read_to_string(h.dir.path().join(SESSIONS_FILE_NAME)).unwrap();
+    assert!(!text.contains(&hash("expired")), "{text}");
+    assert!(text.contains(&hash("alive")), "{text}");
+    // An unreadable file signs everyone out and the server still starts.
+    std::fs::write(h.dir.path().join(SESSIONS_FILE_NAME), "{not json").unwrap();
+    let state = AppState::new(h.engine.clone(), h.dir.path());
+    assert_eq!(state.session_count(), 0);
+    assert_eq!(
+        get_from(&state, "/", &alive).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
