@@ -537,6 +537,17 @@ async fn a_refusal_is_shown_in_its_form_with_what_was_typed() {
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert_eq!(page.location(), "/grants/G");
     assert_eq!(head(&h).await, before + 1);
+    // A live page's own refresh (its script, racing the redirect) leaves the notice alone.
+    let refresh = Request::get("/grants/G")
+        .header(header::COOKIE, &cookie)
+        .header("grantflow-refresh", "1")
+        .body(Body::empty())
+        .unwrap();
+    let page = send(&h, refresh).await;
+    assert!(page
+        .body
+        .contains(r#"<dd data-figure="disbursed">USD 250.00</dd>"#));
+    assert!(!page.body.contains("Record a disbursement: done"));
     let page = get(&h, "/grants/G", Some(&cookie)).await;
     assert!(page
         .body

@@ -310,7 +310,14 @@ pub(crate) struct Viewer {
     session_id: String,
     /// The session's CSRF token, carried by every form.
     pub csrf: String,
+    /// Whether the request is a live page's refresh ([`REFRESH_HEADER`]), which leaves the
+    /// session's notice for the page the user goes to.
+    refresh: bool,
 }
+
+/// The header of a live page's own refresh (`console.js`): such a request never takes the
+/// one-time notice, which belongs to the page a submitted form leads to.
+pub(crate) const REFRESH_HEADER: &str = "grantflow-refresh";
 
 impl Viewer {
     /// The signed-in user of a request, or `None`: no cookie, an unknown or expired session,
@@ -330,6 +337,7 @@ impl Viewer {
             },
             session_id,
             csrf,
+            refresh: headers.contains_key(REFRESH_HEADER),
         })
     }
 
@@ -344,8 +352,12 @@ impl Viewer {
         state.sessions().set_notice(&self.session_id, notice);
     }
 
-    /// The one-time message left by the previous request, if any.
+    /// The one-time message left by the previous request, if any (none for a live page's
+    /// refresh, which leaves it for the next page).
     pub(crate) fn take_notice(&self, state: &AppState) -> Option<String> {
+        if self.refresh {
+            return None;
+        }
         state.sessions().take_notice(&self.session_id)
     }
 
