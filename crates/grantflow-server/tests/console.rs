@@ -788,6 +788,74 @@ async fn the_grant_as_of_an_earlier_position_shows_then_and_offers_no_form() {
 }
 
 #[tokio::test]
+async fn overdue_marks_follow_the_moment_shown() {
+    // A log recorded on 2013-01-15 (re-dated, re-hashed and imported into a new store):
+    // report R1 of grant G due on 2013-01-31.
+    let source = harness().await;
+    source.seed().await;
+    source
+        .ok(
+            "secretariat",
+            json!({"command": "schedule-report", "grant": "G", "report": "R1", "kind": "progress",
+                   "period_end": "2012-12-31", "due_on": "2013-01-31"}),
+        )
+        .await;
+    let mut events = source.engine.store().read(1, 100).await.unwrap();
+    let mut prev = grantflow_store::ZERO_HASH;
+    for (index, event) in events.iter_mut().enumerate() {
+        event.recorded_at = format!("2013-01-15T10:00:{index:02}.000000Z");
+        event.prev_hash = prev;
+        event.hash = event.compute_hash();
+        prev = event.hash;
+    }
+    let last = events.last().unwrap().position;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = grantflow_store_sled::SledStore::open(dir.path()).unwrap();
+        grantflow_store::EventStore::import(&store, events).await.unwrap();
+    }
+    let tokens = common::issue_tokens(dir.path());
+    let engine = common::open_engine(dir.path()).await;
+    let state = AppState::new(engine.clone(), dir.path());
+    let h = Harness {
+        dir,
+        engine,
+        state,
+        tokens,
+    };
+    let cookie = sign_in(&h, "auditor").await;
+    let overdue_row = r#"<tr class="overdue">"#;
+
+    // Today R1 is overdue; as of its last event (recorded 2013-01-15) it was not yet.
+    let page = get(&h, "/grants/G", Some(&cookie)).await;
+    assert!(page.body.contains(overdue_row), "{}", page.body);
+    let page = get(&h, &format!("/grants/G?at={last}"), Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"data-figure="overdue-on">2013-01-15</time>"#),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(overdue_row), "{}", page.body);
+    assert!(!page.body.contains("overdue-mark"));
+    // As of a time: the day asked for (UTC).
+    let page = get(&h, "/grants/G?as_of=2013-01-31T23:00:00-02:00", Some(&cookie)).await;
+    assert!(
+        page.body
+            .contains(r#"data-figure="overdue-on">2013-02-01</time>"#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(overdue_row), "{}", page.body);
+    let page = get(&h, "/grants/G?as_of=2013-01-20T00:00:00Z", Some(&cookie)).await;
+    assert!(page
+        .body
+        .contains(r#"data-figure="overdue-on">2013-01-20</time>"#));
+    assert!(!page.body.contains(overdue_row), "{}", page.body);
+}
+
+#[tokio::test]
 async fn the_auditors_page_verifies_and_downloads() {
     let h = harness().await;
     h.seed().await;
