@@ -580,6 +580,7 @@ async fn four_eyes_shows_the_submitter_and_refuses_them_in_place() {
             ("amount", "300.00"),
             ("regions", "Chiapas, Oaxaca"),
             ("activities", "one\ntwo"),
+            ("sectors", "15190=60\r\n15110=40\r\n"),
         ],
     )
     .await;
@@ -589,7 +590,17 @@ async fn four_eyes_shows_the_submitter_and_refuses_them_in_place() {
         .await
         .1;
     assert_eq!(view["status"], "proposed");
+    assert_eq!(
+        view["sectors"],
+        json!([{"code": "15190", "percentage": "60.00"}, {"code": "15110", "percentage": "40.00"}])
+    );
     let page = get(&h, "/grants/P", Some(&cookie)).await;
+    assert!(
+        page.body
+            .contains(r#"<dd data-figure="sectors">15190 (60.00%), 15110 (40.00%)</dd>"#),
+        "{}",
+        page.body
+    );
     let form = page.form("approve-grant");
     assert!(
         form.contains("Proposal submitted by <strong>sue.both</strong>"),
@@ -896,6 +907,33 @@ async fn the_auditors_page_verifies_and_downloads() {
     assert_eq!(csv.body.lines().count(), 6, "a header and 5 rows");
     let iati = get(&h, "/audit/iati.xml", Some(&cookie)).await;
     assert!(iati.body.contains("<iati-activities"), "{}", iati.body);
+    let page = get(&h, "/audit", Some(&cookie)).await;
+    assert!(page.body.contains(r#"href="/audit/iati-org.xml""#));
+    let org = get(&h, "/audit/iati-org.xml", Some(&cookie)).await;
+    assert_eq!(org.status, StatusCode::OK, "{}", org.body);
+    assert!(org.body.contains("<iati-organisations"), "{}", org.body);
+    assert!(org.body.contains("XM-DAC-41301"), "{}", org.body);
+    let (_, api) = h
+        .call_raw("GET", "/v1/export/iati-org", Some(h.token("auditor")), None)
+        .await;
+    // The same file as the API's (its generated time aside).
+    let strip = |text: &str| {
+        text.split("generated-datetime=\"")
+            .enumerate()
+            .map(|(index, part)| match part.split_once('"') {
+                Some((_, rest)) if index > 0 => rest.to_string(),
+                _ => part.to_string(),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&org.body), strip(&String::from_utf8(api).unwrap()));
+    let fund = get(&h, "/funds/F", Some(&cookie)).await;
+    assert!(
+        fund.body
+            .contains(r#"<dd data-figure="iati_org_ref">XM-DAC-41301</dd>"#),
+        "{}",
+        fund.body
+    );
     // Overdue reports on a chosen date.
     h.ok(
         "secretariat",

@@ -296,6 +296,15 @@ fn figures(data: &GrantData) -> Markup {
                 @if let Some(day) = &details.decided_on { dt { "Approved on" } dd { (day) } }
                 @if let Some(country) = &details.country { dt { "Country" } dd { (country) } }
                 @if !details.regions.is_empty() { dt { "Regions" } dd { (details.regions.join(", ")) } }
+                @if !grant.sectors.is_empty() {
+                    dt { "Sectors (DAC)" }
+                    dd data-figure="sectors" {
+                        @for (index, sector) in grant.sectors.iter().enumerate() {
+                            @if index > 0 { ", " }
+                            (sector.code) " (" (sector.percentage) "%)"
+                        }
+                    }
+                }
                 @if details.starts_on.is_some() || details.ends_on.is_some() {
                     dt { "Period" }
                     dd { (details.starts_on.as_deref().unwrap_or("?")) " to " (details.ends_on.as_deref().unwrap_or("?")) }
