@@ -195,7 +195,11 @@ impl Person {
                         "const e = document.querySelector('{selector}');
                          e.{property} = {};
                          return String(e.{property});",
-                        if tag == "select" { format!("'{value}'") } else { value.to_string() }
+                        if tag == "select" {
+                            format!("'{value}'")
+                        } else {
+                            value.to_string()
+                        }
                     ))
                     .await;
                 assert_eq!(set, json!(value), "{selector}");
@@ -228,8 +232,10 @@ impl Person {
                 "form[data-command=\"{command}\"] button[type=submit]"
             ))
             .await;
-        self.script("document.querySelectorAll('main .notice').forEach((e) => e.remove()); return true;")
-            .await;
+        self.script(
+            "document.querySelectorAll('main .notice').forEach((e) => e.remove()); return true;",
+        )
+        .await;
         self.submit(command).await;
         let done = format!("{title}: done");
         let started = Instant::now();
@@ -411,7 +417,9 @@ async fn restart(server: Server, store: &Store, watcher: &Person) -> Server {
     let (child, again) = spawn_serve(store, &["serve", "--addr", &addr.to_string()]);
     assert_eq!(again, addr);
     wait_live(watcher, true).await;
-    watcher.wait_text("#live-status", "Following the log again").await;
+    watcher
+        .wait_text("#live-status", "Following the log again")
+        .await;
     Server { child, addr }
 }
 
@@ -594,7 +602,9 @@ async fn the_console_in_a_real_browser() {
     )
     .expect("a command over the API");
     assert_eq!(status, 200, "{result}");
-    let position = result["events"][0]["position"].as_u64().expect("a position");
+    let position = result["events"][0]["position"]
+        .as_u64()
+        .expect("a position");
     auditor
         .wait_text("#figures [data-figure=disbursed]", "USD 325,000.00")
         .await;
@@ -668,7 +678,9 @@ fn usd(amount: &str) -> String {
 /// The figures of `selector` (each `[data-figure]` inside it) agree with the API's view.
 async fn figures_match(person: &Person, selector: &str, view: &Value, names: &[&str]) {
     for name in names {
-        let expected = usd(view[name].as_str().unwrap_or_else(|| panic!("{name} in {view}")));
+        let expected = usd(view[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} in {view}")));
         person
             .wait_text(&format!("{selector} [data-figure={name}]"), &expected)
             .await;
@@ -883,7 +895,10 @@ async fn the_worked_example_through_the_forms() {
         .wait_text("#figures [data-figure=amount]", "USD 3,121,707.00")
         .await;
     approver
-        .wait_text("#figures [data-figure=sectors]", "15190 (80.00%), 15110 (20.00%)")
+        .wait_text(
+            "#figures [data-figure=sectors]",
+            "15190 (80.00%), 15110 (20.00%)",
+        )
         .await;
 
     // The annual report: scheduled, submitted, returned, submitted again, accepted.
@@ -1025,14 +1040,23 @@ async fn the_worked_example_through_the_forms() {
         &auditor,
         "#figures",
         &fund,
-        &["received", "committed", "available", "cash", "fees", "pledged"],
+        &[
+            "received",
+            "committed",
+            "available",
+            "cash",
+            "fees",
+            "pledged",
+        ],
     )
     .await;
     // Every step is in the grant's trail, by the person who took it.
     auditor.open(&grant_page).await;
     wait_for(&auditor.client, "#trail li").await;
     let entries = auditor
-        .script("return [...document.querySelectorAll('#trail li .entry')].map((e) => e.textContent);")
+        .script(
+            "return [...document.querySelectorAll('#trail li .entry')].map((e) => e.textContent);",
+        )
         .await;
     let entries: Vec<&str> = entries
         .as_array()

@@ -8,7 +8,9 @@ mod common;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use common::{harness, Harness, APPROVER, SECRETARIAT};
-use grantflow_server::{AppState, Tokens, CONTENT_SECURITY_POLICY, SESSIONS_FILE_NAME, SESSION_COOKIE};
+use grantflow_server::{
+    AppState, Tokens, CONTENT_SECURITY_POLICY, SESSIONS_FILE_NAME, SESSION_COOKIE,
+};
 use serde_json::json;
 
 /// One console answer.
@@ -120,6 +122,8 @@ async fn sign_in_sets_a_strict_http_only_session_cookie_and_sign_out_ends_it() {
         page.headers[header::CONTENT_SECURITY_POLICY],
         CONTENT_SECURITY_POLICY
     );
+    // Under `no-referrer` a browser sends `Origin: null` with the console's own forms.
+    assert_eq!(page.headers[header::REFERRER_POLICY], "same-origin");
     assert!(CONTENT_SECURITY_POLICY.contains("default-src 'self'"));
     assert!(!CONTENT_SECURITY_POLICY.contains("unsafe-inline"));
 
@@ -219,7 +223,10 @@ async fn sessions_outlive_the_server_and_the_file_holds_only_hashes() {
     let csrf = get(&h, "/grants/G", Some(&finance)).await.csrf();
     let path = h.dir.path().join(SESSIONS_FILE_NAME);
     let mode = std::fs::metadata(&path).unwrap().permissions();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
     let text = std::fs::read_to_string(&path).unwrap();
     let cookie_value = |cookie: &str| cookie.split_once('=').unwrap().1.to_string();
     for secret in [
@@ -823,7 +830,9 @@ async fn overdue_marks_follow_the_moment_shown() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = grantflow_store_sled::SledStore::open(dir.path()).unwrap();
-        grantflow_store::EventStore::import(&store, events).await.unwrap();
+        grantflow_store::EventStore::import(&store, events)
+            .await
+            .unwrap();
     }
     let tokens = common::issue_tokens(dir.path());
     let engine = common::open_engine(dir.path()).await;
@@ -851,7 +860,12 @@ async fn overdue_marks_follow_the_moment_shown() {
     assert!(!page.body.contains(overdue_row), "{}", page.body);
     assert!(!page.body.contains("overdue-mark"));
     // As of a time: the day asked for (UTC).
-    let page = get(&h, "/grants/G?as_of=2013-01-31T23:00:00-02:00", Some(&cookie)).await;
+    let page = get(
+        &h,
+        "/grants/G?as_of=2013-01-31T23:00:00-02:00",
+        Some(&cookie),
+    )
+    .await;
     assert!(
         page.body
             .contains(r#"data-figure="overdue-on">2013-02-01</time>"#),

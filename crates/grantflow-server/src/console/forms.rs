@@ -590,7 +590,8 @@ mod tests {
             for field in grantflow_domain::parse::command_fields(command) {
                 // `currency` only repeats the fund's currency (docs/commands.md); the page
                 // fills in the grant or fund of `attach-document`.
-                let page_filled = *command == "attach-document" && matches!(*field, "grant" | "fund");
+                let page_filled =
+                    *command == "attach-document" && matches!(*field, "grant" | "fund");
                 if *field == "currency" || page_filled {
                     continue;
                 }

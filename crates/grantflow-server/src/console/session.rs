@@ -220,9 +220,7 @@ impl Sessions {
 fn read_file(dir: &Path) -> std::io::Result<HashMap<String, Session>> {
     let path = dir.join(SESSIONS_FILE_NAME);
     let bytes = match fs::metadata(&path) {
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(HashMap::default())
-        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::default()),
         Err(error) => return Err(error),
         Ok(meta) if meta.len() > SESSIONS_FILE_BYTES_MAX => {
             return Err(std::io::Error::other(format!(
@@ -232,9 +230,8 @@ fn read_file(dir: &Path) -> std::io::Result<HashMap<String, Session>> {
         }
         Ok(_) => fs::read(&path)?,
     };
-    let file: SessionsFile = serde_json::from_slice(&bytes).map_err(|error| {
-        std::io::Error::other(format!("{}: {error}", path.display()))
-    })?;
+    let file: SessionsFile = serde_json::from_slice(&bytes)
+        .map_err(|error| std::io::Error::other(format!("{}: {error}", path.display())))?;
     if file.format != SESSIONS_FORMAT {
         return Err(std::io::Error::other(format!(
             "{}: format {} (this build reads format {SESSIONS_FORMAT})",
