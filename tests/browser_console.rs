@@ -5,7 +5,9 @@
 //!   refused in place (four eyes); an approver, in a second browser, approves it;
 //! - a finance user records a disbursement beyond the allocation and sees the refusal with
 //!   its figures and the typed values kept, then a valid one, and the agency's bar moves;
-//! - an auditor's open page updates by itself when a command arrives through the API;
+//! - an auditor's open page updates by itself when a command arrives through the API, and
+//!   goes on doing so after the server restarts (same port, same data directory: the page's
+//!   session and live stream survive);
 //! - the auditor sees no action form, and a forged POST from their browser is refused and
 //!   appends nothing;
 //! - the portfolio and the grant page fit a laptop and a 390 px phone, and their screenshots
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use util::{add_token, http_json, lines, Server, Store};
+use util::{add_token, http_json, lines, spawn_serve, Server, Store};
 
 /// How long the browser gets for each step.
 const WAIT: Duration = Duration::from_secs(30);
@@ -183,7 +185,25 @@ impl Person {
                 .await
                 .unwrap_or_else(|_| panic!("no input {selector}"));
             let kind = input.attr("type").await.expect("type").unwrap_or_default();
-            if kind == "hidden" {
+            let tag = input.tag_name().await.expect("tag").to_ascii_lowercase();
+            if tag == "select" || kind == "checkbox" {
+                // Chosen as a person would, by its value (typing into a select depends on
+                // the platform).
+                let property = if tag == "select" { "value" } else { "checked" };
+                let set: Value = self
+                    .script(&format!(
+                        "const e = document.querySelector('{selector}');
+                         e.{property} = {};
+                         return String(e.{property});",
+                        if tag == "select" {
+                            format!("'{value}'")
+                        } else {
+                            value.to_string()
+                        }
+                    ))
+                    .await;
+                assert_eq!(set, json!(value), "{selector}");
+            } else if kind == "hidden" {
                 // The page fills it in (the page's fund or grant).
                 let filled = input
                     .prop("value")
@@ -200,6 +220,44 @@ impl Person {
                 input.clear().await.expect("clear");
                 input.send_keys(value).await.expect("type");
             }
+        }
+    }
+
+    /// Fills a command's form, sends it, and waits for the page that says it was done
+    /// (panics with the refusal shown in the form, if any).
+    async fn act(&self, command: &str, values: &[(&str, &str)]) {
+        self.fill(command, values).await;
+        let title = self
+            .text(&format!(
+                "form[data-command=\"{command}\"] button[type=submit]"
+            ))
+            .await;
+        self.script(
+            "document.querySelectorAll('main .notice').forEach((e) => e.remove()); return true;",
+        )
+        .await;
+        self.submit(command).await;
+        let done = format!("{title}: done");
+        let started = Instant::now();
+        loop {
+            let seen = self
+                .script(&format!(
+                    "const n = document.querySelector('main .notice');
+                     const a = document.querySelector('form[data-command=\"{command}\"] [role=alert]');
+                     return [n ? n.textContent : '', a ? a.textContent : ''];"
+                ))
+                .await;
+            let notice = seen[0].as_str().unwrap_or_default();
+            let refusal = seen[1].as_str().unwrap_or_default();
+            if notice.contains(&done) {
+                return;
+            }
+            assert!(refusal.is_empty(), "{command} refused: {refusal}");
+            if started.elapsed() > WAIT {
+                let page = self.client.source().await.unwrap_or_default();
+                panic!("{command}: no answer, notice {notice:?}, page:\n{page}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -329,6 +387,40 @@ fn head(addr: SocketAddr, auditor: &str) -> u64 {
         http_json(addr, "GET", "/v1/checkpoint", Some(auditor), None).expect("checkpoint");
     assert_eq!(status, 200, "{checkpoint}");
     checkpoint["position"].as_u64().expect("a position")
+}
+
+/// Waits until the page's script says whether it follows the live stream.
+async fn wait_live(person: &Person, connected: bool) {
+    let started = Instant::now();
+    let expected = if connected { "true" } else { "false" };
+    while person
+        .script("return document.body.dataset.liveConnected;")
+        .await
+        != json!(expected)
+    {
+        assert!(
+            started.elapsed() < WAIT,
+            "the page's live stream never turned {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stops the server (SIGTERM) and starts a new one on the same address and data directory,
+/// once `watcher`'s page has seen its live stream drop; returns when the page follows the
+/// new server's stream.
+async fn restart(server: Server, store: &Store, watcher: &Person) -> Server {
+    let addr = server.addr;
+    let status = server.terminate(WAIT);
+    assert!(status.is_some_and(|status| status.success()), "{status:?}");
+    wait_live(watcher, false).await;
+    let (child, again) = spawn_serve(store, &["serve", "--addr", &addr.to_string()]);
+    assert_eq!(again, addr);
+    wait_live(watcher, true).await;
+    watcher
+        .wait_text("#live-status", "Following the log again")
+        .await;
+    Server { child, addr }
 }
 
 fn setup() -> Store {
@@ -495,6 +587,38 @@ async fn the_console_in_a_real_browser() {
         "150,000 of 400,000: 112.5 units, drawn as 112"
     );
 
+    // The server restarts on the same port and data directory: the open page reconnects to
+    // the live stream with its session, and follows a command sent to the new process.
+    let server = restart(server, &store, &auditor).await;
+    let (status, result) = http_json(
+        addr,
+        "POST",
+        "/v1/commands",
+        Some(&fred),
+        Some(
+            &json!({"command": "record-disbursement", "grant": "MEX-1", "agency": "UNDP",
+                     "amount": "25000.00", "paid_on": "2012-11-02"}),
+        ),
+    )
+    .expect("a command over the API");
+    assert_eq!(status, 200, "{result}");
+    let position = result["events"][0]["position"]
+        .as_u64()
+        .expect("a position");
+    auditor
+        .wait_text("#figures [data-figure=disbursed]", "USD 325,000.00")
+        .await;
+    auditor
+        .wait_text("#live-status", &format!("at log position {position}"))
+        .await;
+    assert_eq!(
+        auditor
+            .script("return document.querySelectorAll('form.signout').length;")
+            .await,
+        json!(1),
+        "still signed in"
+    );
+
     // A forged POST from the auditor's browser: no CSRF token, then the auditor's own token
     // for a command the role lacks. Nothing is appended.
     let before = head(addr, &ann);
@@ -533,6 +657,435 @@ async fn the_console_in_a_real_browser() {
         auditor.screenshot(&format!("grant-{name}"), size).await;
     }
     auditor.close().await;
+    drop(driver);
+    let status = server.terminate(WAIT);
+    assert!(status.is_some_and(|status| status.success()), "{status:?}");
+}
+
+/// An amount as the console shows it: `USD 1,234.50`.
+fn usd(amount: &str) -> String {
+    let (units, cents) = amount.split_once('.').unwrap_or((amount, "00"));
+    let mut grouped = String::new();
+    for (index, digit) in units.chars().enumerate() {
+        if index > 0 && (units.len() - index) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    format!("USD {grouped}.{cents}")
+}
+
+/// The figures of `selector` (each `[data-figure]` inside it) agree with the API's view.
+async fn figures_match(person: &Person, selector: &str, view: &Value, names: &[&str]) {
+    for name in names {
+        let expected = usd(view[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} in {view}")));
+        person
+            .wait_text(&format!("{selector} [data-figure={name}]"), &expected)
+            .await;
+    }
+}
+
+/// The worked example of docs/domain.md, every step through the console's forms by the
+/// person whose role it is: the fund registered with its terms and IATI organisation
+/// identifier, Japan's pledge and contribution, the proposal with its sector, the approval
+/// by another person, agencies with budgets, a tranche, a withdrawal, the revision, the
+/// annual report scheduled, submitted, returned, submitted again and accepted, the project
+/// document, the closure; the pages' figures checked by hand and against the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worked_example_through_the_forms() {
+    const GRANT: &str = "MEX-2012-01";
+    let store = Store::new();
+    let finance_token = add_token(&store, "finance.officer", "finance");
+    let secretariat_token = add_token(&store, "secretariat.officer", "secretariat");
+    let approver_token = add_token(&store, "fund.manager", "approver");
+    let auditor_token = add_token(&store, "auditor", "auditor");
+    let server = Server::start(&store, WAIT).expect("grantflow serve starts");
+    let addr = server.addr;
+    let driver = Driver::start();
+    let finance = Person::sign_in(&driver, addr, &finance_token, LAPTOP).await;
+    let secretariat = Person::sign_in(&driver, addr, &secretariat_token, LAPTOP).await;
+    let approver = Person::sign_in(&driver, addr, &approver_token, LAPTOP).await;
+
+    // Finance registers the fund with its terms and takes Japan's pledge and money.
+    finance.open("/").await;
+    finance
+        .act(
+            "register-fund",
+            &[
+                ("fund", "UNTFHS"),
+                ("name", "United Nations Trust Fund for Human Security"),
+                ("currency", "USD"),
+                ("iati_org_ref", "XI-IATI-UNTFHS-DEMO"),
+                ("admin_fee_percent", "1"),
+                ("indirect_max_percent", "7"),
+                ("tranche_threshold_percent", "70"),
+                ("hold_on_overdue_reports", "true"),
+            ],
+        )
+        .await;
+    finance.open("/funds/UNTFHS").await;
+    finance
+        .wait_text("[data-figure=iati_org_ref]", "XI-IATI-UNTFHS-DEMO")
+        .await;
+    finance
+        .act(
+            "record-pledge",
+            &[
+                ("fund", "UNTFHS"),
+                ("pledge", "JP-2012"),
+                ("donor", "JP-GOV"),
+                ("amount", "5000000.00"),
+                ("signed_on", "2012-03-15"),
+                ("due_on", "2012-04-30"),
+            ],
+        )
+        .await;
+    finance
+        .act(
+            "record-contribution",
+            &[
+                ("donor", "JP-GOV"),
+                ("amount", "5000000.00"),
+                ("received_on", "2012-04-02"),
+                ("pledge", "JP-2012"),
+            ],
+        )
+        .await;
+    finance
+        .wait_text("#figures [data-figure=received]", "USD 5,000,000.00")
+        .await;
+    finance
+        .wait_text("#figures [data-figure=fees]", "USD 50,000.00")
+        .await;
+
+    // The secretariat submits the proposal, with its sector; another person approves it.
+    secretariat.open("/funds/UNTFHS").await;
+    secretariat
+        .act(
+            "submit-proposal",
+            &[
+                ("fund", "UNTFHS"),
+                ("grant", GRANT),
+                ("title", "Protection of vulnerable migrants in transit"),
+                ("amount", "3209232.40"),
+                ("country", "MX"),
+                ("regions", "Chiapas, Oaxaca"),
+                ("starts_on", "2013-01-01"),
+                ("ends_on", "2015-09-30"),
+                (
+                    "activities",
+                    "Strengthen institutions that assist migrants\nStrengthen migrant shelters\nPromote peaceful co-existence",
+                ),
+                ("sectors", "15190=100"),
+            ],
+        )
+        .await;
+    let grant_page = format!("/grants/{GRANT}");
+    approver.open(&grant_page).await;
+    assert!(approver
+        .text("form[data-command=approve-grant] .four-eyes")
+        .await
+        .contains("submitted by secretariat.officer"));
+    approver
+        .act(
+            "approve-grant",
+            &[
+                ("grant", GRANT),
+                ("decided_on", "2012-09-27"),
+                ("reported_equivalent.amount", "260000000"),
+                ("reported_equivalent.currency", "JPY"),
+            ],
+        )
+        .await;
+    approver.wait_text(".subtitle .status", "approved").await;
+    approver
+        .wait_text("#figures [data-figure=sectors]", "15190 (100.00%)")
+        .await;
+
+    // Agencies with budgets by category (indirect costs at the 7% cap), one without.
+    secretariat.open(&grant_page).await;
+    secretariat
+        .act(
+            "assign-agency",
+            &[
+                ("agency", "IOM"),
+                ("allocation", "535000.00"),
+                ("lead", "true"),
+                ("budget.staff", "400000.00"),
+                ("budget.travel", "100000.00"),
+                ("budget.indirect", "35000.00"),
+            ],
+        )
+        .await;
+    secretariat
+        .act(
+            "assign-agency",
+            &[
+                ("agency", "UNDP"),
+                ("allocation", "321000.00"),
+                ("budget.staff", "300000.00"),
+                ("budget.indirect", "21000.00"),
+            ],
+        )
+        .await;
+    secretariat
+        .act(
+            "assign-agency",
+            &[("agency", "UNICEF"), ("allocation", "100000.00")],
+        )
+        .await;
+    secretariat
+        .wait_text("article[data-agency=IOM] table.budget", "travel")
+        .await;
+
+    // Finance pays the first tranche to IOM; the bar moves.
+    finance.open(&grant_page).await;
+    finance
+        .act(
+            "record-disbursement",
+            &[
+                ("agency", "IOM"),
+                ("amount", "200000.00"),
+                ("paid_on", "2013-01-15"),
+                ("reference", "TRANCHE-1-IOM"),
+            ],
+        )
+        .await;
+    // 200,000 of 535,000 of the bar's 300 units: 112.1, drawn as 112.
+    assert_eq!(
+        finance
+            .attr("article[data-agency=IOM] rect.disbursed", "width")
+            .await,
+        "112"
+    );
+
+    // UNICEF leaves; the grant is revised (amount, end, sectors).
+    secretariat.open(&grant_page).await;
+    secretariat
+        .act(
+            "withdraw-agency",
+            &[
+                ("agency", "UNICEF"),
+                ("reason", "programme revised to fewer agencies"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        secretariat
+            .script("return document.querySelectorAll('article[data-agency=UNICEF]').length;")
+            .await,
+        json!(0)
+    );
+    approver.open(&grant_page).await;
+    approver
+        .act(
+            "revise-grant",
+            &[
+                ("reason", "budget revised (January 2013 to September 2015)"),
+                ("amount", "3121707.00"),
+                ("ends_on", "2015-09-30"),
+                ("decided_on", "2013-03-01"),
+                ("sectors", "15190=80\n15110=20"),
+            ],
+        )
+        .await;
+    approver
+        .wait_text("#figures [data-figure=amount]", "USD 3,121,707.00")
+        .await;
+    approver
+        .wait_text(
+            "#figures [data-figure=sectors]",
+            "15190 (80.00%), 15110 (20.00%)",
+        )
+        .await;
+
+    // The annual report: scheduled, submitted, returned, submitted again, accepted.
+    secretariat.open(&grant_page).await;
+    secretariat
+        .act(
+            "schedule-report",
+            &[
+                ("report", "PR-2013"),
+                ("kind", "progress"),
+                ("period_end", "2013-12-31"),
+                ("due_on", "2014-03-31"),
+            ],
+        )
+        .await;
+    // Due 2014-03-31 and not submitted: overdue today.
+    assert_eq!(
+        secretariat.text("#reports tr.overdue .overdue-mark").await,
+        "overdue"
+    );
+    let report_sha256 = "c5040747ec8fc81b5ec69729996c49b5f1a57be828073efcde1b2ccf4cee9d09";
+    secretariat
+        .act(
+            "submit-report",
+            &[
+                ("report", "PR-2013"),
+                ("submitted_on", "2014-03-20"),
+                ("document.title", "Annual progress report 2013"),
+                ("document.sha256", report_sha256),
+            ],
+        )
+        .await;
+    approver.open(&grant_page).await;
+    approver
+        .act(
+            "return-report",
+            &[
+                ("report", "PR-2013"),
+                ("returned_on", "2014-03-28"),
+                ("reason", "the results framework is missing"),
+            ],
+        )
+        .await;
+    secretariat.open(&grant_page).await;
+    secretariat
+        .act(
+            "submit-report",
+            &[
+                ("report", "PR-2013"),
+                ("submitted_on", "2014-04-10"),
+                ("document.title", "Annual progress report 2013 (revised)"),
+                ("document.sha256", report_sha256),
+            ],
+        )
+        .await;
+    approver.open(&grant_page).await;
+    approver
+        .act(
+            "accept-report",
+            &[("report", "PR-2013"), ("accepted_on", "2014-04-15")],
+        )
+        .await;
+    approver.wait_text("#reports tbody tr", "accepted").await;
+    assert_eq!(
+        approver
+            .script("return document.querySelectorAll('#reports tr.overdue').length;")
+            .await,
+        json!(0),
+        "an accepted report is not overdue"
+    );
+
+    // The project document, then operational closure.
+    secretariat.open(&grant_page).await;
+    secretariat
+        .act(
+            "attach-document",
+            &[
+                ("document", "PRODOC"),
+                ("title", "Project document"),
+                ("category", "A02"),
+                (
+                    "sha256",
+                    "0fb9c04ca3b9a64b663c8adc8e80954bcfa27c73b1c1e874e0f2623633e3ed8b",
+                ),
+                ("issued_on", "2012-09-27"),
+            ],
+        )
+        .await;
+    secretariat.wait_text("#documents", "PRODOC").await;
+    secretariat
+        .act("close-grant", &[("closed_on", "2015-09-30")])
+        .await;
+    secretariat.wait_text(".subtitle .status", "closed").await;
+
+    // The figures, by hand and as the API gives them.
+    let (status, grant) = http_json(
+        addr,
+        "GET",
+        &format!("/v1/grants/{GRANT}"),
+        Some(&auditor_token),
+        None,
+    )
+    .expect("the grant's figures");
+    assert_eq!(status, 200, "{grant}");
+    assert_eq!(grant["status"], "closed");
+    assert_eq!(grant["requested"], "3209232.40");
+    assert_eq!(grant["amount"], "3121707.00");
+    assert_eq!(grant["allocated"], "856000.00");
+    assert_eq!(grant["disbursed"], "200000.00");
+    assert_eq!(grant["reported_equivalent"]["amount"], "260000000");
+    assert_eq!(grant["reports"][0]["status"], "accepted");
+    assert_eq!(grant["documents"][0]["document"], "PRODOC");
+    let auditor = Person::sign_in(&driver, addr, &auditor_token, LAPTOP).await;
+    auditor.open(&grant_page).await;
+    figures_match(
+        &auditor,
+        "#figures",
+        &grant,
+        &[
+            "requested",
+            "amount",
+            "allocated",
+            "unallocated",
+            "disbursed",
+            "expended",
+            "refunded",
+        ],
+    )
+    .await;
+    auditor.wait_text("#figures", "Reported as").await;
+    let (_, fund) = http_json(addr, "GET", "/v1/funds/UNTFHS", Some(&auditor_token), None)
+        .expect("the fund's figures");
+    assert_eq!(fund["received"], "5000000.00");
+    assert_eq!(fund["fees"], "50000.00");
+    assert_eq!(fund["committed"], "3121707.00");
+    assert_eq!(fund["available"], "1828293.00");
+    auditor.open("/funds/UNTFHS").await;
+    figures_match(
+        &auditor,
+        "#figures",
+        &fund,
+        &[
+            "received",
+            "committed",
+            "available",
+            "cash",
+            "fees",
+            "pledged",
+        ],
+    )
+    .await;
+    // Every step is in the grant's trail, by the person who took it.
+    auditor.open(&grant_page).await;
+    wait_for(&auditor.client, "#trail li").await;
+    let entries = auditor
+        .script(
+            "return [...document.querySelectorAll('#trail li .entry')].map((e) => e.textContent);",
+        )
+        .await;
+    let entries: Vec<&str> = entries
+        .as_array()
+        .expect("the trail's entries")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for (command, actor) in [
+        ("submit-proposal", "secretariat.officer"),
+        ("approve-grant", "fund.manager"),
+        ("assign-agency", "secretariat.officer"),
+        ("record-disbursement", "finance.officer"),
+        ("withdraw-agency", "secretariat.officer"),
+        ("revise-grant", "fund.manager"),
+        ("return-report", "fund.manager"),
+        ("accept-report", "fund.manager"),
+        ("attach-document", "secretariat.officer"),
+        ("close-grant", "secretariat.officer"),
+    ] {
+        assert!(
+            entries
+                .iter()
+                .any(|entry| entry.starts_with(command) && entry.contains(&format!("by {actor}"))),
+            "{command} by {actor} not in the trail: {entries:?}"
+        );
+    }
+    for person in [finance, secretariat, approver, auditor] {
+        person.close().await;
+    }
     drop(driver);
     let status = server.terminate(WAIT);
     assert!(status.is_some_and(|status| status.success()), "{status:?}");

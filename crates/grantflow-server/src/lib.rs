@@ -49,7 +49,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 
 pub use auth::{command_role, Access, ActorSlot, Caller};
-pub use console::session::{SESSIONS_MAX, SESSION_COOKIE};
+pub use console::session::{SESSIONS_FILE_NAME, SESSIONS_MAX, SESSION_COOKIE};
 pub use console::CONTENT_SECURITY_POLICY;
 pub use error::ApiError;
 pub use events::{EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, EVENTS_SCAN_MAX, SSE_RETRY};

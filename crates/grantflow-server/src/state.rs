@@ -65,7 +65,7 @@ struct Shared {
     metrics: Metrics,
     limits: Limits,
     open_streams: AtomicUsize,
-    /// The console's signed-in browsers.
+    /// The console's signed-in browsers (kept in `<data>/sessions.json` too).
     sessions: Sessions,
     /// Turns true when the server shuts down: event streams end.
     closing: watch::Sender<bool>,
@@ -85,13 +85,14 @@ impl AppState {
     ) -> AppState {
         let data_dir = data_dir.into();
         let (closing, _) = watch::channel(false);
+        let sessions = Sessions::load(&data_dir, limits.session_ttl);
         AppState {
             shared: Arc::new(Shared {
                 engine,
                 tokens: TokenCache::new(data_dir.clone()),
                 data_dir,
                 metrics: Metrics::default(),
-                sessions: Sessions::new(limits.session_ttl),
+                sessions,
                 limits,
                 open_streams: AtomicUsize::new(0),
                 closing,

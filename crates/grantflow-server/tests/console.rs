@@ -8,7 +8,9 @@ mod common;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use common::{harness, Harness, APPROVER, SECRETARIAT};
-use grantflow_server::{Tokens, CONTENT_SECURITY_POLICY, SESSION_COOKIE};
+use grantflow_server::{
+    AppState, Tokens, CONTENT_SECURITY_POLICY, SESSIONS_FILE_NAME, SESSION_COOKIE,
+};
 use serde_json::json;
 
 /// One console answer.
@@ -50,7 +52,12 @@ impl Page {
 }
 
 async fn send(h: &Harness, request: Request<Body>) -> Page {
-    let response = tower::ServiceExt::oneshot(grantflow_server::app(h.state.clone()), request)
+    send_to(&h.state, request).await
+}
+
+/// A request to the router of `state` (another server on the same data directory).
+async fn send_to(state: &AppState, request: Request<Body>) -> Page {
+    let response = tower::ServiceExt::oneshot(grantflow_server::app(state.clone()), request)
         .await
         .unwrap();
     let status = response.status();
@@ -115,6 +122,8 @@ async fn sign_in_sets_a_strict_http_only_session_cookie_and_sign_out_ends_it() {
         page.headers[header::CONTENT_SECURITY_POLICY],
         CONTENT_SECURITY_POLICY
     );
+    // Under `no-referrer` a browser sends `Origin: null` with the console's own forms.
+    assert_eq!(page.headers[header::REFERRER_POLICY], "same-origin");
     assert!(CONTENT_SECURITY_POLICY.contains("default-src 'self'"));
     assert!(!CONTENT_SECURITY_POLICY.contains("unsafe-inline"));
 
@@ -182,6 +191,141 @@ async fn a_revoked_token_ends_its_sessions_at_the_next_request() {
     assert_eq!(h.state.session_count(), 0, "the session was ended");
     let again = post(&h, "/signin", None, &[("token", &token)]).await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+}
+
+/// A form post to the router of `state`.
+async fn post_to(state: &AppState, path: &str, cookie: &str, pairs: &[(&str, &str)]) -> Page {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let request = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie)
+        .body(Body::from(body))
+        .unwrap();
+    send_to(state, request).await
+}
+
+async fn get_from(state: &AppState, path: &str, cookie: &str) -> Page {
+    let request = Request::get(path)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .unwrap();
+    send_to(state, request).await
+}
+
+#[tokio::test]
+async fn sessions_outlive_the_server_and_the_file_holds_only_hashes() {
+    let h = harness().await;
+    h.seed().await;
+    let finance = sign_in(&h, "finance").await;
+    let auditor = sign_in(&h, "auditor").await;
+    let csrf = get(&h, "/grants/G", Some(&finance)).await.csrf();
+    let path = h.dir.path().join(SESSIONS_FILE_NAME);
+    let mode = std::fs::metadata(&path).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cookie_value = |cookie: &str| cookie.split_once('=').unwrap().1.to_string();
+    for secret in [
+        cookie_value(&finance),
+        cookie_value(&auditor),
+        csrf.clone(),
+        h.token("finance").to_string(),
+        h.token("auditor").to_string(),
+    ] {
+        assert!(!text.contains(&secret), "{secret} in {text}");
+    }
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(file["sessions"].as_array().unwrap().len(), 2, "{text}");
+
+    // A new server on the same directory: both sessions go on, with the same CSRF token.
+    let restarted = AppState::new(h.engine.clone(), h.dir.path());
+    assert_eq!(restarted.session_count(), 2);
+    let page = get_from(&restarted, "/grants/G", &finance).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.csrf(), csrf);
+    let before = head(&h).await;
+    let page = post_to(
+        &restarted,
+        "/funds/F",
+        &finance,
+        &[
+            ("csrf", &csrf),
+            ("command", "record-contribution"),
+            ("fund", "F"),
+            ("donor", "D"),
+            ("amount", "1.00"),
+            ("received_on", "2012-09-03"),
+        ],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(head(&h).await, before + 1);
+    let request = Request::get("/live")
+        .header(header::COOKIE, &auditor)
+        .body(Body::empty())
+        .unwrap();
+    let live = tower::ServiceExt::oneshot(grantflow_server::app(restarted.clone()), request)
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK, "the live stream reconnects");
+
+    // Signing out on the new server ends the session on disk too.
+    let auditor_csrf = get_from(&restarted, "/", &auditor).await.csrf();
+    let out = post_to(&restarted, "/signout", &auditor, &[("csrf", &auditor_csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let again = AppState::new(h.engine.clone(), h.dir.path());
+    assert_eq!(again.session_count(), 1);
+    assert_eq!(
+        get_from(&again, "/", &auditor).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(get_from(&again, "/", &finance).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn expired_sessions_are_not_read_back_and_leave_the_file() {
+    let h = harness().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = grantflow_server::tokens::token_hash(h.token("auditor"));
+    let hash = grantflow_server::tokens::token_hash;
+    let file = json!({"format": 1, "sessions": [
+        {"id_sha256": hash("expired"), "token_sha256": token, "expires_at": now - 1},
+        {"id_sha256": hash("alive"), "token_sha256": token, "expires_at": now + 3600},
+    ]});
+    std::fs::write(h.dir.path().join(SESSIONS_FILE_NAME), file.to_string()).unwrap();
+    let state = AppState::new(h.engine.clone(), h.dir.path());
+    assert_eq!(state.session_count(), 1);
+    let expired = format!("{SESSION_COOKIE}=expired");
+    let alive = format!("{SESSION_COOKIE}=alive");
+    assert_eq!(
+        get_from(&state, "/", &expired).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(get_from(&state, "/", &alive).await.status, StatusCode::OK);
+    // The next write (a sign-in) leaves the expired session out.
+    let request = Request::post("/signin")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("token={}", h.token("finance"))))
+        .unwrap();
+    assert_eq!(send_to(&state, request).await.status, StatusCode::SEE_OTHER);
+    let text = std::fs::read_to_string(h.dir.path().join(SESSIONS_FILE_NAME)).unwrap();
+    assert!(!text.contains(&hash("expired")), "{text}");
+    assert!(text.contains(&hash("alive")), "{text}");
+    // An unreadable file signs everyone out and the server still starts.
+    std::fs::write(h.dir.path().join(SESSIONS_FILE_NAME), "{not json").unwrap();
+    let state = AppState::new(h.engine.clone(), h.dir.path());
+    assert_eq!(state.session_count(), 0);
+    assert_eq!(
+        get_from(&state, "/", &alive).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -400,16 +544,17 @@ async fn a_refusal_is_shown_in_its_form_with_what_was_typed() {
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert_eq!(page.location(), "/grants/G");
     assert_eq!(head(&h).await, before + 1);
-    // The page's own script, refreshing its figures for the new event, leaves the notice
-    // for the page the browser loads after the redirect.
+    // A live page's own refresh (its script, racing the redirect) leaves the notice alone.
     let refresh = Request::get("/grants/G")
         .header(header::COOKIE, &cookie)
-        .header("x-grantflow-refresh", "1")
+        .header("grantflow-refresh", "1")
         .body(Body::empty())
         .unwrap();
-    let refreshed = send(&h, refresh).await;
-    assert_eq!(refreshed.status, StatusCode::OK);
-    assert!(!refreshed.body.contains("Record a disbursement: done"));
+    let page = send(&h, refresh).await;
+    assert!(page
+        .body
+        .contains(r#"<dd data-figure="disbursed">USD 250.00</dd>"#));
+    assert!(!page.body.contains("Record a disbursement: done"));
     let page = get(&h, "/grants/G", Some(&cookie)).await;
     assert!(page
         .body
@@ -442,6 +587,7 @@ async fn four_eyes_shows_the_submitter_and_refuses_them_in_place() {
             ("amount", "300.00"),
             ("regions", "Chiapas, Oaxaca"),
             ("activities", "one\ntwo"),
+            ("sectors", "15190=60\r\n15110=40\r\n"),
         ],
     )
     .await;
@@ -451,7 +597,17 @@ async fn four_eyes_shows_the_submitter_and_refuses_them_in_place() {
         .await
         .1;
     assert_eq!(view["status"], "proposed");
+    assert_eq!(
+        view["sectors"],
+        json!([{"code": "15190", "percentage": "60.00"}, {"code": "15110", "percentage": "40.00"}])
+    );
     let page = get(&h, "/grants/P", Some(&cookie)).await;
+    assert!(
+        page.body
+            .contains(r#"<dd data-figure="sectors">15190 (60.00%), 15110 (40.00%)</dd>"#),
+        "{}",
+        page.body
+    );
     let form = page.form("approve-grant");
     assert!(
         form.contains("Proposal submitted by <strong>sue.both</strong>"),
@@ -650,6 +806,81 @@ async fn the_grant_as_of_an_earlier_position_shows_then_and_offers_no_form() {
 }
 
 #[tokio::test]
+async fn overdue_marks_follow_the_moment_shown() {
+    // A log recorded on 2013-01-15 (re-dated, re-hashed and imported into a new store):
+    // report R1 of grant G due on 2013-01-31.
+    let source = harness().await;
+    source.seed().await;
+    source
+        .ok(
+            "secretariat",
+            json!({"command": "schedule-report", "grant": "G", "report": "R1", "kind": "progress",
+                   "period_end": "2012-12-31", "due_on": "2013-01-31"}),
+        )
+        .await;
+    let mut events = source.engine.store().read(1, 100).await.unwrap();
+    let mut prev = grantflow_store::ZERO_HASH;
+    for (index, event) in events.iter_mut().enumerate() {
+        event.recorded_at = format!("2013-01-15T10:00:{index:02}.000000Z");
+        event.prev_hash = prev;
+        event.hash = event.compute_hash();
+        prev = event.hash;
+    }
+    let last = events.last().unwrap().position;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = grantflow_store_sled::SledStore::open(dir.path()).unwrap();
+        grantflow_store::EventStore::import(&store, events)
+            .await
+            .unwrap();
+    }
+    let tokens = common::issue_tokens(dir.path());
+    let engine = common::open_engine(dir.path()).await;
+    let state = AppState::new(engine.clone(), dir.path());
+    let h = Harness {
+        dir,
+        engine,
+        state,
+        tokens,
+    };
+    let cookie = sign_in(&h, "auditor").await;
+    let overdue_row = r#"<tr class="overdue">"#;
+
+    // Today R1 is overdue; as of its last event (recorded 2013-01-15) it was not yet.
+    let page = get(&h, "/grants/G", Some(&cookie)).await;
+    assert!(page.body.contains(overdue_row), "{}", page.body);
+    let page = get(&h, &format!("/grants/G?at={last}"), Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"data-figure="overdue-on">2013-01-15</time>"#),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(overdue_row), "{}", page.body);
+    assert!(!page.body.contains("overdue-mark"));
+    // As of a time: the day asked for (UTC).
+    let page = get(
+        &h,
+        "/grants/G?as_of=2013-01-31T23:00:00-02:00",
+        Some(&cookie),
+    )
+    .await;
+    assert!(
+        page.body
+            .contains(r#"data-figure="overdue-on">2013-02-01</time>"#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(overdue_row), "{}", page.body);
+    let page = get(&h, "/grants/G?as_of=2013-01-20T00:00:00Z", Some(&cookie)).await;
+    assert!(page
+        .body
+        .contains(r#"data-figure="overdue-on">2013-01-20</time>"#));
+    assert!(!page.body.contains(overdue_row), "{}", page.body);
+}
+
+#[tokio::test]
 async fn the_auditors_page_verifies_and_downloads() {
     let h = harness().await;
     h.seed().await;
@@ -690,6 +921,33 @@ async fn the_auditors_page_verifies_and_downloads() {
     assert_eq!(csv.body.lines().count(), 6, "a header and 5 rows");
     let iati = get(&h, "/audit/iati.xml", Some(&cookie)).await;
     assert!(iati.body.contains("<iati-activities"), "{}", iati.body);
+    let page = get(&h, "/audit", Some(&cookie)).await;
+    assert!(page.body.contains(r#"href="/audit/iati-org.xml""#));
+    let org = get(&h, "/audit/iati-org.xml", Some(&cookie)).await;
+    assert_eq!(org.status, StatusCode::OK, "{}", org.body);
+    assert!(org.body.contains("<iati-organisations"), "{}", org.body);
+    assert!(org.body.contains("XM-DAC-41301"), "{}", org.body);
+    let (_, api) = h
+        .call_raw("GET", "/v1/export/iati-org", Some(h.token("auditor")), None)
+        .await;
+    // The same file as the API's (its generated time aside).
+    let strip = |text: &str| {
+        text.split("generated-datetime=\"")
+            .enumerate()
+            .map(|(index, part)| match part.split_once('"') {
+                Some((_, rest)) if index > 0 => rest.to_string(),
+                _ => part.to_string(),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&org.body), strip(&String::from_utf8(api).unwrap()));
+    let fund = get(&h, "/funds/F", Some(&cookie)).await;
+    assert!(
+        fund.body
+            .contains(r#"<dd data-figure="iati_org_ref">XM-DAC-41301</dd>"#),
+        "{}",
+        fund.body
+    );
     // Overdue reports on a chosen date.
     h.ok(
         "secretariat",

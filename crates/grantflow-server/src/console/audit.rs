@@ -1,6 +1,6 @@
 //! The auditor's page (`/audit`, auditor or admin, as the API's checkpoint and verify
 //! routes): verify the log and see the result, download a checkpoint, the JSON Lines export,
-//! the events as CSV and the IATI file, and list the reports overdue on a chosen date.
+//! the events as CSV and the IATI files (activities and organisation), and list the reports overdue on a chosen date.
 
 use std::convert::Infallible;
 
@@ -114,7 +114,8 @@ pub(crate) async fn page(
                 li { a href="/audit/checkpoint.json" download="grantflow-checkpoint.json" { "Checkpoint" } " (position, hash, time: keep it to prove later that the log still extends it)" }
                 li { a href="/audit/export.jsonl" download="grantflow-export.jsonl" { "The whole log as JSON Lines" } " (each envelope with its hash)" }
                 li { a href="/audit/events.csv" download="grantflow-events.csv" { "Every event as CSV" } " (with the figures after it)" }
-                li { a href="/audit/iati.xml" download="grantflow-iati.xml" { "IATI 2.03 activities" } }
+                li { a href="/audit/iati.xml" download="grantflow-iati.xml" { "IATI 2.03 activities" } " (every grant)" }
+                li { a href="/audit/iati-org.xml" download="grantflow-iati-org.xml" { "IATI 2.03 organisation file" } " (the fund as the reporting organisation: its budget and expenditure per year)" }
             }
         }
         section id="overdue" aria-labelledby="overdue-heading" {
@@ -263,7 +264,32 @@ pub(crate) async fn events_csv(
 }
 
 pub(crate) async fn iati(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    if let Err(response) = auditor(&state, &headers, &uri) {
+    iati_file(&state, &headers, &uri, IatiFile::Activities).await
+}
+
+pub(crate) async fn iati_org(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    iati_file(&state, &headers, &uri, IatiFile::Organisation).await
+}
+
+/// The two IATI files.
+#[derive(Debug, Clone, Copy)]
+enum IatiFile {
+    /// Every grant as an activity (`/audit/iati.xml`).
+    Activities,
+    /// The funds as the reporting organisation (`/audit/iati-org.xml`).
+    Organisation,
+}
+
+/// An IATI file as of now, the reporting organisation being the fund's `iati_org_ref`; what
+/// keeps it from being written (nothing to export, no organisation identifier) is answered
+/// in plain text.
+async fn iati_file(state: &AppState, headers: &HeaderMap, uri: &Uri, file: IatiFile) -> Response {
+    use grantflow_export::ExportError;
+    if let Err(response) = auditor(state, headers, uri) {
         return *response;
     }
     let options = grantflow_export::IatiOptions {
@@ -272,15 +298,29 @@ pub(crate) async fn iati(State(state): State<AppState>, headers: HeaderMap, uri:
         reporting_org: None,
         generated_at: None,
     };
+    let store = state.engine().store();
     let mut out = Vec::new();
-    match grantflow_export::write_iati(state.engine().store().as_ref(), &options, &mut out).await {
-        Ok(_) => download(
-            "application/xml; charset=utf-8",
+    let (written, name) = match file {
+        IatiFile::Activities => (
+            grantflow_export::write_iati(store.as_ref(), &options, &mut out)
+                .await
+                .map(|_| ()),
             "grantflow-iati.xml",
-            out.into(),
         ),
-        Err(error @ grantflow_export::ExportError::NothingToExport { .. }) => {
+        IatiFile::Organisation => (
+            grantflow_export::write_iati_organisation(store.as_ref(), &options, &mut out)
+                .await
+                .map(|_| ()),
+            "grantflow-iati-org.xml",
+        ),
+    };
+    match written {
+        Ok(()) => download("application/xml; charset=utf-8", name, out.into()),
+        Err(error @ ExportError::NothingToExport { .. }) => {
             layout_problem_text(StatusCode::NOT_FOUND, &error.to_string())
+        }
+        Err(error @ ExportError::BadOption(_)) => {
+            layout_problem_text(StatusCode::UNPROCESSABLE_ENTITY, &error.to_string())
         }
         Err(error) => ApiError::internal(error).into_response(),
     }

@@ -36,8 +36,8 @@
     try {
       const response = await fetch(window.location.href, {
         credentials: "same-origin",
-        // A refresh must not take the one-time notice meant for the page the user loads.
-        headers: { Accept: "text/html", "X-Grantflow-Refresh": "1" },
+        // A refresh leaves the one-time notice of a submitted form to the page it leads to.
+        headers: { Accept: "text/html", "Grantflow-Refresh": "1" },
       });
       if (!response.ok) {
         mark("Could not refresh the figures (" + response.status + "); reload the page.", "error");

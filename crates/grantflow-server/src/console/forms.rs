@@ -3,7 +3,8 @@
 //!
 //! A form holds text; the JSON has a few other shapes, chosen by the field's name: booleans
 //! (`lead`, `hold_on_overdue_reports`), lists (`regions` comma-separated, `activities` one per
-//! line) and objects written as dotted names (`budget.staff`, `document.title`,
+//! line), the list of objects `sectors` (one `code=percentage` per line, e.g. `15190=60`),
+//! and objects written as dotted names (`budget.staff`, `document.title`,
 //! `reported_equivalent.amount`). An empty input is a field left out. Every other check is
 //! the engine's: the body goes to it exactly as `POST /v1/commands` sends it.
 
@@ -76,6 +77,11 @@ const FUND: Field = req("fund", "Fund", Hidden);
 const REASON: Field = req("reason", "Reason", Text);
 const AGENCY: Field = req("agency", "Agency", Text);
 const REPORT: Field = req("report", "Report", Text);
+const SECTORS: Field = opt(
+    "sectors",
+    "Sectors (one per line: DAC purpose code=percentage, e.g. 15190=100)",
+    Lines,
+);
 const KINDS: &[&str] = &["progress", "financial", "final"];
 const INCOME_KINDS: &[&str] = &["interest", "investment", "other"];
 const CATEGORY_NAMES: &[&str] = &[
@@ -120,6 +126,11 @@ pub(crate) fn fields(command: &str) -> Vec<Field> {
             req("fund", "Fund id", Text),
             req("name", "Name", Text),
             req("currency", "Currency (ISO 4217)", Text),
+            opt(
+                "iati_org_ref",
+                "IATI organisation identifier (e.g. XM-DAC-41301)",
+                Text,
+            ),
         ],
         "revise-fund-terms" => &[FUND, REASON],
         "record-contribution" => &[
@@ -155,6 +166,7 @@ pub(crate) fn fields(command: &str) -> Vec<Field> {
             opt("starts_on", "Starts on", Date),
             opt("ends_on", "Ends on", Date),
             opt("activities", "Activities (one per line)", Lines),
+            SECTORS,
         ],
         "reject-proposal" | "suspend-grant" | "resume-grant" | "cancel-grant" => &[GRANT, REASON],
         "approve-grant" => &[
@@ -211,6 +223,7 @@ pub(crate) fn fields(command: &str) -> Vec<Field> {
             opt("amount", "New amount", Amount),
             opt("ends_on", "New end date", Date),
             opt("decided_on", "Decided on", Date),
+            SECTORS,
         ],
         "close-grant" => &[GRANT, req("closed_on", "Closed on", Date)],
         "finalize-grant" => &[GRANT],
@@ -274,6 +287,7 @@ pub(crate) fn command_json(pairs: &[(String, String)]) -> Value {
             },
             "regions" => list(value.split(',')),
             "activities" => list(value.lines()),
+            "sectors" => sectors(value),
             _ => Value::String(value.to_string()),
         };
         match name.split_once('.') {
@@ -291,6 +305,30 @@ pub(crate) fn command_json(pairs: &[(String, String)]) -> Value {
         }
     }
     Value::Object(body)
+}
+
+/// `15190=60` lines as `[{"code": "15190", "percentage": "60"}]`; a line without `=` is a
+/// code alone (the engine then names the missing percentage).
+fn sectors(text: &str) -> Value {
+    Value::Array(
+        text.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                let mut sector = Map::new();
+                let (code, percentage) = match line.split_once('=') {
+                    Some((code, percentage)) => (code, Some(percentage)),
+                    None => (line, None),
+                };
+                sector.insert("code".into(), Value::String(code.trim().to_string()));
+                if let Some(percentage) = percentage {
+                    let percentage = percentage.trim().trim_end_matches('%').trim_end();
+                    sector.insert("percentage".into(), Value::String(percentage.to_string()));
+                }
+                Value::Object(sector)
+            })
+            .collect(),
+    )
 }
 
 fn list<'a>(items: impl Iterator<Item = &'a str>) -> Value {
@@ -517,11 +555,15 @@ mod tests {
             ("regions", "Chiapas, Oaxaca,"),
             ("activities", "one\r\n\r\ntwo\n"),
             ("country", ""),
+            ("sectors", "15190 = 60\r\n\r\n15110=40 %\n13010\n"),
         ]));
         assert_eq!(
             body,
             json!({"command": "submit-proposal", "regions": ["Chiapas", "Oaxaca"],
-                   "activities": ["one", "two"]})
+                   "activities": ["one", "two"],
+                   "sectors": [{"code": "15190", "percentage": "60"},
+                               {"code": "15110", "percentage": "40"},
+                               {"code": "13010"}]})
         );
     }
 
@@ -534,6 +576,26 @@ mod tests {
             for field in fields {
                 let top = field.name.split('.').next().unwrap();
                 assert!(known.contains(&top), "{command}: {}", field.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_field_of_a_command_has_an_input() {
+        for command in grantflow_domain::COMMAND_NAMES {
+            let inputs: Vec<&str> = fields(command)
+                .iter()
+                .map(|field| field.name.split('.').next().unwrap())
+                .collect();
+            for field in grantflow_domain::parse::command_fields(command) {
+                // `currency` only repeats the fund's currency (docs/commands.md); the page
+                // fills in the grant or fund of `attach-document`.
+                let page_filled =
+                    *command == "attach-document" && matches!(*field, "grant" | "fund");
+                if *field == "currency" || page_filled {
+                    continue;
+                }
+                assert!(inputs.contains(field), "{command}: no input for `{field}`");
             }
         }
     }

@@ -140,6 +140,11 @@ fn body(
         section id="figures" data-live-part aria-labelledby="figures-heading" {
             h2 id="figures-heading" { "Figures" }
             (fund_card(fund))
+            @if let Some(reference) = &fund.iati_org_ref {
+                dl class="figures" {
+                    dt { "IATI organisation identifier" } dd data-figure="iati_org_ref" { (reference) }
+                }
+            }
             h3 { "Terms" }
             dl class="figures" {
                 dt { "Administrative fee" } dd { (fund.terms.admin_fee_percent) "%" }

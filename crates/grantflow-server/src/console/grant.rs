@@ -98,23 +98,25 @@ pub(crate) async fn page(
 struct GrantData {
     view: GrantView,
     details: GrantDetails,
-    /// Reports overdue today, by id.
+    /// The day the overdue marks are for: today, or the day of the moment shown.
+    overdue_on: Option<Date>,
+    /// Reports overdue on that day, by id.
     overdue: Vec<String>,
     /// The position the figures are as of.
     position: u64,
 }
 
 impl GrantData {
-    fn of(world: &World, id: &str, position: u64) -> Option<GrantData> {
+    fn of(world: &World, id: &str, position: u64, overdue_on: Option<Date>) -> Option<GrantData> {
         let state = world.grant(id)?;
-        let today = today();
         Some(GrantData {
             view: world.grant_view(id)?,
             details: world.grant_details(id)?,
+            overdue_on,
             overdue: state
                 .reports
                 .iter()
-                .filter(|report| today.is_some_and(|day| report.overdue_on(day)))
+                .filter(|report| overdue_on.is_some_and(|day| report.overdue_on(day)))
                 .map(|report| report.report.clone())
                 .collect(),
             position,
@@ -125,6 +127,21 @@ impl GrantData {
 /// Today (UTC), the day reports are overdue on.
 pub(crate) fn today() -> Option<Date> {
     Date::parse(&chrono::Utc::now().format("%Y-%m-%d").to_string())
+}
+
+/// The day a page shown as of `as_of` judges reports overdue on: today for now; the day
+/// (UTC) of the time asked for; for a log position, the day its event was recorded.
+pub(crate) async fn overdue_day(state: &AppState, as_of: &AsOf, position: u64) -> Option<Date> {
+    let day_of = |time: &str| time.get(..10).and_then(Date::parse);
+    match as_of {
+        AsOf::Head => today(),
+        AsOf::Time(time) => query::normalize_time(time).ok().as_deref().and_then(day_of),
+        AsOf::Position(_) => {
+            let events = state.engine().store().read(position, 1).await.ok()?;
+            let event = events.first().filter(|event| event.position == position)?;
+            day_of(&event.recorded_at)
+        }
+    }
 }
 
 /// The grant page; `submitted` is a form just refused, shown in place with what was typed.
@@ -141,11 +158,17 @@ pub(crate) async fn render(
         Err(error) => return layout::problem(viewer, error.status, error.code, &error.message),
     };
     let data = match &as_of {
-        AsOf::Head => state
-            .engine()
-            .with_model(|model| GrantData::of(&model.world, id, model.position)),
+        AsOf::Head => {
+            let day = today();
+            state
+                .engine()
+                .with_model(|model| GrantData::of(&model.world, id, model.position, day))
+        }
         past => match query::model_as_of(state.engine(), past).await {
-            Ok(model) => GrantData::of(&model.world, id, model.position),
+            Ok(model) => {
+                let day = overdue_day(state, past, model.position).await;
+                GrantData::of(&model.world, id, model.position, day)
+            }
             Err(error) => {
                 let error = ApiError::from(error);
                 return layout::problem(viewer, error.status, error.code, &error.message);
@@ -273,6 +296,15 @@ fn figures(data: &GrantData) -> Markup {
                 @if let Some(day) = &details.decided_on { dt { "Approved on" } dd { (day) } }
                 @if let Some(country) = &details.country { dt { "Country" } dd { (country) } }
                 @if !details.regions.is_empty() { dt { "Regions" } dd { (details.regions.join(", ")) } }
+                @if !grant.sectors.is_empty() {
+                    dt { "Sectors (DAC)" }
+                    dd data-figure="sectors" {
+                        @for (index, sector) in grant.sectors.iter().enumerate() {
+                            @if index > 0 { ", " }
+                            (sector.code) " (" (sector.percentage) "%)"
+                        }
+                    }
+                }
                 @if details.starts_on.is_some() || details.ends_on.is_some() {
                     dt { "Period" }
                     dd { (details.starts_on.as_deref().unwrap_or("?")) " to " (details.ends_on.as_deref().unwrap_or("?")) }
@@ -396,6 +428,9 @@ fn reports(data: &GrantData) -> Markup {
         section id="reports" data-live-part aria-labelledby="reports-heading" {
             h2 id="reports-heading" { "Reports" }
             @if data.view.reports.is_empty() { p { "No report scheduled." } } @else {
+                @if let Some(day) = data.overdue_on {
+                    p class="overdue-on" { "Overdue marks as of " time datetime=(day) data-figure="overdue-on" { (day) } "." }
+                }
                 div class="scroll" {
                     table {
                         thead { tr {

@@ -61,6 +61,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/audit/export.jsonl", get(audit::export_jsonl))
         .route("/audit/events.csv", get(audit::events_csv))
         .route("/audit/iati.xml", get(audit::iati))
+        .route("/audit/iati-org.xml", get(audit::iati_org))
         .route("/signin", post(sign_in))
         .route("/signout", post(sign_out))
         .route("/live", get(live::stream))
@@ -83,7 +84,7 @@ async fn security_headers(mut response: Response) -> Response {
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !headers.contains_key(header::CACHE_CONTROL) {

@@ -218,10 +218,14 @@ pub(crate) fn fund_card(fund: &FundView) -> Markup {
         ],
     );
     let extra = [
-        ("Pledged", &fund.pledged),
-        ("Pledges outstanding", &fund.pledges_outstanding),
-        ("Fees", &fund.fees),
-        ("Income", &fund.income),
+        ("Pledged", "pledged", &fund.pledged),
+        (
+            "Pledges outstanding",
+            "pledges_outstanding",
+            &fund.pledges_outstanding,
+        ),
+        ("Fees", "fees", &fund.fees),
+        ("Income", "income", &fund.income),
     ];
     html! {
         article class="card fund" {
@@ -231,9 +235,9 @@ pub(crate) fn fund_card(fund: &FundView) -> Markup {
                 dt { "Committed" } dd data-figure="committed" { (money(&fund.committed, c)) }
                 dt { "Available" } dd data-figure="available" { (money(&fund.available, c)) }
                 dt { "Cash" } dd data-figure="cash" { (money(&fund.cash, c)) }
-                @for (name, value) in extra {
+                @for (name, key, value) in extra {
                     @if minor(value, c).0 != 0 {
-                        dt { (name) } dd { (money(value, c)) }
+                        dt { (name) } dd data-figure=(key) { (money(value, c)) }
                     }
                 }
                 dt { "Grants" } dd { (fund.grants) }
