@@ -189,10 +189,67 @@ impl Subject {
 
 /// The audit trail of a grant or fund: every event of its stream, with the figures before
 /// and after it (figures include the effect of every earlier event of the log).
+///
+/// A grant's figures follow from its own stream alone (no event of another stream changes
+/// them), so a grant's trail reads that stream only: its cost grows with the grant, not with
+/// the log. A fund's figures also count its grants' movements, so its trail folds the log.
 pub async fn audit_trail(
     engine: &Engine,
     subject: &Subject,
 ) -> Result<Vec<AuditEntry>, EngineError> {
+    match subject {
+        Subject::Grant(_) => grant_trail(engine, subject).await,
+        Subject::Fund(_) => folded_trail(engine, subject).await,
+    }
+}
+
+/// One stream's trail, folding that stream's events only.
+async fn grant_trail(engine: &Engine, subject: &Subject) -> Result<Vec<AuditEntry>, EngineError> {
+    let store = engine.store().as_ref();
+    let stream = subject.stream();
+    let mut model = ReadModel::default();
+    let mut entries = Vec::new();
+    let mut next_version = 1;
+    loop {
+        let page = store
+            .read_stream(&stream, next_version, FOLD_PAGE_EVENTS)
+            .await?;
+        if page.is_empty() {
+            break;
+        }
+        next_version += page.len() as u64;
+        for envelope in &page {
+            entries.push(audit_entry(&mut model, subject, envelope)?);
+        }
+    }
+    Ok(entries)
+}
+
+/// The trail entry of `envelope`, folded into `model`.
+fn audit_entry(
+    model: &mut ReadModel,
+    subject: &Subject,
+    envelope: &grantflow_store::Envelope,
+) -> Result<AuditEntry, EngineError> {
+    let before = subject.view(&model.world);
+    let event = model.apply(envelope)?;
+    let after = subject.view(&model.world);
+    Ok(AuditEntry {
+        position: envelope.position,
+        recorded_at: envelope.recorded_at.clone(),
+        actor: envelope.actor.clone(),
+        command: command_of_event(&event).to_string(),
+        command_id: envelope.command_id.clone(),
+        event_type: envelope.event_type.clone(),
+        payload: serde_json::from_str(&envelope.payload).unwrap_or(Value::Null),
+        changes: changes(&before, &after),
+        before,
+        after,
+    })
+}
+
+/// A trail whose figures need the whole log before each event (a fund's).
+async fn folded_trail(engine: &Engine, subject: &Subject) -> Result<Vec<AuditEntry>, EngineError> {
     let store = engine.store().as_ref();
     let stream = subject.stream();
     let head = store.head().await?.position;
@@ -205,27 +262,10 @@ pub async fn audit_trail(
             break;
         }
         for envelope in &page {
-            let ours = envelope.stream == stream;
-            let before = if ours {
-                subject.view(&model.world)
+            if envelope.stream == stream {
+                entries.push(audit_entry(&mut model, subject, envelope)?);
             } else {
-                Value::Null
-            };
-            let event = model.apply(envelope)?;
-            if ours {
-                let after = subject.view(&model.world);
-                entries.push(AuditEntry {
-                    position: envelope.position,
-                    recorded_at: envelope.recorded_at.clone(),
-                    actor: envelope.actor.clone(),
-                    command: command_of_event(&event).to_string(),
-                    command_id: envelope.command_id.clone(),
-                    event_type: envelope.event_type.clone(),
-                    payload: serde_json::from_str(&envelope.payload).unwrap_or(Value::Null),
-                    changes: changes(&before, &after),
-                    before,
-                    after,
-                });
+                model.apply(envelope)?;
             }
         }
     }
