@@ -12,7 +12,6 @@ type Decision = Result<Vec<Event>, DomainError>;
 
 /// Decides a command on an existing fund.
 pub(crate) fn decide_fund(fund: &FundState, command: &Command) -> Decision {
-    let money = |amount: Amount| Money::new(amount, fund.currency.decimals());
     match command {
         Command::RecordContribution { .. } => record_contribution(fund, command),
         Command::ReviseFundTerms { reason, terms, .. } => {
@@ -64,7 +63,7 @@ pub(crate) fn decide_fund(fund: &FundState, command: &Command) -> Decision {
         } => Ok(vec![Event::IncomeRecorded {
             fund: fund.fund.clone(),
             kind: *kind,
-            amount: money(exact(amount, fund.currency, command, "amount")?.amount),
+            amount: exact(amount, fund.currency, command, "amount")?,
             received_on: *received_on,
         }]),
         Command::AttachDocument { .. } => attach_document(
