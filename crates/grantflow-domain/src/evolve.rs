@@ -358,7 +358,6 @@ fn evolve_report(state: &mut GrantState, event: &Event) {
             kind: *kind,
             period_end: *period_end,
             due_on: *due_on,
-            status: ReportStatus::Scheduled,
             submitted_on: None,
             accepted_on: None,
             submitted_by: None,
@@ -387,7 +386,6 @@ fn evolve_report(state: &mut GrantState, event: &Event) {
     let Some(report) = state.reports.iter_mut().find(|r| r.report == *id) else {
         return;
     };
-    report.status = status;
     report.history.push((date, status));
     match event {
         Event::ReportSubmitted { submitted_by, .. } => {

@@ -135,7 +135,7 @@ fn check_status(
     command: &str,
     allowed: &[ReportStatus],
 ) -> Result<(), DomainError> {
-    if allowed.contains(&report.status) {
+    if allowed.contains(&report.status()) {
         return Ok(());
     }
     let names: Vec<&str> = allowed.iter().map(|status| status.as_str()).collect();
@@ -145,7 +145,7 @@ fn check_status(
             "report {} of grant {} is {}; {command} needs it {}",
             report.report,
             ctx.grant.grant,
-            report.status.as_str(),
+            report.status().as_str(),
             names.join(" or ")
         ),
     ))
@@ -157,12 +157,12 @@ pub(crate) fn check_reports_accepted(ctx: &GrantCtx) -> Result<(), DomainError> 
         .grant
         .reports
         .iter()
-        .filter(|report| report.status != ReportStatus::Accepted)
+        .filter(|report| report.status() != ReportStatus::Accepted)
         .map(|report| {
             format!(
                 "{} ({}, due {})",
                 report.report,
-                report.status.as_str(),
+                report.status().as_str(),
                 report.due_on
             )
         })

@@ -421,7 +421,7 @@ impl World {
                 kind: report.kind.as_str().to_string(),
                 period_end: report.period_end.to_string(),
                 due_on: report.due_on.to_string(),
-                status: report.status.as_str().to_string(),
+                status: report.status().as_str().to_string(),
             })
             .collect()
     }
@@ -441,7 +441,7 @@ pub fn report_view(report: &ReportState) -> ReportView {
         kind: report.kind.as_str().to_string(),
         period_end: report.period_end.to_string(),
         due_on: report.due_on.to_string(),
-        status: report.status.as_str().to_string(),
+        status: report.status().as_str().to_string(),
         submitted_on: report.submitted_on.map(|date| date.to_string()),
         accepted_on: report.accepted_on.map(|date| date.to_string()),
     }

@@ -187,8 +187,6 @@ pub struct ReportState {
     pub period_end: Date,
     /// When it is due.
     pub due_on: Date,
-    /// Its current status.
-    pub status: ReportStatus,
     /// The latest submission's date.
     pub submitted_on: Option<Date>,
     /// The acceptance date.
@@ -200,6 +198,14 @@ pub struct ReportState {
 }
 
 impl ReportState {
+    /// Its current status: that of its latest dated event, in log order (scheduled before
+    /// any).
+    pub fn status(&self) -> ReportStatus {
+        self.history
+            .last()
+            .map_or(ReportStatus::Scheduled, |(_, status)| *status)
+    }
+
     /// Its status on `date`: its dated events up to and including `date`, in log order.
     pub fn status_on(&self, date: Date) -> ReportStatus {
         self.history
