@@ -26,6 +26,8 @@ pub(crate) struct Config {
     pub exec_rate: Option<f64>,
     pub sse_subscribers: usize,
     pub sse_commands: usize,
+    /// Requests per timed console page (and per baseline).
+    pub console_requests: usize,
 }
 
 impl Config {

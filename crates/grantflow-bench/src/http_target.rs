@@ -145,6 +145,8 @@ impl Conn {
         })
     }
 
+    /// A JSON request with the bearer `token`: the status and the body as JSON (`Null` when
+    /// it is not JSON).
     pub(crate) async fn request(
         &mut self,
         method: &str,
@@ -152,13 +154,31 @@ impl Conn {
         token: &str,
         body: Option<&str>,
     ) -> anyhow::Result<(u16, Value)> {
-        let body = body.unwrap_or("");
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            self.addr,
-            body.len()
-        );
+        let headers = [
+            ("Authorization", format!("Bearer {token}")),
+            ("Content-Type", "application/json".to_string()),
+        ];
+        let answer = self
+            .exchange(method, path, &headers, body.unwrap_or(""))
+            .await?;
+        let value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        Ok((answer.status, value))
+    }
+
+    /// One request with these headers (besides `Host` and `Content-Length`) and body; the
+    /// whole answer.
+    pub(crate) async fn exchange(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &str,
+    ) -> anyhow::Result<Answer> {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
         let stream = self.io.get_mut();
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(body.as_bytes()).await?;
@@ -170,6 +190,7 @@ impl Conn {
             .and_then(|s| s.parse().ok())
             .with_context(|| format!("bad status line {line:?}"))?;
         let (mut length, mut chunked) = (None, false);
+        let mut headers = Vec::new();
         loop {
             line.clear();
             anyhow::ensure!(self.io.read_line(&mut line).await? > 0, "connection closed");
@@ -184,6 +205,7 @@ impl Conn {
                 } else if name == "transfer-encoding" && value.eq_ignore_ascii_case("chunked") {
                     chunked = true;
                 }
+                headers.push((name, value.to_string()));
             }
         }
         let mut bytes = Vec::new();
@@ -204,8 +226,29 @@ impl Conn {
             bytes.resize(length.unwrap_or(0), 0);
             self.io.read_exact(&mut bytes).await?;
         }
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok((status, value))
+        Ok(Answer {
+            status,
+            headers,
+            body: bytes,
+        })
+    }
+}
+
+/// An HTTP answer as [`Conn::exchange`] read it.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    /// Names in lower case, in the order received.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Answer {
+    /// The first header of this (lower-case) name.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.as_str())
     }
 }
 

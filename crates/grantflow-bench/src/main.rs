@@ -7,6 +7,7 @@
 mod baseline_runs;
 mod child;
 mod config;
+mod console;
 mod engine_runs;
 mod env;
 mod exec_runs;
@@ -64,7 +65,7 @@ struct Opts {
     #[arg(long, global = true, default_value_t = 42)]
     seed: u64,
     /// Which scenarios: all, or a comma-separated list of engine, exec, sqlite, file, replay,
-    /// rss, pg, http.
+    /// rss, pg, http, console.
     #[arg(long, global = true, default_value = "all")]
     scenario: String,
     /// Working directory for the stores (default: a fresh temporary directory, removed after).
@@ -120,6 +121,9 @@ struct Opts {
     /// Commands whose delivery to every subscriber is timed. Default 1,000; smoke 20.
     #[arg(long, global = true)]
     sse_commands: Option<usize>,
+    /// Requests per timed console page (and per baseline). Default 1,000; smoke 20.
+    #[arg(long, global = true)]
+    console_requests: Option<usize>,
 }
 
 fn main() {
@@ -167,13 +171,17 @@ fn cli_config(opts: &Opts, smoke: bool) -> Config {
         exec_rate: opts.exec_rate.filter(|rate| *rate > 0.0),
         sse_subscribers: opts.sse_subscribers.max(1),
         sse_commands: opts.sse_commands.unwrap_or(if smoke { 20 } else { 1_000 }),
+        console_requests: opts
+            .console_requests
+            .unwrap_or(if smoke { 20 } else { 1_000 })
+            .max(1),
     }
 }
 
 fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
     let config = cli_config(opts, smoke);
     const KNOWN: &[&str] = &[
-        "all", "engine", "exec", "sqlite", "file", "replay", "rss", "pg", "http",
+        "all", "engine", "exec", "sqlite", "file", "replay", "rss", "pg", "http", "console",
     ];
     for scenario in &config.scenarios {
         anyhow::ensure!(
@@ -222,6 +230,9 @@ fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
     }
     if config.wants("http") {
         runtime.block_on(http::run(&config, root, &mut report))?;
+    }
+    if config.wants("console") {
+        runtime.block_on(console::run(&config, root, &mut report))?;
     }
     if config.json {
         println!(
