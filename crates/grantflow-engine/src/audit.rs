@@ -10,7 +10,8 @@ use grantflow_store::{Envelope, EventStore, Hash};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    load_read_model_until, save_snapshot, EngineError, Progress, ReadModel, FOLD_PAGE_EVENTS,
+    load_read_model_until, load_snapshot_until, save_snapshot, EngineError, Progress, ReadModel,
+    FOLD_PAGE_EVENTS,
 };
 
 /// The head of the log as an auditor keeps it (`grantflow checkpoint`).
@@ -260,6 +261,15 @@ async fn compare_with_store(
                 ),
             }));
         }
+    }
+    if let (_, Some(why)) = load_snapshot_until(store, last.position).await? {
+        return Ok(Some(Failure {
+            position: last.position,
+            detail: format!(
+                "the projection snapshot is not trusted: {why}; its figures are not used: \
+                 run `grantflow replay` to rebuild it from the log"
+            ),
+        }));
     }
     let stored = load_read_model_until(store, last.position, &|_, _| {}).await?;
     if stored.position != rebuilt.position || stored.world != rebuilt.world {

@@ -20,7 +20,7 @@ mod writer;
 use std::sync::{Arc, RwLock};
 
 use grantflow_domain::{evolve, Event, World};
-use grantflow_store::{Envelope, EventStore, PayloadPage, StoreError};
+use grantflow_store::{Envelope, EventStore, Hash, PayloadPage, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 pub use command::{new_command_id, ActorSource, CommandOutcome, Rejection, Submission};
@@ -42,7 +42,7 @@ pub const SNAPSHOT_NAME: &str = "world";
 /// a server's RSS flat under load (tests/soak.rs checks it).
 pub const BLOCKING_THREADS_MAX: usize = 8;
 /// Version of the snapshot format; an unknown one is ignored and the log replayed instead.
-pub const SNAPSHOT_FORMAT: u32 = 3;
+pub const SNAPSHOT_FORMAT: u32 = 4;
 
 /// Upper bounds of the batch-size histogram (commands per durable batch).
 pub const BATCH_SIZE_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
@@ -269,7 +269,9 @@ impl Engine {
         }
         // Serialized where it lies: a copy of the whole world first (`snapshot()`) would be
         // the largest allocation of a long append, at its very end.
-        let (position, bytes) = self.with_model(snapshot_of)?;
+        let position = self.with_model(|model| model.position);
+        let head_hash = hash_at(self.store.as_ref(), position).await?;
+        let (position, bytes) = self.with_model(|model| snapshot_of(model, &head_hash))?;
         self.store
             .save_snapshot(SNAPSHOT_NAME, position, bytes)
             .await?;
@@ -303,6 +305,8 @@ impl Pending {
 struct SnapshotFile {
     format: u32,
     position: u64,
+    /// The hash of the event at `position`, hex: binds the snapshot to its log.
+    head_hash: String,
     world: World,
 }
 
@@ -311,15 +315,21 @@ struct SnapshotFile {
 struct SnapshotFileRef<'a> {
     format: u32,
     position: u64,
+    head_hash: String,
     world: &'a World,
 }
 
 /// The read model's projection snapshot: its position and bytes (serialized where the
-/// model lies, so that a caller holding a lock need not copy the world first).
-pub(crate) fn snapshot_of(model: &ReadModel) -> Result<(u64, Vec<u8>), EngineError> {
+/// model lies, so that a caller holding a lock need not copy the world first). `head_hash`
+/// is the hash of the event at the model's position ([`hash_at`]).
+pub(crate) fn snapshot_of(
+    model: &ReadModel,
+    head_hash: &Hash,
+) -> Result<(u64, Vec<u8>), EngineError> {
     let file = SnapshotFileRef {
         format: SNAPSHOT_FORMAT,
         position: model.position,
+        head_hash: hex::encode(head_hash),
         world: &model.world,
     };
     let bytes = serde_json::to_vec(&file).map_err(|e| EngineError::BadQuery(e.to_string()))?;
@@ -328,7 +338,8 @@ pub(crate) fn snapshot_of(model: &ReadModel) -> Result<(u64, Vec<u8>), EngineErr
 
 /// Saves the read model as the store's projection snapshot.
 pub async fn save_snapshot(store: &dyn EventStore, model: &ReadModel) -> Result<(), EngineError> {
-    let (position, bytes) = snapshot_of(model)?;
+    let head_hash = hash_at(store, model.position).await?;
+    let (position, bytes) = snapshot_of(model, &head_hash)?;
     store.save_snapshot(SNAPSHOT_NAME, position, bytes).await?;
     Ok(())
 }
@@ -349,26 +360,96 @@ async fn load_read_model_until(
     until: u64,
     progress: Progress<'_>,
 ) -> Result<ReadModel, EngineError> {
-    let mut model = ReadModel::default();
-    if let Some((position, bytes)) = store.load_snapshot(SNAPSHOT_NAME).await? {
-        match serde_json::from_slice::<SnapshotFile>(&bytes) {
-            Ok(file) if file.format == SNAPSHOT_FORMAT && position <= until => {
-                model = ReadModel {
-                    world: file.world,
-                    position: file.position,
-                };
-            }
-            Ok(_) => tracing::warn!(
-                snapshot = position,
-                until,
-                "projection snapshot unusable (format, or taken after this position); \
-                 replaying the whole log"
-            ),
-            Err(error) => tracing::warn!(%error, "projection snapshot unreadable; replaying"),
-        }
+    let (model, unused) = load_snapshot_until(store, until).await?;
+    if let Some(why) = unused {
+        tracing::warn!("{why}; folding the whole log instead");
     }
+    let mut model = model;
     fold_into(store, &mut model, until, progress).await?;
     Ok(model)
+}
+
+/// The projection snapshot as a read model when it proves itself and is usable up to
+/// `until`; else an empty model and why the snapshot cannot be trusted (`None` when there
+/// is no snapshot, one taken after `until`, or one of another release's format: no fault).
+///
+/// A snapshot proves itself in two ways: the store authenticates its bytes (on sled a MAC
+/// under a key kept outside the snapshot; on PostgreSQL a checksum, in a table the
+/// application role cannot write), and it names the hash of the event at its position,
+/// which must be the log's (a snapshot of another log, or of a log since rewritten, is not
+/// this log's).
+pub(crate) async fn load_snapshot_until(
+    store: &dyn EventStore,
+    until: u64,
+) -> Result<(ReadModel, Option<String>), EngineError> {
+    let loaded = match store.load_snapshot(SNAPSHOT_NAME).await {
+        Ok(loaded) => loaded,
+        Err(StoreError::Corrupt { detail, .. }) => {
+            return Ok((ReadModel::default(), Some(detail)));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let Some((position, bytes)) = loaded else {
+        return Ok((ReadModel::default(), None));
+    };
+    if position > until {
+        return Ok((ReadModel::default(), None));
+    }
+    let file = match serde_json::from_slice::<SnapshotFile>(&bytes) {
+        Ok(file) if file.format == SNAPSHOT_FORMAT && file.position == position => file,
+        Ok(file) if file.format != SNAPSHOT_FORMAT => {
+            // Written by another release: not a fault, just not usable; the next snapshot
+            // replaces it.
+            tracing::info!(
+                format = file.format,
+                "the projection snapshot is of another format; folding the log instead"
+            );
+            return Ok((ReadModel::default(), None));
+        }
+        Ok(file) => {
+            let why = format!(
+                "the projection snapshot stored at position {position} says it was taken at \
+                 position {}",
+                file.position
+            );
+            return Ok((ReadModel::default(), Some(why)));
+        }
+        Err(error) => {
+            let why =
+                format!("the projection snapshot at position {position} is unreadable: {error}");
+            return Ok((ReadModel::default(), Some(why)));
+        }
+    };
+    let logged = hash_at(store, position).await?;
+    if hex::encode(logged) != file.head_hash {
+        let why = format!(
+            "the projection snapshot at position {position} was taken of another log: it \
+             names the hash {} there, the log holds {}",
+            file.head_hash,
+            hex::encode(logged)
+        );
+        return Ok((ReadModel::default(), Some(why)));
+    }
+    let model = ReadModel {
+        world: file.world,
+        position,
+    };
+    Ok((model, None))
+}
+
+/// The hash of the event at `position` ([`grantflow_store::ZERO_HASH`] at position 0).
+pub(crate) async fn hash_at(store: &dyn EventStore, position: u64) -> Result<Hash, EngineError> {
+    if position == 0 {
+        return Ok(grantflow_store::ZERO_HASH);
+    }
+    let page = store.read(position, 1).await?;
+    match page.first() {
+        Some(envelope) if envelope.position == position => Ok(envelope.hash),
+        _ => Err(EngineError::Store(StoreError::Corrupt {
+            position,
+            detail: format!("the event at position {position} cannot be read"),
+        })),
+    }
 }
 
 /// Folds the events after `model.position` up to `until` (inclusive) into the model.

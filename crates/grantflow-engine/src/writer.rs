@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{CommandOutcome, Prepared};
 use crate::{
-    decode, snapshot_of, EngineError, ReadModel, Stats, BATCH_COMMANDS_MAX, FOLD_PAGE_EVENTS,
-    SNAPSHOT_EVERY_EVENTS, SNAPSHOT_NAME,
+    decode, hash_at, snapshot_of, EngineError, ReadModel, Stats, BATCH_COMMANDS_MAX,
+    FOLD_PAGE_EVENTS, SNAPSHOT_EVERY_EVENTS, SNAPSHOT_NAME,
 };
 
 /// How many times a batch refused as a conflict is decided again before its commands fail.
@@ -572,7 +572,12 @@ impl Writer {
         }
         self.events_since_snapshot = 0;
         // The published (durable) state: the writer's own may be ahead of it.
-        let durable = snapshot_of(&read(&self.published));
+        // This task alone advances it, so it does not move while the hash is read.
+        let position = read(&self.published).position;
+        let durable = match hash_at(self.store.as_ref(), position).await {
+            Ok(head_hash) => snapshot_of(&read(&self.published), &head_hash),
+            Err(error) => Err(error),
+        };
         let saved = match durable {
             Ok((position, bytes)) => self
                 .store

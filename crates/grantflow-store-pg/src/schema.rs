@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 use crate::pg_err;
 
 /// The schema version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The tables of schema version 1 (`{s}` is the quoted schema). See the crate README.
 const CREATE_V1: &str = r#"
@@ -64,6 +64,15 @@ CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON {s}.events
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.grantflow_events_append_only();
 "#;
 
+/// Schema version 2: each snapshot carries the SHA-256 of its name, position and bytes,
+/// checked on load; snapshots of version 1 (unchecked) are dropped (the engine folds the log
+/// and writes a new one).
+const MIGRATE_V2: &str = r#"
+ALTER TABLE {s}.snapshots ADD COLUMN checksum bytea
+    CHECK (checksum IS NULL OR octet_length(checksum) = 32);
+DELETE FROM {s}.snapshots WHERE checksum IS NULL;
+"#;
+
 /// The schema name as an SQL identifier (names are checked to `[a-z_][a-z0-9_]*`).
 pub(crate) fn quoted(schema: &str) -> String {
     format!("\"{schema}\"")
@@ -71,9 +80,10 @@ pub(crate) fn quoted(schema: &str) -> String {
 
 /// The SQL that gives `role` exactly what a running grantflow needs in `schema`: rows of
 /// `events` and `commands` only inserted and read, the single `head` row read and updated
-/// (and locked), snapshots inserted, read and replaced, the version read. No DELETE, no
-/// TRUNCATE, no DDL: the schema's owner creates and migrates it (connect once as the owner
-/// after an upgrade). Both names must be plain identifiers (`[a-z_][a-z0-9_]*`).
+/// (and locked), snapshots and the version only read. No DELETE, no TRUNCATE, no DDL: the
+/// schema's owner creates and migrates it (connect once as the owner after an upgrade), and
+/// only the owner writes projection snapshots (`grantflow replay` run as the owner), so
+/// that the role a server runs as cannot plant figures in one. Both names must be plain identifiers (`[a-z_][a-z0-9_]*`).
 pub fn app_role_grants(schema: &str, role: &str) -> String {
     let s = quoted(schema);
     let r = format!("\"{role}\"");
@@ -83,7 +93,7 @@ pub fn app_role_grants(schema: &str, role: &str) -> String {
          GRANT SELECT, INSERT ON {s}.events TO {r};\n\
          GRANT SELECT, INSERT ON {s}.commands TO {r};\n\
          GRANT SELECT, UPDATE ON {s}.head TO {r};\n\
-         GRANT SELECT, INSERT, UPDATE ON {s}.snapshots TO {r};\n"
+         GRANT SELECT ON {s}.snapshots TO {r};\n"
     )
 }
 
@@ -111,8 +121,10 @@ pub(crate) async fn migrate(
     let version = read_version(&tx, schema).await?;
     match version {
         Some(version) => {
-            // Another process created it meanwhile.
-            check_version(version, store)?;
+            // Another process may have created or migrated it meanwhile.
+            if !check_version(version, store)? {
+                migrate_from(&tx, schema, version).await?;
+            }
         }
         None => {
             let exists = tx
@@ -162,16 +174,39 @@ pub(crate) async fn migrate(
             .await
             .map_err(pg_err("creating the head row"))?;
             tx.execute(
-                &format!("INSERT INTO {s}.grantflow_schema_version (version) VALUES ($1)"),
-                &[&SCHEMA_VERSION],
+                &format!("INSERT INTO {s}.grantflow_schema_version (version) VALUES (1)"),
+                &[],
             )
             .await
             .map_err(pg_err("recording the schema version"))?;
+            migrate_from(&tx, schema, 1).await?;
         }
     }
     tx.commit()
         .await
         .map_err(pg_err("committing the schema migration"))
+}
+
+/// Brings a schema of `version` up to [`SCHEMA_VERSION`], inside the migration's
+/// transaction.
+async fn migrate_from(
+    tx: &tokio_postgres::Transaction<'_>,
+    schema: &str,
+    version: i32,
+) -> Result<(), StoreError> {
+    let s = quoted(schema);
+    if version < 2 {
+        tx.batch_execute(&MIGRATE_V2.replace("{s}", &s))
+            .await
+            .map_err(pg_err("migrating the schema to version 2"))?;
+    }
+    tx.execute(
+        &format!("UPDATE {s}.grantflow_schema_version SET version = $1, migrated_at = now()"),
+        &[&SCHEMA_VERSION],
+    )
+    .await
+    .map_err(pg_err("recording the schema version"))?;
+    Ok(())
 }
 
 /// Whether `version` is current (`false`: an older one to migrate; there is none yet).

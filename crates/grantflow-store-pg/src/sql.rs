@@ -70,11 +70,14 @@ impl Sql {
                  WHERE c.command_id = ANY($1) ORDER BY c.command_id, p.ord"
             ),
             save_snapshot: format!(
-                "INSERT INTO {s}.snapshots (name, position, bytes) VALUES ($1, $2, $3) \
+                "INSERT INTO {s}.snapshots (name, position, bytes, checksum) \
+                 VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, \
-                 bytes = EXCLUDED.bytes, saved_at = now()"
+                 bytes = EXCLUDED.bytes, checksum = EXCLUDED.checksum, saved_at = now()"
             ),
-            load_snapshot: format!("SELECT position, bytes FROM {s}.snapshots WHERE name = $1"),
+            load_snapshot: format!(
+                "SELECT position, bytes, checksum FROM {s}.snapshots WHERE name = $1"
+            ),
             last_event: format!(
                 "SELECT position, hash FROM {s}.events ORDER BY position DESC LIMIT 1"
             ),

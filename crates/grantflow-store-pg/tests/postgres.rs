@@ -634,15 +634,18 @@ async fn the_documented_role_is_enough_and_cannot_change_events() {
             let events = read_all(&app).await;
             assert_eq!(events.len(), 7);
             assert!(app.command("multi").await.unwrap().is_some());
-            app.save_snapshot("grants", 7, b"one".to_vec())
+            // Snapshots are the owner's: the application role reads them and cannot plant
+            // one (its save is skipped, not an error: a server's close still succeeds).
+            owner
+                .save_snapshot("grants", 7, b"the owner's".to_vec())
                 .await
                 .unwrap();
-            app.save_snapshot("grants", 7, b"two".to_vec())
+            app.save_snapshot("grants", 7, b"planted".to_vec())
                 .await
                 .unwrap();
             assert_eq!(
                 app.load_snapshot("grants").await.unwrap(),
-                Some((7, b"two".to_vec()))
+                Some((7, b"the owner's".to_vec()))
             );
             assert_eq!(owner.head().await.unwrap(), app.head().await.unwrap());
             // Import into another schema, as the same role.
@@ -669,6 +672,12 @@ async fn the_documented_role_is_enough_and_cannot_change_events() {
                 format!("DELETE FROM \"{schema}\".events"),
                 format!("TRUNCATE \"{schema}\".events"),
                 format!("DELETE FROM \"{schema}\".commands"),
+                format!("UPDATE \"{schema}\".snapshots SET bytes = 'x'"),
+                format!(
+                    "INSERT INTO \"{schema}\".snapshots (name, position, bytes) \
+                     VALUES ('forged', 1, 'x')"
+                ),
+                format!("DELETE FROM \"{schema}\".snapshots"),
                 format!("CREATE TABLE \"{schema}\".mine (id int)"),
             ] {
                 let error = client.batch_execute(&statement).await.unwrap_err();
@@ -690,6 +699,86 @@ async fn the_documented_role_is_enough_and_cannot_change_events() {
         if let Err(panic) = outcome {
             std::panic::resume_unwind(panic);
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_snapshot_row_is_refused_by_its_checksum() {
+    run(pg(), |pg| async move {
+        let (store, schema) = pg.create_pg().await;
+        fill(&store, 2).await;
+        store
+            .save_snapshot("world", 2, b"{\"received\":1000}".to_vec())
+            .await
+            .unwrap();
+        let admin = pg.admin().await;
+        // Figures edited in place, as someone with the owner's rights but not grantflow's
+        // code would: the checksum no longer matches.
+        admin
+            .batch_execute(&format!(
+                "UPDATE \"{schema}\".snapshots SET bytes = '{{\"received\":9000}}'::bytea"
+            ))
+            .await
+            .unwrap();
+        match store.load_snapshot("world").await {
+            Err(StoreError::Corrupt { detail, .. }) => {
+                assert!(detail.contains("checksum"), "{detail}")
+            }
+            other => panic!("an edited snapshot was served: {other:?}"),
+        }
+        // A row with no checksum at all is refused alike.
+        admin
+            .batch_execute(&format!(
+                "UPDATE \"{schema}\".snapshots SET checksum = NULL"
+            ))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.load_snapshot("world").await,
+            Err(StoreError::Corrupt { .. })
+        ));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_schema_is_migrated_and_its_unchecked_snapshot_dropped() {
+    run(pg(), |pg| async move {
+        let (store, schema) = pg.create_pg().await;
+        fill(&store, 2).await;
+        drop(store);
+        let admin = pg.admin().await;
+        // Back to version 1's shape: no checksum column, an unchecked snapshot.
+        admin
+            .batch_execute(&format!(
+                "ALTER TABLE \"{schema}\".snapshots DROP COLUMN checksum; \
+                 INSERT INTO \"{schema}\".snapshots (name, position, bytes) \
+                 VALUES ('world', 2, 'forged'::bytea); \
+                 UPDATE \"{schema}\".grantflow_schema_version SET version = 1"
+            ))
+            .await
+            .unwrap();
+        let store = PgStore::connect(&pg.url_for(&schema)).await.unwrap();
+        assert_eq!(store.load_snapshot("world").await.unwrap(), None);
+        assert_eq!(store.head().await.unwrap().position, 2);
+        let version: i32 = admin
+            .query_one(
+                &format!("SELECT version FROM \"{schema}\".grantflow_schema_version"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(version, SCHEMA_VERSION);
+        store
+            .save_snapshot("world", 2, b"checked".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.load_snapshot("world").await.unwrap(),
+            Some((2, b"checked".to_vec()))
+        );
     })
     .await;
 }

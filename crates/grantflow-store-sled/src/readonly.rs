@@ -28,6 +28,7 @@ use crate::config::OPEN_LOCK_WAIT_MS;
 use crate::errors::io_err;
 use crate::recovery::{db_dir, MARKER_FILE_NAME};
 use crate::redo::RedoLog;
+use crate::snapshot::SNAPSHOT_KEY_FILE;
 
 /// Blocks of a redo file that are all zeros are not copied (its preallocation).
 const SPARSE_BLOCK_BYTES: usize = 64 * 1024;
@@ -91,6 +92,7 @@ impl ReadOnlyCopy {
             if redo.contains(&source) {
                 copy_sparse(&source, &self.path.join(&name))?;
             } else if text == MARKER_FILE_NAME
+                || text == SNAPSHOT_KEY_FILE
                 || (text.starts_with("snapshot-") && !text.ends_with(".tmp"))
             {
                 copy_file(&source, &self.path.join(&name))?;

@@ -408,7 +408,67 @@ async fn a_damaged_snapshot_is_refused_not_served() {
     std::fs::write(&file, &edited).unwrap();
     let store = SledStore::open(&path).unwrap();
     match store.load_snapshot("world").await {
-        Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("checksum"), "{detail}"),
+        Err(StoreError::Corrupt { detail, .. }) => assert!(detail.contains("MAC"), "{detail}"),
         other => panic!("a damaged snapshot was served: {other:?}"),
     }
+}
+
+/// The attack on a snapshot: its figures edited and every checksum in the file recomputed.
+/// Without the store's key (kept in its own file, mode 0600) no MAC matches; and a snapshot
+/// with no key beside it proves nothing.
+#[tokio::test]
+async fn a_forged_snapshot_is_never_served() {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, store) = common::temp_store();
+    store
+        .save_snapshot("world", 0, b"{\"received\":1000}".to_vec())
+        .await
+        .unwrap();
+    let path = store.path().to_path_buf();
+    drop(store);
+    let key = path.join("snapshot.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o600,
+        "the snapshot key is readable by others: {mode:o}"
+    );
+    assert_eq!(std::fs::read(&key).unwrap().len(), 32);
+    // Forged: new figures, the length and a SHA-256 of them in the tag's place.
+    let file = path.join("snapshot-world");
+    let bytes = std::fs::read(&file).unwrap();
+    let forged_body = b"{\"received\":9000000}";
+    let mut forged = bytes[..8 + 8].to_vec();
+    forged.extend_from_slice(&(forged_body.len() as u64).to_be_bytes());
+    forged.extend_from_slice(&Sha256::digest(forged_body));
+    forged.extend_from_slice(forged_body);
+    std::fs::write(&file, &forged).unwrap();
+    let store = SledStore::open(&path).unwrap();
+    assert!(
+        matches!(
+            store.load_snapshot("world").await,
+            Err(StoreError::Corrupt { .. })
+        ),
+        "a forged snapshot was served"
+    );
+    // The genuine file again, but its key gone (or replaced): not proven either.
+    drop(store);
+    std::fs::write(&file, &bytes).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    let store = SledStore::open(&path).unwrap();
+    match store.load_snapshot("world").await {
+        Err(StoreError::Corrupt { detail, .. }) => {
+            assert!(detail.contains("snapshot.key"), "{detail}")
+        }
+        other => panic!("a snapshot with no key was served: {other:?}"),
+    }
+    // Saving again writes a new key, and the new snapshot proves itself under it.
+    store
+        .save_snapshot("world", 0, b"{\"received\":1000}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_snapshot("world").await.unwrap().unwrap().1,
+        b"{\"received\":1000}"
+    );
 }
