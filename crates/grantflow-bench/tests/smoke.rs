@@ -210,3 +210,36 @@ fn smoke_http_when_tools_exist() {
         ],
     );
 }
+
+#[test]
+fn smoke_console_when_the_binary_exists() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stdout = smoke(
+        &[
+            "--scenario",
+            "console",
+            "--events",
+            "2000",
+            "--console-requests",
+            "10",
+        ],
+        dir.path(),
+    );
+    if stdout.contains("scenario console: skipped=") {
+        // The grantflow binary is not built beside the bench binary (e.g. `cargo test -p
+        // grantflow-bench` alone): the bench says so.
+        eprintln!("skipped the console smoke scenarios: {}", stdout.trim());
+        assert!(stdout.contains("no grantflow binary"), "{stdout}");
+        return;
+    }
+    assert_lines(
+        &stdout,
+        &[
+            "console-demo-grant",
+            "console-demo-portfolio",
+            "console-large-portfolio",
+            "console-large-grant",
+        ],
+    );
+    assert!(stdout.contains("server_p99_ms="), "{stdout}");
+}
