@@ -132,6 +132,22 @@ pub enum Verb {
         /// The address to listen on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
+        /// Also relay the log to NATS JetStream at this URL (e.g. nats://127.0.0.1:4222), as
+        /// `grantflow relay nats` does; retried while the NATS server is down.
+        #[arg(long = "relay-nats", value_name = "URL")]
+        relay_nats: Option<String>,
+        /// The relay's JetStream stream (created when missing).
+        #[arg(long = "relay-stream", default_value = grantflow_relay::DEFAULT_STREAM, requires = "relay_nats")]
+        relay_stream: String,
+        /// The first token of the relay's subjects.
+        #[arg(long = "relay-subject-prefix", default_value = grantflow_relay::DEFAULT_SUBJECT_PREFIX, requires = "relay_nats")]
+        relay_subject_prefix: String,
+    },
+    /// Publish the log to a message system, every event once and in position order, until
+    /// SIGINT/SIGTERM; resumes where the last run stopped.
+    Relay {
+        #[command(subcommand)]
+        target: RelayTarget,
     },
     /// Issue, list and revoke the bearer tokens of the HTTP API.
     Token {
@@ -143,6 +159,29 @@ pub enum Verb {
         /// Print each result as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `grantflow relay ...`
+#[derive(Subcommand, Debug)]
+pub enum RelayTarget {
+    /// NATS JetStream: each event a CloudEvent on `<prefix>.<fund|grant>.<id>.<type>`, with
+    /// `Nats-Msg-Id: <position>`, on a stream created when missing. On PostgreSQL run it
+    /// beside any number of servers; on sled, where one process holds the store, use
+    /// `serve --relay-nats` instead.
+    Nats {
+        /// The NATS server.
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// The JetStream stream (created when missing, with subjects `<prefix>.>`).
+        #[arg(long, default_value = grantflow_relay::DEFAULT_STREAM)]
+        stream: String,
+        /// The first token of every subject.
+        #[arg(long = "subject-prefix", default_value = grantflow_relay::DEFAULT_SUBJECT_PREFIX)]
+        subject_prefix: String,
+        /// The CloudEvents `source` (default: urn:grantflow:log:<hash of the first event>).
+        #[arg(long)]
+        source: Option<String>,
     },
 }
 

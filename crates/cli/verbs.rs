@@ -9,10 +9,11 @@ use futures::StreamExt;
 use grantflow_engine::audit::{self, Checkpoint};
 use grantflow_engine::query::{self, AsOf, Subject};
 use grantflow_engine::{transfer, Submission};
+use grantflow_relay::RelayOptions;
 use grantflow_store::EventStore;
 use serde_json::Value;
 
-use crate::args::{Cli, FundAction, GrantAction, ReportAction, TokenAction, Verb};
+use crate::args::{Cli, FundAction, GrantAction, RelayTarget, ReportAction, TokenAction, Verb};
 use crate::open::{open_engine, open_store, progress_bar, Access};
 use crate::outcome::Outcome;
 use crate::stdout::{out, outln};
@@ -86,7 +87,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }
         Verb::Import { file } => import(data, &file).await,
         Verb::Demo { json } => demo::run(data, json).await,
-        Verb::Serve { addr } => serve(data, addr).await,
+        Verb::Serve {
+            addr,
+            relay_nats,
+            relay_stream,
+            relay_subject_prefix,
+        } => {
+            let relay = relay_nats.map(|url| RelayOptions {
+                stream: relay_stream,
+                subject_prefix: relay_subject_prefix,
+                retry_initial_connect: true,
+                ..RelayOptions::new(url)
+            });
+            serve(data, addr, relay).await
+        }
+        Verb::Relay {
+            target:
+                RelayTarget::Nats {
+                    url,
+                    stream,
+                    subject_prefix,
+                    source,
+                },
+        } => {
+            let options = RelayOptions {
+                stream,
+                subject_prefix,
+                source,
+                ..RelayOptions::new(url)
+            };
+            relay(data, options).await
+        }
         Verb::Token { action } => token(data, cli.actor, action),
     }
 }
@@ -518,13 +549,59 @@ async fn import(data: &Path, file: &Path) -> anyhow::Result<Outcome> {
     }
 }
 
-async fn serve(data: &Path, addr: std::net::SocketAddr) -> anyhow::Result<Outcome> {
+async fn serve(
+    data: &Path,
+    addr: std::net::SocketAddr,
+    relay: Option<RelayOptions>,
+) -> anyhow::Result<Outcome> {
     let engine = Arc::new(open_engine(data, Access::Create).await?);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let relay = relay.map(|options| {
+        options.check()?;
+        let store = engine.store().clone();
+        let mut stopped = stopped.clone();
+        Ok::<_, grantflow_relay::RelayError>(tokio::spawn(async move {
+            let until = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            let result = grantflow_relay::run(store, &options, until).await;
+            if let Err(error) = &result {
+                tracing::error!(%error, "the JetStream relay stopped");
+            }
+            result
+        }))
+    });
+    let relay = relay.transpose()?;
     let served =
         grantflow_server::serve(engine.clone(), data.to_path_buf(), addr, shutdown_signal()).await;
-    // Whatever ended the server, finish the queued batches and close the store.
+    // Whatever ended the server, let the relay confirm what it sent, finish the queued
+    // batches and close the store.
+    let _ = stop.send(true);
+    if let Some(relay) = relay {
+        if let Ok(Ok(report)) = relay.await {
+            tracing::info!(
+                published = report.published,
+                last_position = report.last_position,
+                "the JetStream relay stopped"
+            );
+        }
+    }
     engine.close().await?;
     served?;
+    Ok(Outcome::Success)
+}
+
+/// `grantflow relay nats`: follows the store until SIGINT/SIGTERM.
+async fn relay(data: &Path, options: RelayOptions) -> anyhow::Result<Outcome> {
+    options.check()?;
+    let store = open_store(data, Access::Existing).await?;
+    let report = grantflow_relay::run(store.clone(), &options, shutdown_signal()).await;
+    store.close().await?;
+    let report = report?;
+    eprintln!(
+        "relay stopped: {} events published, {} already there, up to position {} (resumed after {})",
+        report.published, report.duplicates, report.last_position, report.resumed_after
+    );
     Ok(Outcome::Success)
 }
 
