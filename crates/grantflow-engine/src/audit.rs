@@ -153,12 +153,17 @@ impl LogChecker {
         Ok(())
     }
 
+    /// Checks the rules of the command the last envelopes belong to (at the end of the
+    /// log); after a failure, [`LogChecker::last`] is the event before it.
+    pub fn settle(&mut self) -> Result<(), Failure> {
+        self.rules.settle().inspect_err(|failure| {
+            self.last = self.rules.last_good(failure.position);
+        })
+    }
+
     /// Ends the check: the last command's rules, and the checkpoint must have been reached.
     pub fn finish(mut self) -> Result<(ReadModel, HashMap<String, u64>, Checkpoint), Failure> {
-        if let Err(failure) = self.rules.settle() {
-            self.last = self.rules.last_good(failure.position);
-            return Err(failure);
-        }
+        self.settle()?;
         if let Some(checkpoint) = &self.checkpoint {
             if !self.checkpoint_seen && checkpoint.position > 0 {
                 return Err(Failure::at(
@@ -413,7 +418,10 @@ pub async fn verify(
     let checkpoint_checked = checkpoint.is_some();
     let head = store.head().await?;
     let mut checker = LogChecker::new(checkpoint);
-    let failure = check_store_log(store, &mut checker, head.position, progress).await?;
+    let failure = match check_store_log(store, &mut checker, head.position, progress).await? {
+        Some(failure) => Some(failure),
+        None => checker.settle().err(),
+    };
     let last = checker.last().clone();
     let events = checker.events();
     let failure = match failure {

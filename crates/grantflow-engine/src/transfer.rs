@@ -109,7 +109,10 @@ pub fn verify_file(
                     return Ok((checker, Some(failure)));
                 }
             }
-            Ok(None) => return Ok((checker, None)),
+            Ok(None) => {
+                let failure = checker.settle().err();
+                return Ok((checker, failure));
+            }
             Err(failure) => return Ok((checker, Some(failure))),
         }
     }
