@@ -498,3 +498,50 @@ async fn a_forged_log_is_accepted_exactly_when_the_decider_could_have_written_it
         );
     }
 }
+
+/// A store holding a forged log (written past `import`, straight through the store):
+/// `verify` names the first bad position and the rule's code, and `replay` refuses to
+/// rebuild from it.
+#[tokio::test]
+async fn verify_and_replay_of_a_store_check_the_rules() {
+    let mut register = register_fund("F", "USD");
+    register["admin_fee_percent"] = json!("1.00");
+    let commands: Vec<(Value, String)> = vec![
+        (register, "fin".into()),
+        (contribution("F", "10000.00"), "fin".into()),
+        (proposal("F", "G-1", "5000.00"), SUBMITTER.into()),
+        (approve("G-1"), "mgr".into()),
+        (assign("G-1", "A", "1000.00", true), "sec".into()),
+    ];
+    let (mut log, accepted) = run(&commands).await;
+    assert!(accepted.iter().all(|ok| *ok));
+    let approval = log
+        .iter()
+        .position(|e| e.event_type == "grant.approved")
+        .unwrap();
+    let command = log[approval].command_id.clone();
+    for envelope in log.iter_mut().filter(|e| e.command_id == command) {
+        envelope.actor = SUBMITTER.to_string();
+    }
+    rechain(&mut log);
+    let forged = temp_engine().await;
+    let store = forged.store.clone();
+    drop(forged.engine);
+    store.import(log.clone()).await.unwrap();
+
+    let report = grantflow_engine::audit::verify(store.as_ref(), None, &|_, _| {})
+        .await
+        .unwrap();
+    let failure = report.failure.expect("the forged approval fails");
+    assert_eq!(failure.position, approval as u64 + 1);
+    assert_eq!(failure.code.as_deref(), Some("four_eyes_violation"));
+    assert_eq!(report.head.position, approval as u64);
+
+    match grantflow_engine::audit::replay(store.as_ref(), &|_, _| {}).await {
+        Err(grantflow_engine::EngineError::Corrupt { position, detail }) => {
+            assert_eq!(position, approval as u64 + 1);
+            assert!(detail.contains("four_eyes_violation"), "{detail}");
+        }
+        other => panic!("replay rebuilt a forged log: {:?}", other.map(|(_, r)| r)),
+    }
+}
