@@ -118,7 +118,7 @@ enum Forgery {
     Field(usize, FieldValue),
     /// Every event of a command signed by another actor.
     Actor(usize, usize),
-    /// An approval signed by the proposal's submitter.
+    /// An approval signed by its proposal's submitter.
     ApprovalBySubmitter(usize),
     /// One event filed under another stream.
     Stream(usize),
@@ -300,8 +300,16 @@ fn forge(
                 .filter(|c| c.body["command"] == "approve-grant")
                 .collect();
             let command = approvals[n % approvals.len()];
+            let submitter = &accepted
+                .iter()
+                .find(|c| {
+                    c.body["command"] == "submit-proposal"
+                        && c.body["grant"] == command.body["grant"]
+                })
+                .expect("an approved grant was proposed")
+                .actor;
             for envelope in &mut log[command.events.clone()] {
-                envelope.actor = SUBMITTER.to_string();
+                envelope.actor = submitter.clone();
             }
             Ok(Expect::Refused(
                 command.events.start as u64 + 1,
