@@ -625,26 +625,46 @@ fn edited_exports_are_refused_at_the_first_bad_position() {
         })
         .collect();
 
-    // A forger who re-hashes the whole chain after the edit makes a self-consistent file:
-    // only a checkpoint taken before tells. The export verifies alone, and fails against it.
+    // A forger who re-hashes the whole chain after the edit makes a self-consistent chain:
+    // the rules refuse it alone, at the edited event (its amount breaks a limit).
+    let rechained = |edited: &mut Vec<String>, from: usize| {
+        let mut prev = line_hash(&lines[from - 1]);
+        for line in edited.iter_mut().skip(from) {
+            let (rehashed, hash) = rehash(line, &prev);
+            *line = rehashed;
+            prev = hash;
+        }
+    };
+    let mut forged = lines.clone();
+    forged[k] = forged[k].replacen("\"amount\":\"", "\"amount\":\"1", 1);
+    rechained(&mut forged, k);
+    let file = store.path("forged-amount.jsonl");
+    write_lines(&file, &forged);
+    let alone = store.run(&["verify", "--export", &file.to_string_lossy()]);
+    assert_eq!(alone.status.code(), Some(1), "{}", stdout(&alone));
+    assert!(
+        stdout(&alone).contains(&format!("FAILED at position {position}: breaks rule ")),
+        "a re-chained amount is refused by the rules: {}",
+        stdout(&alone)
+    );
+    // One the decider could have written (a reason in other words) verifies alone: only a
+    // checkpoint taken before tells.
     let checkpoint = store.path("checkpoint.json");
     let output = store.run(&["checkpoint"]);
     std::fs::write(&checkpoint, stdout(&output)).expect("checkpoint");
+    let r = (0..count)
+        .find(|index| lines[*index].contains("\"reason\":\""))
+        .expect("an event with a reason");
     let mut forged = lines.clone();
-    forged[k] = forged[k].replacen("\"amount\":\"", "\"amount\":\"1", 1);
-    let mut prev = line_hash(&lines[k - 1]);
-    for line in forged.iter_mut().skip(k) {
-        let (rehashed, hash) = rehash(line, &prev);
-        *line = rehashed;
-        prev = hash;
-    }
+    forged[r] = forged[r].replacen("\"reason\":\"", "\"reason\":\"in short, ", 1);
+    rechained(&mut forged, r);
     let file = store.path("forged.jsonl");
     write_lines(&file, &forged);
     let alone = store.run(&["verify", "--export", &file.to_string_lossy()]);
     assert_eq!(
         alone.status.code(),
         Some(0),
-        "a re-chained file verifies alone: {}",
+        "a re-chained file the decider could have written verifies alone: {}",
         stdout(&alone)
     );
     let checkpoint_arg = checkpoint.to_string_lossy().to_string();

@@ -77,7 +77,8 @@ pub enum Verb {
         #[arg(long)]
         follow: bool,
     },
-    /// Verify the log: hash chain, gapless positions and versions, projections.
+    /// Verify the log: hash chain, gapless positions and versions, every event by the
+    /// rules, projections.
     Verify {
         /// A checkpoint (from `grantflow checkpoint`) the log must extend.
         #[arg(long)]
@@ -91,7 +92,7 @@ pub enum Verb {
     },
     /// Print the head of the log as a checkpoint (JSON) for an auditor to keep.
     Checkpoint,
-    /// Rebuild every projection from the log.
+    /// Rebuild every projection from the log, checking every event by the rules.
     Replay {
         /// Print the report as JSON.
         #[arg(long)]
@@ -122,10 +123,14 @@ pub enum Verb {
         #[arg(long = "reporting-org")]
         reporting_org: Option<String>,
     },
-    /// Import an exported log into an empty store (every hash is verified first).
+    /// Import an exported log into an empty store (every hash and every event's rules are
+    /// verified first).
     Import {
         /// The JSON Lines file.
         file: PathBuf,
+        /// A checkpoint (from `grantflow checkpoint`) the file must extend.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
     },
     /// Serve the HTTP API (commands, figures, audit, the event stream) until SIGINT/SIGTERM.
     Serve {

@@ -85,7 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             };
             export(data, &format, output.as_deref(), iati).await
         }
-        Verb::Import { file } => import(data, &file).await,
+        Verb::Import { file, checkpoint } => import(data, &file, checkpoint.as_deref()).await,
         Verb::Demo { json } => demo::run(data, json).await,
         Verb::Serve {
             addr,
@@ -395,13 +395,23 @@ fn read_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
 async fn replay(data: &Path, json: bool) -> anyhow::Result<Outcome> {
     let store = open_store(data, Access::Existing).await?;
     let bar = progress_bar("replaying");
-    let (_, report) = audit::replay(store.as_ref(), &|done, total| {
+    let replayed = audit::replay(store.as_ref(), &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })
-    .await?;
+    .await;
     bar.finish_and_clear();
     store.close().await?;
+    let report = match replayed {
+        Ok((_, report)) => report,
+        Err(grantflow_engine::EngineError::Corrupt { position, detail }) => {
+            eprintln!(
+                "replay refused at position {position}: {detail}\nthe projections were not rebuilt"
+            );
+            return Ok(Outcome::Failed);
+        }
+        Err(error) => return Err(error.into()),
+    };
     if json {
         outln!("{}", serde_json::to_string(&report)?)?;
     } else {
@@ -519,13 +529,17 @@ async fn export_iati(
     }
 }
 
-async fn import(data: &Path, file: &Path) -> anyhow::Result<Outcome> {
+async fn import(data: &Path, file: &Path, checkpoint: Option<&Path>) -> anyhow::Result<Outcome> {
     if !file.exists() {
         return Err(anyhow!("cannot read {}: no such file", file.display()));
     }
+    let checkpoint = match checkpoint {
+        Some(path) => Some(read_checkpoint(path)?),
+        None => None,
+    };
     let store = open_store(data, Access::Create).await?;
     let bar = progress_bar("importing");
-    let result = transfer::import_file(store.as_ref(), file, &|done, total| {
+    let result = transfer::import_file(store.as_ref(), file, checkpoint, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })

@@ -263,7 +263,8 @@ fn pg_task(config: &Config, args: &ChildArgs) -> anyhow::Result<()> {
     })
 }
 
-/// `audit::replay` (rebuild all projections from the log), then a warm scan without folding.
+/// The rebuild of all projections from the log, a warm scan without folding, and the
+/// rule-checked replay.
 fn engine_replay(args: &ChildArgs) -> anyhow::Result<()> {
     let rt = runtime()?;
     rt.block_on(async {
@@ -273,13 +274,19 @@ fn engine_replay(args: &ChildArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Replays the store's log (`audit::replay`), then scans it again without folding (read and
-/// decode only, the store's cache now warm), closes it and prints the figures.
+/// Rebuilds every projection from the store's log (the fold `Engine::open` runs without a
+/// snapshot), then scans it again without folding (read and decode only, the store's cache
+/// now warm), then runs `grantflow replay`'s rule-checked rebuild (`audit::replay`: every
+/// command decided again), closes the store and prints the figures.
 async fn replay_and_scan(store: &dyn EventStore) -> anyhow::Result<()> {
-    let (model, replay) = audit::replay(store, &|_, _| {}).await?;
-    let hwm = vm_hwm_kib();
-    drop(model);
     let head = store.head().await?.position;
+    let started = Instant::now();
+    let mut model = grantflow_engine::ReadModel::default();
+    grantflow_engine::fold_into(store, &mut model, head, &|_, _| {}).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let hwm = vm_hwm_kib();
+    let events = model.position;
+    drop(model);
     let started = Instant::now();
     let mut next = 1;
     while next <= head {
@@ -288,14 +295,19 @@ async fn replay_and_scan(store: &dyn EventStore) -> anyhow::Result<()> {
         next += page.len() as u64;
     }
     let scan = started.elapsed().as_secs_f64();
+    let (model, checked) = audit::replay(store, &|_, _| {}).await?;
+    drop(model);
+    let checked_hwm = vm_hwm_kib();
     store.close().await?;
     let mut f = fields(&[
-        ("events", json!(replay.events)),
-        ("seconds", round(replay.seconds)),
-        ("events_per_s", round(replay.events_per_second)),
+        ("events", json!(events)),
+        ("seconds", round(seconds)),
+        ("events_per_s", round(events as f64 / seconds.max(1e-9))),
         ("scan_events_per_s", round(head as f64 / scan.max(1e-9))),
+        ("checked_events_per_s", round(checked.events_per_second)),
     ]);
     f.insert("vm_hwm_kib".into(), json!(hwm));
+    f.insert("checked_vm_hwm_kib".into(), json!(checked_hwm));
     println!("{}", Value::Object(f));
     Ok(())
 }

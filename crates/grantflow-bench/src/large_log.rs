@@ -78,6 +78,9 @@ pub(crate) fn mib(fields: &mut Map<String, Value>) {
     if let Some(kib) = fields.remove("vm_hwm_kib").and_then(|v| v.as_f64()) {
         fields.insert("peak_rss_mib".into(), round(kib / 1024.0));
     }
+    if let Some(kib) = fields.remove("checked_vm_hwm_kib").and_then(|v| v.as_f64()) {
+        fields.insert("checked_peak_rss_mib".into(), round(kib / 1024.0));
+    }
 }
 
 /// The large-log scenarios: replay, open, peak RSS, bytes on disk.

@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod actor;
+pub mod check;
 pub mod codes;
 pub mod command;
 pub mod decide;
@@ -26,6 +27,7 @@ pub mod values;
 pub mod view;
 pub mod world;
 
+pub use check::{check_command, Breach, RuleCode, StoredEvent, EVENT_NOT_DERIVABLE};
 pub use command::{
     fund_stream, grant_stream, BudgetText, Command, CommandRequest, DocumentOwner, ForeignAmount,
     COMMAND_NAMES,

@@ -1,5 +1,5 @@
 //! Moving the log in and out: JSON Lines export (the exact hashed bytes) and import into an
-//! empty store, which verifies the whole file before writing anything.
+//! empty store, which verifies the whole file (chain and rules) before writing anything.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -109,17 +109,22 @@ pub fn verify_file(
                     return Ok((checker, Some(failure)));
                 }
             }
-            Ok(None) => return Ok((checker, None)),
+            Ok(None) => {
+                let failure = checker.settle().err();
+                return Ok((checker, failure));
+            }
             Err(failure) => return Ok((checker, Some(failure))),
         }
     }
 }
 
 /// Imports an exported file into an empty store: the whole file is verified first (hash
-/// chain, positions, versions, payloads), and nothing is written if any line is bad.
+/// chain, positions, versions, payloads, every command's events by the rules, and, given a
+/// `checkpoint`, that the file extends it), and nothing is written if anything is wrong.
 pub async fn import_file(
     store: &dyn EventStore,
     path: &Path,
+    checkpoint: Option<Checkpoint>,
     progress: Progress<'_>,
 ) -> Result<u64, EngineError> {
     let head = store.head().await?;
@@ -129,7 +134,7 @@ pub async fn import_file(
             head.position
         )));
     }
-    let (checker, failure) = verify_file(path, None)?;
+    let (checker, failure) = verify_file(path, checkpoint)?;
     if let Some(failure) = failure {
         return Err(refused(failure));
     }
@@ -215,10 +220,10 @@ impl ExportReader {
     }
 
     fn failure(&self, detail: String) -> Failure {
-        Failure {
-            position: self.expected,
-            detail: format!("line {}: {detail}", self.line_number),
-        }
+        Failure::at(
+            self.expected,
+            format!("line {}: {detail}", self.line_number),
+        )
     }
 }
 

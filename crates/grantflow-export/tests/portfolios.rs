@@ -678,18 +678,32 @@ async fn check_portfolio(portfolio: Portfolio) {
         );
     }
 
-    // As of a position: equal to the export of the log cut there.
+    // As of a position: equal to the export of the log cut there (at the end of a command:
+    // import refuses a command's events cut short).
     let head = model.position;
-    let cut = ((head as f64 * portfolio.cut) as u64).clamp(1, head);
-    let (as_of, summary) = fixture.iati(AsOf::Position(cut), &[]).await;
-    assert_eq!(summary.position, cut);
-    assert_valid_iati(&as_of, fixture.dir.path(), "as-of.xml");
-    assert_passes_iati_rules(&as_of, "as-of.xml");
     let mut lines = Vec::new();
     export_jsonl(fixture.store(), &mut lines, &|_, _| {})
         .await
         .expect("a JSON Lines export");
     let text = String::from_utf8(lines).expect("UTF-8");
+    let command_ids: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let envelope: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            envelope["command_id"]
+                .as_str()
+                .expect("a command id")
+                .to_string()
+        })
+        .collect();
+    let mut cut = ((head as f64 * portfolio.cut) as u64).clamp(1, head);
+    while cut < head && command_ids[cut as usize] == command_ids[cut as usize - 1] {
+        cut += 1;
+    }
+    let (as_of, summary) = fixture.iati(AsOf::Position(cut), &[]).await;
+    assert_eq!(summary.position, cut);
+    assert_valid_iati(&as_of, fixture.dir.path(), "as-of.xml");
+    assert_passes_iati_rules(&as_of, "as-of.xml");
     let prefix: String = text
         .lines()
         .take(cut as usize)
@@ -699,7 +713,7 @@ async fn check_portfolio(portfolio: Portfolio) {
     std::fs::write(&file, prefix).expect("writing the cut log");
     let cut_store = SledStore::open(&fixture.dir.path().join("cut")).expect("a second store");
     let cut_store: Arc<dyn grantflow_store::EventStore> = Arc::new(cut_store);
-    import_file(cut_store.as_ref(), &file, &|_, _| {})
+    import_file(cut_store.as_ref(), &file, None, &|_, _| {})
         .await
         .expect("the cut log imports");
     let options = IatiOptions {
