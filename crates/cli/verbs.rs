@@ -608,8 +608,17 @@ async fn serve(
 /// `grantflow relay nats`: follows the store until SIGINT/SIGTERM.
 async fn relay(data: &Path, options: RelayOptions) -> anyhow::Result<Outcome> {
     options.check()?;
+    let stop = shutdown_signal();
     let store = open_store(data, Access::Existing).await?;
-    let report = grantflow_relay::run(store.clone(), &options, shutdown_signal()).await;
+    let report = grantflow_relay::run_with(store.clone(), &options, stop, |last| {
+        eprintln!(
+            "relaying to the JetStream stream {} at {} from position {}",
+            options.stream,
+            options.url,
+            last + 1
+        );
+    })
+    .await;
     store.close().await?;
     let report = report?;
     eprintln!(
@@ -619,25 +628,31 @@ async fn relay(data: &Path, options: RelayOptions) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called,
+/// not when the future is first polled: a signal that arrives while the verb is still
+/// starting ends it cleanly too.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    #[cfg(unix)]
+    let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    async move {
+        #[cfg(unix)]
+        match (terminate, interrupt) {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate => {}
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -251,7 +251,19 @@ pub async fn run(
     options: &RelayOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RelayReport, RelayError> {
+    run_with(store, options, shutdown, |_| {}).await
+}
+
+/// As [`run`], calling `started` once with the stream's last position when the relay has
+/// found where to resume (the `relay` verb says so on standard error).
+pub async fn run_with(
+    store: Arc<dyn EventStore>,
+    options: &RelayOptions,
+    shutdown: impl Future<Output = ()>,
+    started: impl FnOnce(u64),
+) -> Result<RelayReport, RelayError> {
     options.check()?;
+    let mut started = Some(started);
     let mut connect = async_nats::ConnectOptions::new().name("grantflow relay");
     if options.retry_initial_connect {
         connect = connect.retry_on_initial_connect();
@@ -275,6 +287,9 @@ pub async fn run(
             if first {
                 report.resumed_after = last;
                 report.last_position = last;
+                if let Some(started) = started.take() {
+                    started(last);
+                }
                 tracing::info!(
                     stream = options.stream,
                     resumed_after = last,
