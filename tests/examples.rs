@@ -62,3 +62,24 @@ fn auditor_check_accepts_the_export_and_catches_tampering() {
     );
     assert!(stdout.contains("auditor_check: ok"), "{stdout}");
 }
+
+#[test]
+fn jetstream_consumer_resumes_without_gap_or_duplicate() {
+    let stdout = run_example("jetstream_consumer");
+    if std::env::var("GRANTFLOW_TEST_NATS")
+        .unwrap_or_default()
+        .is_empty()
+        && stdout.contains("jetstream_consumer: skipped")
+    {
+        eprintln!("skipped: no NATS server ({})", stdout.trim());
+        return;
+    }
+    assert!(
+        stdout.contains("jetstream_consumer: ok (16 events"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("restarted: resuming from position 7"),
+        "{stdout}"
+    );
+}

@@ -561,7 +561,7 @@ mod tests {
     fn a_cloud_event_carries_the_envelope_byte_for_byte() {
         let envelope = envelope("grant-MEX-2012-01", "grant.approved");
         let text = cloud_event("urn:grantflow:log:ab", &envelope);
-        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         assert_eq!(value["specversion"], "1.0");
         assert_eq!(value["id"], "41");
         assert_eq!(value["source"], "urn:grantflow:log:ab");
@@ -570,7 +570,7 @@ mod tests {
         assert_eq!(value["time"], "2012-09-27T00:00:00.000000Z");
         assert!(text.ends_with(&format!(",\"data\":{}}}", envelope.to_line())));
         assert_eq!(
-            Envelope::from_line(&value["data"].to_string()).unwrap(),
+            Envelope::from_line(&value["data"].to_string()).expect("an envelope"),
             envelope
         );
     }
