@@ -180,7 +180,8 @@ async fn serve_relays_the_log_exactly_once_across_restarts() {
             let body = json!({"command": "record-income", "fund": "UNTFHS", "kind": "interest",
                 "amount": format!("{}.00", 10 + i), "received_on": "2013-05-01"});
             let (status, answer) =
-                http_json(addr, "POST", "/v1/commands", Some(&finance), Some(&body)).unwrap();
+                http_json(addr, "POST", "/v1/commands", Some(&finance), Some(&body))
+                    .expect("the server answers");
             assert_eq!(status, 200, "round {round}: {answer}");
             head += 1;
         }
