@@ -102,8 +102,9 @@ async fn main() -> anyhow::Result<()> {
 /// envelope.
 fn handle(event: &Value, prev_hash: &mut grantflow_store::Hash) -> anyhow::Result<Envelope> {
     let envelope = Envelope::from_line(&event["data"].to_string())?;
+    let id = envelope.position.to_string();
     anyhow::ensure!(
-        event["id"] == envelope.position.to_string(),
+        event["id"].as_str() == Some(id.as_str()),
         "id is the position"
     );
     anyhow::ensure!(
