@@ -28,6 +28,12 @@ pub(crate) struct Config {
     pub sse_commands: usize,
     /// Requests per timed console page (and per baseline).
     pub console_requests: usize,
+    /// The NATS server of the relay scenarios.
+    pub nats: Option<String>,
+    /// Events in the store the relay publishes from the start.
+    pub relay_events: u64,
+    /// Commands whose relay lag is timed.
+    pub relay_lag_commands: usize,
 }
 
 impl Config {

@@ -19,6 +19,7 @@ mod http_target;
 mod large_log;
 mod measure;
 mod pg;
+mod relay;
 mod report;
 mod submit;
 mod throughput;
@@ -65,7 +66,7 @@ struct Opts {
     #[arg(long, global = true, default_value_t = 42)]
     seed: u64,
     /// Which scenarios: all, or a comma-separated list of engine, exec, sqlite, file, replay,
-    /// rss, pg, http, console.
+    /// rss, pg, http, console, relay.
     #[arg(long, global = true, default_value = "all")]
     scenario: String,
     /// Working directory for the stores (default: a fresh temporary directory, removed after).
@@ -124,6 +125,15 @@ struct Opts {
     /// Requests per timed console page (and per baseline). Default 1,000; smoke 20.
     #[arg(long, global = true)]
     console_requests: Option<usize>,
+    /// The NATS server (JetStream on) of the relay scenarios; without it they are skipped.
+    #[arg(long, global = true, env = "GRANTFLOW_TEST_NATS")]
+    nats: Option<String>,
+    /// Events in the store the relay publishes from the start. Default 100,000; smoke 2,000.
+    #[arg(long, global = true)]
+    relay_events: Option<u64>,
+    /// Commands whose relay lag is timed. Default 1,000; smoke 20.
+    #[arg(long, global = true)]
+    relay_lag_commands: Option<usize>,
 }
 
 fn main() {
@@ -175,6 +185,15 @@ fn cli_config(opts: &Opts, smoke: bool) -> Config {
             .console_requests
             .unwrap_or(if smoke { 20 } else { 1_000 })
             .max(1),
+        nats: opts.nats.clone().filter(|url| !url.trim().is_empty()),
+        relay_events: opts
+            .relay_events
+            .unwrap_or(if smoke { 2_000 } else { 100_000 })
+            .max(1),
+        relay_lag_commands: opts
+            .relay_lag_commands
+            .unwrap_or(if smoke { 20 } else { 1_000 })
+            .max(1),
     }
 }
 
@@ -182,6 +201,7 @@ fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
     let config = cli_config(opts, smoke);
     const KNOWN: &[&str] = &[
         "all", "engine", "exec", "sqlite", "file", "replay", "rss", "pg", "http", "console",
+        "relay",
     ];
     for scenario in &config.scenarios {
         anyhow::ensure!(
@@ -233,6 +253,9 @@ fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
     }
     if config.wants("console") {
         runtime.block_on(console::run(&config, root, &mut report))?;
+    }
+    if config.wants("relay") {
+        runtime.block_on(relay::run(&config, root, &mut report))?;
     }
     if config.json {
         println!(

@@ -243,3 +243,29 @@ fn smoke_console_when_the_binary_exists() {
     );
     assert!(stdout.contains("server_p99_ms="), "{stdout}");
 }
+
+#[test]
+fn smoke_relay_when_nats_is_configured() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stdout = smoke(
+        &[
+            "--scenario",
+            "relay",
+            "--relay-events",
+            "1000",
+            "--relay-lag-commands",
+            "10",
+        ],
+        dir.path(),
+    );
+    if std::env::var("GRANTFLOW_TEST_NATS")
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        eprintln!("skipped the relay smoke scenarios: GRANTFLOW_TEST_NATS is not set");
+        assert!(stdout.contains("scenario relay: skipped="), "{stdout}");
+        return;
+    }
+    assert_lines(&stdout, &["relay-catchup", "relay-floor", "relay-lag"]);
+}
