@@ -85,12 +85,25 @@ pub enum Verb {
         /// Verify an exported JSON Lines file instead of the store.
         #[arg(long)]
         export: Option<PathBuf>,
+        /// A trusted public key (PATH.pub of `grantflow key generate`): the checkpoint must
+        /// be signed by it, over its fields as they are.
+        #[arg(long, requires = "checkpoint")]
+        trust: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Print the head of the log as a checkpoint (JSON) for an auditor to keep.
-    Checkpoint,
+    Checkpoint {
+        /// Sign it with this private key (from `grantflow key generate`).
+        #[arg(long)]
+        sign: Option<PathBuf>,
+    },
+    /// Make and manage the Ed25519 keys that sign checkpoints.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
     /// Rebuild every projection from the log.
     Replay {
         /// Print the report as JSON.
@@ -132,6 +145,10 @@ pub enum Verb {
         /// The address to listen on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
+        /// Sign the checkpoints of `GET /v1/checkpoint` with this private key (from
+        /// `grantflow key generate`).
+        #[arg(long = "signing-key")]
+        signing_key: Option<PathBuf>,
     },
     /// Issue, list and revoke the bearer tokens of the HTTP API.
     Token {
@@ -174,6 +191,18 @@ pub enum GrantAction {
         /// JSON (an array of grant figures).
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `grantflow key ...`
+#[derive(Subcommand, Debug)]
+pub enum KeyAction {
+    /// Make an Ed25519 key pair from the OS random source: the private key in PATH (mode
+    /// 0600), the public key in PATH.pub; an existing file is never overwritten.
+    Generate {
+        /// The private key's file (must not exist, nor PATH.pub).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 

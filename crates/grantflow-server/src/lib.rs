@@ -124,12 +124,21 @@ pub async fn serve(
     addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    serve_state(AppState::new(engine, data_dir), addr, shutdown).await
+}
+
+/// As [`serve`] with a prepared state (a checkpoint signer, other limits).
+pub async fn serve_state(
+    state: AppState,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
     let local = listener.local_addr()?;
     println!("listening on http://{local}");
-    serve_listener(listener, AppState::new(engine, data_dir), shutdown).await
+    serve_listener(listener, state, shutdown).await
 }
 
 /// As [`serve`] on a bound listener and a prepared state (tests use port 0 and small limits).

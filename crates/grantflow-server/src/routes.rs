@@ -488,15 +488,14 @@ async fn fund_audit(
     tag = "audit",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "{position, hash, recorded_at} (as `grantflow checkpoint`)", body = Object),
+        (status = 200, description = "{position, hash, recorded_at} (as `grantflow checkpoint`), plus key_id and signature when the server signs (`serve --signing-key`)", body = Object),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden: auditor or admin", body = ErrorBody),
     )
 )]
 async fn checkpoint(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Access::Audit)?;
-    let checkpoint = Checkpoint::of(state.engine().store().as_ref()).await?;
-    Ok(Json(checkpoint).into_response())
+    Ok(Json(state.checkpoint().await?).into_response())
 }
 
 /// The options of `/v1/export/iati`, as `grantflow export --format iati` takes them.

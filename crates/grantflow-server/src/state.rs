@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use grantflow_engine::Engine;
+use grantflow_engine::audit::Checkpoint;
+use grantflow_engine::signing::{CheckpointSigner, SignedCheckpoint};
+use grantflow_engine::{Engine, EngineError};
 use tokio::sync::watch;
 
 use crate::console::session::Sessions;
@@ -69,6 +71,8 @@ struct Shared {
     sessions: Sessions,
     /// Turns true when the server shuts down: event streams end.
     closing: watch::Sender<bool>,
+    /// Signs the checkpoints served (`serve --signing-key`), when set.
+    signer: Option<CheckpointSigner>,
 }
 
 impl AppState {
@@ -96,8 +100,31 @@ impl AppState {
                 limits,
                 open_streams: AtomicUsize::new(0),
                 closing,
+                signer: None,
             }),
         }
+    }
+
+    /// This state with checkpoints signed by `signer` (`GET /v1/checkpoint`, the console's
+    /// checkpoint download). Call it before the state is cloned.
+    ///
+    /// # Panics
+    /// When the state was cloned already.
+    pub fn with_checkpoint_signer(mut self, signer: CheckpointSigner) -> AppState {
+        #[allow(clippy::expect_used)]
+        let shared = Arc::get_mut(&mut self.shared)
+            .expect("with_checkpoint_signer is called on a state not yet shared");
+        shared.signer = Some(signer);
+        self
+    }
+
+    /// The head of the log as a checkpoint, signed when the server has a signing key.
+    pub(crate) async fn checkpoint(&self) -> Result<SignedCheckpoint, EngineError> {
+        let checkpoint = Checkpoint::of(self.engine().store().as_ref()).await?;
+        Ok(match &self.shared.signer {
+            Some(signer) => signer.sign(checkpoint),
+            None => SignedCheckpoint::unsigned(checkpoint),
+        })
     }
 
     /// The engine.

@@ -184,7 +184,7 @@ pub(crate) async fn checkpoint(
     if let Err(response) = auditor(&state, &headers, &uri) {
         return *response;
     }
-    match Checkpoint::of(state.engine().store().as_ref()).await {
+    match state.checkpoint().await {
         Ok(checkpoint) => match serde_json::to_string(&checkpoint) {
             Ok(mut text) => {
                 text.push('\n');
