@@ -331,6 +331,7 @@ impl Viewer {
         Some(Viewer {
             caller: Caller {
                 token: info.clone(),
+                token_sha256: session.token_sha256.clone(),
             },
             session_id,
             csrf,
