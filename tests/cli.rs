@@ -1247,3 +1247,110 @@ fn a_signed_checkpoint_verifies_with_its_key_and_nothing_else() {
         stdout(&forged)
     );
 }
+
+/// Every entry under `dir` (itself included): path, whether a directory, permission bits.
+fn tree_modes(dir: &std::path::Path) -> Vec<(std::path::PathBuf, bool, u32)> {
+    let meta = std::fs::symlink_metadata(dir).expect("metadata");
+    let mut found = vec![(dir.to_path_buf(), meta.is_dir(), mode_of(dir))];
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            found.extend(tree_modes(&entry.expect("entry").path()));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_new_data_directory_is_its_owners_only_and_a_loose_token_file_is_refused() {
+    let store = Store::new();
+    // The umask the binary is started with most often: 022.
+    let run = |args: &[&str]| {
+        let command = store.command(args);
+        // The umask is inherited: the child is started through a shell that sets it.
+        let mut shell = std::process::Command::new("sh");
+        shell.arg("-c").arg("umask 022 && exec \"$@\"").arg("sh");
+        shell.arg(command.get_program());
+        shell.args(command.get_args());
+        for (key, value) in command.get_envs() {
+            match value {
+                Some(value) => shell.env(key, value),
+                None => shell.env_remove(key),
+            };
+        }
+        shell.output().expect("grantflow runs")
+    };
+    assert!(run(&["demo"]).status.success());
+    let token = run(&["--actor", "ann", "token", "add", "--role", "auditor"]);
+    assert!(token.status.success(), "{}", stderr(&token));
+    assert!(run(&["checkpoint"]).status.success());
+    let data = store.data();
+    let found = tree_modes(&data);
+    let names: Vec<String> = found
+        .iter()
+        .map(|(path, ..)| {
+            path.strip_prefix(&data)
+                .expect("under data")
+                .display()
+                .to_string()
+        })
+        .collect();
+    for expected in [
+        "GRANTFLOW",
+        "redo-0",
+        "redo-1",
+        "db/db",
+        "db/conf",
+        "tokens.json",
+        "tokens.lock",
+    ] {
+        assert!(
+            names.iter().any(|name| name == expected),
+            "{expected} missing: {names:?}"
+        );
+    }
+    for (path, is_dir, mode) in &found {
+        let want = if *is_dir { 0o700 } else { 0o600 };
+        assert_eq!(*mode, want, "{} has mode {mode:04o}", path.display());
+    }
+
+    // A registry others may write is refused by the token verbs and by serve.
+    use std::os::unix::fs::PermissionsExt;
+    let tokens = data.join("tokens.json");
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let listed = run(&["token", "list"]);
+    assert_eq!(listed.status.code(), Some(2), "{}", stdout(&listed));
+    assert!(
+        stderr(&listed).contains("writable by its group or by others"),
+        "{}",
+        stderr(&listed)
+    );
+    assert!(stderr(&listed).contains("chmod 600"), "{}", stderr(&listed));
+    let added = run(&["--actor", "eve", "token", "add", "--role", "admin"]);
+    assert!(!added.status.success());
+    let served = std::process::Command::new(util::binary())
+        .args([
+            "--data",
+            data.to_str().expect("utf-8"),
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .expect("serve runs");
+    assert_eq!(served.status.code(), Some(2), "{}", stdout(&served));
+    assert!(
+        stderr(&served).contains("refusing the token registry"),
+        "{}",
+        stderr(&served)
+    );
+    assert!(
+        !stdout(&served).contains("listening on"),
+        "{}",
+        stdout(&served)
+    );
+    // Group-writable alone is refused too; owner-only is accepted again.
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o620)).expect("chmod");
+    assert_eq!(run(&["token", "list"]).status.code(), Some(2));
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(run(&["token", "list"]).status.success());
+}
