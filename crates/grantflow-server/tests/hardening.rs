@@ -351,3 +351,31 @@ async fn expensive_reads_beyond_the_bound_are_answered_busy_with_retry_after() {
     assert_eq!(body["ok"], true);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_sending_its_body_is_cut_off_after_the_idle_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let h = harness_with(Limits {
+        idle_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    })
+    .await;
+    let server = Server::start(h.state.clone()).await;
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let head = format!(
+        "POST /v1/commands HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"command\":",
+        h.token("finance")
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    // 90 bytes of the body never come: the request timeout (30 s) would answer it; the idle
+    // timeout closes the connection first.
+    read_until_closed(&mut slow, Duration::from_secs(5))
+        .await
+        .expect("the server closes a connection that moves no byte");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(250), "closed after {took:?}");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    server.stop().await;
+}
