@@ -1053,3 +1053,304 @@ fn an_over_long_line_is_refused_and_exec_goes_on() {
     assert_eq!(results[0]["error"]["code"], "malformed_command");
     assert_eq!(results[1]["ok"], true);
 }
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn key_generate_writes_a_private_key_0600_and_never_overwrites() {
+    let store = Store::new();
+    let key = store.path("signer");
+    let key_text = key.to_str().expect("utf-8");
+    let made = store.run(&["key", "generate", "--out", key_text]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    assert_eq!(mode_of(&key), 0o600);
+    let public = util::read(&store.path("signer.pub"));
+    assert_eq!(public.lines().count(), 1, "{public}");
+    assert!(public.starts_with("grantflow-ed25519 "), "{public}");
+    assert_eq!(public.trim().len(), "grantflow-ed25519 ".len() + 64);
+    let secret = std::fs::read(&key).expect("the private key");
+
+    // Again on the same path: refused, neither file touched.
+    let again = store.run(&["key", "generate", "--out", key_text]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("never overwritten"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(std::fs::read(&key).expect("the private key"), secret);
+    assert_eq!(util::read(&store.path("signer.pub")), public);
+
+    // A PATH.pub that exists already refuses too, and leaves no private key behind.
+    std::fs::write(store.path("other.pub"), "mine\n").expect("write");
+    let other = store.path("other");
+    let refused = store.run(&["key", "generate", "--out", other.to_str().expect("utf-8")]);
+    assert!(!refused.status.success());
+    assert!(!other.exists());
+    assert_eq!(util::read(&store.path("other.pub")), "mine\n");
+
+    // A private key others may read is refused when signing.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    assert!(store.run(&["demo"]).status.success());
+    let loose = store.run(&["checkpoint", "--sign", key_text]);
+    assert!(!loose.status.success());
+    assert!(stderr(&loose).contains("chmod 600"), "{}", stderr(&loose));
+}
+
+#[test]
+fn a_signed_checkpoint_verifies_with_its_key_and_nothing_else() {
+    let store = Store::new();
+    assert!(store.run(&["demo"]).status.success());
+    let key = store.path("signer");
+    let key = key.to_str().expect("utf-8");
+    assert!(store
+        .run(&["key", "generate", "--out", key])
+        .status
+        .success());
+    let trusted = format!("{key}.pub");
+    let signed = store.json(&["checkpoint", "--sign", key]);
+    // The checkpoint's fields, extended by the signer's key id and the signature.
+    for field in ["position", "hash", "recorded_at", "key_id", "signature"] {
+        assert!(signed.get(field).is_some(), "{field} missing in {signed}");
+    }
+    assert_eq!(signed["key_id"].as_str().map(str::len), Some(16));
+    assert_eq!(signed["signature"].as_str().map(str::len), Some(128));
+    let unsigned = store.json(&["checkpoint"]);
+    assert_eq!(signed["position"], unsigned["position"]);
+    assert_eq!(signed["hash"], unsigned["hash"]);
+
+    let write = |name: &str, value: &Value| {
+        let path = store.path(name);
+        std::fs::write(&path, format!("{value}\n")).expect("write");
+        path.to_str().expect("utf-8").to_string()
+    };
+    let verify = |checkpoint: &str, trust: &str| {
+        store.run(&["verify", "--checkpoint", checkpoint, "--trust", trust])
+    };
+
+    let good = write("cp.json", &signed);
+    let ok = verify(&good, &trusted);
+    assert!(ok.status.success(), "{}{}", stdout(&ok), stderr(&ok));
+    // The log grows: the checkpoint still holds.
+    let (results, code) = store.exec(&lines(&setup()));
+    assert_eq!(code, 0, "{results:?}");
+    assert!(verify(&good, &trusted).status.success());
+
+    // Another key: refused.
+    let other = store.path("other");
+    let other = other.to_str().expect("utf-8");
+    assert!(store
+        .run(&["key", "generate", "--out", other])
+        .status
+        .success());
+    let wrong_key = verify(&good, &format!("{other}.pub"));
+    assert_eq!(wrong_key.status.code(), Some(1), "{}", stdout(&wrong_key));
+    assert!(stdout(&wrong_key).contains("not by the trusted key"));
+
+    // Any field changed: the signature no longer holds.
+    let position = signed["position"].as_u64().expect("position");
+    let changes = [
+        ("position", json!(position - 1)),
+        ("hash", json!("00".repeat(32))),
+        ("recorded_at", json!("2000-01-01T00:00:00Z")),
+        ("key_id", json!("0000000000000000")),
+    ];
+    for (field, value) in changes {
+        let mut changed = signed.clone();
+        changed[field] = value;
+        let path = write(&format!("changed-{field}.json"), &changed);
+        let refused = verify(&path, &trusted);
+        assert_eq!(
+            refused.status.code(),
+            Some(1),
+            "{field}: {}",
+            stdout(&refused)
+        );
+        assert!(
+            stdout(&refused).contains("not trusted"),
+            "{}",
+            stdout(&refused)
+        );
+    }
+    // A signature with one bit flipped, and one that is not a signature.
+    let signature = signed["signature"].as_str().expect("signature").to_string();
+    let flipped = format!(
+        "{}{}",
+        if signature.starts_with('0') { "1" } else { "0" },
+        &signature[1..]
+    );
+    for (name, bad) in [("flipped", flipped), ("short", "abcd".to_string())] {
+        let mut forged = signed.clone();
+        forged["signature"] = json!(bad);
+        let path = write(&format!("sig-{name}.json"), &forged);
+        let refused = verify(&path, &trusted);
+        assert_eq!(
+            refused.status.code(),
+            Some(1),
+            "{name}: {}",
+            stdout(&refused)
+        );
+    }
+    // Without a signature, --trust refuses it (plain verify --checkpoint still reads it).
+    let bare = write("bare.json", &unsigned);
+    let refused = verify(&bare, &trusted);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stdout(&refused).contains("no signature"),
+        "{}",
+        stdout(&refused)
+    );
+    let refused_json = store.run(&[
+        "verify",
+        "--checkpoint",
+        &bare,
+        "--trust",
+        &trusted,
+        "--json",
+    ]);
+    assert_eq!(refused_json.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&refused_json.stdout).expect("json");
+    assert_eq!(report["ok"], false);
+    assert!(store
+        .run(&["verify", "--checkpoint", &bare])
+        .status
+        .success());
+    // --trust needs --checkpoint.
+    assert!(!store.run(&["verify", "--trust", &trusted]).status.success());
+
+    // A rewritten log: the same number of events, another history. The signature holds, the
+    // log does not extend the checkpoint.
+    let rewritten = Store::new();
+    let mut commands = setup();
+    while (commands.len() as u64) < position + 5 {
+        let n = commands.len();
+        commands.push(
+            json!({"command": "record-contribution", "fund": "F1", "donor": "JP",
+            "amount": format!("{n}.00"), "received_on": "2012-05-02", "actor": "fin"}),
+        );
+    }
+    let (results, code) = rewritten.exec(&lines(&commands));
+    assert_eq!(code, 0, "{results:?}");
+    let forged = rewritten.run(&["verify", "--checkpoint", &good, "--trust", &trusted]);
+    assert_eq!(forged.status.code(), Some(1), "{}", stdout(&forged));
+    assert!(
+        stdout(&forged).contains("does not extend the checkpoint"),
+        "{}",
+        stdout(&forged)
+    );
+}
+
+/// Every entry under `dir` (itself included): path, whether a directory, permission bits.
+fn tree_modes(dir: &std::path::Path) -> Vec<(std::path::PathBuf, bool, u32)> {
+    let meta = std::fs::symlink_metadata(dir).expect("metadata");
+    let mut found = vec![(dir.to_path_buf(), meta.is_dir(), mode_of(dir))];
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            found.extend(tree_modes(&entry.expect("entry").path()));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_new_data_directory_is_its_owners_only_and_a_loose_token_file_is_refused() {
+    let store = Store::new();
+    // The umask the binary is started with most often: 022.
+    let run = |args: &[&str]| {
+        let command = store.command(args);
+        // The umask is inherited: the child is started through a shell that sets it.
+        let mut shell = std::process::Command::new("sh");
+        shell.arg("-c").arg("umask 022 && exec \"$@\"").arg("sh");
+        shell.arg(command.get_program());
+        shell.args(command.get_args());
+        for (key, value) in command.get_envs() {
+            match value {
+                Some(value) => shell.env(key, value),
+                None => shell.env_remove(key),
+            };
+        }
+        shell.output().expect("grantflow runs")
+    };
+    assert!(run(&["demo"]).status.success());
+    let token = run(&["--actor", "ann", "token", "add", "--role", "auditor"]);
+    assert!(token.status.success(), "{}", stderr(&token));
+    assert!(run(&["checkpoint"]).status.success());
+    let data = store.data();
+    let found = tree_modes(&data);
+    let names: Vec<String> = found
+        .iter()
+        .map(|(path, ..)| {
+            path.strip_prefix(&data)
+                .expect("under data")
+                .display()
+                .to_string()
+        })
+        .collect();
+    for expected in [
+        "GRANTFLOW",
+        "redo-0",
+        "redo-1",
+        "db/db",
+        "db/conf",
+        "tokens.json",
+        "tokens.lock",
+    ] {
+        assert!(
+            names.iter().any(|name| name == expected),
+            "{expected} missing: {names:?}"
+        );
+    }
+    for (path, is_dir, mode) in &found {
+        let want = if *is_dir { 0o700 } else { 0o600 };
+        assert_eq!(*mode, want, "{} has mode {mode:04o}", path.display());
+    }
+
+    // A registry others may write is refused by the token verbs and by serve.
+    use std::os::unix::fs::PermissionsExt;
+    let tokens = data.join("tokens.json");
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let listed = run(&["token", "list"]);
+    assert_eq!(listed.status.code(), Some(2), "{}", stdout(&listed));
+    assert!(
+        stderr(&listed).contains("writable by its group or by others"),
+        "{}",
+        stderr(&listed)
+    );
+    assert!(stderr(&listed).contains("chmod 600"), "{}", stderr(&listed));
+    let added = run(&["--actor", "eve", "token", "add", "--role", "admin"]);
+    assert!(!added.status.success());
+    let served = std::process::Command::new(util::binary())
+        .args([
+            "--data",
+            data.to_str().expect("utf-8"),
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .expect("serve runs");
+    assert_eq!(served.status.code(), Some(2), "{}", stdout(&served));
+    assert!(
+        stderr(&served).contains("refusing the token registry"),
+        "{}",
+        stderr(&served)
+    );
+    assert!(
+        !stdout(&served).contains("listening on"),
+        "{}",
+        stdout(&served)
+    );
+    // Group-writable alone is refused too; owner-only is accepted again.
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o620)).expect("chmod");
+    assert_eq!(run(&["token", "list"]).status.code(), Some(2));
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(run(&["token", "list"]).status.success());
+}

@@ -86,12 +86,25 @@ pub enum Verb {
         /// Verify an exported JSON Lines file instead of the store.
         #[arg(long)]
         export: Option<PathBuf>,
+        /// A trusted public key (PATH.pub of `grantflow key generate`): the checkpoint must
+        /// be signed by it, over its fields as they are.
+        #[arg(long, requires = "checkpoint")]
+        trust: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Print the head of the log as a checkpoint (JSON) for an auditor to keep.
-    Checkpoint,
+    Checkpoint {
+        /// Sign it with this private key (from `grantflow key generate`).
+        #[arg(long)]
+        sign: Option<PathBuf>,
+    },
+    /// Make and manage the Ed25519 keys that sign checkpoints.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
     /// Rebuild every projection from the log, checking every event by the rules.
     Replay {
         /// Print the report as JSON.
@@ -137,6 +150,10 @@ pub enum Verb {
         /// The address to listen on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
+        /// Sign the checkpoints of `GET /v1/checkpoint` with this private key (from
+        /// `grantflow key generate`).
+        #[arg(long = "signing-key")]
+        signing_key: Option<PathBuf>,
         /// Also relay the log to NATS JetStream at this URL (e.g. nats://127.0.0.1:4222), as
         /// `grantflow relay nats` does; retried while the NATS server is down.
         #[arg(long = "relay-nats", value_name = "URL")]
@@ -218,6 +235,18 @@ pub enum GrantAction {
         /// JSON (an array of grant figures).
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `grantflow key ...`
+#[derive(Subcommand, Debug)]
+pub enum KeyAction {
+    /// Make an Ed25519 key pair from the OS random source: the private key in PATH (mode
+    /// 0600), the public key in PATH.pub; an existing file is never overwritten.
+    Generate {
+        /// The private key's file (must not exist, nor PATH.pub).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 

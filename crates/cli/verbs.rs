@@ -8,12 +8,15 @@ use anyhow::{anyhow, Context};
 use futures::StreamExt;
 use grantflow_engine::audit::{self, Checkpoint};
 use grantflow_engine::query::{self, AsOf, Subject};
+use grantflow_engine::signing::{self, CheckpointSigner, SignedCheckpoint, TrustedKey};
 use grantflow_engine::{transfer, Submission};
 use grantflow_relay::RelayOptions;
 use grantflow_store::EventStore;
 use serde_json::Value;
 
-use crate::args::{Cli, FundAction, GrantAction, RelayTarget, ReportAction, TokenAction, Verb};
+use crate::args::{
+    Cli, FundAction, GrantAction, KeyAction, RelayTarget, ReportAction, TokenAction, Verb,
+};
 use crate::open::{open_engine, open_store, progress_bar, Access};
 use crate::outcome::Outcome;
 use crate::stdout::{out, outln};
@@ -60,12 +63,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Verb::Verify {
             checkpoint,
             export,
+            trust,
             json,
-        } => verify(data, checkpoint.as_deref(), export.as_deref(), json).await,
-        Verb::Checkpoint => {
+        } => {
+            let files = VerifyFiles {
+                checkpoint: checkpoint.as_deref(),
+                export: export.as_deref(),
+                trust: trust.as_deref(),
+            };
+            verify(data, files, json).await
+        }
+        Verb::Checkpoint { sign } => {
+            let signer = match sign {
+                Some(path) => Some(CheckpointSigner::load(&path)?),
+                None => None,
+            };
             let store = open_store(data, Access::ReadOnly).await?;
             let checkpoint = Checkpoint::of(store.as_ref()).await?;
-            outln!("{}", serde_json::to_string(&checkpoint)?)?;
+            let line = match signer {
+                Some(signer) => serde_json::to_string(&signer.sign(checkpoint))?,
+                None => serde_json::to_string(&checkpoint)?,
+            };
+            outln!("{line}")?;
+            Ok(Outcome::Success)
+        }
+        Verb::Key {
+            action: KeyAction::Generate { out },
+        } => {
+            let public = signing::generate(&out)?;
+            outln!(
+                "key {}: private key in {} (mode 0600, keep it secret), public key in {}",
+                public.key_id(),
+                out.display(),
+                signing::public_path(&out).display()
+            )?;
             Ok(Outcome::Success)
         }
         Verb::Replay { json } => replay(data, json).await,
@@ -89,6 +120,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Verb::Demo { json } => demo::run(data, json).await,
         Verb::Serve {
             addr,
+            signing_key,
             relay_nats,
             relay_stream,
             relay_subject_prefix,
@@ -99,7 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 retry_initial_connect: true,
                 ..RelayOptions::new(url)
             });
-            serve(data, addr, relay).await
+            serve(data, addr, signing_key.as_deref(), relay).await
         }
         Verb::Relay {
             target:
@@ -303,16 +335,30 @@ async fn events(
     Ok(Outcome::Success)
 }
 
-async fn verify(
-    data: &Path,
-    checkpoint: Option<&Path>,
-    export: Option<&Path>,
-    json: bool,
-) -> anyhow::Result<Outcome> {
+/// The files `verify` reads besides the store.
+struct VerifyFiles<'a> {
+    checkpoint: Option<&'a Path>,
+    export: Option<&'a Path>,
+    trust: Option<&'a Path>,
+}
+
+async fn verify(data: &Path, files: VerifyFiles<'_>, json: bool) -> anyhow::Result<Outcome> {
+    let VerifyFiles {
+        checkpoint,
+        export,
+        trust,
+    } = files;
     let checkpoint = match checkpoint {
         Some(path) => Some(read_checkpoint(path)?),
         None => None,
     };
+    if let (Some(trust), Some(signed)) = (trust, &checkpoint) {
+        let key = TrustedKey::load(trust)?;
+        if let Err(error) = key.check(signed) {
+            return signature_refused(signed, &error, json);
+        }
+    }
+    let checkpoint = checkpoint.map(|signed| signed.checkpoint);
     let report = match export {
         Some(file) => {
             let (checker, failure) = transfer::verify_file(file, checkpoint.clone())?;
@@ -377,7 +423,27 @@ fn refused_store(error: anyhow::Error, json: bool) -> anyhow::Result<Outcome> {
     Ok(Outcome::Failed)
 }
 
-fn read_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
+/// `verify --trust` on a checkpoint whose signature does not hold: exit 1, naming why.
+fn signature_refused(
+    signed: &SignedCheckpoint,
+    error: &signing::SigningError,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    let position = signed.checkpoint.position;
+    let detail = format!("the checkpoint is not trusted: {error}");
+    if json {
+        let report = serde_json::json!({
+            "ok": false,
+            "failure": {"position": position, "detail": detail},
+        });
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        outln!("FAILED at position {position}: {detail}")?;
+    }
+    Ok(Outcome::Failed)
+}
+
+fn read_checkpoint(path: &Path) -> anyhow::Result<SignedCheckpoint> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the checkpoint {}", path.display()))?;
     let line = text
@@ -534,7 +600,7 @@ async fn import(data: &Path, file: &Path, checkpoint: Option<&Path>) -> anyhow::
         return Err(anyhow!("cannot read {}: no such file", file.display()));
     }
     let checkpoint = match checkpoint {
-        Some(path) => Some(read_checkpoint(path)?),
+        Some(path) => Some(read_checkpoint(path)?.checkpoint),
         None => None,
     };
     let store = open_store(data, Access::Create).await?;
@@ -566,15 +632,29 @@ async fn import(data: &Path, file: &Path, checkpoint: Option<&Path>) -> anyhow::
 async fn serve(
     data: &Path,
     addr: std::net::SocketAddr,
+    signing_key: Option<&Path>,
     relay: Option<RelayOptions>,
 ) -> anyhow::Result<Outcome> {
+    let signer = match signing_key {
+        Some(path) => Some(CheckpointSigner::load(path)?),
+        None => None,
+    };
+    if let Some(options) = &relay {
+        options.check()?;
+    }
+    // The token registry is checked (owner, mode) before the store opens.
+    grantflow_server::Tokens::load(data)?;
     let engine = Arc::new(open_engine(data, Access::Create).await?);
+    let mut state = grantflow_server::AppState::new(engine.clone(), data.to_path_buf());
+    if let Some(signer) = signer {
+        tracing::info!(key_id = signer.key_id(), "checkpoints are signed");
+        state = state.with_checkpoint_signer(signer);
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let relay = relay.map(|options| {
-        options.check()?;
         let store = engine.store().clone();
         let mut stopped = stopped.clone();
-        Ok::<_, grantflow_relay::RelayError>(tokio::spawn(async move {
+        tokio::spawn(async move {
             let until = async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             };
@@ -583,11 +663,9 @@ async fn serve(
                 tracing::error!(%error, "the JetStream relay stopped");
             }
             result
-        }))
+        })
     });
-    let relay = relay.transpose()?;
-    let served =
-        grantflow_server::serve(engine.clone(), data.to_path_buf(), addr, shutdown_signal()).await;
+    let served = grantflow_server::serve_state(state, addr, shutdown_signal()).await;
     // Whatever ended the server, let the relay confirm what it sent, finish the queued
     // batches and close the store.
     let _ = stop.send(true);

@@ -80,7 +80,21 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
     let data = fresh(root, "http-data")?;
     std::fs::create_dir_all(&data)?;
     let finance = add_token(&binary, &data, FINANCE, "finance")?;
-    let reader = add_token(&binary, &data, "integrator.bench", "integrator")?;
+    // One reader token per 16 event streams: the server holds at most
+    // STREAMS_PER_TOKEN_MAX (16) open streams per token.
+    let readers = (0..config
+        .sse_subscribers
+        .div_ceil(SSE_STREAMS_PER_TOKEN)
+        .max(1))
+        .map(|i| {
+            add_token(
+                &binary,
+                &data,
+                &format!("integrator.bench.{i}"),
+                "integrator",
+            )
+        })
+        .collect::<anyhow::Result<Vec<String>>>()?;
     let bodies = write_bodies(config, root, n)?;
     floor(root, &oha, &bodies, n, clients, None, report).await?;
     let server = Server::grantflow(&binary, &data).await?;
@@ -90,7 +104,7 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
         &oha,
         &server.addr,
         &finance,
-        &reader,
+        &readers,
         &bodies,
         n,
         clients,
@@ -211,6 +225,9 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
 /// target) and the field of both.
 type Ratio = (&'static str, &'static str, &'static str, &'static str);
 
+/// The event streams one token may hold open on the server (its `STREAMS_PER_TOKEN_MAX`).
+const SSE_STREAMS_PER_TOKEN: usize = 16;
+
 #[allow(clippy::too_many_arguments)]
 async fn scenarios(
     config: &Config,
@@ -218,7 +235,7 @@ async fn scenarios(
     oha: &Path,
     addr: &str,
     finance: &str,
-    reader: &str,
+    readers: &[String],
     bodies: &Path,
     n: usize,
     clients: usize,
@@ -244,6 +261,7 @@ async fn scenarios(
         clients,
         rate: None,
     };
+    let reader = readers.first().map(String::as_str).unwrap_or_default();
     let closed = appended(&load, server_pid, addr, reader).await?;
     let rate = config.http_rate.or_else(|| {
         closed
@@ -258,7 +276,7 @@ async fn scenarios(
         report.line("http-oha-rate", open);
     }
 
-    sse(config, server_pid, addr, finance, reader, report).await
+    sse(config, server_pid, addr, finance, readers, report).await
 }
 
 /// The offered rate of the `http-oha-rate` run, as a share of the closed loop's commands/s

@@ -71,19 +71,24 @@ pub(crate) async fn sse(
     server_pid: Option<u32>,
     addr: &str,
     finance: &str,
-    reader: &str,
+    readers: &[String],
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let m = config.sse_commands.max(1);
     let subscribers = config.sse_subscribers;
+    let reader = readers.first().map(String::as_str).unwrap_or_default();
     let from = head(addr, reader).await? + 1;
     let base = Instant::now();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(subscribers);
     let mut tasks = Vec::new();
-    for _ in 0..subscribers {
+    for index in 0..subscribers {
+        // Each token holds at most its share of streams (the server's per-token cap).
+        let token = readers
+            .get(index % readers.len().max(1))
+            .map_or(reader, String::as_str);
         tasks.push(tokio::spawn(subscriber(
             addr.to_string(),
-            reader.to_string(),
+            token.to_string(),
             from,
             m,
             base,

@@ -14,6 +14,7 @@
 pub mod audit;
 mod command;
 pub mod query;
+pub mod signing;
 pub mod transfer;
 mod writer;
 

@@ -66,6 +66,9 @@ pub fn command_role(command: &str) -> Option<Role> {
 pub struct Caller {
     /// The token's listing: actor and roles.
     pub token: TokenInfo,
+    /// The token's SHA-256 (hex), to find it again in the registry (an open event stream
+    /// checks it is still live).
+    pub(crate) token_sha256: String,
 }
 
 impl Caller {
@@ -141,6 +144,7 @@ impl FromRequestParts<AppState> for Caller {
         }
         Ok(Caller {
             token: info.clone(),
+            token_sha256: crate::tokens::token_hash(&token),
         })
     }
 }

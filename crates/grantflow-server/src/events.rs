@@ -137,7 +137,8 @@ pub(crate) struct StreamQuery {
         (status = 400, description = "bad_request: Last-Event-ID is not a position", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden: auditor, integrator or admin", body = ErrorBody),
-        (status = 503, description = "too_many_streams", body = ErrorBody),
+        (status = 429, description = "too_many_streams: this token holds the most streams one token may", body = ErrorBody),
+        (status = 503, description = "too_many_streams: the server serves the most streams it may", body = ErrorBody),
     )
 )]
 pub(crate) async fn stream_events(
@@ -158,8 +159,9 @@ pub(crate) async fn stream_events(
             "the server is shutting down; reconnect with Last-Event-ID",
         ));
     }
-    let guard = state.open_stream()?;
+    let guard = state.open_stream(&caller.token.id)?;
     tracing::info!(actor = caller.actor(), from, stream = ?query.stream, "event stream opened");
+    let token_sha256 = caller.token_sha256.clone();
     let subscription =
         grantflow_store::subscribe(state.engine().store().clone(), from, query.stream);
     let events = subscription
@@ -181,7 +183,9 @@ pub(crate) async fn stream_events(
                 }
             }
         })
-        .take_until(state.closed());
+        .take_until(state.closed())
+        // A token revoked while its stream is open ends the stream at the next keep-alive.
+        .take_until(state.until_revoked(move |state| state.token_live(&token_sha256)));
     let opening = stream::once(async move {
         Event::default()
             .retry(SSE_RETRY)

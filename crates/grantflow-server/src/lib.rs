@@ -14,7 +14,11 @@
 //!   engine's read model and queries.
 //! - Every error body has the Results shape of docs/errors.md; internal errors are logged, never shown.
 //! - Every bound is a named constant: [`REQUEST_BODY_BYTES_MAX`], [`REQUEST_TIMEOUT`],
-//!   [`STREAMS_MAX`], [`EVENTS_PAGE_MAX`], [`EVENTS_SCAN_MAX`], [`KEEP_ALIVE_INTERVAL`].
+//!   [`STREAMS_MAX`], [`STREAMS_PER_TOKEN_MAX`], [`EVENTS_PAGE_MAX`], [`EVENTS_SCAN_MAX`],
+//!   [`KEEP_ALIVE_INTERVAL`], [`HEADER_READ_TIMEOUT`], [`IDLE_TIMEOUT`], [`CONNECTIONS_MAX`],
+//!   [`EXPENSIVE_READS_MAX`], [`EXPENSIVE_READS_QUEUE`] (gathered in [`Limits`]).
+//! - An open event stream re-checks its token (or console session) at every keep-alive and
+//!   ends when it is revoked.
 //! - An event stream holds at most one page of the log in memory and reads it at the pace its
 //!   client consumes it, so a slow subscriber never slows writers or other subscribers.
 //!
@@ -35,17 +39,23 @@ pub mod tokens;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use axum::Router;
 use grantflow_engine::Engine;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 
@@ -57,8 +67,9 @@ pub use events::{EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, EVENTS_SCAN_MAX, SSE_RETR
 pub use metrics::Metrics;
 pub use routes::openapi;
 pub use state::{
-    AppState, Limits, KEEP_ALIVE_INTERVAL, REQUEST_BODY_BYTES_MAX, REQUEST_TIMEOUT, SESSION_TTL,
-    STREAMS_MAX,
+    AppState, Limits, CONNECTIONS_MAX, EXPENSIVE_READS_MAX, EXPENSIVE_READS_QUEUE,
+    HEADER_READ_TIMEOUT, IDLE_TIMEOUT, KEEP_ALIVE_INTERVAL, REQUEST_BODY_BYTES_MAX,
+    REQUEST_TIMEOUT, RETRY_AFTER_SECONDS, SESSION_TTL, STREAMS_MAX, STREAMS_PER_TOKEN_MAX,
 };
 pub use tokens::{Role, TokenError, TokenInfo, Tokens, ROLES};
 
@@ -125,15 +136,30 @@ pub async fn serve(
     addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    serve_state(AppState::new(engine, data_dir), addr, shutdown).await
+}
+
+/// As [`serve`] with a prepared state (a checkpoint signer, other limits).
+pub async fn serve_state(
+    state: AppState,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
     let local = listener.local_addr()?;
     println!("listening on http://{local}");
-    serve_listener(listener, AppState::new(engine, data_dir), shutdown).await
+    serve_listener(listener, state, shutdown).await
 }
 
 /// As [`serve`] on a bound listener and a prepared state (tests use port 0 and small limits).
+///
+/// The accept loop serves at most [`Limits::connections_max`] connections at once (more wait
+/// in the listen backlog), each on hyper's HTTP/1 server with
+/// [`Limits::header_read_timeout`] (a request's line and headers, and the wait for the next
+/// request on a kept-alive connection) and [`Limits::idle_timeout`] (no byte moving either
+/// way while the connection is open).
 pub async fn serve_listener(
     listener: TcpListener,
     state: AppState,
@@ -150,20 +176,49 @@ pub async fn serve_listener(
     if let Ok(local) = listener.local_addr() {
         tracing::info!(%local, "grantflow HTTP API listening");
     }
-    let closer = state.clone();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!(
-            "shutting down: no new connections, ending event streams, finishing requests in flight"
-        );
-        closer.close_streams();
-    };
-    axum::serve(listener.tap_io(no_delay), app(state.clone()))
-        .with_graceful_shutdown(signal)
-        .await?;
-    // axum's connection task signals "done" a moment before it drops the connection and,
-    // with it, the stream's body: wait for the open-stream count so that, once this returns,
-    // every stream is closed.
+    let limits = state.limits().clone();
+    let router = app(state.clone());
+    let connections_max = limits.connections_max.clamp(1, Semaphore::MAX_PERMITS);
+    let connections = Arc::new(Semaphore::new(connections_max));
+    let (stopping, stop) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+        };
+        no_delay(&stream);
+        tokio::spawn(serve_connection(
+            stream,
+            router.clone(),
+            limits.clone(),
+            stop.clone(),
+            permit,
+        ));
+    }
+    tracing::info!(
+        "shutting down: no new connections, ending event streams, finishing requests in flight"
+    );
+    drop(listener);
+    state.close_streams();
+    stopping.send_replace(true);
+    // Every connection gives its permit back when it has closed.
+    let _all = connections.acquire_many(connections_max as u32).await;
+    // The stream's body is dropped with its connection: wait for the open-stream count so
+    // that, once this returns, every stream is closed.
     let deadline = Instant::now() + STREAMS_CLOSE_WAIT;
     while state.open_streams() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -177,11 +232,167 @@ pub async fn serve_listener(
     Ok(())
 }
 
+/// An accept that failed: a connection reset before it was accepted is nothing; anything
+/// else (too many open files) is logged and the loop pauses a second, as axum's does.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "accepting a connection failed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// One connection, until it closes: HTTP/1 with the header read timeout, closed after
+/// [`Limits::idle_timeout`] without a byte moving, shut down gracefully when `stop` turns
+/// true (a request in flight is answered; an idle connection closes at once).
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    router: Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        activity: activity.clone(),
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let connection = builder.serve_connection(io, TowerToHyperService::new(router));
+    let mut connection = std::pin::pin!(connection);
+    let mut stopping = false;
+    loop {
+        let idle_check = tokio::time::sleep(activity.until_idle(limits.idle_timeout));
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended");
+                }
+                return;
+            }
+            _ = stop.wait_for(|stop| *stop), if !stopping => {
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = idle_check => {
+                if activity.idle_for() >= limits.idle_timeout {
+                    tracing::debug!(
+                        idle_ms = activity.idle_for().as_millis() as u64,
+                        "closing a connection with no byte moving"
+                    );
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// When a connection last moved a byte.
+struct Activity {
+    started: Instant,
+    /// Milliseconds from `started` to the last byte read or written.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            started: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    /// How long until the connection has been idle for `limit` (at least 1 ms).
+    fn until_idle(&self, limit: Duration) -> Duration {
+        limit
+            .saturating_sub(self.idle_for())
+            .max(Duration::from_millis(1))
+    }
+}
+
+/// A connection's socket that notes, in its [`Activity`], every read or write that moved
+/// bytes.
+struct Watched {
+    inner: tokio::net::TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(written)) if written > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(written)) if written > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Turns Nagle's algorithm off on an accepted connection (`TCP_NODELAY`), as HTTP servers
 /// do: an answer, or an event of a stream, goes out when it is written, not when the peer
 /// has acknowledged the segment before it (which a peer that delays its acknowledgements
 /// holds back by up to 40 ms on Linux). A connection that refuses it still serves.
-fn no_delay(connection: &mut tokio::net::TcpStream) {
+fn no_delay(connection: &tokio::net::TcpStream) {
     if let Err(error) = connection.set_nodelay(true) {
         tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
     }

@@ -347,6 +347,7 @@ async fn view_as_of<T>(
     if *as_of == AsOf::Head {
         return Ok(state.engine().with_model(|model| view(&model.world)));
     }
+    let _permit = state.expensive_read().await?;
     let model = query::model_as_of(state.engine(), as_of).await?;
     Ok(view(&model.world))
 }
@@ -371,6 +372,7 @@ fn moment(as_of: &AsOf) -> String {
         (status = 400, description = "bad_request: both at and as_of, or a bad time", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
+        (status = 503, description = "busy (only with `at` or `as_of`): too many expensive reads at once (as-of figures, audit trails, verify, exports); retry after Retry-After seconds", body = ErrorBody),
     )
 )]
 async fn get_grant(
@@ -403,6 +405,7 @@ async fn get_grant(
         (status = 400, description = "bad_request", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
+        (status = 503, description = "busy (only with `at` or `as_of`): too many expensive reads at once (as-of figures, audit trails, verify, exports); retry after Retry-After seconds", body = ErrorBody),
     )
 )]
 async fn get_fund(
@@ -434,6 +437,7 @@ async fn get_fund(
         (status = 200, description = "An array of audit entries (as `audit ID --json`)", body = Vec<Object>),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
+        (status = 503, description = "busy: too many expensive reads at once (as-of figures, audit trails, verify, exports); retry after Retry-After seconds", body = ErrorBody),
     )
 )]
 async fn grant_audit(
@@ -448,6 +452,7 @@ async fn grant_audit(
     if !known {
         return Err(ApiError::not_found(format!("no grant `{id}`")));
     }
+    let _permit = state.expensive_read().await?;
     let entries = query::audit_trail(state.engine(), &Subject::Grant(id)).await?;
     Ok(Json(entries).into_response())
 }
@@ -463,6 +468,7 @@ async fn grant_audit(
         (status = 200, description = "An array of audit entries", body = Vec<Object>),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
+        (status = 503, description = "busy: too many expensive reads at once (as-of figures, audit trails, verify, exports); retry after Retry-After seconds", body = ErrorBody),
     )
 )]
 async fn fund_audit(
@@ -477,6 +483,7 @@ async fn fund_audit(
     if !known {
         return Err(ApiError::not_found(format!("no fund `{id}`")));
     }
+    let _permit = state.expensive_read().await?;
     let entries = query::audit_trail(state.engine(), &Subject::Fund(id)).await?;
     Ok(Json(entries).into_response())
 }
@@ -488,15 +495,14 @@ async fn fund_audit(
     tag = "audit",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "{position, hash, recorded_at} (as `grantflow checkpoint`)", body = Object),
+        (status = 200, description = "{position, hash, recorded_at} (as `grantflow checkpoint`), plus key_id and signature when the server signs (`serve --signing-key`)", body = Object),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden: auditor or admin", body = ErrorBody),
     )
 )]
 async fn checkpoint(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Access::Audit)?;
-    let checkpoint = Checkpoint::of(state.engine().store().as_ref()).await?;
-    Ok(Json(checkpoint).into_response())
+    Ok(Json(state.checkpoint().await?).into_response())
 }
 
 /// The options of `/v1/export/iati`, as `grantflow export --format iati` takes them.
@@ -543,6 +549,7 @@ struct IatiOrgQuery {
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden: auditor or admin", body = ErrorBody),
         (status = 404, description = "not_found: nothing to export yet", body = ErrorBody),
+        (status = 503, description = "busy: too many expensive reads at once (as-of figures, audit trails, verify, exports); retry after Retry-After seconds", body = ErrorBody),
     )
 )]
 async fn export_iati_org(
@@ -562,6 +569,7 @@ async fn export_iati_org(
         reporting_org: query.reporting_org,
         generated_at: None,
     };
+    let _permit = state.expensive_read().await?;
     let mut document = Vec::new();
     let written = grantflow_export::write_iati_organisation(
         state.engine().store().as_ref(),
@@ -607,6 +615,7 @@ fn xml_response(
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden: auditor or admin", body = ErrorBody),
         (status = 404, description = "not_found: an unknown grant, or nothing to export yet", body = ErrorBody),
+        (status = 503, description = "busy: too many expensive reads at once (as-of figures, audit trails, verify, exports); retry after Retry-After seconds", body = ErrorBody),
     )
 )]
 async fn export_iati(
@@ -636,6 +645,7 @@ async fn export_iati(
         reporting_org: query.reporting_org,
         generated_at: None,
     };
+    let _permit = state.expensive_read().await?;
     let mut document = Vec::new();
     let written =
         grantflow_export::write_iati(state.engine().store().as_ref(), &options, &mut document)
@@ -668,6 +678,7 @@ struct VerifyQuery {
         (status = 400, description = "bad_request: half a checkpoint or a bad hash", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden: auditor or admin", body = ErrorBody),
+        (status = 503, description = "busy: too many expensive reads at once (as-of figures, audit trails, verify, exports); retry after Retry-After seconds", body = ErrorBody),
     )
 )]
 async fn verify(
@@ -696,6 +707,7 @@ async fn verify(
             ))
         }
     };
+    let _permit = state.expensive_read().await?;
     let store = state.engine().store().clone();
     let mut attempt = 1;
     let report = loop {

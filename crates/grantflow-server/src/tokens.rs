@@ -154,6 +154,14 @@ pub enum TokenError {
     /// The system's random source failed.
     #[error("cannot draw random bytes for a token: {0}")]
     Random(String),
+    /// The registry file may be changed by someone else than the user running grantflow.
+    #[error("refusing the token registry {path}: {detail}")]
+    Unsafe {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        detail: String,
+    },
 }
 
 /// A token as listed (never its plaintext nor its hash).
@@ -210,7 +218,9 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// Reads `<dir>/tokens.json`; no file is an empty registry.
+    /// Reads `<dir>/tokens.json`; no file is an empty registry. A file that group or others
+    /// may write, or that another user owns, is refused ([`TokenError::Unsafe`]): whoever
+    /// can write it can issue themselves any role.
     pub fn load(dir: &Path) -> Result<Tokens, TokenError> {
         let path = dir.join(TOKENS_FILE_NAME);
         let bytes = match fs::metadata(&path) {
@@ -218,6 +228,10 @@ impl Tokens {
                 return Ok(Tokens::default())
             }
             Err(source) => return Err(io(format!("reading {}", path.display()), source)),
+            Ok(meta) if unsafe_registry(&meta).is_some() => {
+                let detail = unsafe_registry(&meta).unwrap_or_default();
+                return Err(TokenError::Unsafe { path, detail });
+            }
             Ok(meta) if meta.len() > TOKENS_FILE_BYTES_MAX => {
                 return Err(TokenError::Corrupt {
                     path,
@@ -363,7 +377,6 @@ impl Tokens {
     /// Replaces the file atomically, owner-only.
     fn save(&self, dir: &Path) -> Result<(), TokenError> {
         let path = dir.join(TOKENS_FILE_NAME);
-        let temp = dir.join(format!("{TOKENS_FILE_NAME}.tmp-{}", std::process::id()));
         let file = TokensFile {
             format: TOKENS_FORMAT,
             tokens: self.tokens.clone(),
@@ -373,28 +386,71 @@ impl Tokens {
             detail: error.to_string(),
         })?;
         bytes.push(b'\n');
-        let context = format!("writing {}", path.display());
-        let written = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)
-            .and_then(|mut out| {
-                out.write_all(&bytes)?;
-                out.sync_all()
-            })
-            .and_then(|()| fs::rename(&temp, &path));
-        if let Err(source) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(io(context, source));
-        }
         // The rename durable before the change is reported: without the directory's fsync a
         // power cut may bring the old file back (a revoked token live again).
-        fs::File::open(dir)
-            .and_then(|dir_file| dir_file.sync_all())
-            .map_err(|source| io(format!("syncing the directory {}", dir.display()), source))
+        write_private_atomically(dir, TOKENS_FILE_NAME, &bytes)
+            .map_err(|source| io(format!("writing {}", path.display()), source))
     }
+}
+
+/// Why a registry file with this metadata is not to be trusted, or `None`: writable by
+/// group or others, or owned by another user than the one running grantflow.
+fn unsafe_registry(meta: &fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Some(format!(
+            "it is writable by its group or by others (mode {mode:04o}), so anyone who can \
+             write it can issue themselves a token; run `chmod 600` on it"
+        ));
+    }
+    let user = rustix::process::geteuid().as_raw();
+    if meta.uid() != user {
+        return Some(format!(
+            "it is owned by uid {}, not by the user running grantflow (uid {user}); give it \
+             to that user (`chown`) or run grantflow as its owner",
+            meta.uid()
+        ));
+    }
+    None
+}
+
+/// Replaces `<dir>/<name>` by `bytes`: a temporary file created owner-only (0600) with
+/// `O_EXCL` and `O_NOFOLLOW` (never through a link, never an existing file), written and
+/// fsynced, renamed over the file, then the directory fsynced. The token registry and the
+/// console's sessions are written so.
+pub(crate) fn write_private_atomically(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let path = dir.join(name);
+    let temp = dir.join(format!(
+        "{name}.tmp-{}-{}",
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temp)
+        .and_then(|mut out| {
+            out.write_all(bytes)?;
+            out.sync_all()
+        })
+        .and_then(|()| fs::rename(&temp, &path));
+    if let Err(error) = written {
+        // Only a file this call created: an existing one was refused before any write.
+        if error.kind() != std::io::ErrorKind::AlreadyExists {
+            let _ = fs::remove_file(&temp);
+        }
+        return Err(error);
+    }
+    fs::File::open(dir).and_then(|dir_file| dir_file.sync_all())
 }
 
 /// SHA-256 of a token's text, lowercase hex: what the registry stores.
@@ -434,6 +490,7 @@ fn lock_registry(dir: &Path) -> Result<fs::File, TokenError> {
         .create(true)
         .truncate(false)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .map_err(|source| io(context.clone(), source))?;
     file.lock().map_err(|source| io(context, source))?;

@@ -65,7 +65,8 @@ impl ReadOnlyCopy {
         let lock = lock_shared(dir)?;
         let _ = fs::remove_dir_all(&root);
         let path = root.join("data");
-        fs::create_dir_all(&path).map_err(io_err(format!(
+        // The copy is as private as the store: owner-only from its root down.
+        crate::files::create_private_dir(&path).map_err(io_err(format!(
             "creating a private copy of {} in {} (verbs that only read open a copy)",
             dir.display(),
             root.display()
@@ -221,7 +222,7 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), StoreError> {
 
 /// Copies a directory's regular files and subdirectories.
 fn copy_tree(from: &Path, to: &Path) -> Result<(), StoreError> {
-    fs::create_dir_all(to).map_err(io_err(format!("creating {}", to.display())))?;
+    crate::files::create_private_dir(to).map_err(io_err(format!("creating {}", to.display())))?;
     let entries = fs::read_dir(from).map_err(io_err(format!("reading {}", from.display())))?;
     for entry in entries {
         let entry = entry.map_err(io_err(format!("reading {}", from.display())))?;
@@ -242,7 +243,12 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), StoreError> {
 fn copy_sparse(from: &Path, to: &Path) -> Result<(), StoreError> {
     let context = || format!("copying {}", from.display());
     let mut source = fs::File::open(from).map_err(io_err(context()))?;
-    let mut target = fs::File::create(to).map_err(io_err(context()))?;
+    let mut target = crate::files::private_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(to)
+        .map_err(io_err(context()))?;
     let mut block = vec![0u8; SPARSE_BLOCK_BYTES];
     let mut len = 0u64;
     loop {

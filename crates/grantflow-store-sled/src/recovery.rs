@@ -32,7 +32,7 @@ use crate::chunk::Chunk;
 use crate::commands::AbsentIds;
 use crate::config::{open_locked, sled_config, SLED_CONF_FILE_NAME};
 use crate::errors::{io_err, missing, not_a_store, sled_err};
-use crate::files::{replace_durably, sync_dir};
+use crate::files::{create_private_dir, replace_durably, sync_dir};
 use crate::indexer::{tail_events_max, IndexPacer};
 use crate::keys::{
     chunk_key, decode_head, decode_u64_be, encode_head, parse_chunk_key, FORMAT_KEY, HEAD_KEY,
@@ -104,7 +104,13 @@ pub(crate) fn create_if_missing(dir: &Path) -> Result<(), StoreError> {
             {
                 created.push(parent);
             }
-            fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+            // A new data directory is its owner's only; missing parents are created as
+            // the umask says.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent)
+                    .map_err(io_err(format!("creating {}", parent.display())))?;
+            }
+            create_private_dir(dir).map_err(io_err(format!("creating {}", dir.display())))?;
             for created in created.iter().rev() {
                 match created.parent().filter(|p| !p.as_os_str().is_empty()) {
                     Some(parent) => sync_dir(parent)?,
@@ -134,6 +140,9 @@ pub(crate) fn open_marked(dir: &Path) -> Result<Inner, StoreError> {
     let db_file_path = db_dir.join(DB_FILE_NAME);
     // sled reads a damaged file as an empty database: remember whether there was one.
     let had_database = fs::metadata(&db_file_path).is_ok_and(|meta| meta.len() > 0);
+    if !db_dir.exists() {
+        create_private_dir(&db_dir).map_err(io_err(format!("creating {}", db_dir.display())))?;
+    }
     let config = sled_config(&db_dir).map_err(|error| at_stake(dir, error))?;
     let tree = open_locked(&config, &db_dir)?;
     if !had_database {

@@ -363,7 +363,7 @@ impl RedoLog {
         let paths = Self::paths(dir);
         let mut files = Vec::with_capacity(2);
         for path in &paths {
-            let file = fs::OpenOptions::new()
+            let file = crate::files::private_options()
                 .read(true)
                 .write(true)
                 .create(true)

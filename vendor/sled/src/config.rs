@@ -557,7 +557,12 @@ impl Config {
         let blob_dir: PathBuf = self.get_path().join("blobs");
 
         if !blob_dir.exists() {
-            fs::create_dir_all(blob_dir)?;
+            // grantflow: sled's directories and files are its owner's only.
+            let mut builder = fs::DirBuilder::new();
+            let _ = builder.recursive(true);
+            #[cfg(unix)]
+            let _ = std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(blob_dir)?;
         }
 
         self.verify_config()?;
@@ -568,6 +573,7 @@ impl Config {
         let _ = options.create(true);
         let _ = options.read(true);
         let _ = options.write(true);
+        owner_only(&mut options);
 
         if self.create_new {
             options.create_new(true);
@@ -670,8 +676,10 @@ impl Config {
 
         let path = self.config_path();
 
-        let mut f =
-            fs::OpenOptions::new().write(true).create(true).open(&path)?;
+        let mut options = fs::OpenOptions::new();
+        let _ = options.write(true).create(true);
+        owner_only(&mut options);
+        let mut f = options.open(&path)?;
 
         io_fail!(self, "write_config bytes");
         f.write_all(&*bytes)?;
@@ -819,6 +827,14 @@ impl Drop for Inner {
         debug!("removing temporary storage file {:?}", self.get_path());
         let _res = fs::remove_dir_all(&self.get_path());
     }
+}
+
+/// grantflow: a file sled creates is readable and writable by its owner only (mode 0600).
+pub(crate) fn owner_only(options: &mut fs::OpenOptions) {
+    #[cfg(unix)]
+    let _ = std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
+    #[cfg(not(unix))]
+    let _ = options;
 }
 
 /// grantflow: makes the entries of `path`'s directory (a file created, renamed or removed

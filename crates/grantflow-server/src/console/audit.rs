@@ -64,6 +64,10 @@ pub(crate) async fn page(
     let verified = if query.verify.is_empty() {
         None
     } else {
+        let _permit = match state.expensive_read().await {
+            Ok(permit) => permit,
+            Err(error) => return error.into_response(),
+        };
         Some(audit::verify(store.as_ref(), None, &|_, _| {}).await)
     };
     let overdue_text = if query.overdue_on.is_empty() {
@@ -184,7 +188,7 @@ pub(crate) async fn checkpoint(
     if let Err(response) = auditor(&state, &headers, &uri) {
         return *response;
     }
-    match Checkpoint::of(state.engine().store().as_ref()).await {
+    match state.checkpoint().await {
         Ok(checkpoint) => match serde_json::to_string(&checkpoint) {
             Ok(mut text) => {
                 text.push('\n');
@@ -297,6 +301,10 @@ async fn iati_file(state: &AppState, headers: &HeaderMap, uri: &Uri, file: IatiF
         grants: Vec::new(),
         reporting_org: None,
         generated_at: None,
+    };
+    let _permit = match state.expensive_read().await {
+        Ok(permit) => permit,
+        Err(error) => return error.into_response(),
     };
     let store = state.engine().store();
     let mut out = Vec::new();

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use grantflow_domain::{FundView, GrantView, World};
 use grantflow_engine::audit::Checkpoint;
-use grantflow_engine::query::{self, AsOf, AuditEntry, Subject};
+use grantflow_engine::query::{AsOf, AuditEntry, Subject};
 use maud::{html, Markup};
 
 use super::forms::{self, FormContext, Submitted};
@@ -16,7 +16,6 @@ use super::layout::{self, money, Frame};
 use super::portfolio::{fund_card, PORTFOLIO_PAGE_ROWS};
 use super::session::Viewer;
 use crate::auth::command_role;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The fund page's commands, in the order their forms appear.
@@ -82,10 +81,9 @@ pub(crate) async fn render(
         AsOf::Head => state
             .engine()
             .with_model(|model| FundData::of(&model.world, id, model.position)),
-        past => match query::model_as_of(state.engine(), past).await {
+        past => match super::grant::past_model(state, past).await {
             Ok(model) => FundData::of(&model.world, id, model.position),
             Err(error) => {
-                let error = ApiError::from(error);
                 return layout::problem(viewer, error.status, error.code, &error.message);
             }
         },

@@ -164,13 +164,12 @@ pub(crate) async fn render(
                 .engine()
                 .with_model(|model| GrantData::of(&model.world, id, model.position, day))
         }
-        past => match query::model_as_of(state.engine(), past).await {
+        past => match past_model(state, past).await {
             Ok(model) => {
                 let day = overdue_day(state, past, model.position).await;
                 GrantData::of(&model.world, id, model.position, day)
             }
             Err(error) => {
-                let error = ApiError::from(error);
                 return layout::problem(viewer, error.status, error.code, &error.message);
             }
         },
@@ -204,12 +203,22 @@ pub(crate) async fn render(
     layout::respond(status, layout::page(frame, body))
 }
 
+/// The world as of a past moment (an expensive read: it folds the log's prefix).
+pub(crate) async fn past_model(
+    state: &AppState,
+    as_of: &AsOf,
+) -> Result<grantflow_engine::ReadModel, ApiError> {
+    let _permit = state.expensive_read().await?;
+    Ok(query::model_as_of(state.engine(), as_of).await?)
+}
+
 /// The audit trail of a grant or fund up to `position`.
 pub(crate) async fn trail(
     state: &AppState,
     subject: Subject,
     position: u64,
 ) -> Result<Vec<AuditEntry>, ApiError> {
+    let _permit = state.expensive_read().await?;
     let mut entries = query::audit_trail(state.engine(), &subject).await?;
     entries.retain(|entry| entry.position <= position);
     Ok(entries)

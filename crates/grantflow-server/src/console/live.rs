@@ -17,9 +17,9 @@ use crate::events::{last_event_id, SSE_RETRY};
 use crate::state::AppState;
 
 pub(crate) async fn stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if Viewer::of(&state, &headers).is_none() {
+    let Some(viewer) = Viewer::of(&state, &headers) else {
         return (StatusCode::UNAUTHORIZED, "sign in first").into_response();
-    }
+    };
     // From the event after the last one seen, else from the next one: a page is rendered
     // from the head, and needs only what comes after it.
     let from = match last_event_id(&headers) {
@@ -30,13 +30,15 @@ pub(crate) async fn stream(State(state): State<AppState>, headers: HeaderMap) ->
     if state.is_closing() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    let guard = match state.open_stream() {
+    let guard = match state.open_stream(&viewer.caller.token.id) {
         Ok(guard) => guard,
         Err(error) => return error.into_response(),
     };
     let session_state = state.clone();
+    let session_headers = headers.clone();
     let events = grantflow_store::subscribe(state.engine().store().clone(), from, None)
-        // A session that ended (signed out, expired, token revoked) ends its stream.
+        // A session that ended (signed out, expired, token revoked) ends its stream: checked
+        // at each event and at each keep-alive.
         .take_while(move |_| {
             let live = Viewer::of(&session_state, &headers).is_some();
             async move { live }
@@ -61,7 +63,10 @@ pub(crate) async fn stream(State(state): State<AppState>, headers: HeaderMap) ->
             };
             async move { event }
         })
-        .take_until(state.closed());
+        .take_until(state.closed())
+        .take_until(
+            state.until_revoked(move |state| Viewer::of(state, &session_headers).is_some()),
+        );
     let opening = stream::once(async {
         Event::default()
             .retry(SSE_RETRY)

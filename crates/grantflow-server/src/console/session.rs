@@ -18,8 +18,6 @@
 //! - At most [`SESSIONS_MAX`] sessions are kept; each ends [`SESSION_TTL`] after sign-in.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -257,27 +255,9 @@ fn read_file(dir: &Path) -> std::io::Result<HashMap<String, Session>> {
         .collect())
 }
 
-/// Replaces `<dir>/<name>` by `bytes` as the token registry is replaced: a temporary file
-/// (0600) written and fsynced, renamed over the file, then the directory fsynced.
+/// Replaces `<dir>/<name>` by `bytes` as the token registry is replaced.
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let path = dir.join(name);
-    let temp = dir.join(format!("{name}.tmp-{}", std::process::id()));
-    let written = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)
-        .and_then(|mut out| {
-            out.write_all(bytes)?;
-            out.sync_all()
-        })
-        .and_then(|()| fs::rename(&temp, &path));
-    if let Err(error) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(error);
-    }
-    fs::File::open(dir).and_then(|dir_file| dir_file.sync_all())
+    crate::tokens::write_private_atomically(dir, name, bytes)
 }
 
 fn unix_now() -> u64 {
@@ -331,6 +311,7 @@ impl Viewer {
         Some(Viewer {
             caller: Caller {
                 token: info.clone(),
+                token_sha256: session.token_sha256.clone(),
             },
             session_id,
             csrf,

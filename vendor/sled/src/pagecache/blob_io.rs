@@ -69,8 +69,10 @@ pub(crate) fn write_blob<T: Serialize>(
     item: &T,
 ) -> Result<()> {
     let path = config.blob_path(id);
-    let mut f =
-        std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+    let mut options = std::fs::OpenOptions::new();
+    let _ = options.write(true).create_new(true);
+    crate::config::owner_only(&mut options);
+    let mut f = options.open(&path)?;
 
     let kind_buf = &[kind.into()];
 
