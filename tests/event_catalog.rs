@@ -149,6 +149,32 @@ async fn every_event_of_a_random_workload_fits_its_schema() {
         }
     }
     assert!(count >= 400, "seed {seed}: {count} events");
+    // The relay's subjects of these events are the AsyncAPI channel's.
+    let asyncapi = grantflow_server::asyncapi();
+    let parameters = &asyncapi["channels"]["relay"]["parameters"];
+    assert_eq!(
+        parameters["prefix"]["default"],
+        json!(grantflow_relay::DEFAULT_SUBJECT_PREFIX)
+    );
+    assert_eq!(
+        grantflow_server::catalog::RELAY_HASH_HEADER,
+        grantflow_relay::HASH_HEADER
+    );
+    for envelope in engine.store().read(1, 1_000).await.expect("a page") {
+        let subject = grantflow_relay::subject(grantflow_relay::DEFAULT_SUBJECT_PREFIX, &envelope);
+        let tokens: Vec<&str> = subject.split('.').collect();
+        assert_eq!(tokens.len(), 4, "{subject}");
+        assert!(parameters["kind"]["enum"]
+            .as_array()
+            .expect("kinds")
+            .contains(&json!(tokens[1])));
+        assert!(parameters["event"]["enum"]
+            .as_array()
+            .expect("events")
+            .contains(&json!(tokens[3])));
+        let message = &asyncapi["channels"]["relay"]["messages"][&envelope.event_type];
+        assert!(message.is_object(), "{}", envelope.event_type);
+    }
     engine.close().await.expect("the engine closes");
 }
 
