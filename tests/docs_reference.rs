@@ -1,13 +1,15 @@
 //! The reference documents under `docs/` against the code: the command table, the error
-//! codes with their HTTP statuses, the event types with example payloads, example figures and
-//! `docs/openapi.json` are built here from the domain and server crates and compared with the
-//! marked sections of the documents. A difference fails with a diff; run with
+//! codes with their HTTP statuses, the event types with example payloads, example figures,
+//! `docs/openapi.json`, `docs/asyncapi.json` and the catalog's JSON Schemas in
+//! `docs/schemas/` are built here from the domain, store and server crates and compared with
+//! the marked sections of the documents and with the files. A difference fails with a diff; run with
 //! `GRANTFLOW_UPDATE_DOCS=1` to rewrite the sections from the code.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use grantflow_domain::catalog::{catalog_versions, payload_schema, payload_schema_name};
 use grantflow_domain::parse::{command_fields, COMMON_FIELDS};
 use grantflow_domain::{
     allowed_states, command_of_event, decide, evolve, parse_command, Event, World, COMMAND_NAMES,
@@ -73,6 +75,104 @@ fn openapi_json_matches_the_server() {
          {UPDATE_VARIABLE}=1 cargo test -p grantflow --test docs_reference",
         diff(&current, &generated)
     );
+}
+
+/// The catalog's JSON Schemas in `docs/schemas/`: `envelope.json` and
+/// `<type>.v<version>.json` for every event type at every schema version, nothing else.
+#[test]
+fn schema_files_match_the_catalog() {
+    let dir = docs_dir().join("schemas");
+    let mut generated = vec![(
+        "envelope.json".to_string(),
+        grantflow_store::envelope::envelope_schema(),
+    )];
+    for (event_type, version) in catalog_versions() {
+        let schema = payload_schema(event_type, version).expect("a schema of the catalog");
+        generated.push((
+            format!("{}.json", payload_schema_name(event_type, version)),
+            schema,
+        ));
+    }
+    if updating() {
+        std::fs::create_dir_all(&dir).expect("creating docs/schemas");
+    }
+    let mut problems = Vec::new();
+    for (name, schema) in &generated {
+        let text = format!(
+            "{}\n",
+            serde_json::to_string_pretty(schema).expect("a schema serializes")
+        );
+        check_file(&dir.join(name), &text, &mut problems);
+    }
+    let names: Vec<&str> = generated.iter().map(|(name, _)| name.as_str()).collect();
+    for entry in std::fs::read_dir(&dir).expect("docs/schemas") {
+        let path = entry.expect("a directory entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !names.contains(&name) {
+            if updating() {
+                std::fs::remove_file(&path).expect("removing a stale schema");
+            } else {
+                problems.push(format!(
+                    "docs/schemas/{name} is not a schema of the catalog"
+                ));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{}\nrun with {UPDATE_VARIABLE}=1 to rewrite them: \
+         {UPDATE_VARIABLE}=1 cargo test -p grantflow --test docs_reference",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn asyncapi_json_matches_the_server() {
+    let text = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&grantflow_server::asyncapi()).expect("JSON")
+    );
+    let mut problems = Vec::new();
+    check_file(&docs_dir().join("asyncapi.json"), &text, &mut problems);
+    assert!(
+        problems.is_empty(),
+        "{}\nrun with {UPDATE_VARIABLE}=1 to rewrite it: \
+         {UPDATE_VARIABLE}=1 cargo test -p grantflow --test docs_reference",
+        problems.join("\n")
+    );
+}
+
+/// The versions this test's `GAINED_FIELDS` checks against the decider are the catalog's.
+#[test]
+fn gained_fields_are_the_catalogs() {
+    for event_type in EVENT_TYPES {
+        assert_eq!(
+            gained_fields(event_type),
+            grantflow_domain::catalog::gained_fields(event_type),
+            "{event_type}"
+        );
+    }
+}
+
+/// Compares a generated file with the repository's; rewrites it when updating, else records
+/// the difference.
+fn check_file(path: &Path, generated: &str, problems: &mut Vec<String>) {
+    let current = std::fs::read_to_string(path).unwrap_or_default();
+    if current == generated {
+        return;
+    }
+    if updating() {
+        std::fs::write(path, generated).expect("writing a generated document");
+        return;
+    }
+    problems.push(format!(
+        "{} differs from the code:\n{}",
+        path.display(),
+        diff(&current, generated)
+    ));
 }
 
 // ---------------------------------------------------------------------------------------

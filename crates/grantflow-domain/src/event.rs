@@ -65,7 +65,7 @@ pub const COMMITMENT_CAUSES: &[&str] = &[
 ];
 
 /// An amount in a currency other than the fund's, kept as information (e.g. the yen figure).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportedAmount {
     /// The amount with its currency's decimals.
@@ -75,7 +75,7 @@ pub struct ReportedAmount {
 }
 
 /// One event. Every grant event carries `grant`, every fund event `fund`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "payload", deny_unknown_fields)]
 pub enum Event {
     /// `fund.registered`
@@ -153,6 +153,7 @@ pub enum Event {
         /// Who submitted the proposal (four-eyes rule).
         submitted_by: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[schemars(length(min = 1))]
         /// Its sectors (schema 2).
         sectors: Vec<SectorShare>,
     },
@@ -429,8 +430,10 @@ pub enum Event {
         /// The title.
         title: String,
         /// The IATI DocumentCategory code.
+        #[schemars(pattern(crate::terms::DOCUMENT_CATEGORY_PATTERN))]
         category: String,
         /// SHA-256 of the file, 64 lowercase hex digits.
+        #[schemars(pattern(crate::terms::SHA256_PATTERN))]
         sha256: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         /// Where it can be read.
@@ -500,8 +503,10 @@ pub enum Event {
         /// The title.
         title: String,
         /// The IATI DocumentCategory code.
+        #[schemars(pattern(crate::terms::DOCUMENT_CATEGORY_PATTERN))]
         category: String,
         /// SHA-256 of the file, 64 lowercase hex digits.
+        #[schemars(pattern(crate::terms::SHA256_PATTERN))]
         sha256: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         /// Where it can be read.

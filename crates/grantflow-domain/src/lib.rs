@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod actor;
+pub mod catalog;
 pub mod check;
 pub mod codes;
 pub mod command;

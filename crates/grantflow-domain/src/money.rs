@@ -62,6 +62,22 @@ impl Serialize for Currency {
     }
 }
 
+/// A three-letter ISO 4217 code, one of [`CURRENCIES`].
+impl schemars::JsonSchema for Currency {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Currency".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let codes: Vec<&str> = CURRENCIES.iter().map(|(code, _)| *code).collect();
+        schemars::json_schema!({
+            "description": "An ISO 4217 currency code (upper case), one that has minor units.",
+            "type": "string",
+            "enum": codes,
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Currency {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Currency, D::Error> {
         deserialize_text(deserializer, "unknown currency", Currency::parse)
@@ -412,6 +428,28 @@ impl fmt::Display for Money {
 impl Serialize for Money {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.amount.format(self.decimals))
+    }
+}
+
+/// The pattern of a stored amount, as [`Money`] serializes it: an optional `-`, 1 to 16
+/// digits without a leading zero (but `0` itself), then `.` and 1 to 4 decimals when the
+/// currency has decimals; never a negative zero.
+pub const MONEY_PATTERN: &str = "^(?!-0(\\.0+)?$)-?(0|[1-9][0-9]{0,15})(\\.[0-9]{1,4})?$";
+
+impl schemars::JsonSchema for Money {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Money".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An exact amount as a decimal string with exactly as many decimals as \
+                the currency's minor unit (the fund's currency, unless a currency is named beside \
+                it): \"3209232.40\" in USD, \"260000000\" in JPY. Never a number.",
+            "type": "string",
+            "pattern": MONEY_PATTERN,
+            "examples": ["3209232.40", "260000000"],
+        })
     }
 }
 

@@ -84,6 +84,24 @@ impl Serialize for Percent {
     }
 }
 
+/// The pattern of a percentage as [`Percent`] serializes it: `0.00` to `100.00`.
+pub const PERCENT_PATTERN: &str = "^(100\\.00|[1-9]?[0-9]\\.[0-9]{2})$";
+
+impl schemars::JsonSchema for Percent {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Percent".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A percentage from 0 to 100 as a decimal string with 2 decimals.",
+            "type": "string",
+            "pattern": PERCENT_PATTERN,
+            "examples": ["1.00", "70.00"],
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Percent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Percent, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
@@ -164,7 +182,19 @@ pub const TERM_FIELDS: &[&str] = &[
 ];
 
 /// A budget category (the UN's harmonized categories); the first seven are direct costs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
     /// Staff and other personnel costs.
@@ -281,6 +311,29 @@ impl Serialize for StoredBudget {
     }
 }
 
+impl schemars::JsonSchema for StoredBudget {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StoredBudget".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let amount = generator.subschema_for::<Money>().to_value();
+        let mut properties = serde_json::Map::new();
+        for category in CATEGORIES {
+            properties.insert(category.as_str().to_string(), amount.clone());
+        }
+        let names: Vec<&str> = CATEGORIES.iter().map(|c| c.as_str()).collect();
+        schemars::json_schema!({
+            "description": "An agency's budget by category: every category, in this order, each \
+                an amount in the fund's currency.",
+            "type": "object",
+            "properties": properties,
+            "required": names,
+            "additionalProperties": false,
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for StoredBudget {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<StoredBudget, D::Error> {
         let entries = Vec::<(Category, Money)>::deserialize(MapAsPairs(deserializer))
@@ -346,7 +399,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for MapAsPairs<D> {
 }
 
 /// A report's kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportKind {
     /// A progress (narrative) report.
@@ -406,7 +459,7 @@ impl ReportStatus {
 }
 
 /// A kind of fund income.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IncomeKind {
     /// Interest earned.
@@ -441,24 +494,32 @@ impl IncomeKind {
 
 /// One sector of a grant: a DAC 5-digit purpose code (IATI Sector vocabulary 1) and its
 /// share of the grant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SectorShare {
     /// The DAC 5-digit code, e.g. `"15190"`.
+    #[schemars(pattern("^[0-9]{5}$"))]
     pub code: String,
     /// Its share; a grant's shares sum to exactly 100.
     pub percentage: Percent,
 }
 
 /// A document as a report submission names it: a title and the file's SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentRef {
     /// The title.
     pub title: String,
     /// SHA-256 of the file, 64 lowercase hex digits.
+    #[schemars(pattern(SHA256_PATTERN))]
     pub sha256: String,
 }
+
+/// The pattern of a SHA-256 written as 64 lowercase hex digits.
+pub const SHA256_PATTERN: &str = "^[0-9a-f]{64}$";
+
+/// The pattern of an IATI DocumentCategory code ([`is_document_category`]).
+pub const DOCUMENT_CATEGORY_PATTERN: &str = "^(A(0[1-9]|1[0-2])|B(0[1-9]|1[0-8]))$";
 
 /// Whether `text` is a SHA-256 written as 64 lowercase hex digits.
 pub fn is_sha256_hex(text: &str) -> bool {

@@ -125,6 +125,24 @@ impl Serialize for Date {
     }
 }
 
+/// The pattern of a date as [`Date`] serializes it: `YYYY-MM-DD`, year 0001 to 9999.
+pub const DATE_PATTERN: &str = "^(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$";
+
+impl schemars::JsonSchema for Date {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Date".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A calendar date, YYYY-MM-DD (a real day: 2012-02-30 is not one).",
+            "type": "string",
+            "format": "date",
+            "pattern": DATE_PATTERN,
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Date {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Date, D::Error> {
         deserialize_text(deserializer, "not a date", Date::parse)
@@ -156,6 +174,20 @@ impl fmt::Debug for Country {
 impl Serialize for Country {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
+    }
+}
+
+impl schemars::JsonSchema for Country {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Country".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An ISO 3166-1 alpha-2 country code (upper case).",
+            "type": "string",
+            "enum": crate::codes::COUNTRIES,
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
 /// A grant's lifecycle state (docs/domain.md, "Lifecycle").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// A proposal, not yet decided.

@@ -27,6 +27,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
+pub mod catalog;
 mod console;
 pub mod error;
 mod events;
@@ -60,6 +61,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 
 pub use auth::{command_role, Access, ActorSlot, Caller};
+pub use catalog::asyncapi;
 pub use console::session::{SESSIONS_FILE_NAME, SESSIONS_MAX, SESSION_COOKIE};
 pub use console::CONTENT_SECURITY_POLICY;
 pub use error::ApiError;
@@ -168,7 +170,7 @@ pub async fn serve_listener(
     let tokens = Tokens::load(state.data_dir())?;
     if tokens.live_count() == 0 {
         tracing::warn!(
-            "no live tokens in {}: every route but /healthz and /openapi.json answers 401; \
+            "no live tokens in {}: every route but /healthz, /openapi.json and /asyncapi.json answers 401; \
              issue one with `grantflow token add --actor NAME --role ROLE`",
             state.data_dir().display()
         );

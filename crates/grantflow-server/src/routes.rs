@@ -75,12 +75,16 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(fund_audit))
         .routes(routes!(crate::events::list_events))
         .routes(routes!(crate::events::stream_events))
+        .routes(routes!(crate::catalog::list_schemas))
+        .routes(routes!(crate::catalog::get_envelope_schema))
+        .routes(routes!(crate::catalog::get_payload_schema))
         .routes(routes!(checkpoint))
         .routes(routes!(export_iati))
         .routes(routes!(export_iati_org))
         .routes(routes!(verify))
         .routes(routes!(healthz))
         .routes(routes!(openapi_json))
+        .routes(routes!(crate::catalog::asyncapi_json))
         .routes(routes!(metrics))
 }
 

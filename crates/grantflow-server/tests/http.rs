@@ -1132,6 +1132,10 @@ async fn openapi_describes_every_route_of_the_router() {
         ("get", "/healthz"),
         ("get", "/openapi.json"),
         ("get", "/metrics"),
+        ("get", "/v1/schemas"),
+        ("get", "/v1/schemas/envelope"),
+        ("get", "/v1/schemas/{type}/{version}"),
+        ("get", "/asyncapi.json"),
     ];
     for (method, path) in contract {
         assert!(

@@ -692,6 +692,80 @@ fn push_hex(out: &mut Vec<u8>, hash: &Hash) {
     }
 }
 
+/// The pattern of a hash as an envelope writes it: 64 lowercase hex digits.
+pub const HASH_PATTERN: &str = "^[0-9a-f]{64}$";
+
+/// The pattern of `recorded_at`: `YYYY-MM-DDTHH:MM:SS.ffffffZ` ([`is_valid_recorded_at`]).
+pub const RECORDED_AT_PATTERN: &str =
+    "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\\.[0-9]{6}Z$";
+
+/// Every stored event (the envelope), as `grantflow events`, the JSON Lines export, `GET
+/// /v1/events` and the event streams write it; the payload's own schema is the catalog's for
+/// the event's `type` and `schema`.
+///
+/// A mirror of what [`Envelope::to_line`] and [`Envelope::to_json_value`] write, field for
+/// field and in their order, for its JSON Schema ([`envelope_schema`]).
+#[derive(schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "grantflow event envelope")]
+#[allow(dead_code)]
+struct EnvelopeShape {
+    /// Global position in the log, gapless from 1.
+    #[schemars(range(min = 1))]
+    position: u64,
+    /// The stream: `fund-<id>` or `grant-<id>`.
+    #[schemars(length(min = 1, max = crate::checks::KEY_TEXT_BYTES_MAX))]
+    stream: String,
+    /// Version within the stream, gapless from 1.
+    #[schemars(range(min = 1))]
+    version: u64,
+    /// The event type, dotted and past tense, e.g. `grant.approved`.
+    #[serde(rename = "type")]
+    #[schemars(length(min = 1))]
+    event_type: String,
+    /// The payload's schema version: 1 for a type's first shape, 2 when it carries a field
+    /// the type gained.
+    #[schemars(range(min = 1))]
+    schema: u32,
+    /// When the event was appended: RFC 3339 UTC with microseconds; never earlier than the
+    /// previous event's.
+    #[schemars(pattern(RECORDED_AT_PATTERN))]
+    recorded_at: String,
+    /// Who issued the command.
+    actor: String,
+    /// The command's idempotency key: the client's, or one the engine made.
+    #[schemars(length(min = 1, max = crate::checks::KEY_TEXT_BYTES_MAX))]
+    command_id: String,
+    /// Groups the events of one command.
+    correlation_id: String,
+    /// The event's own fields: the catalog's schema of its `type` at its `schema`.
+    payload: serde_json::Map<String, serde_json::Value>,
+    /// The previous event's hash (64 zeros for position 1).
+    #[schemars(pattern(HASH_PATTERN))]
+    prev_hash: String,
+    /// SHA-256 of `prev_hash` (32 raw bytes) then the canonical bytes (this envelope without
+    /// `hash`).
+    #[schemars(pattern(HASH_PATTERN))]
+    hash: String,
+}
+
+/// The JSON Schema (draft 2020-12) of an envelope as [`Envelope::to_line`] and
+/// [`Envelope::to_json_value`] write it: every field required, nothing else allowed.
+pub fn envelope_schema() -> serde_json::Value {
+    let mut settings = schemars::generate::SchemaSettings::draft2020_12();
+    settings.contract = schemars::generate::Contract::Serialize;
+    let mut schema = settings
+        .into_generator()
+        .into_root_schema_for::<EnvelopeShape>()
+        .to_value();
+    if let Some(recorded_at) = schema.pointer_mut("/properties/recorded_at") {
+        if let Some(map) = recorded_at.as_object_mut() {
+            map.insert("format".into(), "date-time".into());
+        }
+    }
+    schema
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,6 +786,49 @@ mod tests {
         assert!(is_compact_json_object(r#"{"a":"\" x"}"#));
         assert!(!is_compact_json_object(r#"{"a": 1}"#));
         assert!(!is_compact_json_object(r#"[1]"#));
+    }
+
+    #[test]
+    fn the_envelope_schema_lists_the_fields_of_to_json_value_in_order() {
+        let envelope = Envelope {
+            position: 1,
+            stream: "fund-F".into(),
+            version: 1,
+            event_type: "fund.registered".into(),
+            schema: 1,
+            recorded_at: "2024-02-29T23:59:59.000001Z".into(),
+            actor: "a".into(),
+            command_id: "c".into(),
+            correlation_id: "c".into(),
+            payload: "{}".into(),
+            prev_hash: ZERO_HASH,
+            hash: ZERO_HASH,
+        };
+        let value = envelope.to_json_value();
+        let written: Vec<&String> = value
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        let schema = envelope_schema();
+        let properties: Vec<&String> = schema["properties"]
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(properties, written);
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(required.len(), written.len());
+        assert_eq!(schema["additionalProperties"], serde_json::json!(false));
+        assert_eq!(
+            schema["properties"]["position"]["minimum"],
+            serde_json::json!(1)
+        );
+        assert_eq!(
+            schema["properties"]["payload"]["type"],
+            serde_json::json!("object")
+        );
     }
 }
 
