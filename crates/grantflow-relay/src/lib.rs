@@ -33,6 +33,7 @@ use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::{self, stream};
 use async_nats::HeaderMap;
 use futures::StreamExt;
+pub use grantflow_store::cloudevent::{cloud_event, log_source};
 use grantflow_store::subscription::subscribe;
 use grantflow_store::{Envelope, EventStore, StoreError};
 
@@ -186,38 +187,6 @@ fn token(text: &str) -> String {
     } else {
         token
     }
-}
-
-/// The event as a CloudEvent 1.0 in structured JSON mode; `data` is the envelope's export
-/// line, byte for byte.
-pub fn cloud_event(source: &str, envelope: &Envelope) -> String {
-    let head = serde_json::json!({
-        "specversion": "1.0",
-        "id": envelope.position.to_string(),
-        "source": source,
-        "type": envelope.event_type,
-        "subject": envelope.stream,
-        "time": envelope.recorded_at,
-        "datacontenttype": "application/json",
-    })
-    .to_string();
-    // `head` is a JSON object: replace its closing brace with the data member.
-    let mut event = head;
-    event.pop();
-    event.push_str(",\"data\":");
-    event.push_str(&envelope.to_line());
-    event.push('}');
-    event
-}
-
-/// The CloudEvents `source` of a log: `urn:grantflow:log:<hash of its first event>` (every
-/// log starts with a different event, so two logs never share a source); `None` while the
-/// log is empty.
-pub async fn log_source(store: &dyn EventStore) -> Result<Option<String>, StoreError> {
-    let first = store.read(1, 1).await?;
-    Ok(first
-        .first()
-        .map(|envelope| format!("urn:grantflow:log:{}", hex(&envelope.hash))))
 }
 
 fn hex(bytes: &[u8]) -> String {

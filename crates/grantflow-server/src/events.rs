@@ -9,6 +9,7 @@
 //! there is no in-memory backlog for a slow client to fall behind.
 
 use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -120,6 +121,10 @@ pub(crate) struct StreamQuery {
     /// `EventSource`); the header is preferred.
     #[allow(dead_code)]
     access_token: Option<String>,
+    /// `envelope` (default): each event's `data` is the envelope; `cloudevents`: a
+    /// CloudEvent 1.0 in structured JSON mode whose `data` is the envelope (as the JetStream
+    /// relay publishes it).
+    format: Option<String>,
 }
 
 /// The event log as Server-Sent Events: catch-up, then live.
@@ -148,6 +153,15 @@ pub(crate) async fn stream_events(
     ApiQuery(query): ApiQuery<StreamQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Access::Events)?;
+    let cloudevents = match query.format.as_deref() {
+        None | Some("envelope") => false,
+        Some("cloudevents") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown format `{other}`: envelope (the default) or cloudevents"
+            )))
+        }
+    };
     let from = match last_event_id(&headers)? {
         Some(last) => last.saturating_add(1),
         None => query.from.unwrap_or(1).max(1),
@@ -162,17 +176,42 @@ pub(crate) async fn stream_events(
     let guard = state.open_stream(&caller.token.id)?;
     tracing::info!(actor = caller.actor(), from, stream = ?query.stream, "event stream opened");
     let token_sha256 = caller.token_sha256.clone();
-    let subscription =
-        grantflow_store::subscribe(state.engine().store().clone(), from, query.stream);
+    let store = state.engine().store().clone();
+    let subscription = grantflow_store::subscribe(store.clone(), from, query.stream);
+    // The CloudEvents `source` names the log by its first event: known once there is one.
+    let source: Arc<OnceLock<String>> = Arc::default();
     let events = subscription
-        .map(move |item| {
+        .then(move |item| {
+            let (store, source) = (store.clone(), source.clone());
+            async move {
+                if cloudevents && item.is_ok() && source.get().is_none() {
+                    if let Ok(Some(found)) =
+                        grantflow_store::cloudevent::log_source(store.as_ref()).await
+                    {
+                        let _ = source.set(found);
+                    }
+                }
+                (item, source)
+            }
+        })
+        .map(move |(item, source)| {
             // The guard lives as long as the stream: the open-stream count drops with it.
             let _open = &guard;
             match item {
-                Ok(envelope) => Event::default()
-                    .id(envelope.position.to_string())
-                    .event(envelope.event_type.as_str())
-                    .data(envelope.to_line()),
+                Ok(envelope) => {
+                    let data = if cloudevents {
+                        grantflow_store::cloudevent::cloud_event(
+                            source.get().map_or("", String::as_str),
+                            &envelope,
+                        )
+                    } else {
+                        envelope.to_line()
+                    };
+                    Event::default()
+                        .id(envelope.position.to_string())
+                        .event(envelope.event_type.as_str())
+                        .data(data)
+                }
                 Err(error) => {
                     tracing::error!(%error, "event stream ended by a store error");
                     Event::default().event("error").data(

@@ -1193,3 +1193,63 @@ async fn a_browser_event_source_may_pass_the_token_in_the_query() {
     let (status, _) = h.call("GET", &uri, None, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_event_stream_speaks_cloudevents_when_asked() {
+    use futures::StreamExt;
+    let h = harness().await;
+    h.seed().await;
+    let request = Request::get("/v1/events/stream?from=1&format=cloudevents")
+        .header("authorization", format!("Bearer {}", h.token("integrator")))
+        .body(Body::empty())
+        .unwrap();
+    let response = app(h.state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let mut text = String::new();
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("an event within 5 s")
+            .expect("the stream goes on")
+            .expect("a chunk");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        events = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .map(|data| serde_json::from_str::<Value>(data).expect("JSON data"))
+            .collect();
+    }
+    let source = events[0]["source"].as_str().expect("a source").to_string();
+    assert!(source.starts_with("urn:grantflow:log:"), "{source}");
+    for (index, event) in events.iter().enumerate() {
+        let position = index as u64 + 1;
+        assert_eq!(event["specversion"], "1.0");
+        assert_eq!(event["id"], position.to_string());
+        assert_eq!(event["source"], source.as_str());
+        let envelope = Envelope::from_line(&event["data"].to_string()).expect("an envelope");
+        assert_eq!(envelope.position, position);
+        assert_eq!(event["type"], envelope.event_type);
+        assert_eq!(event["subject"], envelope.stream);
+        assert_eq!(event["time"], envelope.recorded_at);
+    }
+    // The source is the first event's hash, from wherever the stream starts.
+    let first = &events[0]["data"]["hash"];
+    assert_eq!(
+        source,
+        format!("urn:grantflow:log:{}", first.as_str().unwrap_or_default())
+    );
+    let (status, body) = h
+        .call(
+            "GET",
+            "/v1/events/stream?format=xml",
+            Some(h.token("integrator")),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+}

@@ -12,6 +12,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod checks;
+pub mod cloudevent;
 pub mod envelope;
 pub mod forward;
 pub mod ids;
