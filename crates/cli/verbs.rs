@@ -164,7 +164,7 @@ async fn grant(data: &Path, action: GrantAction) -> anyhow::Result<Outcome> {
             json,
         } => {
             let as_of = AsOf::from_options(at, as_of.as_deref())?;
-            let model = query::model_as_of(&engine, &as_of).await?;
+            let model = query::subject_as_of(&engine, &Subject::Grant(id.clone()), &as_of).await?;
             let Some(view) = model.world.grant_view(&id) else {
                 eprintln!("no grant `{id}`{}", render::as_of_suffix(&as_of));
                 return Ok(Outcome::Failed);
@@ -212,7 +212,7 @@ async fn fund(data: &Path, action: FundAction) -> anyhow::Result<Outcome> {
         json,
     } = action;
     let as_of = AsOf::from_options(at, as_of.as_deref())?;
-    let model = query::model_as_of(&engine, &as_of).await?;
+    let model = query::subject_as_of(&engine, &Subject::Fund(id.clone()), &as_of).await?;
     let Some(view) = model.world.fund_view(&id) else {
         eprintln!("no fund `{id}`{}", render::as_of_suffix(&as_of));
         return Ok(Outcome::Failed);

@@ -68,6 +68,109 @@ pub async fn model_as_of(engine: &Engine, as_of: &AsOf) -> Result<ReadModel, Eng
     }
 }
 
+/// The read model as of a moment, enough to answer about `subject`: its figures (and, for a
+/// grant, its details) are those of [`model_as_of`], but only the streams they depend on are
+/// read. A grant's figures follow from its own stream alone; a fund's from its stream and its
+/// grants' streams. So the cost grows with the subject's history, not with the log's. Other
+/// grants and funds in the returned model are incomplete: read only `subject` from it.
+pub async fn subject_as_of(
+    engine: &Engine,
+    subject: &Subject,
+    as_of: &AsOf,
+) -> Result<ReadModel, EngineError> {
+    let as_of = match as_of {
+        AsOf::Time(time) => AsOf::Time(normalize_time(time)?),
+        other => other.clone(),
+    };
+    // The streams, from the live model (a grant or fund created after the moment has no
+    // event up to it, and one that does not exist now never did).
+    let (head, streams) =
+        engine.with_model(|model| (model.position, subject_streams(&model.world, subject)));
+    let store = engine.store().as_ref();
+    let until = match &as_of {
+        AsOf::Head => head,
+        AsOf::Position(position) => (*position).min(head),
+        AsOf::Time(time) => position_at_time(store, head, time).await?,
+    };
+    let mut model = ReadModel::default();
+    for envelope in &streams_until(store, &streams, until).await? {
+        model.apply(envelope)?;
+    }
+    model.position = until;
+    Ok(model)
+}
+
+/// The streams a subject's figures depend on: a grant's own; a fund's and its grants'.
+fn subject_streams(world: &World, subject: &Subject) -> Vec<String> {
+    match subject {
+        Subject::Grant(id) => vec![format!("grant-{id}")],
+        Subject::Fund(id) => {
+            let mut streams = vec![format!("fund-{id}")];
+            streams.extend(
+                world
+                    .fund_grant_ids(id)
+                    .into_iter()
+                    .map(|grant| format!("grant-{grant}")),
+            );
+            streams
+        }
+    }
+}
+
+/// The events of `streams` up to position `until`, in log order.
+async fn streams_until(
+    store: &dyn EventStore,
+    streams: &[String],
+    until: u64,
+) -> Result<Vec<grantflow_store::Envelope>, EngineError> {
+    let mut events = Vec::new();
+    for stream in streams {
+        let mut next_version = 1;
+        'stream: loop {
+            let page = store
+                .read_stream(stream, next_version, FOLD_PAGE_EVENTS)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            next_version += page.len() as u64;
+            for envelope in page {
+                if envelope.position > until {
+                    break 'stream;
+                }
+                events.push(envelope);
+            }
+        }
+    }
+    events.sort_unstable_by_key(|envelope| envelope.position);
+    Ok(events)
+}
+
+/// The last position recorded at or before `time` (0 when none is): a binary search over
+/// the log, whose `recorded_at` never goes back.
+async fn position_at_time(
+    store: &dyn EventStore,
+    head: u64,
+    time: &str,
+) -> Result<u64, EngineError> {
+    let (mut low, mut high) = (0u64, head);
+    while low < high {
+        let middle = low + (high - low).div_ceil(2);
+        let page = store.read(middle, 1).await?;
+        let Some(envelope) = page.first() else {
+            return Err(EngineError::BadQuery(format!(
+                "the log has no event at position {middle} below its head {head}"
+            )));
+        };
+        if envelope.recorded_at.as_str() <= time {
+            low = middle;
+        } else {
+            high = middle - 1;
+        }
+    }
+    Ok(low)
+}
+
 /// Folds the log from the model's position while events are within `as_of`.
 async fn fold_until(
     store: &dyn EventStore,
@@ -191,8 +294,9 @@ impl Subject {
 /// and after it (figures include the effect of every earlier event of the log).
 ///
 /// A grant's figures follow from its own stream alone (no event of another stream changes
-/// them), so a grant's trail reads that stream only: its cost grows with the grant, not with
-/// the log. A fund's figures also count its grants' movements, so its trail folds the log.
+/// them), so a grant's trail reads that stream only; a fund's figures also count its grants'
+/// movements, so its trail reads its stream and its grants'. Either way the cost grows with
+/// the subject's history, not with the log.
 pub async fn audit_trail(
     engine: &Engine,
     subject: &Subject,
@@ -248,25 +352,20 @@ fn audit_entry(
     })
 }
 
-/// A trail whose figures need the whole log before each event (a fund's).
+/// A fund's trail: its figures also count its grants' movements, so the fund's stream and
+/// its grants' streams are folded together, in log order (not the whole log).
 async fn folded_trail(engine: &Engine, subject: &Subject) -> Result<Vec<AuditEntry>, EngineError> {
     let store = engine.store().as_ref();
     let stream = subject.stream();
-    let head = store.head().await?.position;
+    let (head, streams) =
+        engine.with_model(|model| (model.position, subject_streams(&model.world, subject)));
     let mut model = ReadModel::default();
     let mut entries = Vec::new();
-    while model.position < head {
-        let want = (head - model.position).min(FOLD_PAGE_EVENTS as u64) as usize;
-        let page = store.read(model.position + 1, want).await?;
-        if page.is_empty() {
-            break;
-        }
-        for envelope in &page {
-            if envelope.stream == stream {
-                entries.push(audit_entry(&mut model, subject, envelope)?);
-            } else {
-                model.apply(envelope)?;
-            }
+    for envelope in &streams_until(store, &streams, head).await? {
+        if envelope.stream == stream {
+            entries.push(audit_entry(&mut model, subject, envelope)?);
+        } else {
+            model.apply(envelope)?;
         }
     }
     Ok(entries)

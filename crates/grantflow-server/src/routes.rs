@@ -341,18 +341,19 @@ impl AsOfQuery {
     }
 }
 
-/// A view of the world as of a moment: now without copying the read model, else from a
-/// fold of the log's prefix.
+/// A view of a grant or fund as of a moment: now without copying the read model, else from
+/// a fold of the streams it depends on up to that moment ([`query::subject_as_of`]).
 async fn view_as_of<T>(
     state: &AppState,
     as_of: &AsOf,
+    subject: &query::Subject,
     view: impl Fn(&grantflow_domain::World) -> Option<T>,
 ) -> Result<Option<T>, ApiError> {
     if *as_of == AsOf::Head {
         return Ok(state.engine().with_model(|model| view(&model.world)));
     }
     let _permit = state.expensive_read().await?;
-    let model = query::model_as_of(state.engine(), as_of).await?;
+    let model = query::subject_as_of(state.engine(), subject, as_of).await?;
     Ok(view(&model.world))
 }
 
@@ -387,7 +388,8 @@ async fn get_grant(
 ) -> Result<Response, ApiError> {
     caller.require(Access::Figures)?;
     let as_of = query.as_of()?;
-    let view = view_as_of(&state, &as_of, |world| world.grant_view(&id)).await?;
+    let subject = query::Subject::Grant(id.clone());
+    let view = view_as_of(&state, &as_of, &subject, |world| world.grant_view(&id)).await?;
     match view {
         Some(view) => Ok(Json(view).into_response()),
         None => Err(ApiError::not_found(format!(
@@ -420,7 +422,8 @@ async fn get_fund(
 ) -> Result<Response, ApiError> {
     caller.require(Access::Figures)?;
     let as_of = query.as_of()?;
-    let view = view_as_of(&state, &as_of, |world| world.fund_view(&id)).await?;
+    let subject = query::Subject::Fund(id.clone());
+    let view = view_as_of(&state, &as_of, &subject, |world| world.fund_view(&id)).await?;
     match view {
         Some(view) => Ok(Json(view).into_response()),
         None => Err(ApiError::not_found(format!(

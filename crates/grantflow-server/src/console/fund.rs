@@ -81,7 +81,7 @@ pub(crate) async fn render(
         AsOf::Head => state
             .engine()
             .with_model(|model| FundData::of(&model.world, id, model.position)),
-        past => match super::grant::past_model(state, past).await {
+        past => match super::grant::past_model(state, &Subject::Fund(id.to_string()), past).await {
             Ok(model) => FundData::of(&model.world, id, model.position),
             Err(error) => {
                 return layout::problem(viewer, error.status, error.code, &error.message);

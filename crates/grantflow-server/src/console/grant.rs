@@ -164,7 +164,7 @@ pub(crate) async fn render(
                 .engine()
                 .with_model(|model| GrantData::of(&model.world, id, model.position, day))
         }
-        past => match past_model(state, past).await {
+        past => match past_model(state, &Subject::Grant(id.to_string()), past).await {
             Ok(model) => {
                 let day = overdue_day(state, past, model.position).await;
                 GrantData::of(&model.world, id, model.position, day)
@@ -203,13 +203,15 @@ pub(crate) async fn render(
     layout::respond(status, layout::page(frame, body))
 }
 
-/// The world as of a past moment (an expensive read: it folds the log's prefix).
+/// The world as of a past moment, enough to show `subject` (an expensive read: it folds
+/// the streams the subject's figures depend on, up to that moment).
 pub(crate) async fn past_model(
     state: &AppState,
+    subject: &Subject,
     as_of: &AsOf,
 ) -> Result<grantflow_engine::ReadModel, ApiError> {
     let _permit = state.expensive_read().await?;
-    Ok(query::model_as_of(state.engine(), as_of).await?)
+    Ok(query::subject_as_of(state.engine(), subject, as_of).await?)
 }
 
 /// The audit trail of a grant or fund up to `position`.
