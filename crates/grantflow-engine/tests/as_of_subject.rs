@@ -37,7 +37,7 @@ fn command(choice: u8, grant: usize, amount: u32) -> (Value, &'static str) {
                 grant,
                 agency,
                 &format!("{}00", 1 + amount % 30),
-                amount % 3 == 0,
+                amount.is_multiple_of(3),
             ),
             "alice",
         ),
