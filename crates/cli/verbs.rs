@@ -411,6 +411,18 @@ fn refused_store(error: anyhow::Error, json: bool) -> anyhow::Result<Outcome> {
     let Some((position, detail)) = corrupt else {
         return Err(error);
     };
+    let refusal = format!("the store refuses to open: {error:#}");
+    failed_at(position, &detail, Some(&refusal), json)
+}
+
+/// A verification that failed before a report: `{"ok": false, "failure": ...}` with
+/// `--json`, else `FAILED at position P: DETAIL` (and `more` on the next line); exit 1.
+fn failed_at(
+    position: u64,
+    detail: &str,
+    more: Option<&str>,
+    json: bool,
+) -> anyhow::Result<Outcome> {
     if json {
         let report = serde_json::json!({
             "ok": false,
@@ -418,7 +430,10 @@ fn refused_store(error: anyhow::Error, json: bool) -> anyhow::Result<Outcome> {
         });
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        outln!("FAILED at position {position}: {detail}\nthe store refuses to open: {error:#}")?;
+        outln!("FAILED at position {position}: {detail}")?;
+        if let Some(more) = more {
+            outln!("{more}")?;
+        }
     }
     Ok(Outcome::Failed)
 }
@@ -429,18 +444,8 @@ fn signature_refused(
     error: &signing::SigningError,
     json: bool,
 ) -> anyhow::Result<Outcome> {
-    let position = signed.checkpoint.position;
     let detail = format!("the checkpoint is not trusted: {error}");
-    if json {
-        let report = serde_json::json!({
-            "ok": false,
-            "failure": {"position": position, "detail": detail},
-        });
-        outln!("{}", serde_json::to_string_pretty(&report)?)?;
-    } else {
-        outln!("FAILED at position {position}: {detail}")?;
-    }
-    Ok(Outcome::Failed)
+    failed_at(signed.checkpoint.position, &detail, None, json)
 }
 
 fn read_checkpoint(path: &Path) -> anyhow::Result<SignedCheckpoint> {

@@ -31,17 +31,10 @@ use crate::report::{round, Report};
 /// The roles of the token the pages are fetched with.
 const EVERY_ROLE: &str = "secretariat,approver,finance,auditor,admin";
 
-fn skip(report: &mut Report, why: &str) {
-    let mut f = Map::new();
-    f.insert("skipped".into(), json!(why));
-    report.line("console", f);
-}
-
 /// Runs the console scenarios.
 pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> anyhow::Result<()> {
     let Some(binary) = grantflow_binary(config) else {
-        skip(
-            report,
+        report.skipped("console",
             "no grantflow binary beside this one (build it: cargo build --release -p grantflow); pass --grantflow PATH",
         );
         return Ok(());

@@ -51,24 +51,17 @@ use crate::submit::{collect, spawn_submitters};
 /// Issue 4's target for the p99 latency at 64 HTTP clients, in milliseconds.
 const HTTP_P99_TARGET_MS: f64 = 5.0;
 
-fn skip(report: &mut Report, why: &str) {
-    let mut f = Map::new();
-    f.insert("skipped".into(), json!(why));
-    report.line("http", f);
-}
-
 /// Runs the HTTP scenarios.
 pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> anyhow::Result<()> {
     let Some(binary) = grantflow_binary(config) else {
-        skip(
-            report,
+        report.skipped("http",
             "no grantflow binary beside this one (build it: cargo build --release -p grantflow); pass --grantflow PATH",
         );
         return Ok(());
     };
     let Some(oha) = find_oha(config) else {
-        skip(
-            report,
+        report.skipped(
+            "http",
             "no oha load generator on PATH or in ~/.cargo/bin (cargo install oha); pass --oha PATH",
         );
         return Ok(());

@@ -32,17 +32,11 @@ use crate::env::fresh;
 use crate::measure::{histogram, ratio};
 use crate::report::{round, Report};
 
-fn skip(report: &mut Report, why: &str) {
-    let mut f = Map::new();
-    f.insert("skipped".into(), json!(why));
-    report.line("relay", f);
-}
-
 /// Runs the relay scenarios.
 pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> anyhow::Result<()> {
     let Some(url) = config.nats.clone() else {
-        skip(
-            report,
+        report.skipped(
+            "relay",
             "no NATS server: pass --nats URL or set GRANTFLOW_TEST_NATS",
         );
         return Ok(());
@@ -50,7 +44,7 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
     let client = match async_nats::connect(&url).await {
         Ok(client) => client,
         Err(error) => {
-            skip(report, &format!("cannot reach NATS at {url}: {error}"));
+            report.skipped("relay", &format!("cannot reach NATS at {url}: {error}"));
             return Ok(());
         }
     };

@@ -41,6 +41,13 @@ impl Report {
         self.rows.push((name.to_string(), fields));
     }
 
+    /// The line of a group of scenarios that could not run: `scenario NAME: skipped=WHY`.
+    pub fn skipped(&mut self, name: &str, why: &str) {
+        let mut f = Map::new();
+        f.insert("skipped".into(), Value::String(why.to_string()));
+        self.line(name, f);
+    }
+
     pub fn get(&self, name: &str, key: &str) -> Option<f64> {
         self.rows
             .iter()
