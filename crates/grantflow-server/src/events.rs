@@ -43,8 +43,10 @@ pub const SSE_RETRY: Duration = Duration::from_secs(1);
 #[into_params(parameter_in = Query)]
 pub(crate) struct EventsQuery {
     /// The first position (inclusive, default 1).
+    #[serde(default, deserialize_with = "crate::extract::position_param")]
     from: Option<u64>,
-    /// How many events at the most (default 100, at most 1000).
+    /// How many events at the most (default 100; a larger one is read as 1000).
+    #[param(minimum = 1)]
     limit: Option<usize>,
     /// Only this stream's events, e.g. `grant-MEX-1`.
     stream: Option<String>,
@@ -114,6 +116,7 @@ pub(crate) async fn list_events(
 #[into_params(parameter_in = Query)]
 pub(crate) struct StreamQuery {
     /// The first position (inclusive, default 1); a `Last-Event-ID` header overrides it.
+    #[serde(default, deserialize_with = "crate::extract::position_param")]
     from: Option<u64>,
     /// Only this stream's events.
     stream: Option<String>,
@@ -124,6 +127,7 @@ pub(crate) struct StreamQuery {
     /// `envelope` (default): each event's `data` is the envelope; `cloudevents`: a
     /// CloudEvent 1.0 in structured JSON mode whose `data` is the envelope (as the JetStream
     /// relay publishes it).
+    #[param(pattern = "^(envelope|cloudevents)$")]
     format: Option<String>,
 }
 
@@ -243,9 +247,13 @@ pub(crate) fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse::<u64>().map(Some).map_err(|_| {
-        ApiError::bad_request(format!(
-            "Last-Event-ID `{text}` is not a log position (the `id:` of the last event seen)"
-        ))
-    })
+    text.parse::<u64>()
+        .ok()
+        .filter(|position| *position <= crate::extract::POSITION_PARAM_MAX)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Last-Event-ID `{text}` is not a log position (the `id:` of the last event seen)"
+            ))
+        })
 }

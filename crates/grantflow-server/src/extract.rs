@@ -35,3 +35,23 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
             .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
     }
 }
+
+/// The largest position a query or header may name: OpenAPI's `int64` (a log holds fewer
+/// events than that), so that a generated client's integers and the server agree.
+pub(crate) const POSITION_PARAM_MAX: u64 = i64::MAX as u64;
+
+/// An optional position of a query string (`from`, `at`, `position`): a whole number from 0
+/// to [`POSITION_PARAM_MAX`]; anything larger is refused (400), not clamped.
+pub(crate) fn position_param<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    let value = Option::<u64>::deserialize(deserializer)?;
+    match value {
+        Some(position) if position > POSITION_PARAM_MAX => Err(serde::de::Error::custom(format!(
+            "{position} is larger than the largest position, {POSITION_PARAM_MAX}"
+        ))),
+        other => Ok(other),
+    }
+}

@@ -206,6 +206,9 @@ struct ListGrantsQuery {
     fund: Option<String>,
     /// Only grants in this state (proposed, approved, active, suspended, closed, finalized,
     /// rejected, cancelled).
+    #[param(
+        pattern = "^(proposed|approved|active|suspended|closed|finalized|rejected|cancelled)$"
+    )]
     status: Option<String>,
 }
 
@@ -260,6 +263,7 @@ struct ListReportsQuery {
     grant: Option<String>,
     /// Only the reports overdue on this date (YYYY-MM-DD): due before it and, on it, still
     /// scheduled or returned.
+    #[param(format = Date)]
     overdue_on: Option<String>,
 }
 
@@ -322,9 +326,12 @@ async fn list_reports(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct AsOfQuery {
-    /// The figures after the event at this log position.
+    /// The figures after the event at this log position (not with `as_of`).
+    #[serde(default, deserialize_with = "crate::extract::position_param")]
     at: Option<u64>,
-    /// The figures after every event recorded at or before this RFC 3339 time.
+    /// The figures after every event recorded at or before this RFC 3339 time (not with
+    /// `at`).
+    #[param(format = DateTime)]
     as_of: Option<String>,
 }
 
@@ -517,9 +524,11 @@ async fn checkpoint(State(state): State<AppState>, caller: Caller) -> Result<Res
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct IatiQuery {
-    /// As of this log position.
+    /// As of this log position (not with `as_of`).
+    #[serde(default, deserialize_with = "crate::extract::position_param")]
     at: Option<u64>,
-    /// As of this RFC 3339 recorded time.
+    /// As of this RFC 3339 recorded time (not with `at`).
+    #[param(format = DateTime)]
     as_of: Option<String>,
     /// Only these grants, comma-separated (their funds come along).
     grant: Option<String>,
@@ -533,9 +542,11 @@ struct IatiQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct IatiOrgQuery {
-    /// As of this log position.
+    /// As of this log position (not with `as_of`).
+    #[serde(default, deserialize_with = "crate::extract::position_param")]
     at: Option<u64>,
-    /// As of this RFC 3339 recorded time.
+    /// As of this RFC 3339 recorded time (not with `at`).
+    #[param(format = DateTime)]
     as_of: Option<String>,
     /// The reporting organisation's IATI identifier (default: the fund's `iati_org_ref`; a
     /// file with neither is refused).
@@ -667,8 +678,10 @@ async fn export_iati(
 #[into_params(parameter_in = Query)]
 struct VerifyQuery {
     /// The checkpoint's position (with `hash`).
+    #[serde(default, deserialize_with = "crate::extract::position_param")]
     position: Option<u64>,
     /// The checkpoint's hash, 64 lowercase hex digits (with `position`).
+    #[param(pattern = "^[0-9a-f]{64}$")]
     hash: Option<String>,
 }
 

@@ -1253,3 +1253,47 @@ async fn the_event_stream_speaks_cloudevents_when_asked() {
         (StatusCode::BAD_REQUEST, "bad_request")
     );
 }
+
+#[tokio::test]
+async fn positions_past_openapis_int64_are_refused_not_clamped() {
+    let h = harness().await;
+    h.seed().await;
+    let integrator = h.token("integrator");
+    let largest = i64::MAX as u64;
+    for (path, ok) in [
+        (format!("/v1/events?from={largest}"), true),
+        (format!("/v1/events?from={}", largest + 1), false),
+        (format!("/v1/grants/MEX-1?at={}", largest + 1), false),
+        (
+            format!(
+                "/v1/verify?position={}&hash={}",
+                largest + 1,
+                "0".repeat(64)
+            ),
+            false,
+        ),
+    ] {
+        let token = if path.starts_with("/v1/verify") {
+            h.token("auditor")
+        } else {
+            integrator
+        };
+        let (status, body) = h.call("GET", &path, Some(token), None).await;
+        if ok {
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        } else {
+            assert_eq!(
+                (status, error_code(&body)),
+                (StatusCode::BAD_REQUEST, "bad_request"),
+                "{path}: {body}"
+            );
+        }
+    }
+    let request = Request::get("/v1/events/stream")
+        .header("authorization", format!("Bearer {integrator}"))
+        .header("last-event-id", (largest + 1).to_string())
+        .body(Body::empty())
+        .unwrap();
+    let response = app(h.state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
