@@ -455,16 +455,20 @@ pub fn csv_field(field: &str) -> String {
     }
 }
 
-/// What `verify` found.
 /// What `verify` found; `of_export` when it checked an exported file (no stored projections
 /// to compare there).
 pub fn verify(report: &VerifyReport, of_export: bool) -> String {
     match &report.failure {
         None => format!(
-            "ok: {} events verified (hash chain, gapless positions and versions, payloads{}{})\n\
+            "ok: {} events verified (hash chain, gapless positions and versions, payloads, \
+             rules{}{})\n\
              head: position {} hash {}\n",
             report.events,
-            if of_export { "" } else { ", projections" },
+            if of_export {
+                ""
+            } else {
+                ", projections, snapshot"
+            },
             if report.checkpoint_checked {
                 ", checkpoint"
             } else {
