@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use grantflow_domain::catalog::{catalog_versions, payload_schema, payload_schema_name};
+use grantflow_domain::catalog::{
+    catalog_versions, gained_fields, payload_schema, payload_schema_name,
+};
 use grantflow_domain::parse::{command_fields, COMMON_FIELDS};
 use grantflow_domain::{
     allowed_states, command_of_event, decide, evolve, parse_command, Event, World, COMMAND_NAMES,
@@ -143,18 +145,6 @@ fn asyncapi_json_matches_the_server() {
          {UPDATE_VARIABLE}=1 cargo test -p grantflow --test docs_reference",
         problems.join("\n")
     );
-}
-
-/// The versions this test's `GAINED_FIELDS` checks against the decider are the catalog's.
-#[test]
-fn gained_fields_are_the_catalogs() {
-    for event_type in EVENT_TYPES {
-        assert_eq!(
-            gained_fields(event_type),
-            grantflow_domain::catalog::gained_fields(event_type),
-            "{event_type}"
-        );
-    }
 }
 
 /// Compares a generated file with the repository's; rewrites it when updating, else records
@@ -467,34 +457,6 @@ fn error_table() -> String {
 // ---------------------------------------------------------------------------------------
 // Events
 
-/// The fields an event type gained after its first shape: an event that carries one of them is
-/// written with schema [`EVENT_SCHEMA_EXTENDED`], any other with [`EVENT_SCHEMA`].
-const GAINED_FIELDS: &[(&str, &[&str])] = &[
-    (
-        "fund.registered",
-        &[
-            "admin_fee_percent",
-            "indirect_max_percent",
-            "tranche_threshold_percent",
-            "hold_on_overdue_reports",
-            "iati_org_ref",
-        ],
-    ),
-    ("fund.contribution_recorded", &["pledge"]),
-    ("grant.proposed", &["sectors"]),
-    ("grant.revised", &["sectors"]),
-    ("grant.agency_assigned", &["budget"]),
-    ("grant.allocation_revised", &["budget"]),
-    ("grant.expenditure_recorded", &["category"]),
-];
-
-fn gained_fields(event_type: &str) -> &'static [&'static str] {
-    GAINED_FIELDS
-        .iter()
-        .find(|(name, _)| *name == event_type)
-        .map_or(&[], |(_, fields)| fields)
-}
-
 /// The first events of each type and schema, with the command that appended each.
 type Firsts = BTreeMap<(&'static str, u32), (Event, String)>;
 
@@ -709,7 +671,7 @@ fn check_schema(event: &Event) {
     assert_eq!(
         event.schema(),
         expected,
-        "{} {payload}: the schema differs from what GAINED_FIELDS in tests/docs_reference.rs says",
+        "{} {payload}: the schema differs from what the catalog's GAINED_FIELDS says",
         event.event_type()
     );
 }
