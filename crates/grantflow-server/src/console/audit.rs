@@ -33,11 +33,7 @@ pub(crate) struct AuditQuery {
 
 /// The viewer, if signed in with the auditor's or admin's role; else the answer to give.
 fn auditor(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Box<Response>> {
-    let Some(viewer) = Viewer::of(state, headers) else {
-        return Err(Box::new(super::sign_in_first(
-            uri.path_and_query().map_or("/audit", |p| p.as_str()),
-        )));
-    };
+    let viewer = super::signed_in(state, headers, uri)?;
     if let Err(error) = viewer.caller.require(Access::Audit) {
         return Err(Box::new(layout::problem(
             &viewer,

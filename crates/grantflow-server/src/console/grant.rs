@@ -87,8 +87,9 @@ pub(crate) async fn page(
     Path(id): Path<String>,
     moment: Result<Query<MomentQuery>, QueryRejection>,
 ) -> Response {
-    let Some(viewer) = Viewer::of(&state, &headers) else {
-        return super::sign_in_first(uri.path_and_query().map_or("/", |p| p.as_str()));
+    let viewer = match super::signed_in(&state, &headers, &uri) {
+        Ok(viewer) => viewer,
+        Err(sign_in) => return *sign_in,
     };
     let moment = moment.map(|Query(moment)| moment).unwrap_or_default();
     render(&state, &viewer, &id, &moment, None, StatusCode::OK).await

@@ -232,6 +232,19 @@ fn forged(viewer: &Viewer) -> Response {
     )
 }
 
+/// The signed-in viewer of a page request, or the sign-in page that brings them back to it.
+fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+) -> Result<Viewer, Box<Response>> {
+    Viewer::of(state, headers).ok_or_else(|| {
+        Box::new(sign_in_first(
+            uri.path_and_query().map_or("/", |p| p.as_str()),
+        ))
+    })
+}
+
 /// The sign-in page for a request without a session, with where it wanted to go.
 fn sign_in_first(next: &str) -> Response {
     layout::respond(

@@ -42,8 +42,9 @@ pub(crate) async fn page(
     uri: Uri,
     query: Result<Query<PortfolioQuery>, QueryRejection>,
 ) -> Response {
-    let Some(viewer) = Viewer::of(&state, &headers) else {
-        return super::sign_in_first(uri.path_and_query().map_or("/", |p| p.as_str()));
+    let viewer = match super::signed_in(&state, &headers, &uri) {
+        Ok(viewer) => viewer,
+        Err(sign_in) => return *sign_in,
     };
     let query = query.map(|Query(query)| query).unwrap_or_default();
     render(&state, &viewer, &query, None, StatusCode::OK)
