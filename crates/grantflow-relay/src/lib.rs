@@ -189,10 +189,6 @@ fn token(text: &str) -> String {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A publish awaiting its acknowledgement.
 type AckFuture = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
 
@@ -367,7 +363,7 @@ async fn last_position(
     let logged = store.read(position, 1).await?;
     match logged.first() {
         Some(envelope) if envelope.position == position => {
-            let hash = hex(&envelope.hash);
+            let hash = hex::encode(envelope.hash);
             if header(HASH_HEADER).as_deref() != Some(hash.as_str()) {
                 return Err(foreign(format!(
                     "its message for position {position} carries another event (hash {:?}, \
@@ -435,7 +431,7 @@ async fn publish(
     envelope: &Envelope,
 ) -> Result<AckFuture, Attempt> {
     let mut headers = HeaderMap::new();
-    headers.insert(HASH_HEADER, hex(&envelope.hash).as_str());
+    headers.insert(HASH_HEADER, hex::encode(envelope.hash).as_str());
     headers.insert("Content-Type", "application/cloudevents+json");
     let mut message = PublishMessage::build()
         .payload(cloud_event(source, envelope).into())

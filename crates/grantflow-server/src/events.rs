@@ -182,34 +182,40 @@ pub(crate) async fn stream_events(
     let token_sha256 = caller.token_sha256.clone();
     let store = state.engine().store().clone();
     let subscription = grantflow_store::subscribe(store.clone(), from, query.stream);
-    // The CloudEvents `source` names the log by its first event: known once there is one.
-    let source: Arc<OnceLock<String>> = Arc::default();
-    let events = subscription
-        .then(move |item| {
-            let (store, source) = (store.clone(), source.clone());
-            async move {
-                if cloudevents && item.is_ok() && source.get().is_none() {
-                    if let Ok(Some(found)) =
-                        grantflow_store::cloudevent::log_source(store.as_ref()).await
-                    {
-                        let _ = source.set(found);
+    // Each event with its CloudEvents `source` when they are asked for (the log's first
+    // event names it: looked up once there is one); envelopes are sent as they are read.
+    let items = if cloudevents {
+        let source: Arc<OnceLock<String>> = Arc::default();
+        subscription
+            .then(move |item| {
+                let (store, source) = (store.clone(), source.clone());
+                async move {
+                    if item.is_ok() && source.get().is_none() {
+                        if let Ok(Some(found)) =
+                            grantflow_store::cloudevent::log_source(store.as_ref()).await
+                        {
+                            let _ = source.set(found);
+                        }
                     }
+                    (item, Some(source))
                 }
-                (item, source)
-            }
-        })
+            })
+            .left_stream()
+    } else {
+        subscription.map(|item| (item, None)).right_stream()
+    };
+    let events = items
         .map(move |(item, source)| {
             // The guard lives as long as the stream: the open-stream count drops with it.
             let _open = &guard;
             match item {
                 Ok(envelope) => {
-                    let data = if cloudevents {
-                        grantflow_store::cloudevent::cloud_event(
+                    let data = match &source {
+                        Some(source) => grantflow_store::cloudevent::cloud_event(
                             source.get().map_or("", String::as_str),
                             &envelope,
-                        )
-                    } else {
-                        envelope.to_line()
+                        ),
+                        None => envelope.to_line(),
                     };
                     Event::default()
                         .id(envelope.position.to_string())
