@@ -24,6 +24,7 @@ pub mod parse;
 mod reports;
 mod rules;
 pub mod terms;
+pub mod upcast;
 pub mod values;
 pub mod view;
 pub mod world;

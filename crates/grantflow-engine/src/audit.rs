@@ -119,8 +119,13 @@ impl LogChecker {
         self.chain
             .check(envelope)
             .map_err(|error| Failure::at(expected, error.to_string()))?;
-        let event =
-            decode(envelope).map_err(|error| Failure::at(envelope.position, error.to_string()))?;
+        let event = decode(envelope).map_err(|error| {
+            let detail = match error {
+                EngineError::Corrupt { detail, .. } | EngineError::Newer { detail, .. } => detail,
+                other => other.to_string(),
+            };
+            Failure::at(envelope.position, detail)
+        })?;
         if let Err(failure) = self.rules.push(envelope, event) {
             self.last = self.rules.last_good(failure.position);
             return Err(failure);

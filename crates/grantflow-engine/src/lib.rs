@@ -20,6 +20,7 @@ mod writer;
 
 use std::sync::{Arc, RwLock};
 
+use grantflow_domain::upcast::{self, ReadError};
 use grantflow_domain::{evolve, Event, World};
 use grantflow_store::{Envelope, EventStore, Hash, PayloadPage, StoreError};
 use tokio::sync::{mpsc, oneshot};
@@ -122,6 +123,15 @@ pub enum EngineError {
         /// What is wrong.
         detail: String,
     },
+    /// A stored event of a type or schema this release does not read: written by a newer
+    /// grantflow.
+    #[error("event at position {position}: {detail}")]
+    Newer {
+        /// The event's position.
+        position: u64,
+        /// The type and both versions.
+        detail: String,
+    },
     /// The writer has stopped (after a storage failure or on close).
     #[error("the engine's writer has stopped: {0}")]
     WriterStopped(String),
@@ -152,16 +162,33 @@ impl ReadModel {
     }
 }
 
-/// Decodes a stored envelope's payload into a domain event.
+/// Decodes a stored envelope's payload into a domain event, through the upcaster chain
+/// ([`grantflow_domain::upcast`]).
 pub fn decode(envelope: &Envelope) -> Result<Event, EngineError> {
-    Event::from_parts(&envelope.event_type, &envelope.payload).map_err(|error| {
-        EngineError::Corrupt {
-            position: envelope.position,
-            detail: format!(
-                "{} payload does not decode: {}",
-                envelope.event_type, error.message
-            ),
-        }
+    decode_stored(
+        envelope.position,
+        &envelope.event_type,
+        envelope.schema,
+        &envelope.payload,
+    )
+}
+
+/// [`decode`] of an event's parts.
+fn decode_stored(
+    position: u64,
+    event_type: &str,
+    schema: u32,
+    payload: &str,
+) -> Result<Event, EngineError> {
+    upcast::decode(event_type, schema, payload).map_err(|error| match error {
+        ReadError::Newer { .. } | ReadError::UnknownType(_) => EngineError::Newer {
+            position,
+            detail: error.to_string(),
+        },
+        ReadError::Malformed(why) => EngineError::Corrupt {
+            position,
+            detail: format!("{event_type} payload does not decode: {why}"),
+        },
     })
 }
 
@@ -548,15 +575,12 @@ fn decode_page(
     // megabytes of events into fresh pages on every page of a replay.
     let mut events = Vec::with_capacity(range.len());
     page.visit_range(range, |record| {
-        let event = Event::from_parts(record.event_type, record.payload).map_err(|error| {
-            EngineError::Corrupt {
-                position: record.position,
-                detail: format!(
-                    "{} payload does not decode: {}",
-                    record.event_type, error.message
-                ),
-            }
-        })?;
+        let event = decode_stored(
+            record.position,
+            record.event_type,
+            record.schema,
+            record.payload,
+        )?;
         events.push((record.position, event));
         Ok::<(), EngineError>(())
     })?;

@@ -436,9 +436,9 @@ mod fast {
         })
     }
 
-    /// Position, type and payload of canonical bytes whose strings hold no escapes;
+    /// Position, type, schema and payload of canonical bytes whose strings hold no escapes;
     /// `None` for anything else (the caller then decodes the whole envelope).
-    pub(crate) fn payload(bytes: &[u8]) -> Option<(u64, &str, &str)> {
+    pub(crate) fn payload(bytes: &[u8]) -> Option<(u64, &str, u32, &str)> {
         let text = std::str::from_utf8(bytes).ok()?;
         let head = &text[..text.len().checked_sub(TAIL_BYTES)?];
         let mut cursor = Cursor { rest: head };
@@ -451,7 +451,7 @@ mod fast {
         cursor.literal(",\"type\":")?;
         let event_type = cursor.string()?;
         cursor.literal(",\"schema\":")?;
-        cursor.number()?;
+        let schema = u32::try_from(cursor.number()?).ok()?;
         for field in [
             ",\"recorded_at\":",
             ",\"actor\":",
@@ -466,7 +466,7 @@ mod fast {
         if !(payload.starts_with('{') && payload.ends_with('}')) {
             return None;
         }
-        Some((position, event_type, payload))
+        Some((position, event_type, schema, payload))
     }
 
     struct Cursor<'a> {
@@ -878,18 +878,18 @@ mod fast_decode_tests {
             page.push_stored(&chunk, original.position, (0, bytes.len()));
             let mut records = Vec::new();
             page.visit(|record| {
-                records.push((record.position, record.event_type.to_string(), record.payload.to_string()));
+                records.push((record.position, record.event_type.to_string(), record.schema, record.payload.to_string()));
                 Ok::<(), crate::StoreError>(())
             }).unwrap();
             prop_assert_eq!(
                 records,
-                vec![(original.position, original.event_type.clone(), original.payload.clone())]
+                vec![(original.position, original.event_type.clone(), original.schema, original.payload.clone())]
             );
         }
     }
 
     /// Every event of a page, read through `visit_range` over `cuts`.
-    fn read_in_parts(page: &crate::PayloadPage, cuts: &[usize]) -> Vec<(u64, String, String)> {
+    fn read_in_parts(page: &crate::PayloadPage, cuts: &[usize]) -> Vec<(u64, String, u32, String)> {
         let mut bounds = vec![0];
         bounds.extend(cuts.iter().map(|cut| cut % (page.len() + 1)));
         bounds.sort_unstable();
@@ -900,6 +900,7 @@ mod fast_decode_tests {
                 records.push((
                     record.position,
                     record.event_type.to_string(),
+                    record.schema,
                     record.payload.to_string(),
                 ));
                 Ok::<(), crate::StoreError>(())
@@ -932,8 +933,8 @@ mod fast_decode_tests {
                     let bytes = event.canonical_bytes();
                     spans.push((position, chunk.len(), chunk.len() + bytes.len()));
                     chunk.extend_from_slice(&bytes);
-                    text.push(position, &event.event_type, &payload);
-                    expected.push((position, event.event_type.clone(), payload));
+                    text.push(position, &event.event_type, event.schema, &payload);
+                    expected.push((position, event.event_type.clone(), event.schema, payload));
                 }
                 let chunk: crate::SharedBytes = std::sync::Arc::new(chunk);
                 for (position, start, end) in spans {

@@ -111,6 +111,8 @@ pub struct PayloadRecord<'a> {
     pub position: u64,
     /// Event type.
     pub event_type: &'a str,
+    /// The payload's schema version.
+    pub schema: u32,
     /// The payload, compact JSON.
     pub payload: &'a str,
 }
@@ -125,9 +127,9 @@ pub struct PayloadRecord<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PayloadPage {
     text: String,
-    /// Per event: position, and where its type ends and its payload ends in `text` (each
-    /// starts where the one before ends).
-    records: Vec<(u64, usize, usize)>,
+    /// Per event: position, schema, and where its type ends and its payload ends in `text`
+    /// (each starts where the one before ends).
+    records: Vec<(u64, u32, usize, usize)>,
     /// Log chunks, each with the events taken from it.
     stored: Vec<StoredRun>,
     stored_events: usize,
@@ -178,12 +180,13 @@ impl PayloadPage {
     }
 
     /// Adds the next event.
-    pub fn push(&mut self, position: u64, event_type: &str, payload: &str) {
+    pub fn push(&mut self, position: u64, event_type: &str, schema: u32, payload: &str) {
         debug_assert!(self.stored.is_empty(), "a page holds one form of events");
         self.text.push_str(event_type);
         let type_end = self.text.len();
         self.text.push_str(payload);
-        self.records.push((position, type_end, self.text.len()));
+        self.records
+            .push((position, schema, type_end, self.text.len()));
     }
 
     /// Adds the next event as its stored canonical envelope, `chunk[start..end]` (a
@@ -219,8 +222,8 @@ impl PayloadPage {
     pub fn last_position(&self) -> Option<u64> {
         let stored = self.stored.last().and_then(|run| run.spans.last());
         stored
-            .or(self.records.last())
             .map(|(position, _, _)| *position)
+            .or(self.records.last().map(|(position, _, _, _)| *position))
     }
 
     /// Calls `take` with each event, in order. A stored envelope that cannot be read, or that
@@ -243,13 +246,14 @@ impl PayloadPage {
         let mut index = range.start;
         while index < end && index < self.records.len() {
             let start = match index.checked_sub(1) {
-                Some(before) => self.records[before].2,
+                Some(before) => self.records[before].3,
                 None => 0,
             };
-            let (position, type_end, payload_end) = self.records[index];
+            let (position, schema, type_end, payload_end) = self.records[index];
             take(PayloadRecord {
                 position,
                 event_type: self.text.get(start..type_end).unwrap_or_default(),
+                schema,
                 payload: self.text.get(type_end..payload_end).unwrap_or_default(),
             })?;
             index += 1;
@@ -278,13 +282,14 @@ impl PayloadPage {
                     |error: EnvelopeError| corrupt(format!("undecodable event: {error}"));
                 let moved = |found: u64| corrupt(format!("the record holds position {found}"));
                 match envelope::stored_payload(bytes) {
-                    Some((found, event_type, payload)) => {
+                    Some((found, event_type, schema, payload)) => {
                         if found != position {
                             return Err(moved(found).into());
                         }
                         take(PayloadRecord {
                             position,
                             event_type,
+                            schema,
                             payload,
                         })?;
                     }
@@ -298,6 +303,7 @@ impl PayloadPage {
                         take(PayloadRecord {
                             position,
                             event_type: &envelope.event_type,
+                            schema: envelope.schema,
                             payload: &envelope.payload,
                         })?;
                     }
@@ -438,7 +444,12 @@ pub trait EventStore: Send + Sync + 'static {
             .sum();
         let mut page = PayloadPage::with_capacity(events.len(), bytes);
         for envelope in &events {
-            page.push(envelope.position, &envelope.event_type, &envelope.payload);
+            page.push(
+                envelope.position,
+                &envelope.event_type,
+                envelope.schema,
+                &envelope.payload,
+            );
         }
         Ok(page)
     }
