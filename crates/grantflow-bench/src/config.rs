@@ -34,11 +34,24 @@ pub(crate) struct Config {
     pub relay_events: u64,
     /// Commands whose relay lag is timed.
     pub relay_lag_commands: usize,
+    /// Log sizes of the history scenario.
+    pub history_sizes: Vec<u64>,
+    /// Grants asked about per size in the history scenario.
+    pub history_queries: usize,
+    /// Where the history scenario draws its chart.
+    pub history_svg: Option<PathBuf>,
+    /// Whether the stores built are kept for later runs (`--dir` given).
+    pub keep_stores: bool,
 }
 
 impl Config {
     pub fn wants(&self, name: &str) -> bool {
         self.scenarios.iter().any(|s| s == "all" || s == name)
+    }
+
+    /// Whether `name` was asked for by name (a scenario too long for `all`).
+    pub fn names(&self, name: &str) -> bool {
+        self.scenarios.iter().any(|s| s == name)
     }
 
     pub fn deadline(&self) -> Duration {

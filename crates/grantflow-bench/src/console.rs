@@ -250,7 +250,7 @@ async fn time(
 }
 
 /// The server's own time of an answer, in microseconds (`Server-Timing: app;dur=MS`).
-fn server_micros(answer: &Answer) -> Option<u64> {
+pub(crate) fn server_micros(answer: &Answer) -> Option<u64> {
     let value = answer.header("server-timing")?;
     let ms: f64 = value
         .split(';')

@@ -11,6 +11,7 @@ mod console;
 mod engine_runs;
 mod env;
 mod exec_runs;
+mod history;
 mod http;
 mod http_floor;
 mod http_load;
@@ -66,7 +67,8 @@ struct Opts {
     #[arg(long, global = true, default_value_t = 42)]
     seed: u64,
     /// Which scenarios: all, or a comma-separated list of engine, exec, sqlite, file, replay,
-    /// rss, pg, http, console, relay.
+    /// rss, pg, http, console, relay, history (history runs only when named: it builds stores
+    /// of up to ten million events).
     #[arg(long, global = true, default_value = "all")]
     scenario: String,
     /// Working directory for the stores (default: a fresh temporary directory, removed after).
@@ -134,6 +136,16 @@ struct Opts {
     /// Commands whose relay lag is timed. Default 1,000; smoke 20.
     #[arg(long, global = true)]
     relay_lag_commands: Option<usize>,
+    /// Log sizes of the history scenario (comma-separated). Default 1000000,2500000,10000000;
+    /// smoke 2000,5000.
+    #[arg(long, global = true, value_delimiter = ',')]
+    history_sizes: Option<Vec<u64>>,
+    /// Grants asked about per size in the history scenario. Default 300; smoke 10.
+    #[arg(long, global = true)]
+    history_queries: Option<usize>,
+    /// Draw the history scenario's chart (p99 against log size) as SVG into this file.
+    #[arg(long, global = true)]
+    history_svg: Option<PathBuf>,
 }
 
 fn main() {
@@ -194,6 +206,19 @@ fn cli_config(opts: &Opts, smoke: bool) -> Config {
             .relay_lag_commands
             .unwrap_or(if smoke { 20 } else { 1_000 })
             .max(1),
+        history_sizes: opts.history_sizes.clone().unwrap_or_else(|| {
+            if smoke {
+                vec![2_000, 5_000]
+            } else {
+                vec![1_000_000, 2_500_000, 10_000_000]
+            }
+        }),
+        history_queries: opts
+            .history_queries
+            .unwrap_or(if smoke { 10 } else { 300 })
+            .max(1),
+        history_svg: opts.history_svg.clone(),
+        keep_stores: opts.dir.is_some(),
     }
 }
 
@@ -201,7 +226,7 @@ fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
     let config = cli_config(opts, smoke);
     const KNOWN: &[&str] = &[
         "all", "engine", "exec", "sqlite", "file", "replay", "rss", "pg", "http", "console",
-        "relay",
+        "relay", "history",
     ];
     for scenario in &config.scenarios {
         anyhow::ensure!(
@@ -256,6 +281,9 @@ fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
     }
     if config.wants("relay") {
         runtime.block_on(relay::run(&config, root, &mut report))?;
+    }
+    if config.names("history") {
+        runtime.block_on(history::run(&config, root, &mut report))?;
     }
     if config.json {
         println!(

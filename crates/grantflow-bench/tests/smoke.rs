@@ -245,6 +245,46 @@ fn smoke_console_when_the_binary_exists() {
 }
 
 #[test]
+fn smoke_history_when_the_binary_exists() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let svg = dir.path().join("history.svg");
+    let stdout = smoke(
+        &[
+            "--scenario",
+            "history",
+            "--history-sizes",
+            "1500,3000",
+            "--history-queries",
+            "5",
+            "--history-svg",
+            svg.to_str().expect("UTF-8"),
+        ],
+        dir.path(),
+    );
+    if stdout.contains("scenario history: skipped=") {
+        eprintln!("skipped the history smoke scenario: {}", stdout.trim());
+        assert!(stdout.contains("no grantflow binary"), "{stdout}");
+        return;
+    }
+    assert_lines(&stdout, &["history-1500", "history-3000"]);
+    for field in [
+        "grant_at_p99_ms=",
+        "grant_as_of_p99_ms=",
+        "grant_audit_p99_ms=",
+        "fund_at_p99_ms=",
+        "serve_peak_rss_mib=",
+        "x_disk_export=",
+    ] {
+        assert!(stdout.contains(field), "{field}: {stdout}");
+    }
+    let chart = std::fs::read_to_string(&svg).expect("the chart was drawn");
+    assert!(
+        chart.starts_with("<svg") && chart.contains("fund_at"),
+        "{chart}"
+    );
+}
+
+#[test]
 fn smoke_relay_when_nats_is_configured() {
     let dir = tempfile::tempdir().expect("temp dir");
     let stdout = smoke(
