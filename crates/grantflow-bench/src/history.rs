@@ -312,24 +312,30 @@ fn write_svg(path: &PathBuf, points: &[(u64, Map<String, Value>)]) -> anyhow::Re
     let y_max = series
         .iter()
         .flat_map(|(_, line)| line.iter().map(|(_, ms)| *ms))
-        .fold(1.0, f64::max)
-        * 1.15;
+        .fold(100.0, f64::max)
+        * 1.5;
     let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "p99 server time of questions about the past",
-            ("sans-serif", 18),
+            "p99 server time of questions about the past (targets: 20 ms grant, 50 ms fund)",
+            ("sans-serif", 16),
         )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(56)
-        .build_cartesian_2d(0.0..x_max * 1.05, 0.0..y_max)?;
+        .build_cartesian_2d(0.0..x_max * 1.05, (0.5..y_max).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("events in the log (millions)")
-        .y_desc("p99, ms")
+        .y_desc("p99, ms (log scale)")
         .draw()?;
+    for target in [20.0, 50.0] {
+        chart.draw_series(LineSeries::new(
+            [(0.0, target), (x_max * 1.05, target)],
+            BLACK.mix(0.4).stroke_width(1),
+        ))?;
+    }
     for (index, (question, line)) in series.iter().enumerate() {
         let color = Palette99::pick(index).to_rgba();
         chart
