@@ -749,10 +749,13 @@ async fn a_version_1_schema_is_migrated_and_its_unchecked_snapshot_dropped() {
         fill(&store, 2).await;
         drop(store);
         let admin = pg.admin().await;
-        // Back to version 1's shape: no checksum column, an unchecked snapshot.
+        // Back to version 1's shape: no checksum column, an unchecked snapshot, no webhook
+        // tables (version 3's).
         admin
             .batch_execute(&format!(
-                "ALTER TABLE \"{schema}\".snapshots DROP COLUMN checksum; \
+                "DROP TABLE \"{schema}\".webhook_attempts; \
+                 DROP TABLE \"{schema}\".webhooks; \
+                 ALTER TABLE \"{schema}\".snapshots DROP COLUMN checksum; \
                  INSERT INTO \"{schema}\".snapshots (name, position, bytes) \
                  VALUES ('world', 2, 'forged'::bytea); \
                  UPDATE \"{schema}\".grantflow_schema_version SET version = 1"
@@ -771,6 +774,15 @@ async fn a_version_1_schema_is_migrated_and_its_unchecked_snapshot_dropped() {
             .unwrap()
             .get(0);
         assert_eq!(version, SCHEMA_VERSION);
+        let webhooks: i64 = admin
+            .query_one(&format!("SELECT count(*) FROM \"{schema}\".webhooks"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            webhooks, 0,
+            "version 3's tables are created by the migration"
+        );
         store
             .save_snapshot("world", 2, b"checked".to_vec())
             .await
