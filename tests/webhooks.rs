@@ -698,7 +698,16 @@ fn on_postgres_one_server_at_a_time_delivers_a_subscription() {
     let receiver = Receiver::start();
     let store = Store::new();
     let fin = add_token(&store, "fin", "finance");
-    let (id, secret) = add_webhook(&store, &pre, &["--url", &receiver.url("/pg")]);
+    let added = webhook_json(&store, &pre, &["add", "--url", &receiver.url("/pg")]);
+    assert_eq!(
+        (added["start_after"].as_u64(), added["enabled"].as_bool()),
+        (Some(0), Some(true)),
+        "{added}"
+    );
+    let (id, secret) = (
+        added["id"].as_str().expect("id").to_string(),
+        added["secret"].as_str().expect("secret").to_string(),
+    );
     receiver.set("/pg", &secret, Behaviour::Take);
     let serve = [
         "--store",
@@ -775,6 +784,15 @@ fn on_postgres_one_server_at_a_time_delivers_a_subscription() {
     let (three, three_addr) = util::spawn_serve(&store, &serve);
     positions.extend(post(three_addr, &fin, json!({"command": "record-contribution", "fund": "F", "donor": "D", "amount": "3.00", "received_on": "2020-02-02"})).iter().map(|e| e.position));
     receiver.wait_for("/pg", &positions);
+    // The cursor follows (saved right after each answer), and a stop keeps it.
+    let started = Instant::now();
+    while webhook_json(&store, &pre, &["list"])[0]["cursor"] != 43 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the cursor never reaches 43"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     stop(three);
     check_order(&receiver, "/pg", &positions, 1);
     let listed = webhook_json(&store, &pre, &["list"]);

@@ -240,6 +240,10 @@ pub enum WebhookAction {
         /// Only the events of this fund and of its grants.
         #[arg(long)]
         fund: Option<String>,
+        /// One JSON line instead: the subscription as `webhook list --json` shows it, plus
+        /// its `secret`.
+        #[arg(long)]
+        json: bool,
     },
     /// List the subscriptions with their cursors and states (never their secrets).
     List {

@@ -834,9 +834,20 @@ async fn webhook(data: &Path, action: WebhookAction) -> anyhow::Result<Outcome> 
         error => Err(anyhow::Error::from(error)),
     };
     match action {
-        WebhookAction::Add { url, types, fund } => {
+        WebhookAction::Add {
+            url,
+            types,
+            fund,
+            json,
+        } => {
             let new = NewSubscription::new(&url, &types, fund);
             let (added, secret) = registry.add(&new).await?;
+            if json {
+                let mut value = serde_json::to_value(&added)?;
+                value["secret"] = serde_json::Value::String(secret);
+                outln!("{value}")?;
+                return Ok(Outcome::Success);
+            }
             let fund = added
                 .fund
                 .as_ref()

@@ -31,6 +31,8 @@ pub const RETRY_PAUSE_MAX: Duration = Duration::from_secs(300);
 /// How often the registry is read for changes (and a cursor moved past events a
 /// subscription does not take is saved).
 pub const POLL_DEFAULT: Duration = Duration::from_secs(1);
+/// How long a stopping server waits for its workers to record what they were doing.
+pub const STOP_WAIT: Duration = Duration::from_secs(5);
 /// The `Content-Type` of a delivery.
 pub const CONTENT_TYPE: &str = "application/cloudevents+json";
 
@@ -120,19 +122,20 @@ pub async fn run(
 ) -> Result<(), WebhookError> {
     options.check()?;
     let client = client(options.timeout)?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut workers: HashMap<String, (u64, JoinHandle<()>)> = HashMap::new();
     loop {
         match registry.list().await {
             Ok(subscriptions) => {
-                reconcile(
-                    &store,
-                    &registry,
-                    &client,
-                    &options,
-                    &mut workers,
-                    &subscriptions,
-                );
+                let context = Context {
+                    store: &store,
+                    registry: &registry,
+                    client: &client,
+                    options: &options,
+                    stopping: &stopping,
+                };
+                reconcile(&context, &mut workers, &subscriptions);
                 let known: Vec<String> = subscriptions.iter().map(|s| s.id.clone()).collect();
                 if let Err(error) = registry.prune(&known).await {
                     tracing::warn!(%error, "webhooks: cannot remove a removed subscription's state");
@@ -145,20 +148,36 @@ pub async fn run(
             _ = tokio::time::sleep(options.poll) => {}
         }
     }
-    for (_, (_, worker)) in workers.drain() {
-        worker.abort();
-        let _ = worker.await;
+    // Each worker stops at its next await that is not a record of progress: an attempt in
+    // flight is dropped (made again by the next server: at least once), a cursor being saved
+    // is saved.
+    let _ = stop.send(true);
+    let deadline = tokio::time::Instant::now() + STOP_WAIT;
+    for (_, (_, mut worker)) in workers.drain() {
+        if tokio::time::timeout_at(deadline, &mut worker)
+            .await
+            .is_err()
+        {
+            worker.abort();
+            let _ = worker.await;
+        }
     }
     Ok(())
+}
+
+/// What every worker shares.
+struct Context<'a> {
+    store: &'a Arc<dyn EventStore>,
+    registry: &'a Arc<dyn Registry>,
+    client: &'a reqwest::Client,
+    options: &'a DeliveryOptions,
+    stopping: &'a tokio::sync::watch::Receiver<bool>,
 }
 
 /// Starts a worker for each enabled subscription without a live one of its generation, and
 /// stops the workers of subscriptions removed, disabled or enabled again.
 fn reconcile(
-    store: &Arc<dyn EventStore>,
-    registry: &Arc<dyn Registry>,
-    client: &reqwest::Client,
-    options: &DeliveryOptions,
+    context: &Context<'_>,
     workers: &mut HashMap<String, (u64, JoinHandle<()>)>,
     subscriptions: &[Subscription],
 ) {
@@ -176,12 +195,13 @@ fn reconcile(
             continue;
         }
         let worker = Worker {
-            store: store.clone(),
-            registry: registry.clone(),
-            client: client.clone(),
-            options: options.clone(),
+            store: context.store.clone(),
+            registry: context.registry.clone(),
+            client: context.client.clone(),
+            options: context.options.clone(),
             id: subscription.id.clone(),
             generation: subscription.generation,
+            stopping: context.stopping.clone(),
         };
         let id = subscription.id.clone();
         let handle = tokio::spawn(async move {
@@ -201,6 +221,8 @@ struct Worker {
     options: DeliveryOptions,
     id: String,
     generation: u64,
+    /// Set when the server stops.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// How delivering one event ended.
@@ -213,11 +235,15 @@ enum Delivered {
 impl Worker {
     async fn run(self) -> Result<(), WebhookError> {
         // One deliverer per subscription: wait for its lease.
+        let mut stopping = self.stopping.clone();
         let lease = loop {
             if let Some(lease) = self.registry.lease(&self.id).await? {
                 break lease;
             }
-            tokio::time::sleep(self.options.poll).await;
+            tokio::select! {
+                _ = stopped(&mut stopping) => return Ok(()),
+                _ = tokio::time::sleep(self.options.poll) => {}
+            }
         };
         // Read after the lease: another server may have moved the cursor.
         let Some(loaded) = self.registry.load(&self.id).await? else {
@@ -237,6 +263,12 @@ impl Worker {
         tracing::info!(subscription = %self.id, after = cursor, url = %subscription.url, "webhooks: delivering");
         loop {
             let next = tokio::select! {
+                _ = stopped(&mut stopping) => {
+                    if saved != cursor {
+                        self.save(cursor, failures, None).await?;
+                    }
+                    return Ok(());
+                }
                 next = events.next() => next,
                 _ = tokio::time::sleep_until(save_at), if saved != cursor => {
                     // Events passed over: their cursor saved now and then, not each time.
@@ -324,16 +356,20 @@ impl Worker {
                 ));
             }
             number += 1;
-            let attempt = self
-                .attempt(
-                    subscription,
-                    secret,
-                    &msg_id,
-                    envelope.position,
-                    number,
-                    body,
-                )
-                .await;
+            let mut stopping = self.stopping.clone();
+            let attempting = self.attempt(
+                subscription,
+                secret,
+                &msg_id,
+                envelope.position,
+                number,
+                body,
+            );
+            let attempt = tokio::select! {
+                // Stopping: the attempt in flight is dropped, unrecorded; made again later.
+                _ = stopped(&mut stopping) => return Ok(Delivered::Stop),
+                attempt = attempting => attempt,
+            };
             let ok = attempt.ok();
             if ok {
                 *failures = 0;
@@ -378,7 +414,10 @@ impl Worker {
                     .await?;
                 return Ok(Delivered::Stop);
             }
-            tokio::time::sleep(self.options.pause(*failures)).await;
+            tokio::select! {
+                _ = stopped(&mut stopping) => return Ok(Delivered::Stop),
+                _ = tokio::time::sleep(self.options.pause(*failures)) => {}
+            }
         }
     }
 
@@ -430,6 +469,11 @@ impl Worker {
             at,
         }
     }
+}
+
+/// Resolves once the server stops (the guard of the watched value is not kept).
+async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 /// A request error with its causes (`error sending request: ... Connection refused`).

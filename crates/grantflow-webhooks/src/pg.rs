@@ -22,7 +22,13 @@ pub struct PgRegistry {
     /// The schema, quoted for SQL.
     schema: String,
     client: Mutex<Option<Client>>,
+    /// Connections whose lock attempt failed, kept for the next attempts (a server that does
+    /// not hold a subscription asks again every second).
+    spare: std::sync::Mutex<Vec<Client>>,
 }
+
+/// Spare connections kept at most.
+const SPARE_MAX: usize = 8;
 
 impl std::fmt::Debug for PgRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,6 +82,7 @@ impl PgRegistry {
             url: url.to_string(),
             schema,
             client: Mutex::new(Some(client)),
+            spare: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -306,8 +313,19 @@ impl Registry for PgRegistry {
     }
 
     async fn lease(&self, id: &str) -> Result<Option<Box<dyn Lease>>, WebhookError> {
-        let (client, schema) = grantflow_store_pg::connect_session(&self.url).await?;
-        let key = format!("grantflow webhook {schema} {id}");
+        let spare = {
+            let mut spare = self
+                .spare
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            spare.retain(|client| !client.is_closed());
+            spare.pop()
+        };
+        let client = match spare {
+            Some(client) => client,
+            None => grantflow_store_pg::connect_session(&self.url).await?.0,
+        };
+        let key = format!("grantflow webhook {} {id}", self.schema);
         let held: bool = client
             .query_one(
                 "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
@@ -318,10 +336,16 @@ impl Registry for PgRegistry {
             .try_get(0)
             .map_err(pg("locking a webhook for delivery"))?;
         if held {
-            Ok(Some(Box::new(PgLease { client })))
-        } else {
-            Ok(None)
+            return Ok(Some(Box::new(PgLease { client })));
         }
+        let mut spare = self
+            .spare
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if spare.len() < SPARE_MAX {
+            spare.push(client);
+        }
+        Ok(None)
     }
 }
 
