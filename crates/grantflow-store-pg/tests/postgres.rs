@@ -688,6 +688,21 @@ async fn the_documented_role_is_enough_and_cannot_change_events() {
                     "{statement}"
                 );
             }
+            // The webhooks' tables: subscriptions added, moved, enabled and removed, their
+            // attempts recorded and trimmed (the log's tables stay append-only).
+            client
+                .batch_execute(&format!(
+                    "INSERT INTO \"{schema}\".webhooks (id, url, types, secret, start_after, \
+                     cursor, created_at) VALUES ('0a1b2c3d', 'http://h/', ARRAY['grant.*'], \
+                     'whsec_AAAA', 0, 0, 'now'); \
+                     INSERT INTO \"{schema}\".webhook_attempts (webhook, position, attempt, \
+                     status, duration_ms, at) VALUES ('0a1b2c3d', 1, 1, 204, 3, 'now'); \
+                     UPDATE \"{schema}\".webhooks SET cursor = 1, failures = 0; \
+                     DELETE FROM \"{schema}\".webhook_attempts; \
+                     DELETE FROM \"{schema}\".webhooks"
+                ))
+                .await
+                .unwrap();
             drop(app);
         })
         .catch_unwind()
