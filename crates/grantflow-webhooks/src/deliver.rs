@@ -96,21 +96,35 @@ impl DeliveryOptions {
     }
 }
 
-/// The HTTP client of the deliveries: HTTPS through rustls (ring) with the platform's trust
-/// store, no redirects followed (a redirect is a failure), `timeout` per attempt.
-pub fn client(timeout: Duration) -> Result<reqwest::Client, WebhookError> {
-    // rustls takes its crypto provider from the process's default: ring (installed once;
-    // a second install is refused, which is fine). ring rather than aws-lc-rs (rustls's
-    // default, with post-quantum key exchange) to build without a C toolchain for aws-lc;
-    // rustls marks ring's provider deprecated for that reason alone.
+/// The deliveries' HTTP client.
+type Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// The User-Agent of a delivery.
+const USER_AGENT: &str = concat!("grantflow-webhooks/", env!("CARGO_PKG_VERSION"));
+
+/// The HTTP client of the deliveries: HTTP/1.1, HTTPS through rustls with the platform's
+/// trust store; redirects are not followed (a redirect is a failure).
+fn client() -> Result<Client, WebhookError> {
+    // ring rather than aws-lc-rs (rustls's default, with post-quantum key exchange), given
+    // to this client only: it builds without a C toolchain for aws-lc; rustls marks ring's
+    // provider deprecated for that reason alone.
     #[allow(deprecated)]
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("grantflow-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|error| WebhookError::Invalid(format!("cannot build the HTTP client: {error}")))
+    let provider = rustls::crypto::ring::default_provider();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_platform_verifier(provider)
+        .map_err(|error| {
+            WebhookError::Invalid(format!("cannot set up TLS for the deliveries: {error}"))
+        })?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https),
+    )
 }
 
 /// Delivers every enabled subscription of `registry` until `shutdown` completes.
@@ -121,7 +135,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), WebhookError> {
     options.check()?;
-    let client = client(options.timeout)?;
+    let client = client()?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut workers: HashMap<String, (u64, JoinHandle<()>)> = HashMap::new();
@@ -169,7 +183,7 @@ pub async fn run(
 struct Context<'a> {
     store: &'a Arc<dyn EventStore>,
     registry: &'a Arc<dyn Registry>,
-    client: &'a reqwest::Client,
+    client: &'a Client,
     options: &'a DeliveryOptions,
     stopping: &'a tokio::sync::watch::Receiver<bool>,
 }
@@ -217,7 +231,7 @@ fn reconcile(
 struct Worker {
     store: Arc<dyn EventStore>,
     registry: Arc<dyn Registry>,
-    client: reqwest::Client,
+    client: Client,
     options: DeliveryOptions,
     id: String,
     generation: u64,
@@ -435,30 +449,35 @@ impl Worker {
         let started = Instant::now();
         let timestamp = chrono::Utc::now().timestamp();
         let signature = secret.sign(msg_id, timestamp, body.as_bytes());
-        let sent = self
-            .client
-            .post(&subscription.url)
-            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+        let request = hyper::Request::post(subscription.url.as_str())
+            .header(hyper::header::CONTENT_TYPE, CONTENT_TYPE)
+            .header(hyper::header::USER_AGENT, USER_AGENT)
             .header("webhook-id", msg_id)
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)
-            .body(body.to_string())
-            .send()
-            .await;
-        let (status, error) = match sent {
-            Ok(response) => {
-                let status = response.status();
-                let error = (!status.is_success()).then(|| format!("HTTP {status}"));
-                (Some(status.as_u16()), error)
+            .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
+                body.as_bytes(),
+            )));
+        let (status, error) = match request {
+            Err(error) => (None, Some(format!("cannot make the request: {error}"))),
+            Ok(request) => {
+                match tokio::time::timeout(self.options.timeout, self.client.request(request)).await
+                {
+                    Ok(Ok(response)) => {
+                        let status = response.status();
+                        let error = (!status.is_success()).then(|| format!("HTTP {status}"));
+                        (Some(status.as_u16()), error)
+                    }
+                    Ok(Err(error)) => (None, Some(describe(&error))),
+                    Err(_) => (
+                        None,
+                        Some(format!(
+                            "no answer within {} ms",
+                            self.options.timeout.as_millis()
+                        )),
+                    ),
+                }
             }
-            Err(error) if error.is_timeout() => (
-                None,
-                Some(format!(
-                    "no answer within {} ms",
-                    self.options.timeout.as_millis()
-                )),
-            ),
-            Err(error) => (None, Some(describe(&error))),
         };
         Attempt {
             position,
@@ -477,7 +496,7 @@ async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 /// A request error with its causes (`error sending request: ... Connection refused`).
-fn describe(error: &reqwest::Error) -> String {
+fn describe(error: &hyper_util::client::legacy::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

@@ -31,8 +31,8 @@ mod signature;
 mod subscription;
 
 pub use deliver::{
-    client, run, DeliveryOptions, CONTENT_TYPE, MAX_FAILURES_DEFAULT, POLL_DEFAULT,
-    RETRY_BASE_DEFAULT, RETRY_PAUSE_MAX, TIMEOUT_DEFAULT,
+    run, DeliveryOptions, CONTENT_TYPE, MAX_FAILURES_DEFAULT, POLL_DEFAULT, RETRY_BASE_DEFAULT,
+    RETRY_PAUSE_MAX, STOP_WAIT, TIMEOUT_DEFAULT,
 };
 pub use files::{FileRegistry, SUBSCRIPTIONS_FILE_NAME, WEBHOOKS_DIR_NAME};
 pub use pg::PgRegistry;

@@ -106,9 +106,13 @@ impl NewSubscription {
                 "--url is longer than {URL_CHARS_MAX} characters"
             )));
         }
-        let url = reqwest::Url::parse(&self.url)
+        let url: hyper::Uri = self
+            .url
+            .parse()
             .map_err(|error| WebhookError::Invalid(format!("--url {:?}: {error}", self.url)))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        let scheme = url.scheme_str().unwrap_or_default();
+        let host = url.host().unwrap_or_default();
+        if !matches!(scheme, "http" | "https") || host.is_empty() {
             return Err(WebhookError::Invalid(format!(
                 "--url {:?}: a webhook URL is http:// or https:// with a host",
                 self.url
