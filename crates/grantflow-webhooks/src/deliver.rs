@@ -506,3 +506,42 @@ fn describe(error: &hyper_util::client::legacy::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_double_with_jitter_up_to_the_cap() {
+        let options = DeliveryOptions {
+            retry_base: Duration::from_millis(100),
+            ..DeliveryOptions::default()
+        };
+        for failures in 1..=40u32 {
+            let full = (Duration::from_millis(100) * 2u32.saturating_pow((failures - 1).min(30)))
+                .min(RETRY_PAUSE_MAX);
+            for _ in 0..20 {
+                let pause = options.pause(failures);
+                assert!(
+                    pause >= full / 2 && pause <= full,
+                    "after {failures} failures: {pause:?} outside [{:?}, {full:?}]",
+                    full / 2
+                );
+            }
+        }
+        // Jittered: not always the same.
+        let pauses: std::collections::HashSet<Duration> =
+            (0..20).map(|_| options.pause(5)).collect();
+        assert!(pauses.len() > 1, "{pauses:?}");
+    }
+
+    #[test]
+    fn options_that_cannot_work_are_refused() {
+        let mut options = DeliveryOptions::default();
+        assert_eq!(options.timeout, Duration::from_secs(10));
+        assert_eq!(options.max_failures, 20);
+        assert!(options.check().is_ok());
+        options.max_failures = 0;
+        assert!(options.check().is_err());
+    }
+}
