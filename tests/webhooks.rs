@@ -7,7 +7,8 @@
 //!
 //! The PostgreSQL test (`GRANTFLOW_TEST_POSTGRES`; skipped, saying so, without it) runs two
 //! servers on one store: each event is delivered once, never by both, and a third server
-//! takes over when the first two stop.
+//! takes over when the first two stop. Over HTTPS, a receiver whose certificate the trust
+//! store does not hold gets nothing; trusted (tests/fixtures/webhook-tls), it gets the event.
 
 mod util;
 
@@ -808,4 +809,204 @@ fn on_postgres_one_server_at_a_time_delivers_a_subscription() {
     for received in receiver.received("/pg") {
         assert!(received.verified, "{received:?}");
     }
+}
+
+/// The test certificate authority and the receiver's certificate for `localhost`.
+fn tls_fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/webhook-tls")
+        .join(name)
+}
+
+/// An HTTPS receiver presenting the fixture's certificate: every request's position and
+/// whether its signature held under `key`; it answers 200.
+fn https_receiver(listener: TcpListener, key: Vec<u8>) -> Arc<Mutex<Vec<(u64, bool)>>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let certs = CertificateDer::pem_file_iter(tls_fixture("localhost.pem"))
+        .expect("the certificate")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("PEM");
+    let private = PrivateKeyDer::from_pem_file(tls_fixture("localhost.key")).expect("the key");
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, private)
+        .expect("a server configuration");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    listener.set_nonblocking(true).expect("nonblocking");
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let seen = received.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (acceptor, seen, key) = (acceptor.clone(), seen.clone(), key.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let mut reader = tokio::io::BufReader::new(tls);
+                    let mut headers = HashMap::new();
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line.trim_end().is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':') {
+                            headers
+                                .insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+                        }
+                    }
+                    let length = headers
+                        .get("content-length")
+                        .and_then(|l| l.parse().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    let header = |name: &str| headers.get(name).cloned().unwrap_or_default();
+                    let verified = verify(
+                        &key,
+                        &header("webhook-id"),
+                        &header("webhook-timestamp"),
+                        &header("webhook-signature"),
+                        &body,
+                    );
+                    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let position = event["id"]
+                        .as_str()
+                        .and_then(|id| id.parse().ok())
+                        .unwrap_or(0);
+                    seen.lock().expect("lock").push((position, verified));
+                    let mut tls = reader.into_inner();
+                    let _ = tls
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        )
+                        .await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+    });
+    received
+}
+
+/// `grantflow serve` with `SSL_CERT_FILE` set (or the environment's trust store).
+fn spawn_serve_trusting(
+    store: &Store,
+    args: &[&str],
+    ca: Option<&std::path::Path>,
+) -> std::process::Child {
+    let mut command = store.command(args);
+    if let Some(ca) = ca {
+        command.env("SSL_CERT_FILE", ca).env_remove("SSL_CERT_DIR");
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("a line from serve");
+    assert!(
+        line.starts_with("listening on http://"),
+        "serve said {line:?}"
+    );
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    child
+}
+
+#[test]
+fn https_deliveries_check_the_receivers_certificate() {
+    let store = Store::new();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "https://localhost:{}/hook",
+        listener.local_addr().expect("addr").port()
+    );
+    let (id, secret) = add_webhook(&store, &[], &["--url", &url]);
+    let key = STANDARD.decode(&secret["whsec_".len()..]).expect("base64");
+    let received = https_receiver(listener, key);
+    let (results, code) = store.exec(&util::lines(&[
+        json!({"command": "register-fund", "fund": "F1", "name": "One", "currency": "USD", "actor": "fin"}),
+    ]));
+    assert_eq!(code, 0, "{results:?}");
+    let serve = [
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--webhook-retry-base-ms",
+        "20",
+        "--webhook-max-failures",
+        "1000",
+    ];
+
+    // The environment's trust store does not hold the test authority: refused.
+    let untrusting = spawn_serve_trusting(&store, &serve, None);
+    let started = Instant::now();
+    loop {
+        let attempts = webhook_json(&store, &[], &["deliveries", &id]);
+        let refused = attempts.as_array().map_or(0, |all| {
+            all.iter()
+                .filter(|a| {
+                    a["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("certificate") || e.contains("CA certificates"))
+                })
+                .count()
+        });
+        if refused >= 2 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{attempts}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop(untrusting);
+    assert!(
+        received.lock().expect("lock").is_empty(),
+        "nothing was sent in clear"
+    );
+
+    // Trusting it (SSL_CERT_FILE, as the platform's trust store reads it): delivered.
+    let trusting = spawn_serve_trusting(&store, &serve, Some(&tls_fixture("ca.pem")));
+    let started = Instant::now();
+    while received.lock().expect("lock").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never delivered over HTTPS"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop(trusting);
+    assert_eq!(received.lock().expect("lock").clone(), vec![(1, true)]);
+    let attempts = webhook_json(&store, &[], &["deliveries", &id]);
+    let last = attempts
+        .as_array()
+        .and_then(|all| all.last())
+        .cloned()
+        .expect("attempts");
+    assert_eq!(
+        (last["status"].as_u64(), last["position"].as_u64()),
+        (Some(200), Some(1)),
+        "{attempts}"
+    );
 }
