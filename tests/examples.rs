@@ -199,3 +199,13 @@ fn witness_stores_signed_checkpoints_and_refuses_a_wrong_key_or_a_rewritten_log(
     );
     assert_eq!(util::read(std::path::Path::new(file)), stored);
 }
+
+#[test]
+fn webhook_receiver_takes_a_signed_delivery_and_refuses_another_secret() {
+    let stdout = run_example("webhook_receiver");
+    assert!(
+        stdout.contains("signed with the secret: taken (204); with another secret: refused (401)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("webhook_receiver: ok"), "{stdout}");
+}

@@ -164,6 +164,23 @@ pub enum Verb {
         /// The first token of the relay's subjects.
         #[arg(long = "relay-subject-prefix", default_value = grantflow_relay::DEFAULT_SUBJECT_PREFIX, requires = "relay_nats")]
         relay_subject_prefix: String,
+        /// Disable a webhook subscription after this many failed deliveries in a row
+        /// (`grantflow webhook enable ID` resumes it).
+        #[arg(long = "webhook-max-failures", default_value_t = grantflow_webhooks::MAX_FAILURES_DEFAULT)]
+        webhook_max_failures: u32,
+        /// The pause after a webhook delivery's first failure, in milliseconds; it doubles
+        /// with each further failure (jittered, at most 5 minutes).
+        #[arg(long = "webhook-retry-base-ms", default_value_t = grantflow_webhooks::RETRY_BASE_DEFAULT.as_millis() as u64)]
+        webhook_retry_base_ms: u64,
+        /// How long one webhook delivery attempt may take, in milliseconds.
+        #[arg(long = "webhook-timeout-ms", default_value_t = grantflow_webhooks::TIMEOUT_DEFAULT.as_millis() as u64)]
+        webhook_timeout_ms: u64,
+    },
+    /// Signed webhooks: the log's events POSTed by `grantflow serve` to subscribers' URLs,
+    /// as CloudEvents signed per the Standard Webhooks specification.
+    Webhook {
+        #[command(subcommand)]
+        action: WebhookAction,
     },
     /// Publish the log to a message system, every event once and in position order, until
     /// SIGINT/SIGTERM; resumes where the last run stopped.
@@ -204,6 +221,54 @@ pub enum RelayTarget {
         /// The CloudEvents `source` (default: urn:grantflow:log:<hash of the first event>).
         #[arg(long)]
         source: Option<String>,
+    },
+}
+
+/// `grantflow webhook ...`
+#[derive(Subcommand, Debug)]
+pub enum WebhookAction {
+    /// Subscribe a URL to the events appended from now on; prints the signing secret
+    /// (`whsec_...`) alone on the last line, shown once.
+    Add {
+        /// Where deliveries are POSTed (http:// or https://).
+        #[arg(long)]
+        url: String,
+        /// Only these event types: patterns, comma-separated or repeated, `*` matching any
+        /// run of characters (e.g. `grant.*,fund.contribution_recorded`); default every type.
+        #[arg(long)]
+        types: Vec<String>,
+        /// Only the events of this fund and of its grants.
+        #[arg(long)]
+        fund: Option<String>,
+        /// One JSON line instead: the subscription as `webhook list --json` shows it, plus
+        /// its `secret`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the subscriptions with their cursors and states (never their secrets).
+    List {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a subscription; the server stops delivering it within a second.
+    Remove {
+        /// The subscription's id.
+        id: String,
+    },
+    /// Enable a subscription again (after too many failures): deliveries resume after its
+    /// cursor, with the event that failed.
+    Enable {
+        /// The subscription's id.
+        id: String,
+    },
+    /// A subscription's recent delivery attempts, oldest first (at most 100).
+    Deliveries {
+        /// The subscription's id.
+        id: String,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -50,6 +50,18 @@ pub async fn open_store(data: &Path, access: Access) -> anyhow::Result<Arc<dyn E
     Ok(Arc::new(store))
 }
 
+/// The webhook subscriptions of the store: tables beside the log on PostgreSQL, files in
+/// `<data>/webhooks/` beside a sled store.
+pub async fn open_webhooks(data: &Path) -> anyhow::Result<Arc<dyn grantflow_webhooks::Registry>> {
+    if let Some(Some(url)) = STORE_URL.get() {
+        let registry = grantflow_webhooks::PgRegistry::connect(url)
+            .await
+            .with_context(|| format!("cannot open the webhooks of {}", redact(url)))?;
+        return Ok(Arc::new(registry));
+    }
+    Ok(Arc::new(grantflow_webhooks::FileRegistry::new(data)))
+}
+
 /// A URL without its password, for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {

@@ -264,6 +264,74 @@ fn grant_details(details: &GrantDetails) -> String {
     out
 }
 
+/// A subscription's type patterns, `every type` when it has none.
+pub fn webhook_types(types: &[String]) -> String {
+    if types.is_empty() {
+        "every type".to_string()
+    } else {
+        format!("types {}", types.join(","))
+    }
+}
+
+/// One row per webhook subscription (never its secret).
+pub fn webhook_list(subscriptions: &[grantflow_webhooks::Subscription]) -> String {
+    let mut out = format!(
+        "{:<10}{:<10}{:>9}{:>9}  {:<34}{:<14}url\n",
+        "id", "state", "cursor", "failures", "types", "fund"
+    );
+    for subscription in subscriptions {
+        let types = if subscription.types.is_empty() {
+            "*".to_string()
+        } else {
+            subscription.types.join(",")
+        };
+        let _ = writeln!(
+            out,
+            "{:<10}{:<10}{:>9}{:>9}  {:<34}{:<14}{}",
+            subscription.id,
+            if subscription.enabled {
+                "enabled"
+            } else {
+                "disabled"
+            },
+            subscription.cursor,
+            subscription.failures,
+            one_line(&types),
+            one_line(subscription.fund.as_deref().unwrap_or("-")),
+            one_line(&subscription.url)
+        );
+        if let Some(reason) = &subscription.disabled_reason {
+            let _ = writeln!(out, "          disabled: {}", one_line(reason));
+        }
+    }
+    let _ = writeln!(out, "{} webhook(s)", subscriptions.len());
+    out
+}
+
+/// One row per delivery attempt, oldest first.
+pub fn webhook_attempts(attempts: &[grantflow_webhooks::Attempt]) -> String {
+    let mut out = format!(
+        "{:<26}{:>10}{:>9}{:>8}{:>10}  result\n",
+        "at", "position", "attempt", "status", "ms"
+    );
+    for attempt in attempts {
+        let status = attempt
+            .status
+            .map_or_else(|| "-".to_string(), |status| status.to_string());
+        let result = match &attempt.error {
+            None => "delivered".to_string(),
+            Some(error) => one_line(error).into_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<26}{:>10}{:>9}{:>8}{:>10}  {result}",
+            attempt.at, attempt.position, attempt.attempt, status, attempt.duration_ms
+        );
+    }
+    let _ = writeln!(out, "{} attempt(s)", attempts.len());
+    out
+}
+
 /// One row per report.
 pub fn report_list(
     rows: &[grantflow_domain::ReportRow],

@@ -12,12 +12,15 @@ use grantflow_engine::signing::{self, CheckpointSigner, SignedCheckpoint, Truste
 use grantflow_engine::{transfer, Submission};
 use grantflow_relay::RelayOptions;
 use grantflow_store::EventStore;
+use grantflow_webhooks::{DeliveryOptions, NewSubscription, WebhookError};
 use serde_json::Value;
+use std::time::Duration;
 
 use crate::args::{
     Cli, FundAction, GrantAction, KeyAction, RelayTarget, ReportAction, TokenAction, Verb,
+    WebhookAction,
 };
-use crate::open::{open_engine, open_store, progress_bar, Access};
+use crate::open::{open_engine, open_store, open_webhooks, progress_bar, Access};
 use crate::outcome::Outcome;
 use crate::stdout::{out, outln};
 use crate::{demo, exec, render};
@@ -124,6 +127,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             relay_nats,
             relay_stream,
             relay_subject_prefix,
+            webhook_max_failures,
+            webhook_retry_base_ms,
+            webhook_timeout_ms,
         } => {
             let relay = relay_nats.map(|url| RelayOptions {
                 stream: relay_stream,
@@ -131,7 +137,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 retry_initial_connect: true,
                 ..RelayOptions::new(url)
             });
-            serve(data, addr, signing_key.as_deref(), relay).await
+            let webhooks = DeliveryOptions {
+                max_failures: webhook_max_failures,
+                retry_base: Duration::from_millis(webhook_retry_base_ms),
+                timeout: Duration::from_millis(webhook_timeout_ms),
+                ..DeliveryOptions::default()
+            };
+            serve(data, addr, signing_key.as_deref(), relay, webhooks).await
         }
         Verb::Relay {
             target:
@@ -151,6 +163,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             relay(data, options).await
         }
         Verb::Token { action } => token(data, cli.actor, action),
+        Verb::Webhook { action } => webhook(data, action).await,
     }
 }
 
@@ -639,7 +652,9 @@ async fn serve(
     addr: std::net::SocketAddr,
     signing_key: Option<&Path>,
     relay: Option<RelayOptions>,
+    webhooks: DeliveryOptions,
 ) -> anyhow::Result<Outcome> {
+    webhooks.check()?;
     let signer = match signing_key {
         Some(path) => Some(CheckpointSigner::load(path)?),
         None => None,
@@ -670,10 +685,26 @@ async fn serve(
             result
         })
     });
+    let registry = open_webhooks(data).await?;
+    let deliveries = {
+        let store = engine.store().clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let until = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            let result = grantflow_webhooks::run(store, registry, webhooks, until).await;
+            if let Err(error) = &result {
+                tracing::error!(%error, "webhook deliveries stopped");
+            }
+        })
+    };
     let served = grantflow_server::serve_state(state, addr, shutdown_signal()).await;
-    // Whatever ended the server, let the relay confirm what it sent, finish the queued
+    // Whatever ended the server, let the relay confirm what it sent, stop the webhook
+    // deliveries (an attempt cut short is made again: at least once), finish the queued
     // batches and close the store.
     let _ = stop.send(true);
+    let _ = deliveries.await;
     if let Some(relay) = relay {
         if let Ok(Ok(report)) = relay.await {
             tracing::info!(
@@ -787,6 +818,76 @@ fn token(data: &Path, actor: Option<String>, action: TokenAction) -> anyhow::Res
                 eprintln!("{error}");
                 return Ok(Outcome::Failed);
             }
+        },
+    }
+    Ok(Outcome::Success)
+}
+
+async fn webhook(data: &Path, action: WebhookAction) -> anyhow::Result<Outcome> {
+    let registry = open_webhooks(data).await?;
+    // An unknown id is a failed look-up (exit 1); anything else an error (exit 2).
+    let unknown = |error: WebhookError| match error {
+        WebhookError::UnknownSubscription(_) => {
+            eprintln!("{error}");
+            Ok(Outcome::Failed)
+        }
+        error => Err(anyhow::Error::from(error)),
+    };
+    match action {
+        WebhookAction::Add {
+            url,
+            types,
+            fund,
+            json,
+        } => {
+            let new = NewSubscription::new(&url, &types, fund);
+            let (added, secret) = registry.add(&new).await?;
+            if json {
+                let mut value = serde_json::to_value(&added)?;
+                value["secret"] = serde_json::Value::String(secret);
+                outln!("{value}")?;
+                return Ok(Outcome::Success);
+            }
+            let fund = added
+                .fund
+                .as_ref()
+                .map(|fund| format!(", fund {fund} and its grants"))
+                .unwrap_or_default();
+            outln!(
+                "webhook {} for {} ({}{fund}), from position {}; its signing secret (shown \
+                 once; keep it secret):",
+                added.id,
+                added.url,
+                render::webhook_types(&added.types),
+                added.start_after + 1
+            )?;
+            outln!("{secret}")?;
+        }
+        WebhookAction::List { json } => {
+            let subscriptions = registry.list().await?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&subscriptions)?)?;
+            } else {
+                out!("{}", render::webhook_list(&subscriptions))?;
+            }
+        }
+        WebhookAction::Remove { id } => match registry.remove(&id).await {
+            Ok(removed) => outln!("removed webhook {} for {}", removed.id, removed.url)?,
+            Err(error) => return unknown(error),
+        },
+        WebhookAction::Enable { id } => match registry.enable(&id).await {
+            Ok(enabled) => outln!(
+                "enabled webhook {} for {}: deliveries resume after position {}",
+                enabled.id,
+                enabled.url,
+                enabled.cursor
+            )?,
+            Err(error) => return unknown(error),
+        },
+        WebhookAction::Deliveries { id, json } => match registry.deliveries(&id).await {
+            Ok(attempts) if json => outln!("{}", serde_json::to_string_pretty(&attempts)?)?,
+            Ok(attempts) => out!("{}", render::webhook_attempts(&attempts))?,
+            Err(error) => return unknown(error),
         },
     }
     Ok(Outcome::Success)

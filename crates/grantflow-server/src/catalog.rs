@@ -136,9 +136,10 @@ pub(crate) async fn asyncapi_json() -> Response {
 }
 
 /// The AsyncAPI 3.0 document: the channel `/v1/events/stream` (Server-Sent Events, `data`
-/// the envelope) and the relay's subjects `<prefix>.<fund|grant>.<id>.<type after its first
-/// dot>` (CloudEvents 1.0 in structured JSON mode, `data` the envelope), one message per
-/// event type on each. Its schemas are the catalog's, self-contained under
+/// the envelope), the relay's subjects `<prefix>.<fund|grant>.<id>.<type after its first
+/// dot>` and the webhook deliveries (both CloudEvents 1.0 in structured JSON mode, `data` the
+/// envelope; the deliveries with their Standard Webhooks headers), one message per event type
+/// on each. Its schemas are the catalog's, self-contained under
 /// `components.schemas` (`envelope`, `<type>.v<version>`, their shared definitions, and per
 /// type the envelope of that type, `event.<type>`, and its CloudEvent, `cloudevent.<type>`).
 pub fn asyncapi() -> Value {
@@ -160,8 +161,10 @@ pub fn asyncapi() -> Value {
 
     let mut sse_messages = Map::new();
     let mut relay_messages = Map::new();
+    let mut webhook_messages = Map::new();
     let mut sse_refs = Vec::new();
     let mut relay_refs = Vec::new();
+    let mut webhook_refs = Vec::new();
     let mut components_messages = Map::new();
     for event_type in EVENT_TYPES {
         let shapes: Vec<Value> = catalog_versions()
@@ -216,6 +219,24 @@ pub fn asyncapi() -> Value {
                 "correlationId": {"location": "$message.payload#/data/correlation_id"},
             }),
         );
+        let webhook_name = format!("webhook.{event_type}");
+        components_messages.insert(
+            webhook_name.clone(),
+            json!({
+                "name": event_type,
+                "title": format!("{event_type} (webhook delivery)"),
+                "summary": format!("One {event_type} event POSTed to a subscription's URL as a CloudEvent 1.0 (structured JSON mode), signed as Standard Webhooks says: `id` is its position, `data` its envelope."),
+                "contentType": "application/cloudevents+json",
+                "headers": {"$ref": "#/components/schemas/webhookHeaders"},
+                "payload": {"$ref": schema_ref(&relay_name)},
+                "correlationId": {"location": "$message.payload#/data/correlation_id"},
+            }),
+        );
+        webhook_messages.insert(
+            (*event_type).to_string(),
+            json!({"$ref": format!("#/components/messages/{webhook_name}")}),
+        );
+        webhook_refs.push(json!({"$ref": format!("#/channels/webhook/messages/{event_type}")}));
         sse_messages.insert(
             (*event_type).to_string(),
             json!({"$ref": format!("#/components/messages/{sse_name}")}),
@@ -240,6 +261,19 @@ pub fn asyncapi() -> Value {
             "required": ["Nats-Msg-Id", RELAY_HASH_HEADER, "Content-Type"],
         }),
     );
+    schemas.insert(
+        "webhookHeaders".into(),
+        json!({
+            "type": "object",
+            "properties": {
+                "webhook-id": {"type": "string", "pattern": "^msg_[0-9a-f]{8}_[1-9][0-9]*$", "description": "`msg_<subscription id>_<position>`: the same for every attempt of one event to one subscription (deduplicate on it)."},
+                "webhook-timestamp": {"type": "string", "pattern": "^[0-9]+$", "description": "When the attempt was signed, in Unix seconds (refuse one too far from now)."},
+                "webhook-signature": {"type": "string", "pattern": "^v1,[A-Za-z0-9+/]+=*$", "description": "`v1,<base64 of HMAC-SHA256(key, \"<webhook-id>.<webhook-timestamp>.<body>\")>`, the key being the base64-decoded part of the subscription's secret after `whsec_`."},
+                "Content-Type": {"const": "application/cloudevents+json"},
+            },
+            "required": ["webhook-id", "webhook-timestamp", "webhook-signature", "Content-Type"],
+        }),
+    );
     let event_suffixes: Vec<String> = EVENT_TYPES
         .iter()
         .map(|t| t.split_once('.').map_or(*t, |(_, rest)| rest).to_string())
@@ -251,11 +285,13 @@ pub fn asyncapi() -> Value {
             "title": "grantflow events",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Every event of grantflow's hash-chained log, once and in position order: \
-                over HTTP as Server-Sent Events (`GET /v1/events/stream`), and published to NATS \
-                JetStream by the relay (`grantflow relay nats`, `serve --relay-nats`). Each message \
+                over HTTP as Server-Sent Events (`GET /v1/events/stream`), published to NATS \
+                JetStream by the relay (`grantflow relay nats`, `serve --relay-nats`), and POSTed \
+                by `grantflow serve` to webhook subscriptions (`grantflow webhook add`). Each message \
                 carries the envelope exactly as `grantflow events` prints it; the payload's JSON \
                 Schema is the catalog's for its `type` and `schema` (`GET /v1/schemas`). Reference: \
-                docs/events.md, docs/http.md and docs/relay.md in the grantflow repository.",
+                docs/events.md, docs/http.md, docs/relay.md and docs/webhooks.md in the grantflow \
+                repository.",
         },
         "defaultContentType": "application/json",
         "servers": {
@@ -270,6 +306,12 @@ pub fn asyncapi() -> Value {
                 "protocol": "nats",
                 "description": "The NATS server the relay publishes to (`--url` / `--relay-nats`); \
                     JetStream stream `GRANTFLOW` by default (`--stream`), subjects `<prefix>.>`.",
+            },
+            "webhookReceiver": {
+                "host": "receiver.example.org",
+                "protocol": "https",
+                "description": "A webhook subscriber's server: `grantflow serve` POSTs to the URL of each \
+                    subscription (`grantflow webhook add --url URL`, http or https).",
             },
         },
         "channels": {
@@ -300,6 +342,18 @@ pub fn asyncapi() -> Value {
                 },
                 "messages": relay_messages,
             },
+            "webhook": {
+                "address": null,
+                "title": "Webhook deliveries",
+                "description": "`POST` to each subscription's URL (`grantflow webhook add --url URL \
+                    [--types PATTERNS] [--fund F]`), the events after the log's head when it was \
+                    added, of its types and fund: one at a time in position order, at least once, \
+                    retried with a doubling jittered pause until a 2xx answer (a subscription is \
+                    disabled after 20 failed attempts in a row). Signed per the Standard Webhooks \
+                    specification (headers `webhook-id`, `webhook-timestamp`, `webhook-signature`).",
+                "servers": [{"$ref": "#/servers/webhookReceiver"}],
+                "messages": webhook_messages,
+            },
         },
         "operations": {
             "receiveEventStream": {
@@ -313,6 +367,12 @@ pub fn asyncapi() -> Value {
                 "channel": {"$ref": "#/channels/relay"},
                 "summary": "Consume the log from JetStream.",
                 "messages": relay_refs,
+            },
+            "receiveWebhook": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/webhook"},
+                "summary": "Receive the log's events as signed webhook deliveries.",
+                "messages": webhook_refs,
             },
         },
         "components": {

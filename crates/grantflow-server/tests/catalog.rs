@@ -122,7 +122,7 @@ fn resolve<'a>(document: &'a Value, reference: &str) -> &'a Value {
 }
 
 #[tokio::test]
-async fn asyncapi_describes_both_channels_with_resolvable_payloads() {
+async fn asyncapi_describes_every_channel_with_resolvable_payloads() {
     let h = harness().await;
     let (status, bytes) = h.call_raw("GET", "/asyncapi.json", None, None).await;
     assert_eq!(status, StatusCode::OK);
@@ -144,7 +144,7 @@ async fn asyncapi_describes_both_channels_with_resolvable_payloads() {
     let channels = document["channels"].as_object().unwrap();
     assert_eq!(
         channels.keys().collect::<Vec<_>>(),
-        ["eventStream", "relay"]
+        ["eventStream", "relay", "webhook"]
     );
     assert_eq!(
         channels["eventStream"]["address"],
@@ -159,13 +159,18 @@ async fn asyncapi_describes_both_channels_with_resolvable_payloads() {
             let payload = resolve(&document, message["payload"]["$ref"].as_str().unwrap());
             // The envelope of this type: the envelope's schema, the type fixed, one payload
             // schema per version.
-            let envelope = if name == "relay" {
+            let envelope = if name == "relay" || name == "webhook" {
                 assert_eq!(
                     message["contentType"],
                     json!("application/cloudevents+json")
                 );
                 let headers = resolve(&document, message["headers"]["$ref"].as_str().unwrap());
-                for header in ["Nats-Msg-Id", "Nats-Expected-Last-Msg-Id", "Grantflow-Hash"] {
+                let expected: &[&str] = if name == "relay" {
+                    &["Nats-Msg-Id", "Nats-Expected-Last-Msg-Id", "Grantflow-Hash"]
+                } else {
+                    &["webhook-id", "webhook-timestamp", "webhook-signature"]
+                };
+                for header in expected {
                     assert!(headers["properties"].get(header).is_some(), "{header}");
                 }
                 assert_eq!(payload["properties"]["type"]["const"], json!(event_type));

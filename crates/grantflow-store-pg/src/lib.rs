@@ -233,6 +233,18 @@ impl PgStore {
     }
 }
 
+/// A connection of its own to the store at `url` (configured as the store's are), for the
+/// tables beside the log (the webhooks'), after creating or migrating the schema as
+/// [`PgStore::connect`] does. Returns the connection and the schema, quoted for SQL
+/// (`"name"`).
+pub async fn connect_session(url: &str) -> Result<(tokio_postgres::Client, String), StoreError> {
+    let target = target::parse(url)?;
+    let describe = target.describe();
+    let mut client = pool::connect(&target.config).await?;
+    schema::migrate(&mut client, &target.schema, &describe).await?;
+    Ok((client, schema::quoted(&target.schema)))
+}
+
 #[async_trait]
 impl EventStore for PgStore {
     async fn head(&self) -> Result<Head, StoreError> {

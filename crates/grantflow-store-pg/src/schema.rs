@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 use crate::pg_err;
 
 /// The schema version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The tables of schema version 1 (`{s}` is the quoted schema). See the crate README.
 const CREATE_V1: &str = r#"
@@ -73,6 +73,37 @@ ALTER TABLE {s}.snapshots ADD COLUMN checksum bytea
 DELETE FROM {s}.snapshots WHERE checksum IS NULL;
 "#;
 
+/// Schema version 3: webhook subscriptions (`grantflow webhook add`), each with the cursor
+/// of its deliveries, and their recent delivery attempts (at most
+/// `grantflow_webhooks::ATTEMPTS_KEPT` per subscription).
+const MIGRATE_V3: &str = r#"
+CREATE TABLE {s}.webhooks (
+    id              text PRIMARY KEY,
+    url             text NOT NULL,
+    types           text[] NOT NULL,
+    fund            text,
+    secret          text NOT NULL,
+    start_after     bigint NOT NULL CHECK (start_after >= 0),
+    cursor          bigint NOT NULL CHECK (cursor >= start_after),
+    failures        integer NOT NULL DEFAULT 0 CHECK (failures >= 0),
+    enabled         boolean NOT NULL DEFAULT true,
+    disabled_reason text,
+    generation      bigint NOT NULL DEFAULT 1,
+    created_at      text NOT NULL
+);
+CREATE TABLE {s}.webhook_attempts (
+    webhook     text NOT NULL REFERENCES {s}.webhooks (id) ON DELETE CASCADE,
+    seq         bigint GENERATED ALWAYS AS IDENTITY,
+    position    bigint NOT NULL,
+    attempt     integer NOT NULL,
+    status      integer,
+    error       text,
+    duration_ms bigint NOT NULL,
+    at          text NOT NULL,
+    PRIMARY KEY (webhook, seq)
+);
+"#;
+
 /// The schema name as an SQL identifier (names are checked to `[a-z_][a-z0-9_]*`).
 pub(crate) fn quoted(schema: &str) -> String {
     format!("\"{schema}\"")
@@ -80,7 +111,10 @@ pub(crate) fn quoted(schema: &str) -> String {
 
 /// The SQL that gives `role` exactly what a running grantflow needs in `schema`: rows of
 /// `events` and `commands` only inserted and read, the single `head` row read and updated
-/// (and locked), snapshots and the version only read. No DELETE, no TRUNCATE, no DDL: the
+/// (and locked), snapshots and the version only read, webhook subscriptions and their
+/// attempts read and written (a server moves their cursors, records attempts and disables a
+/// failing one; `grantflow webhook` adds and removes them). No DELETE on the log's tables, no
+/// TRUNCATE, no DDL: the
 /// schema's owner creates and migrates it (connect once as the owner after an upgrade), and
 /// only the owner writes projection snapshots (`grantflow replay` run as the owner), so
 /// that the role a server runs as cannot plant figures in one. Both names must be plain identifiers (`[a-z_][a-z0-9_]*`).
@@ -93,7 +127,9 @@ pub fn app_role_grants(schema: &str, role: &str) -> String {
          GRANT SELECT, INSERT ON {s}.events TO {r};\n\
          GRANT SELECT, INSERT ON {s}.commands TO {r};\n\
          GRANT SELECT, UPDATE ON {s}.head TO {r};\n\
-         GRANT SELECT ON {s}.snapshots TO {r};\n"
+         GRANT SELECT ON {s}.snapshots TO {r};\n\
+         GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.webhooks TO {r};\n\
+         GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.webhook_attempts TO {r};\n"
     )
 }
 
@@ -199,6 +235,11 @@ async fn migrate_from(
         tx.batch_execute(&MIGRATE_V2.replace("{s}", &s))
             .await
             .map_err(pg_err("migrating the schema to version 2"))?;
+    }
+    if version < 3 {
+        tx.batch_execute(&MIGRATE_V3.replace("{s}", &s))
+            .await
+            .map_err(pg_err("migrating the schema to version 3"))?;
     }
     tx.execute(
         &format!("UPDATE {s}.grantflow_schema_version SET version = $1, migrated_at = now()"),

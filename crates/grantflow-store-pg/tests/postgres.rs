@@ -688,6 +688,21 @@ async fn the_documented_role_is_enough_and_cannot_change_events() {
                     "{statement}"
                 );
             }
+            // The webhooks' tables: subscriptions added, moved, enabled and removed, their
+            // attempts recorded and trimmed (the log's tables stay append-only).
+            client
+                .batch_execute(&format!(
+                    "INSERT INTO \"{schema}\".webhooks (id, url, types, secret, start_after, \
+                     cursor, created_at) VALUES ('0a1b2c3d', 'http://h/', ARRAY['grant.*'], \
+                     'whsec_AAAA', 0, 0, 'now'); \
+                     INSERT INTO \"{schema}\".webhook_attempts (webhook, position, attempt, \
+                     status, duration_ms, at) VALUES ('0a1b2c3d', 1, 1, 204, 3, 'now'); \
+                     UPDATE \"{schema}\".webhooks SET cursor = 1, failures = 0; \
+                     DELETE FROM \"{schema}\".webhook_attempts; \
+                     DELETE FROM \"{schema}\".webhooks"
+                ))
+                .await
+                .unwrap();
             drop(app);
         })
         .catch_unwind()
@@ -749,10 +764,13 @@ async fn a_version_1_schema_is_migrated_and_its_unchecked_snapshot_dropped() {
         fill(&store, 2).await;
         drop(store);
         let admin = pg.admin().await;
-        // Back to version 1's shape: no checksum column, an unchecked snapshot.
+        // Back to version 1's shape: no checksum column, an unchecked snapshot, no webhook
+        // tables (version 3's).
         admin
             .batch_execute(&format!(
-                "ALTER TABLE \"{schema}\".snapshots DROP COLUMN checksum; \
+                "DROP TABLE \"{schema}\".webhook_attempts; \
+                 DROP TABLE \"{schema}\".webhooks; \
+                 ALTER TABLE \"{schema}\".snapshots DROP COLUMN checksum; \
                  INSERT INTO \"{schema}\".snapshots (name, position, bytes) \
                  VALUES ('world', 2, 'forged'::bytea); \
                  UPDATE \"{schema}\".grantflow_schema_version SET version = 1"
@@ -771,6 +789,15 @@ async fn a_version_1_schema_is_migrated_and_its_unchecked_snapshot_dropped() {
             .unwrap()
             .get(0);
         assert_eq!(version, SCHEMA_VERSION);
+        let webhooks: i64 = admin
+            .query_one(&format!("SELECT count(*) FROM \"{schema}\".webhooks"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            webhooks, 0,
+            "version 3's tables are created by the migration"
+        );
         store
             .save_snapshot("world", 2, b"checked".to_vec())
             .await

@@ -13,8 +13,10 @@ use crate::errors::io_err;
 
 /// Replaces `dir/name` with `parts` (concatenated): a temporary file `dir/name.tmp`,
 /// written and fdatasync'ed, renamed over `name`, then the directory synced so that the
-/// rename itself is durable.
-pub(crate) fn replace_durably(dir: &Path, name: &str, parts: &[&[u8]]) -> Result<(), StoreError> {
+/// rename itself is durable. One writer of `name` at a time (the temporary file's name is
+/// fixed): the store's own files, and the webhooks' files (under their lock, or written by
+/// one task).
+pub fn replace_durably(dir: &Path, name: &str, parts: &[&[u8]]) -> Result<(), StoreError> {
     let path = dir.join(name);
     let temp = dir.join(format!("{name}.tmp"));
     let context = format!("writing {}", path.display());
@@ -56,7 +58,7 @@ pub(crate) fn create_new_private(path: &Path) -> std::io::Result<fs::File> {
 }
 
 /// Creates the directory `path` (its parents too, as they are missing), owner-only (0700).
-pub(crate) fn create_private_dir(path: &Path) -> std::io::Result<()> {
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

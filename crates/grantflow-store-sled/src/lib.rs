@@ -59,6 +59,7 @@ pub use chunk::{CHUNK_BYTES_TARGET, VALUE_BYTES_MAX};
 pub use config::{
     open_sled, sled_config, CACHE_CAPACITY_BYTES, FLUSH_EVERY_MS, OPEN_LOCK_WAIT_MS, SEGMENT_BYTES,
 };
+pub use files::{create_private_dir, replace_durably};
 pub use indexer::{
     INDEX_KEYS_PER_EVENT, INDEX_SLICE_KEYS_MAX, INDEX_SLICE_KEYS_MIN, INDEX_SPAN_EVENTS,
     TAIL_EVENTS_MAX, TAIL_EVENTS_MAX_ENV,
@@ -204,6 +205,17 @@ impl SledStore {
             return Ok(());
         }
         Self::open(dir).map(drop)
+    }
+
+    /// The position of the last event the store in `dir` acknowledged, read from its redo
+    /// log without opening the store: it works while another process (`grantflow serve`)
+    /// holds it, and writes nothing. Every event acknowledged before the call is at or
+    /// before it. [`StoreError::NotAStore`] when `dir` holds no store.
+    pub fn acknowledged_position(dir: &Path) -> Result<u64, StoreError> {
+        if !Self::exists(dir) {
+            return Err(not_a_store(dir, &format!("no {MARKER_FILE_NAME} marker")));
+        }
+        Ok(redo::acknowledged_head(dir)?.map_or(0, |head| head.position))
     }
 
     /// Events whose stream- and command-index entries are still in memory only (see

@@ -279,6 +279,55 @@ impl Scan {
     }
 }
 
+/// The last head the redo files in `dir` record, read without opening them for writing:
+/// every group acknowledged before this call is in it. `Ok(None)` when neither file exists.
+/// Another process may be appending meanwhile: a record it has not finished reads as torn
+/// (the head before it), and a read that looks damaged is taken again.
+pub(crate) fn acknowledged_head(dir: &Path) -> Result<Option<Head>, StoreError> {
+    let paths = RedoLog::paths(dir);
+    let mut attempts = 0;
+    loop {
+        let mut bytes = [Vec::new(), Vec::new()];
+        let mut found = 0;
+        for (index, path) in paths.iter().enumerate() {
+            match fs::read(path) {
+                Ok(read) => {
+                    bytes[index] = read;
+                    found += 1;
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(io_err(path, "reading")(error)),
+            }
+        }
+        if found == 0 {
+            return Ok(None);
+        }
+        let scans = [Scan::of(&bytes[0]), Scan::of(&bytes[1])];
+        let damaged = scans.iter().any(|scan| scan.damaged_at.is_some());
+        attempts += 1;
+        if damaged && attempts < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        }
+        let newest = match (scans[0].epoch, scans[1].epoch) {
+            (None, None) => {
+                return Err(StoreError::Corrupt {
+                    position: 0,
+                    detail: format!(
+                        "{} and {} hold no record that passes its checksum",
+                        paths[0].display(),
+                        paths[1].display()
+                    ),
+                })
+            }
+            (Some(_), None) => 0,
+            (None, Some(_)) => 1,
+            (Some(a), Some(b)) => usize::from(b > a),
+        };
+        return Ok(scans[newest].last_head().cloned());
+    }
+}
+
 /// A group found in the redo log on open: the head it starts from, the head it ends at, and
 /// its sled writes.
 pub(crate) struct RedoGroup {
@@ -659,6 +708,24 @@ mod tests {
         for path in RedoLog::paths(dir.path()) {
             assert_eq!(fs::metadata(&path).unwrap().len(), target);
         }
+    }
+
+    #[test]
+    fn the_acknowledged_head_is_read_while_the_log_is_open_and_across_a_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(acknowledged_head(dir.path()).unwrap().is_none());
+        let mut log = RedoLog::create(dir.path(), &head(0, 0)).unwrap();
+        assert_eq!(acknowledged_head(dir.path()).unwrap(), Some(head(0, 0)));
+        log.switch_bytes = 600;
+        for position in 1..=8u64 {
+            log.append(&head(position, position as u8), &entries(2), position)
+                .unwrap();
+            assert_eq!(
+                acknowledged_head(dir.path()).unwrap(),
+                Some(head(position, position as u8))
+            );
+        }
+        assert!(log.epoch > 0, "the files switched");
     }
 
     #[test]
