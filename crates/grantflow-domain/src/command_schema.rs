@@ -23,6 +23,7 @@
 //! [`AMOUNT_INTEGER_DIGITS_MAX`]: crate::money::AMOUNT_INTEGER_DIGITS_MAX
 //! [`CURRENCY_DECIMALS_MAX`]: crate::money::CURRENCY_DECIMALS_MAX
 
+// The mirror's types are never built: schemars reads their shape, and that is all they are for.
 #![allow(dead_code)]
 
 use std::sync::OnceLock;

@@ -249,10 +249,9 @@ pub(crate) fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError
     let Some(value) = headers.get("last-event-id") else {
         return Ok(None);
     };
+    // Present, it names a position: an empty or unreadable value is refused, as the OpenAPI
+    // description's integer says (a browser's EventSource sends none rather than an empty one).
     let text = value.to_str().unwrap_or("").trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
     text.parse::<u64>()
         .ok()
         .filter(|position| *position <= crate::extract::POSITION_PARAM_MAX)

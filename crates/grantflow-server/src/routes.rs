@@ -384,7 +384,7 @@ fn moment(as_of: &AsOf) -> String {
     path = "/v1/grants/{id}",
     tag = "figures",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Grant id"), AsOfQuery),
+    params(("id" = String, Path, description = "Grant id", example = "MEX-2012-01"), AsOfQuery),
     responses(
         (status = 200, description = "The grant's figures (as `grant show --json`)", body = Object),
         (status = 400, description = "bad_request: both at and as_of, or a bad time", body = ErrorBody),
@@ -418,7 +418,7 @@ async fn get_grant(
     path = "/v1/funds/{id}",
     tag = "figures",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Fund id"), AsOfQuery),
+    params(("id" = String, Path, description = "Fund id", example = "UNTFHS"), AsOfQuery),
     responses(
         (status = 200, description = "The fund's figures (as `fund show --json`)", body = Object),
         (status = 400, description = "bad_request", body = ErrorBody),
@@ -452,7 +452,7 @@ async fn get_fund(
     path = "/v1/grants/{id}/audit",
     tag = "figures",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Grant id")),
+    params(("id" = String, Path, description = "Grant id", example = "MEX-2012-01")),
     responses(
         (status = 200, description = "An array of audit entries (as `audit ID --json`)", body = Vec<Object>),
         (status = 401, description = "unauthorized", body = ErrorBody),
@@ -483,7 +483,7 @@ async fn grant_audit(
     path = "/v1/funds/{id}/audit",
     tag = "figures",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Fund id")),
+    params(("id" = String, Path, description = "Fund id", example = "UNTFHS")),
     responses(
         (status = 200, description = "An array of audit entries", body = Vec<Object>),
         (status = 401, description = "unauthorized", body = ErrorBody),

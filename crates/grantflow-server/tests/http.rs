@@ -1289,13 +1289,16 @@ async fn positions_past_openapis_int64_are_refused_not_clamped() {
             );
         }
     }
-    let request = Request::get("/v1/events/stream")
-        .header("authorization", format!("Bearer {integrator}"))
-        .header("last-event-id", (largest + 1).to_string())
-        .body(Body::empty())
-        .unwrap();
-    let response = app(h.state.clone()).oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // Past int64, empty or not a number: a Last-Event-ID that is given names a position.
+    for last in [(largest + 1).to_string(), String::new(), "x".to_string()] {
+        let request = Request::get("/v1/events/stream")
+            .header("authorization", format!("Bearer {integrator}"))
+            .header("last-event-id", &last)
+            .body(Body::empty())
+            .unwrap();
+        let response = app(h.state.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{last:?}");
+    }
 }
 
 /// The OpenAPI description's command body: a `oneOf` of every command of the parser,
