@@ -13,8 +13,9 @@ refused with exactly one of these documented answers (each in the operation's de
 - `position` without `hash`, or `hash` without `position` (`/v1/verify`): 400 `bad_request`;
 - a command (`POST /v1/commands`): 409 or 422 (a rule of docs/errors.md refuses it), or 400
   for the rules the schema cannot state: `future_date`; `malformed_command` for a sector list
-  that does not sum to 100 or names a code twice, `ends_on` before `starts_on`, `due_on` before
-  `period_end`; `invalid_amount` for more decimals than the fund's currency has.
+  that does not sum to 100 or names a code twice, `ends_on` before `starts_on` (the body's or
+  the grant's), `due_on` before `period_end`; `invalid_amount` for more decimals than the fund's
+  currency has.
 
 Anything else is a failure, as the built-in check would report it.
 """
@@ -33,6 +34,7 @@ UNSTATABLE = re.compile(
     r"percentages sum to exactly 100"
     r"|is named twice"
     r"|field `ends_on` \([0-9-]+\) is before `starts_on`"
+    r"|field `ends_on` \([0-9-]+\) is before grant \S+'s `starts_on`"
     r"|field `due_on` \([0-9-]+\) is before `period_end`"
 )
 

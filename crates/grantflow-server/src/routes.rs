@@ -109,7 +109,7 @@ pub fn openapi() -> Value {
         no `actor`: it is the token's", content_type = "application/json"),
     responses(
         (status = 200, description = "Accepted (or replayed): {ok, command_id, events[, replayed]}", body = Object),
-        (status = 400, description = "malformed_command or invalid_amount", body = ErrorBody),
+        (status = 400, description = "malformed_command, invalid_amount or future_date: the body does not fit `Command`, or breaks a rule no schema states (a date after today, sector percentages not summing to 100, dates out of order, more decimals than the fund's currency has)", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden: the token lacks the command's role", body = ErrorBody),
         (status = 409, description = "version_conflict or command_id_conflict", body = ErrorBody),
