@@ -34,6 +34,15 @@ pub(crate) fn complete(document: &mut Value) {
     for schema in schemas.values_mut() {
         to_components(schema);
     }
+    // Every code an error body may carry: the commands' and the HTTP layer's.
+    if let Some(code) = document.pointer_mut("/components/schemas/ErrorDetail/properties/code") {
+        let codes: Vec<&str> = grantflow_domain::ERROR_CODES
+            .iter()
+            .map(|code| code.as_str())
+            .chain(crate::error::HTTP_ERROR_CODES.iter().copied())
+            .collect();
+        code["enum"] = json!(codes);
+    }
     if let Some(Value::Object(existing)) = document.pointer_mut("/components/schemas") {
         for (name, schema) in schemas {
             existing.insert(name, schema);
