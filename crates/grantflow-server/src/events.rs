@@ -45,9 +45,11 @@ pub(crate) struct EventsQuery {
     /// The first position (inclusive, default 1).
     #[serde(default, deserialize_with = "crate::extract::position_param")]
     from: Option<u64>,
-    /// How many events at the most (default 100; a larger one is read as 1000).
+    /// How many events at the most (default 100; a larger one is read as 1000), up to
+    /// OpenAPI's `int64` like a position (a larger one is 400 `bad_request`).
+    #[serde(default, deserialize_with = "crate::extract::position_param")]
     #[param(minimum = 1)]
-    limit: Option<usize>,
+    limit: Option<u64>,
     /// Only this stream's events, e.g. `grant-MEX-1`.
     stream: Option<String>,
 }
@@ -75,7 +77,7 @@ pub(crate) async fn list_events(
     let from = query.from.unwrap_or(1).max(1);
     let limit = match query.limit {
         Some(0) => return Err(ApiError::bad_request("`limit` must be at least 1")),
-        Some(limit) => limit.min(EVENTS_PAGE_MAX),
+        Some(limit) => usize::try_from(limit).map_or(EVENTS_PAGE_MAX, |l| l.min(EVENTS_PAGE_MAX)),
         None => EVENTS_PAGE_DEFAULT,
     };
     let store = state.engine().store();

@@ -1263,6 +1263,8 @@ async fn positions_past_openapis_int64_are_refused_not_clamped() {
     for (path, ok) in [
         (format!("/v1/events?from={largest}"), true),
         (format!("/v1/events?from={}", largest + 1), false),
+        (format!("/v1/events?limit={largest}"), true),
+        (format!("/v1/events?limit={}", largest + 1), false),
         (format!("/v1/grants/MEX-1?at={}", largest + 1), false),
         (
             format!(
