@@ -39,6 +39,31 @@ fn error_codes_match_the_domain_and_the_server() {
     check_section("errors.md", "error-codes", &error_table());
 }
 
+/// The HTTP-only codes of docs/errors.md are the server's (`HTTP_ERROR_CODES`, the rest of
+/// the `enum` of the OpenAPI description's error code).
+#[test]
+fn http_only_codes_match_the_server() {
+    let text = std::fs::read_to_string(docs_dir().join("errors.md")).expect("docs/errors.md");
+    let section = text
+        .split("## HTTP-only codes")
+        .nth(1)
+        .expect("errors.md has a section \"HTTP-only codes\"");
+    let mut documented: Vec<&str> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| "))
+        .filter_map(|row| row.split(" | ").nth(1))
+        .filter_map(|cell| cell.strip_prefix('`')?.strip_suffix('`'))
+        .collect();
+    documented.sort_unstable();
+    documented.dedup();
+    let mut server: Vec<&str> = grantflow_server::error::HTTP_ERROR_CODES.to_vec();
+    server.sort_unstable();
+    assert_eq!(
+        documented, server,
+        "docs/errors.md's HTTP-only codes and grantflow_server::error::HTTP_ERROR_CODES differ"
+    );
+}
+
 #[test]
 fn allowed_states_match_the_decider() {
     check_section("domain.md", "states", &state_table());
@@ -58,8 +83,7 @@ fn figures_match_the_views() {
 
 #[test]
 fn openapi_json_matches_the_server() {
-    let mut generated = grantflow_server::openapi()
-        .to_pretty_json()
+    let mut generated = serde_json::to_string_pretty(&grantflow_server::openapi())
         .expect("the OpenAPI description serializes");
     generated.push('\n');
     let path = docs_dir().join("openapi.json");

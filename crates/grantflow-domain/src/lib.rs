@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod check;
 pub mod codes;
 pub mod command;
+pub mod command_schema;
 pub mod decide;
 pub mod error;
 pub mod event;

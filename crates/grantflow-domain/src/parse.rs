@@ -24,6 +24,9 @@ pub const LIST_ITEMS_MAX: usize = 64;
 pub const COMMAND_ID_CHARS_MAX: usize = 128;
 /// Longest actor name, in characters.
 pub const ACTOR_CHARS_MAX: usize = 128;
+/// The largest `expected_version`: OpenAPI's `int64` (no stream holds that many events), so
+/// that a generated client's integers and the parser agree; anything larger is refused.
+pub const EXPECTED_VERSION_MAX: u64 = i64::MAX as u64;
 /// The fields every command may carry.
 pub const COMMON_FIELDS: &[&str] = &["command", "command_id", "actor", "expected_version"];
 
@@ -288,9 +291,13 @@ fn actor(map: &Map<String, Value>) -> Result<Option<String>, DomainError> {
 fn expected_version(map: &Map<String, Value>) -> Result<Option<u64>, DomainError> {
     match present(map, "expected_version") {
         None => Ok(None),
-        Some(value) => value.as_u64().map(Some).ok_or_else(|| {
-            DomainError::malformed("field `expected_version` must be a non-negative integer (0 for a stream not yet created)")
-        }),
+        Some(value) => value
+            .as_u64()
+            .filter(|version| *version <= EXPECTED_VERSION_MAX)
+            .map(Some)
+            .ok_or_else(|| {
+                DomainError::malformed(format!("field `expected_version` must be an integer from 0 (a stream not yet created) to {EXPECTED_VERSION_MAX}"))
+            }),
     }
 }
 

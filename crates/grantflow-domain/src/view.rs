@@ -6,8 +6,21 @@ use crate::terms::{FundTerms, CATEGORIES};
 use crate::world::{AgencyState, DocumentState, GrantState, ReportState, World};
 use serde::{Deserialize, Serialize};
 
+/// The JSON Schemas (draft 2020-12) of the figures as they are written: [`GrantView`],
+/// [`FundView`] and [`ReportRow`] with every type they use, by name, each referring to the
+/// others as `#/$defs/<name>` (the HTTP API's OpenAPI description holds them).
+pub fn view_schemas() -> serde_json::Map<String, serde_json::Value> {
+    let mut settings = schemars::generate::SchemaSettings::draft2020_12();
+    settings.contract = schemars::generate::Contract::Serialize;
+    let mut generator = settings.into_generator();
+    generator.subschema_for::<GrantView>();
+    generator.subschema_for::<FundView>();
+    generator.subschema_for::<ReportRow>();
+    generator.take_definitions(true)
+}
+
 /// A grant's figures, fields in the documented order (docs/domain.md).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct GrantView {
     /// Grant id.
     pub grant: String,
@@ -54,7 +67,7 @@ pub struct GrantView {
 }
 
 /// One agency's figures on a grant.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct AgencyView {
     /// Agency id.
     pub agency: String,
@@ -76,7 +89,7 @@ pub struct AgencyView {
 }
 
 /// One sector of a grant.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct SectorView {
     /// The DAC 5-digit code.
     pub code: String,
@@ -85,7 +98,7 @@ pub struct SectorView {
 }
 
 /// One category of an agency's budget.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct BudgetLineView {
     /// The category, e.g. `"staff"`.
     pub category: String,
@@ -96,7 +109,7 @@ pub struct BudgetLineView {
 }
 
 /// An amount in another currency, information only.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct EquivalentView {
     /// The amount with its currency's decimals.
     pub amount: String,
@@ -105,7 +118,7 @@ pub struct EquivalentView {
 }
 
 /// One report of a grant.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct ReportView {
     /// Report id.
     pub report: String,
@@ -124,7 +137,7 @@ pub struct ReportView {
 }
 
 /// One document filed on a grant or fund.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct DocumentView {
     /// Document id.
     pub document: String,
@@ -141,7 +154,7 @@ pub struct DocumentView {
 }
 
 /// A fund's terms.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct TermsView {
     /// The fee on each contribution, e.g. `"1.00"`.
     pub admin_fee_percent: String,
@@ -154,7 +167,7 @@ pub struct TermsView {
 }
 
 /// One pledge of a fund.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct PledgeView {
     /// Pledge id.
     pub pledge: String,
@@ -173,7 +186,7 @@ pub struct PledgeView {
 }
 
 /// A fund's figures, fields in the documented order (docs/domain.md).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct FundView {
     /// Fund id.
     pub fund: String,
@@ -226,7 +239,7 @@ pub struct FundView {
 }
 
 /// What a human renderer may want beyond the figures.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct GrantDetails {
     /// Grant id.
     pub grant: String,
@@ -377,7 +390,7 @@ fn agency_view(agency: &AgencyState, decimals: u8) -> AgencyView {
 }
 
 /// One row of `report list` and `GET /v1/reports`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, schemars::JsonSchema)]
 pub struct ReportRow {
     /// Grant id.
     pub grant: String,

@@ -83,8 +83,8 @@ pub(crate) async fn get_envelope_schema(caller: Caller) -> Result<Response, ApiE
     tag = "events",
     security(("bearer" = [])),
     params(
-        ("type" = String, Path, description = "The event type, e.g. grant.approved"),
-        ("version" = u32, Path, description = "The envelope's `schema`: 1, or 2 for a type that gained fields"),
+        ("type" = String, Path, description = "The event type, e.g. grant.approved", example = "grant.approved"),
+        ("version" = u32, Path, description = "The envelope's `schema`: 1, or 2 for a type that gained fields", example = 1),
     ),
     responses(
         (status = 200, description = "The JSON Schema (draft 2020-12) of the payload (docs/schemas/<type>.v<version>.json)", body = Object, content_type = "application/schema+json"),

@@ -11,6 +11,30 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+/// The codes only the HTTP layer answers (docs/errors.md, "HTTP-only codes"); every other
+/// code of an error body is a command's ([`grantflow_domain::ERROR_CODES`]).
+pub const HTTP_ERROR_CODES: &[&str] = &[
+    "bad_request",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "payload_too_large",
+    "too_many_streams",
+    "internal",
+    "timeout",
+    "busy",
+    "unavailable",
+];
+
+/// Whether `code` may be an error body's: a command's code or an HTTP-only one.
+pub fn is_error_code(code: &str) -> bool {
+    HTTP_ERROR_CODES.contains(&code)
+        || grantflow_domain::ERROR_CODES
+            .iter()
+            .any(|known| known.as_str() == code)
+}
+
 /// An error answered over HTTP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -47,6 +71,10 @@ pub struct ErrorDetail {
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        debug_assert!(
+            is_error_code(code),
+            "`{code}` is not an error code of docs/errors.md: add it to HTTP_ERROR_CODES"
+        );
         ApiError {
             status,
             code,

@@ -45,9 +45,11 @@ pub(crate) struct EventsQuery {
     /// The first position (inclusive, default 1).
     #[serde(default, deserialize_with = "crate::extract::position_param")]
     from: Option<u64>,
-    /// How many events at the most (default 100; a larger one is read as 1000).
+    /// How many events at the most (default 100; a larger one is read as 1000), up to
+    /// OpenAPI's `int64` like a position (a larger one is 400 `bad_request`).
+    #[serde(default, deserialize_with = "crate::extract::position_param")]
     #[param(minimum = 1)]
-    limit: Option<usize>,
+    limit: Option<u64>,
     /// Only this stream's events, e.g. `grant-MEX-1`.
     stream: Option<String>,
 }
@@ -75,7 +77,7 @@ pub(crate) async fn list_events(
     let from = query.from.unwrap_or(1).max(1);
     let limit = match query.limit {
         Some(0) => return Err(ApiError::bad_request("`limit` must be at least 1")),
-        Some(limit) => limit.min(EVENTS_PAGE_MAX),
+        Some(limit) => usize::try_from(limit).map_or(EVENTS_PAGE_MAX, |l| l.min(EVENTS_PAGE_MAX)),
         None => EVENTS_PAGE_DEFAULT,
     };
     let store = state.engine().store();
@@ -249,10 +251,9 @@ pub(crate) fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError
     let Some(value) = headers.get("last-event-id") else {
         return Ok(None);
     };
+    // Present, it names a position: an empty or unreadable value is refused, as the OpenAPI
+    // description's integer says (a browser's EventSource sends none rather than an empty one).
     let text = value.to_str().unwrap_or("").trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
     text.parse::<u64>()
         .ok()
         .filter(|position| *position <= crate::extract::POSITION_PARAM_MAX)

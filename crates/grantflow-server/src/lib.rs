@@ -33,6 +33,7 @@ pub mod error;
 mod events;
 mod extract;
 pub mod metrics;
+mod openapi;
 mod routes;
 mod state;
 pub mod tokens;

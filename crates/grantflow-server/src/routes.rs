@@ -88,9 +88,14 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics))
 }
 
-/// The OpenAPI 3 description of every route, generated from the handlers.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+/// The OpenAPI 3.1 description of every route: generated from the handlers, then completed
+/// with the command schema, the answers' schemas, every status and links
+/// ([`crate::openapi::complete`]).
+pub fn openapi() -> Value {
+    let mut document =
+        serde_json::to_value(api_router().split_for_parts().1).unwrap_or_else(|_| json!({}));
+    crate::openapi::complete(&mut document);
+    document
 }
 
 /// One command (docs/commands.md, "Commands as JSON"); the actor is the token's.
@@ -104,7 +109,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         no `actor`: it is the token's", content_type = "application/json"),
     responses(
         (status = 200, description = "Accepted (or replayed): {ok, command_id, events[, replayed]}", body = Object),
-        (status = 400, description = "malformed_command or invalid_amount", body = ErrorBody),
+        (status = 400, description = "malformed_command, invalid_amount or future_date: the body does not fit `Command`, or breaks a rule no schema states (a date after today, sector percentages not summing to 100, dates out of order, more decimals than the fund's currency has)", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden: the token lacks the command's role", body = ErrorBody),
         (status = 409, description = "version_conflict or command_id_conflict", body = ErrorBody),
@@ -326,11 +331,12 @@ async fn list_reports(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct AsOfQuery {
-    /// The figures after the event at this log position (not with `as_of`).
+    /// The figures after the event at this log position. Not with `as_of`: a request with
+    /// both is 400 `bad_request`.
     #[serde(default, deserialize_with = "crate::extract::position_param")]
     at: Option<u64>,
-    /// The figures after every event recorded at or before this RFC 3339 time (not with
-    /// `at`).
+    /// The figures after every event recorded at or before this RFC 3339 time. Not with `at`:
+    /// a request with both is 400 `bad_request`.
     #[param(format = DateTime)]
     as_of: Option<String>,
 }
@@ -378,7 +384,7 @@ fn moment(as_of: &AsOf) -> String {
     path = "/v1/grants/{id}",
     tag = "figures",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Grant id"), AsOfQuery),
+    params(("id" = String, Path, description = "Grant id", example = "MEX-2012-01"), AsOfQuery),
     responses(
         (status = 200, description = "The grant's figures (as `grant show --json`)", body = Object),
         (status = 400, description = "bad_request: both at and as_of, or a bad time", body = ErrorBody),
@@ -412,7 +418,7 @@ async fn get_grant(
     path = "/v1/funds/{id}",
     tag = "figures",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Fund id"), AsOfQuery),
+    params(("id" = String, Path, description = "Fund id", example = "UNTFHS"), AsOfQuery),
     responses(
         (status = 200, description = "The fund's figures (as `fund show --json`)", body = Object),
         (status = 400, description = "bad_request", body = ErrorBody),
@@ -446,7 +452,7 @@ async fn get_fund(
     path = "/v1/grants/{id}/audit",
     tag = "figures",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Grant id")),
+    params(("id" = String, Path, description = "Grant id", example = "MEX-2012-01")),
     responses(
         (status = 200, description = "An array of audit entries (as `audit ID --json`)", body = Vec<Object>),
         (status = 401, description = "unauthorized", body = ErrorBody),
@@ -477,7 +483,7 @@ async fn grant_audit(
     path = "/v1/funds/{id}/audit",
     tag = "figures",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Fund id")),
+    params(("id" = String, Path, description = "Fund id", example = "UNTFHS")),
     responses(
         (status = 200, description = "An array of audit entries", body = Vec<Object>),
         (status = 401, description = "unauthorized", body = ErrorBody),
@@ -524,16 +530,17 @@ async fn checkpoint(State(state): State<AppState>, caller: Caller) -> Result<Res
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct IatiQuery {
-    /// As of this log position (not with `as_of`).
+    /// As of this log position. Not with `as_of`: a request with both is 400 `bad_request`.
     #[serde(default, deserialize_with = "crate::extract::position_param")]
     at: Option<u64>,
-    /// As of this RFC 3339 recorded time (not with `at`).
+    /// As of this RFC 3339 recorded time. Not with `at`: a request with both is 400
+    /// `bad_request`.
     #[param(format = DateTime)]
     as_of: Option<String>,
     /// Only these grants, comma-separated (their funds come along).
     grant: Option<String>,
-    /// The reporting organisation's IATI identifier (default: the fund's `iati_org_ref`; a
-    /// file with neither is refused).
+    /// The reporting organisation's IATI identifier. Default: the funds' `iati_org_ref`;
+    /// without either (a fund of the file has none), 400 `bad_request`.
     reporting_org: Option<String>,
 }
 
@@ -542,14 +549,15 @@ struct IatiQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct IatiOrgQuery {
-    /// As of this log position (not with `as_of`).
+    /// As of this log position. Not with `as_of`: a request with both is 400 `bad_request`.
     #[serde(default, deserialize_with = "crate::extract::position_param")]
     at: Option<u64>,
-    /// As of this RFC 3339 recorded time (not with `at`).
+    /// As of this RFC 3339 recorded time. Not with `at`: a request with both is 400
+    /// `bad_request`.
     #[param(format = DateTime)]
     as_of: Option<String>,
-    /// The reporting organisation's IATI identifier (default: the fund's `iati_org_ref`; a
-    /// file with neither is refused).
+    /// The reporting organisation's IATI identifier. Default: the funds' `iati_org_ref`;
+    /// without either (a fund of the file has none), 400 `bad_request`.
     reporting_org: Option<String>,
 }
 
@@ -677,10 +685,12 @@ async fn export_iati(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct VerifyQuery {
-    /// The checkpoint's position (with `hash`).
+    /// The checkpoint's position. Only with `hash`: one without the other is 400
+    /// `bad_request`.
     #[serde(default, deserialize_with = "crate::extract::position_param")]
     position: Option<u64>,
-    /// The checkpoint's hash, 64 lowercase hex digits (with `position`).
+    /// The checkpoint's hash, 64 lowercase hex digits. Only with `position`: one without the
+    /// other is 400 `bad_request`.
     #[param(pattern = "^[0-9a-f]{64}$")]
     hash: Option<String>,
 }
@@ -768,7 +778,7 @@ async fn healthz() -> Response {
 )]
 async fn openapi_json() -> Response {
     static SPEC: OnceLock<String> = OnceLock::new();
-    let spec = SPEC.get_or_init(|| openapi().to_json().unwrap_or_else(|_| "{}".to_string()));
+    let spec = SPEC.get_or_init(|| openapi().to_string());
     ([(header::CONTENT_TYPE, "application/json")], spec.clone()).into_response()
 }
 

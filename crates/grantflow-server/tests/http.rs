@@ -1263,6 +1263,8 @@ async fn positions_past_openapis_int64_are_refused_not_clamped() {
     for (path, ok) in [
         (format!("/v1/events?from={largest}"), true),
         (format!("/v1/events?from={}", largest + 1), false),
+        (format!("/v1/events?limit={largest}"), true),
+        (format!("/v1/events?limit={}", largest + 1), false),
         (format!("/v1/grants/MEX-1?at={}", largest + 1), false),
         (
             format!(
@@ -1289,11 +1291,222 @@ async fn positions_past_openapis_int64_are_refused_not_clamped() {
             );
         }
     }
-    let request = Request::get("/v1/events/stream")
-        .header("authorization", format!("Bearer {integrator}"))
-        .header("last-event-id", (largest + 1).to_string())
-        .body(Body::empty())
-        .unwrap();
-    let response = app(h.state.clone()).oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // Past int64, empty or not a number: a Last-Event-ID that is given names a position.
+    for last in [(largest + 1).to_string(), String::new(), "x".to_string()] {
+        let request = Request::get("/v1/events/stream")
+            .header("authorization", format!("Bearer {integrator}"))
+            .header("last-event-id", &last)
+            .body(Body::empty())
+            .unwrap();
+        let response = app(h.state.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{last:?}");
+    }
+}
+
+/// The OpenAPI description's command body: a `oneOf` of every command of the parser,
+/// discriminated by `command`, without `actor`; its examples parse.
+#[tokio::test]
+async fn openapi_commands_are_every_command_discriminated_by_name() {
+    use grantflow_domain::command_schema::member_name;
+    let spec = grantflow_server::openapi();
+    let schemas = &spec["components"]["schemas"];
+    let command = &schemas["Command"];
+    assert_eq!(command["discriminator"]["propertyName"], "command");
+    let mapping = command["discriminator"]["mapping"].as_object().unwrap();
+    let members = command["oneOf"].as_array().unwrap();
+    assert_eq!(mapping.len(), grantflow_domain::COMMAND_NAMES.len());
+    assert_eq!(members.len(), grantflow_domain::COMMAND_NAMES.len());
+    for name in grantflow_domain::COMMAND_NAMES {
+        let reference = format!("#/components/schemas/{}", member_name(name));
+        assert_eq!(mapping[*name], json!(reference), "{name}");
+        let member = &schemas[member_name(name)];
+        assert_eq!(member["properties"]["command"]["const"], json!(name));
+        assert!(
+            member["properties"].get("actor").is_none(),
+            "{name}: over HTTP the actor is the token's"
+        );
+    }
+    assert!(
+        !spec.to_string().contains("#/$defs/"),
+        "a reference left outside components"
+    );
+    let body = &spec["paths"]["/v1/commands"]["post"]["requestBody"]["content"]["application/json"];
+    assert_eq!(body["schema"]["$ref"], "#/components/schemas/Command");
+    let examples = body["examples"].as_object().unwrap();
+    assert!(!examples.is_empty());
+    for (name, example) in examples {
+        let value = &example["value"];
+        assert_eq!(value["command"], json!(name));
+        grantflow_domain::parse_command(value)
+            .unwrap_or_else(|error| panic!("the example {name} does not parse: {error:?}"));
+    }
+}
+
+/// Every operation documents the error statuses it can answer, each with the error body and an
+/// example naming its code; 401 carries `WWW-Authenticate`; every link names an operation of
+/// the description and the parameters it takes.
+#[tokio::test]
+async fn openapi_documents_every_status_and_links_to_real_operations() {
+    let spec = grantflow_server::openapi();
+    let mut operations = std::collections::BTreeMap::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            operations.insert(
+                operation["operationId"].as_str().unwrap().to_string(),
+                (path.clone(), method.clone(), operation.clone()),
+            );
+        }
+    }
+    for (id, (path, _, operation)) in &operations {
+        let responses = operation["responses"].as_object().unwrap();
+        let secured = operation.get("security").is_some();
+        let has_query = operation["parameters"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["in"] == "query"));
+        let mut expected = vec!["200", "500", "503"];
+        if secured {
+            expected.push("401");
+        }
+        if has_query || path == "/v1/commands" {
+            expected.push("400");
+        }
+        for status in expected {
+            assert!(responses.contains_key(status), "{id}: no {status}");
+        }
+        for (status, response) in responses {
+            assert!(
+                response["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty()),
+                "{id} {status}: no description"
+            );
+            if status.starts_with('2') {
+                assert!(response.get("content").is_some(), "{id}: no 200 content");
+                continue;
+            }
+            let media = &response["content"]["application/json"];
+            assert_eq!(
+                media["schema"]["$ref"], "#/components/schemas/ErrorBody",
+                "{id} {status}"
+            );
+            let code = media["example"]["error"]["code"].as_str();
+            assert!(
+                code.is_some_and(|c| !c.is_empty()),
+                "{id} {status}: no example code"
+            );
+        }
+        if secured {
+            assert!(
+                responses["401"]["headers"]["WWW-Authenticate"].is_object(),
+                "{id}"
+            );
+        }
+        for (name, link) in responses["200"]["links"].as_object().into_iter().flatten() {
+            let target = link["operationId"].as_str().unwrap();
+            let (_, _, target_operation) = operations
+                .get(target)
+                .unwrap_or_else(|| panic!("{id}: link {name} to no operation {target}"));
+            let names: Vec<&str> = target_operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            for parameter in link["parameters"].as_object().unwrap().keys() {
+                assert!(
+                    names.contains(&parameter.as_str()),
+                    "{id}: link {name}: {parameter}"
+                );
+            }
+        }
+    }
+    for (list, read) in [
+        ("list_grants", "get_grant"),
+        ("list_reports", "get_grant"),
+        ("get_fund", "fund_audit"),
+        ("checkpoint", "verify"),
+        ("list_events", "list_events"),
+    ] {
+        let links = &operations[list].2["responses"]["200"]["links"];
+        assert!(
+            links
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|l| l["operationId"] == read),
+            "{list} links to {read}"
+        );
+    }
+}
+
+/// The answers of a seeded server validate against the schemas the description gives them.
+#[tokio::test]
+async fn answers_match_their_openapi_schemas() {
+    let h = harness().await;
+    h.seed().await;
+    let spec = grantflow_server::openapi();
+    let auditor = h.token("auditor");
+    let accepted = h
+        .ok(
+            "secretariat",
+            json!({"command": "assign-agency", "grant": "G", "agency": "IOM", "allocation": "600.00", "lead": true, "budget": {"staff": "600.00"}}),
+        )
+        .await;
+    let mut answers = vec![("post", "/v1/commands", "200".to_string(), accepted)];
+    for (uri, path) in [
+        ("/v1/grants", "/v1/grants"),
+        ("/v1/grants/G", "/v1/grants/{id}"),
+        ("/v1/grants/G?at=4", "/v1/grants/{id}"),
+        ("/v1/grants/G/audit", "/v1/grants/{id}/audit"),
+        ("/v1/funds/F", "/v1/funds/{id}"),
+        ("/v1/funds/F/audit", "/v1/funds/{id}/audit"),
+        ("/v1/reports", "/v1/reports"),
+        ("/v1/events?limit=3", "/v1/events"),
+        ("/v1/checkpoint", "/v1/checkpoint"),
+        ("/v1/verify", "/v1/verify"),
+        ("/v1/schemas", "/v1/schemas"),
+        ("/healthz", "/healthz"),
+        ("/v1/grants/NOPE", "/v1/grants/{id}"),
+        (
+            "/v1/grants/G?at=1&as_of=2012-01-01T00:00:00Z",
+            "/v1/grants/{id}",
+        ),
+    ] {
+        let (status, body) = h.call("GET", uri, Some(auditor), None).await;
+        answers.push(("get", path, status.as_str().to_string(), body));
+    }
+    let (status, body) = h
+        .call(
+            "POST",
+            "/v1/commands",
+            Some(auditor),
+            Some(json!({"command": "finalize-grant", "grant": "G"})),
+        )
+        .await;
+    answers.push(("post", "/v1/commands", status.as_str().to_string(), body));
+    for (method, path, status, body) in answers {
+        let media = &spec["paths"][path][method]["responses"][status.as_str()]["content"]
+            ["application/json"];
+        assert!(
+            media.is_object(),
+            "{method} {path}: {status} not documented"
+        );
+        let schema = json!({
+            "$ref": media["schema"]["$ref"].as_str().map(str::to_string)
+                .unwrap_or_else(|| "#/x-answer".into()),
+            "x-answer": media["schema"],
+            "components": spec["components"],
+        });
+        let validator = jsonschema::draft202012::options()
+            .build(&schema)
+            .unwrap_or_else(|error| panic!("{method} {path} {status}: {error}"));
+        let errors: Vec<String> = validator
+            .iter_errors(&body)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {path} {status}: {errors:?}\n{body}"
+        );
+    }
 }
