@@ -183,7 +183,7 @@ fn engine_append(config: &Config, args: &ChildArgs) -> anyhow::Result<()> {
 /// Pipes generated commands through the engine (up to 8,192 in flight, as `exec`) until
 /// they append `events` events; returns the commands sent and accepted.
 async fn pipelined(engine: &Engine, config: &Config, events: u64) -> anyhow::Result<(u64, u64)> {
-    let mut generator = Generator::new(config.seed, config.lanes);
+    let mut generator = Generator::for_events(config.seed, config.lanes, events);
     let mut in_flight = VecDeque::new();
     let (mut commands, mut accepted, mut expected) = (0u64, 0u64, 0u64);
     while expected < events {

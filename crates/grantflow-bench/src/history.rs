@@ -95,6 +95,14 @@ fn build_once(config: &Config, data: &Path, size: u64) -> anyhow::Result<bool> {
         "building the store of {size} events failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .context("the build's figures")?;
+    let (commands, accepted) = (line["commands"].as_u64(), line["accepted"].as_u64());
+    anyhow::ensure!(
+        commands.is_some() && commands == accepted,
+        "building the store of {size} events: {accepted:?} of {commands:?} commands accepted"
+    );
     std::fs::write(&marker, format!("{size}\n"))?;
     Ok(true)
 }

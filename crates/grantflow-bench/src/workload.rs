@@ -108,6 +108,8 @@ struct Lane {
     grants: Vec<GrantSim>,
     next_grant: u32,
     day: i64,
+    /// The chance (percent) that a dated command moves the lane's day on.
+    day_percent: u64,
 }
 
 struct GrantSim {
@@ -166,6 +168,12 @@ pub fn date(days: i64) -> String {
 
 /// 2013-01-01 in days since the epoch.
 const START_DAY: i64 = 15_706;
+/// The days a lane may use: from [`START_DAY`] to 2026-01-01 (later dates would be in the
+/// future of a run, which the rules refuse).
+const DAYS: u64 = 4_748;
+/// The chance (percent) that a dated command moves its lane's day on, for a workload whose
+/// lanes stay within [`DAYS`] at that pace (a lane's commands are fewer than its events).
+const DAY_PERCENT: u64 = 30;
 
 impl Lane {
     fn new(seed: u64, id: u32) -> Lane {
@@ -183,6 +191,7 @@ impl Lane {
             grants: Vec::new(),
             next_grant: 0,
             day: START_DAY,
+            day_percent: DAY_PERCENT,
         }
     }
 
@@ -198,7 +207,7 @@ impl Lane {
     }
 
     fn today(&mut self) -> String {
-        if self.rng.percent(30) {
+        if self.rng.percent(self.day_percent) {
             self.day += 1;
         }
         date(self.day)
@@ -422,6 +431,20 @@ impl Generator {
         }
     }
 
+    /// A generator for a workload of about `events` events: as [`Generator::new`], with the
+    /// lanes' days moving on more slowly when so many events at the usual pace would reach
+    /// dates after 2026 (from about 4,000,000 events over 256 lanes), so that every command
+    /// stays acceptable. Below that the workload is exactly [`Generator::new`]'s.
+    pub fn for_events(seed: u64, lanes: u32, events: u64) -> Generator {
+        let mut generator = Generator::new(seed, lanes);
+        let per_lane = events / u64::from(lanes.max(1));
+        let percent = (DAYS * 100 / per_lane.max(1)).clamp(1, DAY_PERCENT);
+        for lane in &mut generator.lanes {
+            lane.day_percent = percent;
+        }
+        generator
+    }
+
     /// The next command in global order.
     pub fn next_command(&mut self) -> GenCommand {
         let index = self.next_lane;
@@ -479,6 +502,33 @@ mod tests {
         assert_eq!(a.commands.len(), b.commands.len());
         for (x, y) in a.commands.iter().zip(&b.commands) {
             assert_eq!(x.body, y.body);
+        }
+    }
+
+    /// A lane of 100,000 events keeps its dates before 2026 (at the usual pace it would
+    /// reach the 2030s), and a workload of a million events over 256 lanes is unchanged.
+    #[test]
+    fn a_long_lane_slows_its_days_and_a_short_one_keeps_its_pace() {
+        let mut long = Generator::for_events(3, 1, 100_000);
+        let mut events = 0u64;
+        while events < 100_000 {
+            events += u64::from(long.next_command().events);
+        }
+        assert!(
+            long.lanes[0].day < START_DAY + DAYS as i64,
+            "{}",
+            date(long.lanes[0].day)
+        );
+        assert!(
+            long.lanes[0].day > START_DAY + DAYS as i64 / 2,
+            "{}",
+            date(long.lanes[0].day)
+        );
+
+        let mut usual = Generator::new(3, 256);
+        let mut sized = Generator::for_events(3, 256, 1_000_000);
+        for _ in 0..2_000 {
+            assert_eq!(usual.next_command().body, sized.next_command().body);
         }
     }
 
