@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use grantflow_store::forward::{Forward, Layer};
-use grantflow_store::{AppendBatch, EventRef, EventStore, StoreError};
+use grantflow_store::{AppendBatch, EventRef, EventStore, Head, StoreError};
 
 /// What the probe saw.
 #[derive(Debug, Clone, Default)]
@@ -87,11 +87,11 @@ impl Layer for ProbeLayer {
         result
     }
 
-    async fn reserve_head(&self, inner: &dyn EventStore) -> Result<bool, StoreError> {
+    async fn reserve_head(&self, inner: &dyn EventStore) -> Result<Option<Head>, StoreError> {
         let started = Instant::now();
         let result = inner.reserve_head().await;
         let seconds = started.elapsed().as_secs_f64();
-        if let Ok(true) = result {
+        if let Ok(Some(_)) = result {
             let mut stats = match self.stats.lock() {
                 Ok(stats) => stats,
                 Err(poisoned) => poisoned.into_inner(),

@@ -78,6 +78,7 @@ use grantflow_store::{
     READ_EVENTS_MAX,
 };
 use tokio::sync::watch;
+use tokio_postgres::types::Type;
 
 use crate::errors::{missing, pg_err};
 use crate::rows::{check_last_event, decode_row, from_i64, read_head, to_i64};
@@ -246,9 +247,8 @@ impl EventStore for PgStore {
         self.inner.append(batch).await
     }
 
-    async fn reserve_head(&self) -> Result<bool, StoreError> {
-        self.inner.reserve_head().await?;
-        Ok(true)
+    async fn reserve_head(&self) -> Result<Option<Head>, StoreError> {
+        Ok(Some(self.inner.reserve_head().await?))
     }
 
     async fn read(&self, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
@@ -270,7 +270,10 @@ impl EventStore for PgStore {
         let mut conn = self.inner.pool.get().await?;
         let rows = conn
             .client()?
-            .query(&self.inner.sql.read, &[&to_i64(from), &to_i64(end)])
+            .query_typed(
+                &self.inner.sql.read,
+                &[(&to_i64(from), Type::INT8), (&to_i64(end), Type::INT8)],
+            )
             .await
             .map_err(pg_err("reading the log"))?;
         let mut out = Vec::with_capacity(rows.len());
@@ -350,7 +353,10 @@ impl EventStore for PgStore {
         let mut conn = self.inner.pool.get().await?;
         let rows = conn
             .client()?
-            .query(&self.inner.sql.commands, &[&command_ids])
+            .query_typed(
+                &self.inner.sql.commands,
+                &[(&command_ids, Type::TEXT_ARRAY)],
+            )
             .await
             .map_err(pg_err("reading the command index"))?;
         let mut found: HashMap<String, CommandRecord> = HashMap::new();
