@@ -18,7 +18,7 @@ use grantflow_store_pg::PgStore;
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
-use crate::measure::{median, ratio, Run};
+use crate::measure::{cpu_ticks, machine_ticks, median, ratio, ticks_seconds, Run};
 use crate::report::round;
 use crate::report::Report;
 use crate::submit::{collect_acks, engine_run_on, lanes_of, spawn_submitters_with, Ack};
@@ -227,6 +227,10 @@ pub(crate) async fn throughput(
 /// What one `pg-servers` run measured.
 struct ServersRun {
     run: Run,
+    /// The machine's busy share of all its cores' time during the run.
+    machine_busy: Option<f64>,
+    /// This process's CPU seconds during the run.
+    process_cpu_seconds: Option<f64>,
     conflicts: u64,
     accepted_per_server: Vec<u64>,
     reservations: u64,
@@ -284,6 +288,16 @@ pub(crate) async fn servers(config: &Config, pg: &Pg, report: &mut Report) -> an
             "reserve_share".into(),
             round(measured.reserve_seconds / (measured.run.seconds.max(1e-9) * n as f64)),
         );
+        if let Some(busy) = measured.machine_busy {
+            f.insert("machine_busy".into(), round(busy));
+        }
+        if let Some(cpu) = measured.process_cpu_seconds {
+            // The engines' and submitters' CPU per accepted command (PostgreSQL's not counted).
+            f.insert(
+                "process_cpu_us_per_command".into(),
+                round(cpu * 1e6 / measured.run.accepted.max(1) as f64),
+            );
+        }
         report.line(&format!("pg-servers-n{n}"), f);
         anyhow::ensure!(
             measured.lost == 0 && measured.unacknowledged == 0 && measured.run.failed == 0,
@@ -319,6 +333,8 @@ async fn servers_run(
     for (i, lane) in lanes_of(workload, n * per_server).into_iter().enumerate() {
         lanes[i % n].push(lane);
     }
+    let machine_before = machine_ticks();
+    let self_before = cpu_ticks("/proc/self/stat");
     let started = Instant::now();
     let stop_at = started + deadline;
     let tasks: Vec<_> = engines
@@ -331,6 +347,17 @@ async fn servers_run(
         runs.push(collect_acks(server).await?);
     }
     let seconds = started.elapsed().as_secs_f64();
+    // The machine's share of busy CPU, and this process's CPU (engines and submitters).
+    let machine_busy = match (machine_before, machine_ticks()) {
+        (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
+            Some((busy1 - busy0) as f64 / (total1 - total0) as f64)
+        }
+        _ => None,
+    };
+    let process_cpu_seconds = match (self_before, cpu_ticks("/proc/self/stat")) {
+        (Some(before), Some(after)) => Some(ticks_seconds(after.0.saturating_sub(before.0))),
+        _ => None,
+    };
     let conflicts = engines.iter().map(|engine| engine.stats().conflicts).sum();
     for engine in &engines {
         engine.close().await?;
@@ -339,7 +366,10 @@ async fn servers_run(
     let mut acks = Vec::new();
     let mut accepted_per_server = Vec::new();
     for (run, mut server_acks) in runs {
-        total.hist.add(&run.hist).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        total
+            .hist
+            .add(&run.hist)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         total.commands += run.commands;
         total.accepted += run.accepted;
         total.events += run.events;
@@ -359,6 +389,8 @@ async fn servers_run(
     }
     let (lost, unacknowledged) = held_to_acks(&url, &acks).await?;
     Ok(ServersRun {
+        machine_busy,
+        process_cpu_seconds,
         run: total,
         conflicts,
         accepted_per_server,
@@ -391,7 +423,11 @@ async fn held_to_acks(url: &str, acks: &[Ack]) -> anyhow::Result<(u64, u64)> {
     let mut from = 1;
     while from <= head {
         let page = store.read(from, grantflow_store::READ_EVENTS_MAX).await?;
-        anyhow::ensure!(!page.is_empty(), "the log ends at {} before its head {head}", from - 1);
+        anyhow::ensure!(
+            !page.is_empty(),
+            "the log ends at {} before its head {head}",
+            from - 1
+        );
         for envelope in &page {
             match expected.get(&envelope.position) {
                 Some(id) if *id == envelope.command_id => {
