@@ -21,11 +21,12 @@
 //! row and commits, which releases the lock. The next writer reads the head only after that
 //! commit, so positions are handed out in commit order.
 //!
-//! A writer that keeps losing the race (its batch, decided on a head another process has
-//! since moved, is refused as a conflict) can take the lock early with
-//! [`EventStore::reserve_head`]: a transaction on a connection of its own locks the head row
+//! A writer can take the lock before it decides with [`EventStore::reserve_head`]: a
+//! transaction on a connection of its own locks the head row (and returns the head it holds)
 //! until this process's next append, which runs in that transaction. Other processes' appends
 //! wait meanwhile; the server ends a reservation left idle for [`RESERVATION_IDLE_MS`].
+//! grantflow's engine reserves before deciding each batch, so that a batch decided on the
+//! reserved head is never refused for another process's append.
 //!
 //! A sequence (`bigserial`) would be wrong: `nextval` is not transactional, so transaction
 //! A can take position 7, transaction B position 8, and B commit first. A reader that then
