@@ -19,6 +19,11 @@ pub(crate) struct Config {
     pub submitters: Vec<usize>,
     pub postgres: Option<String>,
     pub pg_events: u64,
+    /// How many servers (engines, each with its own `PgStore`) write one log in the
+    /// `pg-servers` runs, one run per count.
+    pub pg_servers: Vec<usize>,
+    /// Submitters per server in the `pg-servers` runs.
+    pub pg_server_submitters: usize,
     pub oha: Option<PathBuf>,
     pub http_commands: usize,
     pub http_clients: usize,

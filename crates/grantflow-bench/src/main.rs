@@ -67,8 +67,8 @@ struct Opts {
     #[arg(long, global = true, default_value_t = 42)]
     seed: u64,
     /// Which scenarios: all, or a comma-separated list of engine, exec, sqlite, file, replay,
-    /// rss, pg, http, console, relay, history (history runs only when named: it builds stores
-    /// of up to ten million events).
+    /// rss, pg, pg-servers, http, console, relay, history (history runs only when named: it
+    /// builds stores of up to ten million events).
     #[arg(long, global = true, default_value = "all")]
     scenario: String,
     /// Working directory for the stores (default: a fresh temporary directory, removed after).
@@ -100,6 +100,14 @@ struct Opts {
     /// Events in the PostgreSQL log (replay, open, bytes on disk). Default: --events.
     #[arg(long, global = true)]
     pg_events: Option<u64>,
+    /// Server counts of the pg-servers runs (comma-separated): N engines, each with its own
+    /// PgStore (as N processes), writing one log at once; each count's throughput is compared
+    /// with that of the first count of the same run.
+    #[arg(long, global = true, value_delimiter = ',', default_values_t = vec![1usize, 2, 4])]
+    pg_servers: Vec<usize>,
+    /// Submitters per server in the pg-servers runs.
+    #[arg(long, global = true, default_value_t = 128)]
+    pg_server_submitters: usize,
     /// The `oha` load generator for the http scenarios (default: `oha` on PATH or in
     /// ~/.cargo/bin); without it they are skipped.
     #[arg(long, global = true)]
@@ -184,6 +192,8 @@ fn cli_config(opts: &Opts, smoke: bool) -> Config {
         submitters: opts.submitters.clone(),
         postgres: opts.postgres.clone().filter(|url| !url.trim().is_empty()),
         pg_events: opts.pg_events.unwrap_or(events),
+        pg_servers: opts.pg_servers.clone(),
+        pg_server_submitters: opts.pg_server_submitters.max(1),
         oha: opts.oha.clone(),
         http_commands: opts
             .http_commands
@@ -225,8 +235,19 @@ fn cli_config(opts: &Opts, smoke: bool) -> Config {
 fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
     let config = cli_config(opts, smoke);
     const KNOWN: &[&str] = &[
-        "all", "engine", "exec", "sqlite", "file", "replay", "rss", "pg", "http", "console",
-        "relay", "history",
+        "all",
+        "engine",
+        "exec",
+        "sqlite",
+        "file",
+        "replay",
+        "rss",
+        "pg",
+        "pg-servers",
+        "http",
+        "console",
+        "relay",
+        "history",
     ];
     for scenario in &config.scenarios {
         anyhow::ensure!(
@@ -238,6 +259,10 @@ fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
     anyhow::ensure!(
         !config.submitters.is_empty() && config.submitters.iter().all(|&s| s >= 1),
         "--submitters takes counts of at least 1, e.g. 1,16,256"
+    );
+    anyhow::ensure!(
+        !config.pg_servers.is_empty() && config.pg_servers.iter().all(|&n| (1..=16).contains(&n)),
+        "--pg-servers takes counts from 1 to 16, e.g. 1,2,4"
     );
     let most = config.submitters.iter().copied().max().unwrap_or(1);
     anyhow::ensure!(
@@ -263,10 +288,18 @@ fn run(opts: &Opts, smoke: bool) -> anyhow::Result<()> {
         .max_blocking_threads(grantflow_engine::BLOCKING_THREADS_MAX)
         .enable_all()
         .build()?;
-    if config.wants("pg") && config.postgres.is_none() {
+    if (config.wants("pg") || config.wants("pg-servers")) && config.postgres.is_none() {
         pg::skip_line(&mut report);
     }
     runtime.block_on(throughput::throughput(&config, root, &mut report))?;
+    // `pg` runs the servers among its throughput scenarios; alone, they need no reference.
+    if let (false, true, Some(url)) = (
+        config.wants("pg"),
+        config.wants("pg-servers"),
+        &config.postgres,
+    ) {
+        runtime.block_on(pg::servers(&config, &pg::Pg::new(url), &mut report))?;
+    }
     if config.wants("replay") || config.wants("rss") {
         large_log::large_log(&config, root, &mut report)?;
     }

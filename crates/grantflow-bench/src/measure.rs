@@ -126,6 +126,21 @@ pub(crate) fn cpu_ticks(path: &str) -> Option<(u64, u64)> {
     Some((field(14)? + field(15)?, field(16)? + field(17)?))
 }
 
+/// The machine's CPU time from `/proc/stat` (all cores): busy and total, in clock ticks;
+/// `None` where /proc is not there.
+pub(crate) fn machine_ticks() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().take(8).sum();
+    // idle and iowait
+    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    Some((total.saturating_sub(idle), total))
+}
+
 /// Clock ticks in seconds (Linux reports /proc times in USER_HZ, 100 per second).
 pub(crate) fn ticks_seconds(ticks: u64) -> f64 {
     ticks as f64 / 100.0

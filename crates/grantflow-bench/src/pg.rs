@@ -1,10 +1,11 @@
 //! The PostgreSQL scenarios (issue 6): the engine over [`PgStore`] with 1, 16 and 256
-//! submitters, two engines (as two processes would be) appending to one schema at once, and
+//! submitters, N engines (as N processes would be) appending to one schema at once, and
 //! the large-log figures (append, replay, open, bytes on disk per event) in child processes.
 //!
 //! Every run works in a fresh schema with a random name, dropped afterwards (also when the
 //! run fails). The database is `--postgres URL` or `GRANTFLOW_TEST_POSTGRES`.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,10 +18,10 @@ use grantflow_store_pg::PgStore;
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
-use crate::measure::{median, ratio, Run};
+use crate::measure::{cpu_ticks, machine_ticks, median, ratio, ticks_seconds, Run};
 use crate::report::round;
 use crate::report::Report;
-use crate::submit::{collect, engine_run_on, lanes_of, spawn_submitters};
+use crate::submit::{collect_acks, engine_run_on, lanes_of, spawn_submitters_with, Ack};
 
 /// A PostgreSQL database the scenarios make their schemas in.
 #[derive(Debug, Clone)]
@@ -220,80 +221,229 @@ pub(crate) async fn throughput(
         report.line(&format!("pg-s{s}"), f);
     }
 
-    // Two engines, each with its own PgStore (its own pool and listener, as two processes
-    // have), on one schema, appending at once: disjoint lanes, 256 submitters in all.
-    let submitters = config
-        .submitters
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(256)
-        .max(2);
-    let (run, conflicts, per_engine) = pg
-        .with_schema("two", |url| async move {
-            let probe_a = open_pg(&url, false).await?;
-            let probe_b = open_pg(&url, false).await?;
-            let engine_a = Arc::new(grantflow_engine::Engine::open(probe_a.clone()).await?);
-            let engine_b = Arc::new(grantflow_engine::Engine::open(probe_b.clone()).await?);
-            let (mut lanes_a, mut lanes_b) = (Vec::new(), Vec::new());
-            for (i, lane) in lanes_of(workload, submitters).into_iter().enumerate() {
-                if i % 2 == 0 {
-                    lanes_a.push(lane);
-                } else {
-                    lanes_b.push(lane);
-                }
-            }
-            let started = Instant::now();
-            let stop_at = started + deadline;
-            let tasks_a = spawn_submitters(&engine_a, lanes_a, stop_at);
-            let tasks_b = spawn_submitters(&engine_b, lanes_b, stop_at);
-            let (a, b) = tokio::join!(collect(tasks_a), collect(tasks_b));
-            let (mut a, b) = (a?, b?);
-            let seconds = started.elapsed().as_secs_f64();
-            let conflicts = engine_a.stats().conflicts + engine_b.stats().conflicts;
-            let per_engine = [a.accepted, b.accepted];
-            engine_a.close().await?;
-            engine_b.close().await?;
-            let (sa, sb) = (probe_a.layer().stats(), probe_b.layer().stats());
-            a.hist.add(&b.hist).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            a.commands += b.commands;
-            a.accepted += b.accepted;
-            a.events += b.events;
-            a.failed += b.failed;
-            a.first_error = a.first_error.or(b.first_error);
-            a.seconds = seconds;
-            a.groups = sa.appends + sb.appends;
-            a.store_seconds = (sa.append_seconds + sb.append_seconds) / 2.0;
-            // Every acknowledged event is in the one log, gapless.
-            let check = open_pg(&url, false).await?;
-            let head = grantflow_store::EventStore::head(&*check).await?.position;
-            anyhow::ensure!(
-                head == a.events,
-                "two engines acknowledged {} events but the log's head is {head}",
-                a.events
+    servers(config, pg, report).await
+}
+
+/// What one `pg-servers` run measured.
+struct ServersRun {
+    run: Run,
+    /// The machine's busy share of all its cores' time during the run.
+    machine_busy: Option<f64>,
+    /// This process's CPU seconds during the run.
+    process_cpu_seconds: Option<f64>,
+    conflicts: u64,
+    accepted_per_server: Vec<u64>,
+    reservations: u64,
+    reserve_seconds: f64,
+    lost: u64,
+    unacknowledged: u64,
+}
+
+/// `pg-servers-nN`: N engines, each with its own [`PgStore`] (its own pool, listener and
+/// reservation connection, as N processes have), write one log at once, each driven by
+/// `--pg-server-submitters` submitters on lanes of its own; one run per count of
+/// `--pg-servers`, each on a fresh schema, each compared with the first count's run. After
+/// each run the whole log is read back and held to the acknowledgments: every accepted
+/// command's events where it was told they landed (`lost` counts those that are not), and
+/// no event that no acknowledgment accounts for (`unacknowledged`: a command appended twice,
+/// or without its answer).
+pub(crate) async fn servers(config: &Config, pg: &Pg, report: &mut Report) -> anyhow::Result<()> {
+    let per_server = config.pg_server_submitters;
+    let most = config.pg_servers.iter().copied().max().unwrap_or(1);
+    // One lane (fund) per submitter at the largest count, the same workload for every count.
+    let lanes = u32::try_from(most * per_server)?.max(config.lanes);
+    let workload = grantflow_bench::workload::generate(config.seed, lanes, config.commands, 0);
+    let deadline = config.deadline();
+    let mut first: Option<f64> = None;
+    for &n in &config.pg_servers {
+        let measured = pg
+            .with_schema(&format!("n{n}"), |url| {
+                servers_run(url, &workload, n, per_server, deadline)
+            })
+            .await?;
+        let mut f = measured.run.fields();
+        let per_s = measured.run.accepted as f64 / measured.run.seconds.max(1e-9);
+        let base = *first.get_or_insert(per_s);
+        f.insert("servers".into(), json!(n));
+        f.insert("submitters_per_server".into(), json!(per_server));
+        f.insert(
+            format!("x_n{}", config.pg_servers[0]),
+            ratio(Some(per_s), Some(base)),
+        );
+        f.insert("conflicts_retried".into(), json!(measured.conflicts));
+        f.insert("lost".into(), json!(measured.lost));
+        f.insert("unacknowledged".into(), json!(measured.unacknowledged));
+        f.insert(
+            "accepted_per_server".into(),
+            json!(measured
+                .accepted_per_server
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join("/")),
+        );
+        f.insert("reservations".into(), json!(measured.reservations));
+        // Of the servers' time, the share spent waiting to hold the head row.
+        f.insert(
+            "reserve_share".into(),
+            round(measured.reserve_seconds / (measured.run.seconds.max(1e-9) * n as f64)),
+        );
+        if let Some(busy) = measured.machine_busy {
+            f.insert("machine_busy".into(), round(busy));
+        }
+        if let Some(cpu) = measured.process_cpu_seconds {
+            // The engines' and submitters' CPU per accepted command (PostgreSQL's not counted).
+            f.insert(
+                "process_cpu_us_per_command".into(),
+                round(cpu * 1e6 / measured.run.accepted.max(1) as f64),
             );
-            Ok((a, conflicts, per_engine))
-        })
-        .await?;
-    let mut f = two_fields(&run, conflicts, per_engine);
-    let eps = Some(run.events_per_s());
-    f.insert(
-        "x_pg_one_engine".into(),
-        ratio(
-            eps,
-            report.get(&format!("pg-s{submitters}"), "events_per_s"),
-        ),
-    );
-    report.line("pg-two-engines", f);
+        }
+        report.line(&format!("pg-servers-n{n}"), f);
+        anyhow::ensure!(
+            measured.lost == 0 && measured.unacknowledged == 0 && measured.run.failed == 0,
+            "{n} servers on one log: {} acknowledged commands lost, {} events unacknowledged, \
+             {} submissions failed (the first: {})",
+            measured.lost,
+            measured.unacknowledged,
+            measured.run.failed,
+            measured.run.first_error.as_deref().unwrap_or("none")
+        );
+    }
     Ok(())
 }
 
-fn two_fields(run: &Run, conflicts: u64, per_engine: [u64; 2]) -> Map<String, Value> {
-    let mut f = run.fields();
-    f.insert("conflicts_retried".into(), json!(conflicts));
-    f.insert("accepted_a".into(), json!(per_engine[0]));
-    f.insert("accepted_b".into(), json!(per_engine[1]));
-    f
+/// One `pg-servers` run on the schema of `url`.
+async fn servers_run(
+    url: String,
+    workload: &Workload,
+    n: usize,
+    per_server: usize,
+    deadline: std::time::Duration,
+) -> anyhow::Result<ServersRun> {
+    let mut probes = Vec::new();
+    let mut engines = Vec::new();
+    for _ in 0..n {
+        let probe = open_pg(&url, false).await?;
+        engines.push(Arc::new(
+            grantflow_engine::Engine::open(probe.clone()).await?,
+        ));
+        probes.push(probe);
+    }
+    let mut lanes: Vec<Vec<Vec<Value>>> = vec![Vec::new(); n];
+    for (i, lane) in lanes_of(workload, n * per_server).into_iter().enumerate() {
+        lanes[i % n].push(lane);
+    }
+    let machine_before = machine_ticks();
+    let self_before = cpu_ticks("/proc/self/stat");
+    let started = Instant::now();
+    let stop_at = started + deadline;
+    let tasks: Vec<_> = engines
+        .iter()
+        .zip(lanes)
+        .map(|(engine, lanes)| spawn_submitters_with(engine, lanes, stop_at, true))
+        .collect();
+    let mut runs = Vec::new();
+    for server in tasks {
+        runs.push(collect_acks(server).await?);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    // The machine's share of busy CPU, and this process's CPU (engines and submitters).
+    let machine_busy = match (machine_before, machine_ticks()) {
+        (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
+            Some((busy1 - busy0) as f64 / (total1 - total0) as f64)
+        }
+        _ => None,
+    };
+    let process_cpu_seconds = match (self_before, cpu_ticks("/proc/self/stat")) {
+        (Some(before), Some(after)) => Some(ticks_seconds(after.0.saturating_sub(before.0))),
+        _ => None,
+    };
+    let conflicts = engines.iter().map(|engine| engine.stats().conflicts).sum();
+    for engine in &engines {
+        engine.close().await?;
+    }
+    let mut total = Run::empty();
+    let mut acks = Vec::new();
+    let mut accepted_per_server = Vec::new();
+    for (run, mut server_acks) in runs {
+        total
+            .hist
+            .add(&run.hist)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        total.commands += run.commands;
+        total.accepted += run.accepted;
+        total.events += run.events;
+        total.failed += run.failed;
+        total.first_error = total.first_error.or(run.first_error);
+        accepted_per_server.push(run.accepted);
+        acks.append(&mut server_acks);
+    }
+    total.seconds = seconds;
+    let (mut reservations, mut reserve_seconds) = (0, 0.0);
+    for probe in &probes {
+        let stats = probe.layer().stats();
+        total.groups += stats.appends;
+        total.store_seconds += stats.append_seconds / n as f64;
+        reservations += stats.reservations;
+        reserve_seconds += stats.reserve_seconds;
+    }
+    let (lost, unacknowledged) = held_to_acks(&url, &acks).await?;
+    Ok(ServersRun {
+        machine_busy,
+        process_cpu_seconds,
+        run: total,
+        conflicts,
+        accepted_per_server,
+        reservations,
+        reserve_seconds,
+        lost,
+        unacknowledged,
+    })
+}
+
+/// Reads the whole log of `url` back: how many acknowledged commands are not in it where
+/// they were acknowledged (lost), and how many of its events no acknowledgment accounts for.
+async fn held_to_acks(url: &str, acks: &[Ack]) -> anyhow::Result<(u64, u64)> {
+    use grantflow_store::EventStore;
+    let store = PgStore::connect(url)
+        .await
+        .with_context(|| format!("connecting a PgStore to {}", redact(url)))?;
+    let mut expected: HashMap<u64, &str> = HashMap::new();
+    let mut duplicate_acks = 0u64;
+    for (command_id, positions) in acks {
+        for &position in positions {
+            if expected.insert(position, command_id.as_str()).is_some() {
+                duplicate_acks += 1;
+            }
+        }
+    }
+    let head = store.head().await?.position;
+    let mut matched: HashSet<u64> = HashSet::new();
+    let mut unacknowledged = duplicate_acks;
+    let mut from = 1;
+    while from <= head {
+        let page = store.read(from, grantflow_store::READ_EVENTS_MAX).await?;
+        anyhow::ensure!(
+            !page.is_empty(),
+            "the log ends at {} before its head {head}",
+            from - 1
+        );
+        for envelope in &page {
+            match expected.get(&envelope.position) {
+                Some(id) if *id == envelope.command_id => {
+                    matched.insert(envelope.position);
+                }
+                _ => unacknowledged += 1,
+            }
+            from = envelope.position + 1;
+        }
+    }
+    store.close().await?;
+    let lost = acks
+        .iter()
+        .filter(|(_, positions)| positions.iter().any(|p| !matched.contains(p)))
+        .count() as u64;
+    Ok((lost, unacknowledged))
 }
 
 /// The large-log scenarios on PostgreSQL, each in a child process: append `events` events

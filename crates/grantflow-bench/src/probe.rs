@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use grantflow_store::forward::{Forward, Layer};
-use grantflow_store::{AppendBatch, EventRef, EventStore, StoreError};
+use grantflow_store::{AppendBatch, EventRef, EventStore, Head, StoreError};
 
 /// What the probe saw.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +22,10 @@ pub struct ProbeStats {
     pub append_seconds: f64,
     /// Events per append, in order (bounded to the first million appends).
     pub group_events: Vec<u32>,
+    /// Reservations of the append point ([`EventStore::reserve_head`]) the store made.
+    pub reservations: u64,
+    /// Seconds spent inside `reserve_head` (on PostgreSQL: waiting for the head row), summed.
+    pub reserve_seconds: f64,
 }
 
 /// What the probe does around the store's calls (a [`Layer`] of [`Forward`]).
@@ -79,6 +83,21 @@ impl Layer for ProbeLayer {
             if stats.group_events.len() < 1_000_000 {
                 stats.group_events.push(events as u32);
             }
+        }
+        result
+    }
+
+    async fn reserve_head(&self, inner: &dyn EventStore) -> Result<Option<Head>, StoreError> {
+        let started = Instant::now();
+        let result = inner.reserve_head().await;
+        let seconds = started.elapsed().as_secs_f64();
+        if let Ok(Some(_)) = result {
+            let mut stats = match self.stats.lock() {
+                Ok(stats) => stats,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            stats.reservations += 1;
+            stats.reserve_seconds += seconds;
         }
         result
     }

@@ -39,7 +39,12 @@ pub(crate) struct Tally {
     events: u64,
     failed: u64,
     first_error: Option<String>,
+    /// When asked for: every accepted command's id and the positions of its events.
+    acks: Option<Vec<Ack>>,
 }
+
+/// An accepted command as its submitter was answered: its id and its events' positions.
+pub(crate) type Ack = (String, Vec<u64>);
 
 /// One task per entry of `lanes`, each submitting its bodies one at a time and awaiting each
 /// durable result, until `stop_at`.
@@ -47,6 +52,17 @@ pub(crate) fn spawn_submitters(
     engine: &Arc<Engine>,
     lanes: Vec<Vec<Value>>,
     stop_at: Instant,
+) -> Vec<tokio::task::JoinHandle<anyhow::Result<Tally>>> {
+    spawn_submitters_with(engine, lanes, stop_at, false)
+}
+
+/// [`spawn_submitters`]; `keep_acks`: each tally keeps every accepted command's answer (see
+/// [`collect_acks`]).
+pub(crate) fn spawn_submitters_with(
+    engine: &Arc<Engine>,
+    lanes: Vec<Vec<Value>>,
+    stop_at: Instant,
+    keep_acks: bool,
 ) -> Vec<tokio::task::JoinHandle<anyhow::Result<Tally>>> {
     let mut tasks = Vec::new();
     for bodies in lanes {
@@ -59,6 +75,7 @@ pub(crate) fn spawn_submitters(
                 events: 0,
                 failed: 0,
                 first_error: None,
+                acks: keep_acks.then(Vec::new),
             };
             for body in bodies {
                 if Instant::now() >= stop_at {
@@ -82,6 +99,11 @@ pub(crate) fn spawn_submitters(
                 if let Some(p) = events_of(&outcome) {
                     tally.accepted += 1;
                     tally.events += p.len() as u64;
+                    if let (Some(acks), CommandOutcome::Accepted { command_id, .. }) =
+                        (tally.acks.as_mut(), &outcome)
+                    {
+                        acks.push((command_id.clone(), p));
+                    }
                 }
             }
             anyhow::Ok(tally)
@@ -94,9 +116,18 @@ pub(crate) fn spawn_submitters(
 pub(crate) async fn collect(
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Tally>>>,
 ) -> anyhow::Result<Run> {
+    Ok(collect_acks(tasks).await?.0)
+}
+
+/// [`collect`], with the accepted commands' answers the tallies kept.
+pub(crate) async fn collect_acks(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Tally>>>,
+) -> anyhow::Result<(Run, Vec<Ack>)> {
     let mut run = Run::empty();
+    let mut acks = Vec::new();
     for task in tasks {
-        let tally = task.await??;
+        let mut tally = task.await??;
+        acks.append(tally.acks.get_or_insert_with(Vec::new));
         run.hist
             .add(&tally.hist)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -108,7 +139,7 @@ pub(crate) async fn collect(
             run.first_error = tally.first_error;
         }
     }
-    Ok(run)
+    Ok((run, acks))
 }
 
 /// [`engine_run`] on any store (wrapped in a probe); also returns the engine's conflicts.

@@ -26,7 +26,7 @@ use grantflow_store::{Envelope, EventStore, Hash, PayloadPage, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 pub use command::{new_command_id, ActorSource, CommandOutcome, Rejection, Submission};
-pub use writer::{APPEND_CONFLICT_RETRIES, CONFLICT_BACKOFF_MAX_MICROS, RESERVE_AFTER_CONFLICTS};
+pub use writer::{APPEND_CONFLICT_RETRIES, CATCH_UP_BEFORE_RESERVING, CONFLICT_BACKOFF_MAX_MICROS};
 
 /// How many commands the writer decides and appends in one durable batch at the most.
 pub const BATCH_COMMANDS_MAX: usize = 2_048;

@@ -1,13 +1,18 @@
 //! The single writer: decides queued commands in groups against its own copy of the world,
 //! appends each group as one durable batch, then publishes the new state and answers. It is
-//! pipelined: while one batch is being made durable, the next is decided on top of it.
+//! pipelined when it is the store's only writer: while one batch is being made durable, the
+//! next is decided on top of it.
 //!
-//! On a shared store (PostgreSQL) other processes append too: before each batch the writer
-//! folds in what they appended, and a batch refused as a conflict (another process appended
-//! between the catch-up and the append) is decided again on the new state, up to
-//! [`APPEND_CONFLICT_RETRIES`] times; from the [`RESERVE_AFTER_CONFLICTS`]th conflict in a
-//! row it first reserves the append point, so that the next attempt cannot lose. A follower
-//! task wakes the writer when the store's head moves without it, so that reads stay current.
+//! On a shared store (PostgreSQL) other processes append too. There the writer decides each
+//! batch while holding the store's append point: it reserves it
+//! ([`EventStore::reserve_head`], on PostgreSQL the head row locked in the transaction that
+//! will append), folds in what the other processes appended up to the head it holds,
+//! decides the whole batch on that up-to-date world and appends it in the same transaction.
+//! Such a batch cannot lose a race. Only a store that cannot reserve (or a reservation that
+//! was lost, e.g. ended by the server's idle timeout) can refuse a batch as a conflict; it is
+//! then decided again on the new state, up to [`APPEND_CONFLICT_RETRIES`] times. A follower
+//! task wakes the writer when the store's head moves without it, so that reads stay
+//! current.
 
 use foldhash::{HashMap, HashMapExt};
 use std::sync::{Arc, RwLock};
@@ -27,12 +32,12 @@ use crate::{
 
 /// How many times a batch refused as a conflict is decided again before its commands fail.
 pub const APPEND_CONFLICT_RETRIES: usize = 64;
-/// After this many conflicts in a row, the writer reserves the store's append point
-/// ([`EventStore::reserve_head`]) before deciding the batch again, so that its next append
-/// cannot be refused: a writer that keeps losing the race for the head is not starved.
-pub const RESERVE_AFTER_CONFLICTS: usize = 2;
-/// The longest pause before deciding again after a conflict (the pause doubles with each
-/// attempt, with jitter, so that writers racing for the head fall out of step).
+/// On a shared store, a writer further behind the head than this many events folds them in
+/// before it reserves the append point, not while holding it.
+pub const CATCH_UP_BEFORE_RESERVING: u64 = FOLD_PAGE_EVENTS as u64;
+/// The longest pause before deciding again after a conflict on a store that cannot reserve
+/// its append point (the pause doubles with each attempt, with jitter, so that writers
+/// racing for the head fall out of step).
 pub const CONFLICT_BACKOFF_MAX_MICROS: u64 = 20_000;
 
 type Reply = oneshot::Sender<Result<CommandOutcome, EngineError>>;
@@ -78,6 +83,8 @@ pub(crate) fn spawn(
     // The follower holds the head's watch, never the store: closing the engine releases it.
     tokio::spawn(follow(store.watch_head(), published.clone(), queue));
     let writer = Writer {
+        exclusive: store.exclusive(),
+        head: store.watch_head(),
         store,
         published,
         model,
@@ -85,6 +92,7 @@ pub(crate) fn spawn(
         stats,
         in_flight_ids: HashMap::new(),
         reserved: false,
+        reservable: true,
     };
     tokio::spawn(writer.run(jobs))
 }
@@ -121,6 +129,10 @@ fn read(published: &RwLock<ReadModel>) -> std::sync::RwLockReadGuard<'_, ReadMod
 
 struct Writer {
     store: Arc<dyn EventStore>,
+    /// Whether this process is the store's only writer ([`EventStore::exclusive`]).
+    exclusive: bool,
+    /// The store's head as last seen (it moves on other processes' appends too).
+    head: tokio::sync::watch::Receiver<u64>,
     published: Arc<RwLock<ReadModel>>,
     /// The writer's world: equal to the published one between batches.
     model: ReadModel,
@@ -130,6 +142,9 @@ struct Writer {
     in_flight_ids: HashMap<String, Hash>,
     /// Whether the store holds the append point for the next append (which must follow).
     reserved: bool,
+    /// Whether the last reservation asked for was made (a store that cannot reserve gets
+    /// the pause after a conflict instead).
+    reservable: bool,
 }
 
 /// What became of one command of a batch.
@@ -198,7 +213,7 @@ impl Writer {
         // False once every sender is gone (the engine was dropped).
         let mut open = true;
         // Only the store's sole writer may decide on top of a batch not yet stored.
-        let pipelined = self.store.exclusive();
+        let pipelined = self.exclusive;
         loop {
             let Some(current) = flight.as_mut() else {
                 if !building.is_empty() {
@@ -212,7 +227,8 @@ impl Writer {
                     break;
                 };
                 let arrived = drain(first, &mut jobs, BATCH_COMMANDS_MAX);
-                self.take(arrived, &mut building, &mut closes, false).await;
+                self.take(arrived, &mut jobs, &mut building, &mut closes, false)
+                    .await;
                 continue;
             };
             let room = BATCH_COMMANDS_MAX.saturating_sub(building.prepared.len());
@@ -229,7 +245,8 @@ impl Writer {
                 job = jobs.recv(), if pipelined && open && closes.is_empty() && room > 0 => match job {
                     Some(first) => {
                         let arrived = drain(first, &mut jobs, room);
-                        self.take(arrived, &mut building, &mut closes, true).await;
+                        self.take(arrived, &mut jobs, &mut building, &mut closes, true)
+                            .await;
                     }
                     None => open = false,
                 },
@@ -248,31 +265,41 @@ impl Writer {
     async fn take(
         &mut self,
         arrived: Vec<Job>,
+        jobs: &mut mpsc::Receiver<Job>,
         building: &mut Batch,
         closes: &mut Vec<Reply>,
         in_flight: bool,
     ) {
         let mut prepared = Vec::new();
         let mut replies = Vec::new();
-        for job in arrived {
-            match (job.work, job.reply) {
-                (Work::Command(command), Some(reply)) => {
-                    prepared.push(*command);
-                    replies.push(reply);
-                }
-                (Work::Close, reply) => closes.extend(reply),
-                _ => {}
-            }
-        }
+        sort_jobs(arrived, &mut prepared, &mut replies, closes);
         if !in_flight && building.is_empty() {
-            // The writer's world equals the durable one: fold in other writers' events.
-            if let Err(error) = self.catch_up().await {
+            // The writer's world equals the durable one: fold in other writers' events (on a
+            // shared store, with the append point held when there is something to decide).
+            let ready = match prepared.is_empty() {
+                true => self.catch_up().await,
+                false => self.ready_to_decide().await,
+            };
+            if let Err(error) = ready {
                 tracing::error!(%error, "cannot fold in the store's new events");
                 let detail = error.to_string();
                 for reply in replies {
                     let _ = reply.send(Err(stopped(&detail)));
                 }
                 return;
+            }
+            // The append point is held now, after waiting for the other processes' appends:
+            // what arrived meanwhile joins this batch rather than waiting for the next turn.
+            if self.reserved && closes.is_empty() {
+                let room = BATCH_COMMANDS_MAX.saturating_sub(prepared.len());
+                let mut more = Vec::new();
+                while more.len() < room {
+                    match jobs.try_recv() {
+                        Ok(job) => more.push(job),
+                        Err(_) => break,
+                    }
+                }
+                sort_jobs(more, &mut prepared, &mut replies, closes);
             }
         }
         self.decide_into(prepared, replies, building, in_flight)
@@ -372,16 +399,9 @@ impl Writer {
                     self.stats.conflict();
                     tracing::debug!(%error, "append conflict; deciding again");
                     attempts = batch.attempts + 1;
-                    // A store that cannot reserve (or fails to) gets the pause instead.
-                    self.reserved = attempts >= RESERVE_AFTER_CONFLICTS
-                        && match self.store.reserve_head().await {
-                            Ok(reserved) => reserved,
-                            Err(error) => {
-                                tracing::warn!(%error, "cannot reserve the append point");
-                                false
-                            }
-                        };
-                    if !self.reserved {
+                    // Deciding again reserves the append point first; a store that cannot
+                    // reserve gets a pause instead, so that racing writers fall out of step.
+                    if !self.reservable {
                         tokio::time::sleep(backoff(attempts)).await;
                     }
                     let mut prepared = batch.prepared;
@@ -411,19 +431,73 @@ impl Writer {
         replies: Vec<Reply>,
         building: &mut Batch,
     ) {
-        if let Err(error) = self.catch_up().await {
+        let ready = match prepared.is_empty() {
+            true => self.catch_up().await,
+            false => self.ready_to_decide().await,
+        };
+        if let Err(error) = ready {
             tracing::error!(%error, "cannot fold in the store's new events");
             let detail = error.to_string();
             for reply in replies {
                 let _ = reply.send(Err(stopped(&detail)));
             }
-            self.release_reservation().await;
             return;
         }
         self.decide_into(prepared, replies, building, false).await;
         if building.is_empty() {
             self.release_reservation().await;
         }
+    }
+
+    /// Brings the writer's world up to the store's head before a batch is decided on it. On
+    /// a store shared with other processes, the append point is reserved first, so that the
+    /// head caught up with is the one the batch will be appended at: the batch, decided on
+    /// everything appended before it, cannot lose a race. While the reservation waits for the
+    /// other processes' appends, the writer folds in each one as the store's head moves, so
+    /// that little is left to fold in once it holds the append point. A long way behind (a
+    /// server left idle, another process's import), most of the gap is folded in before
+    /// reserving. On an error, nothing stays reserved.
+    async fn ready_to_decide(&mut self) -> Result<(), EngineError> {
+        if self.exclusive || self.reserved {
+            return self.catch_up().await;
+        }
+        if *self.head.borrow_and_update() > self.model.position + CATCH_UP_BEFORE_RESERVING {
+            self.catch_up().await?;
+        }
+        let store = self.store.clone();
+        // Dropped unfinished (on an error below), a reservation ends with its connection.
+        let mut reserve = std::pin::pin!(async move { store.reserve_head().await });
+        let reserved = loop {
+            tokio::select! {
+                biased;
+                reserved = &mut reserve => break reserved,
+                moved = self.head.changed() => {
+                    if moved.is_err() {
+                        break reserve.await;
+                    }
+                    if *self.head.borrow_and_update() > self.model.position {
+                        self.catch_up().await?;
+                    }
+                }
+            }
+        };
+        let head = match reserved {
+            Ok(head) => head,
+            Err(error) => {
+                tracing::warn!(%error, "cannot reserve the append point; appending without");
+                None
+            }
+        };
+        self.reserved = head.is_some();
+        self.reservable = self.reserved;
+        let caught_up = match head {
+            Some(head) => self.catch_up_to(head.position).await,
+            None => self.catch_up().await,
+        };
+        if caught_up.is_err() {
+            self.release_reservation().await;
+        }
+        caught_up
     }
 
     /// Gives up a reservation that no batch will use (an append with no commands).
@@ -443,6 +517,11 @@ impl Writer {
     /// Folds in events that other processes appended since the writer's position.
     async fn catch_up(&mut self) -> Result<(), EngineError> {
         let head = self.store.head().await?.position;
+        self.catch_up_to(head).await
+    }
+
+    /// Folds in the events after the writer's position up to `head` (a durable head).
+    async fn catch_up_to(&mut self, head: u64) -> Result<(), EngineError> {
         while self.model.position < head {
             let want = (head - self.model.position).min(FOLD_PAGE_EVENTS as u64) as usize;
             let page = self.store.read(self.model.position + 1, want).await?;
@@ -600,6 +679,26 @@ fn backoff(attempt: usize) -> std::time::Duration {
         .map_or(0, |elapsed| u64::from(elapsed.subsec_nanos()));
     let mixed = noise.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17;
     std::time::Duration::from_micros(mixed % ceiling.max(1))
+}
+
+/// Commands (with their replies) and closes out of arrived jobs (catch-ups are dropped: the
+/// writer folds in the store's new events before deciding anyway).
+fn sort_jobs(
+    arrived: Vec<Job>,
+    prepared: &mut Vec<Prepared>,
+    replies: &mut Vec<Reply>,
+    closes: &mut Vec<Reply>,
+) {
+    for job in arrived {
+        match (job.work, job.reply) {
+            (Work::Command(command), Some(reply)) => {
+                prepared.push(*command);
+                replies.push(reply);
+            }
+            (Work::Close, reply) => closes.extend(reply),
+            _ => {}
+        }
+    }
 }
 
 /// The first job and whatever else is queued, up to `room` jobs in all.

@@ -1,14 +1,15 @@
 //! Two engines over one store, as two grantflow servers over one PostgreSQL database: each
-//! folds in what the other appended before deciding, a batch that loses the race is decided
-//! again on the new state, and both read models converge on the log.
+//! folds in what the other appended before deciding, with the append point held, so that no
+//! batch loses the race; a batch refused anyway (its reservation lost) is decided again on
+//! the new state; and both read models converge on the log.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use grantflow_engine::{audit, Engine, Submission, RESERVE_AFTER_CONFLICTS};
+use grantflow_engine::{audit, Engine, Submission};
 use grantflow_store::forward::{Forward, Layer};
-use grantflow_store::{AppendBatch, EventRef, EventStore, StoreError};
+use grantflow_store::{AppendBatch, EventRef, EventStore, Head, StoreError};
 use grantflow_store_sled::SledStore;
 use serde_json::{json, Value};
 
@@ -101,16 +102,37 @@ async fn two_engines_on_one_store_race_for_the_last_money_and_agree() {
     assert_eq!(rebuilt.world, ra.world);
 }
 
-/// A store shared with a rival process that always appends first: before every append of
-/// the engine under test, the rival engine lands a command, so that the append is refused
-/// as a conflict; unless the append point was reserved, which holds the rival off (as the
-/// head row's lock does on PostgreSQL; this sled-backed stand-in only skips the rival).
+/// A store shared with a rival process: the rival lands a command before every reservation
+/// of the engine under test is granted (as another server's append does while this one waits
+/// for the head row), and before every append that is not reserved, which is then refused
+/// as a conflict. `lose` reservations are lost (as one the server ended after its idle
+/// timeout): the rival appends past them too.
 struct Contended {
     rival: Engine,
     rival_commands: std::sync::atomic::AtomicU64,
     reserved: std::sync::atomic::AtomicBool,
     reservations: std::sync::atomic::AtomicU64,
+    lose: std::sync::atomic::AtomicU64,
     refused: std::sync::atomic::AtomicU64,
+}
+
+impl Contended {
+    fn new(rival: Engine, lose: u64) -> Contended {
+        Contended {
+            rival,
+            rival_commands: std::sync::atomic::AtomicU64::new(0),
+            reserved: std::sync::atomic::AtomicBool::new(false),
+            reservations: std::sync::atomic::AtomicU64::new(0),
+            lose: std::sync::atomic::AtomicU64::new(lose),
+            refused: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    async fn rival_appends(&self) {
+        let n = self.rival_commands.fetch_add(1, Ordering::SeqCst);
+        let body = json!({"command": "record-contribution", "fund": "F", "donor": format!("R{n}"), "amount": "1.00", "received_on": "2020-01-01"});
+        assert_eq!(submit(&self.rival, "fin", body).await["ok"], true);
+    }
 }
 
 #[async_trait::async_trait]
@@ -120,10 +142,14 @@ impl Layer for Contended {
         inner: &dyn EventStore,
         batch: AppendBatch,
     ) -> Result<Vec<Vec<EventRef>>, StoreError> {
-        if !self.reserved.swap(false, Ordering::SeqCst) {
-            let n = self.rival_commands.fetch_add(1, Ordering::SeqCst);
-            let body = json!({"command": "record-contribution", "fund": "F", "donor": format!("R{n}"), "amount": "1.00", "received_on": "2020-01-01"});
-            assert_eq!(submit(&self.rival, "fin", body).await["ok"], true);
+        let reserved = self.reserved.swap(false, Ordering::SeqCst);
+        let lost = reserved
+            && self
+                .lose
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if !reserved || lost {
+            self.rival_appends().await;
         }
         let result = inner.append(batch).await;
         if matches!(result, Err(StoreError::Conflict(_))) {
@@ -132,10 +158,11 @@ impl Layer for Contended {
         result
     }
 
-    async fn reserve_head(&self, _inner: &dyn EventStore) -> Result<bool, StoreError> {
+    async fn reserve_head(&self, inner: &dyn EventStore) -> Result<Option<Head>, StoreError> {
+        self.rival_appends().await;
         self.reservations.fetch_add(1, Ordering::SeqCst);
         self.reserved.store(true, Ordering::SeqCst);
-        Ok(true)
+        Ok(Some(inner.head().await?))
     }
 
     fn exclusive(&self, _inner: &dyn EventStore) -> bool {
@@ -149,39 +176,68 @@ impl Layer for Contended {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_writer_that_keeps_losing_the_race_reserves_the_append_point() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let inner: Arc<dyn EventStore> = Arc::new(SledStore::open(dir.path()).expect("store"));
+/// A store whose rival has registered fund F, seen by an engine through [`Contended`].
+async fn contended(
+    dir: &std::path::Path,
+    lose: u64,
+) -> (Arc<dyn EventStore>, Arc<Forward<Contended>>, Engine) {
+    let inner: Arc<dyn EventStore> = Arc::new(SledStore::open(dir).expect("store"));
     let rival = Engine::open(inner.clone()).await.expect("rival");
     let body = json!({"command": "register-fund", "fund": "F", "name": "F", "currency": "USD"});
     assert_eq!(submit(&rival, "fin", body).await["ok"], true);
-    let contended = Arc::new(Forward::new(
-        inner.clone(),
-        Contended {
-            rival,
-            rival_commands: std::sync::atomic::AtomicU64::new(0),
-            reserved: std::sync::atomic::AtomicBool::new(false),
-            reservations: std::sync::atomic::AtomicU64::new(0),
-            refused: std::sync::atomic::AtomicU64::new(0),
-        },
-    ));
+    let contended = Arc::new(Forward::new(inner.clone(), Contended::new(rival, lose)));
     let engine = Engine::open(contended.clone()).await.expect("engine");
-    for i in 0..3 {
+    (inner, contended, engine)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_on_a_shared_store_decides_with_the_append_point_held_and_never_loses() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (inner, contended, engine) = contended(dir.path(), 0).await;
+    for i in 0..3u64 {
         let body = json!({"command": "record-contribution", "fund": "F", "donor": format!("D{i}"), "amount": "10.00", "received_on": "2020-01-02"});
         let outcome = submit(&engine, "fin", body).await;
-        assert_eq!(outcome["ok"], true, "a starved writer's command: {outcome}");
+        assert_eq!(outcome["ok"], true, "{outcome}");
+        // The rival's command landed while the reservation waited; this one after it, with
+        // the fund's version the rival's left.
+        assert_eq!(outcome["events"][0]["position"], 3 + 2 * i, "{outcome}");
+        assert_eq!(outcome["events"][0]["version"], 3 + 2 * i, "{outcome}");
     }
-    let refused = contended.layer().refused.load(Ordering::SeqCst);
-    let reservations = contended.layer().reservations.load(Ordering::SeqCst);
+    let layer = contended.layer();
     assert_eq!(
-        (refused, reservations),
-        (3 * RESERVE_AFTER_CONFLICTS as u64, 3),
-        "each command lost the race {RESERVE_AFTER_CONFLICTS} times, then reserved"
+        layer.refused.load(Ordering::SeqCst),
+        0,
+        "no append was refused"
     );
+    assert_eq!(
+        layer.reservations.load(Ordering::SeqCst),
+        3,
+        "one per batch"
+    );
+    assert_eq!(engine.stats().conflicts, 0);
     // The engine's world holds the rival's contributions and its own.
     let head = inner.head().await.expect("head").position;
+    assert_eq!(head, 7);
     assert_eq!(engine.snapshot().position, head);
+    let (rebuilt, _) = audit::replay(inner.as_ref(), &|_, _| {})
+        .await
+        .expect("replay");
+    assert_eq!(rebuilt.world, engine.snapshot().world);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_reservation_was_lost_is_refused_and_decided_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (inner, contended, engine) = contended(dir.path(), 1).await;
+    let body = json!({"command": "record-contribution", "fund": "F", "donor": "D", "amount": "10.00", "received_on": "2020-01-02"});
+    let outcome = submit(&engine, "fin", body).await;
+    assert_eq!(outcome["ok"], true, "{outcome}");
+    // Reserved (rival 2), lost (rival 3), refused; reserved again (rival 4), appended.
+    assert_eq!(outcome["events"][0]["position"], 5, "{outcome}");
+    let layer = contended.layer();
+    assert_eq!(layer.refused.load(Ordering::SeqCst), 1);
+    assert_eq!(layer.reservations.load(Ordering::SeqCst), 2);
+    assert_eq!(engine.stats().conflicts, 1);
     let (rebuilt, _) = audit::replay(inner.as_ref(), &|_, _| {})
         .await
         .expect("replay");

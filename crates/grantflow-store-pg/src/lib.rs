@@ -21,11 +21,12 @@
 //! row and commits, which releases the lock. The next writer reads the head only after that
 //! commit, so positions are handed out in commit order.
 //!
-//! A writer that keeps losing the race (its batch, decided on a head another process has
-//! since moved, is refused as a conflict) can take the lock early with
-//! [`EventStore::reserve_head`]: a transaction on a connection of its own locks the head row
+//! A writer can take the lock before it decides with [`EventStore::reserve_head`]: a
+//! transaction on a connection of its own locks the head row (and returns the head it holds)
 //! until this process's next append, which runs in that transaction. Other processes' appends
 //! wait meanwhile; the server ends a reservation left idle for [`RESERVATION_IDLE_MS`].
+//! grantflow's engine reserves before deciding each batch, so that a batch decided on the
+//! reserved head is never refused for another process's append.
 //!
 //! A sequence (`bigserial`) would be wrong: `nextval` is not transactional, so transaction
 //! A can take position 7, transaction B position 8, and B commit first. A reader that then
@@ -78,6 +79,7 @@ use grantflow_store::{
     READ_EVENTS_MAX,
 };
 use tokio::sync::watch;
+use tokio_postgres::types::Type;
 
 use crate::errors::{missing, pg_err};
 use crate::rows::{check_last_event, decode_row, from_i64, read_head, to_i64};
@@ -258,9 +260,8 @@ impl EventStore for PgStore {
         self.inner.append(batch).await
     }
 
-    async fn reserve_head(&self) -> Result<bool, StoreError> {
-        self.inner.reserve_head().await?;
-        Ok(true)
+    async fn reserve_head(&self) -> Result<Option<Head>, StoreError> {
+        Ok(Some(self.inner.reserve_head().await?))
     }
 
     async fn read(&self, from: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
@@ -282,7 +283,10 @@ impl EventStore for PgStore {
         let mut conn = self.inner.pool.get().await?;
         let rows = conn
             .client()?
-            .query(&self.inner.sql.read, &[&to_i64(from), &to_i64(end)])
+            .query_typed(
+                &self.inner.sql.read,
+                &[(&to_i64(from), Type::INT8), (&to_i64(end), Type::INT8)],
+            )
             .await
             .map_err(pg_err("reading the log"))?;
         let mut out = Vec::with_capacity(rows.len());
@@ -362,7 +366,10 @@ impl EventStore for PgStore {
         let mut conn = self.inner.pool.get().await?;
         let rows = conn
             .client()?
-            .query(&self.inner.sql.commands, &[&command_ids])
+            .query_typed(
+                &self.inner.sql.commands,
+                &[(&command_ids, Type::TEXT_ARRAY)],
+            )
             .await
             .map_err(pg_err("reading the command index"))?;
         let mut found: HashMap<String, CommandRecord> = HashMap::new();

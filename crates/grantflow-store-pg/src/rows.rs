@@ -7,10 +7,10 @@ use crate::codec;
 use crate::errors::pg_err;
 use crate::sql::Sql;
 
-/// Reads the head row (through `sql`, locking it or not).
+/// Reads the head row (through `sql`, locking it or not), in one round trip.
 pub(crate) async fn read_head<C: GenericClient>(client: &C, sql: &str) -> Result<Head, StoreError> {
     let row = client
-        .query_one(sql, &[])
+        .query_typed_one(sql, &[])
         .await
         .map_err(pg_err("reading the head"))?;
     let position: i64 = row.try_get(0).map_err(pg_err("reading the head"))?;

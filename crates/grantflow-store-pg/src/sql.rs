@@ -43,9 +43,13 @@ impl Sql {
                  SELECT c, h, p::bigint[] FROM unnest($1::text[], $2::bytea[], $3::text[]) \
                  AS t(c, h, p)"
             ),
+            // One backward probe of the (stream, version) index per stream: `max(version)`
+            // over `stream = ANY($1)` with a batch's hundreds of streams is planned as a
+            // (parallel) scan of the whole table, which each append would pay under the lock.
             stream_versions: format!(
-                "SELECT stream, max(version) FROM {s}.events WHERE stream = ANY($1) \
-                 GROUP BY stream"
+                "SELECT s.stream, v.version FROM unnest($1::text[]) AS s(stream) \
+                 CROSS JOIN LATERAL (SELECT e.version FROM {s}.events e \
+                 WHERE e.stream = s.stream ORDER BY e.version DESC LIMIT 1) AS v"
             ),
             recorded_commands: format!(
                 "SELECT command_id FROM {s}.commands WHERE command_id = ANY($1)"

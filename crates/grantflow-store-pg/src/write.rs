@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use grantflow_store::checks::{check_import, check_new_commands};
 use grantflow_store::seal::seal;
 use grantflow_store::{AppendBatch, CommandRecord, Envelope, EventRef, Head, StoreError};
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{GenericClient, Transaction};
 
 use crate::errors::{pg_err, write_err};
@@ -65,27 +66,32 @@ impl Inner {
     /// Takes the append point for this process's next append: a transaction on the
     /// reservation's connection that holds the head row locked (see
     /// [`EventStore::reserve_head`]). Other processes' appends wait at their
-    /// `SELECT ... FOR UPDATE` until it commits or rolls back.
-    pub(crate) async fn reserve_head(&self) -> Result<(), StoreError> {
+    /// `SELECT ... FOR UPDATE` until it commits or rolls back. One round trip: the
+    /// transaction's start and the locking read are sent together. Returns the locked head.
+    pub(crate) async fn reserve_head(&self) -> Result<Head, StoreError> {
         self.check_writable()?;
         let mut reservation = self.reservation.lock().await;
-        if reservation.held {
-            return Ok(());
+        if let (Some(head), Some(client)) = (&reservation.held, &reservation.client) {
+            if !client.is_closed() {
+                return Ok(head.clone());
+            }
         }
+        reservation.held = None;
         let client = match reservation.client.take() {
             Some(client) if !client.is_closed() => client,
             _ => self.pool.connect_unpooled().await?,
         };
-        client
-            .batch_execute(&format!(
-                "BEGIN; SET LOCAL idle_in_transaction_session_timeout = {RESERVATION_IDLE_MS}"
-            ))
-            .await
-            .map_err(pg_err("reserving the append point"))?;
-        read_head(&client, &self.sql.head_for_update).await?;
+        let begin =
+            format!("BEGIN; SET LOCAL idle_in_transaction_session_timeout = {RESERVATION_IDLE_MS}");
+        let (begun, head) = futures::join!(
+            client.batch_execute(&begin),
+            read_head(&client, &self.sql.head_for_update)
+        );
+        begun.map_err(pg_err("reserving the append point"))?;
+        let head = head?;
         reservation.client = Some(client);
-        reservation.held = true;
-        Ok(())
+        reservation.held = Some(head.clone());
+        Ok(head)
     }
 
     pub(crate) async fn append(
@@ -99,7 +105,7 @@ impl Inner {
         self.check_writable()?;
         let reserved = {
             let mut reservation = self.reservation.lock().await;
-            let held = std::mem::take(&mut reservation.held);
+            let held = reservation.held.take().is_some();
             reservation
                 .client
                 .take()
@@ -167,20 +173,14 @@ impl Inner {
 
     /// An append inside an open transaction: locks the head row, checks the batch against
     /// it, and writes the group (the caller commits, or rolls back on an error). `None`
-    /// when the batch has no commands (nothing to write).
+    /// when the batch has no commands (nothing to write). Two round trips: the reads (the
+    /// locking read of the head first; the others run once it holds the lock, each statement
+    /// of a `READ COMMITTED` transaction seeing every commit before it), then the writes.
     pub(crate) async fn append_in<C: GenericClient>(
         &self,
         tx: &C,
         batch: AppendBatch,
     ) -> Result<Option<Written>, StoreError> {
-        // The append point: every writer of every process queues here, in commit order.
-        let head = read_head(tx, &self.sql.head_for_update).await?;
-        if batch.expected_head != head.position {
-            return Err(StoreError::Conflict(format!(
-                "expected head {}, the log is at {}",
-                batch.expected_head, head.position
-            )));
-        }
         let mut wanted: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
         let touched = batch.commands.iter().flat_map(|command| &command.events);
@@ -194,7 +194,26 @@ impl Inner {
                 wanted.push(stream.clone());
             }
         }
-        let versions = self.stream_versions(tx, &wanted).await?;
+        let ids: Vec<&str> = batch
+            .commands
+            .iter()
+            .map(|command| command.command_id.as_str())
+            .collect();
+        let id_params: [(&(dyn ToSql + Sync), Type); 1] = [(&ids, Type::TEXT_ARRAY)];
+        // The append point: every writer of every process queues here, in commit order.
+        let (head, versions, recorded) = futures::join!(
+            read_head(tx, &self.sql.head_for_update),
+            self.stream_versions(tx, &wanted),
+            tx.query_typed(&self.sql.recorded_commands, &id_params)
+        );
+        let head = head?;
+        if batch.expected_head != head.position {
+            return Err(StoreError::Conflict(format!(
+                "expected head {}, the log is at {}",
+                batch.expected_head, head.position
+            )));
+        }
+        let versions = versions?;
         for (stream, expected) in &batch.expected_versions {
             let stored = versions.get(stream).copied().unwrap_or(0);
             if stored != *expected {
@@ -203,15 +222,7 @@ impl Inner {
                 )));
             }
         }
-        let ids: Vec<&str> = batch
-            .commands
-            .iter()
-            .map(|command| command.command_id.as_str())
-            .collect();
-        let recorded = tx
-            .query(&self.sql.recorded_commands, &[&ids])
-            .await
-            .map_err(pg_err("reading the command index"))?;
+        let recorded = recorded.map_err(pg_err("reading the command index"))?;
         if let Some(row) = recorded.first() {
             let command_id: String = row
                 .try_get(0)
@@ -248,7 +259,7 @@ impl Inner {
             return Ok(versions);
         }
         let rows = client
-            .query(&self.sql.stream_versions, &[&streams])
+            .query_typed(&self.sql.stream_versions, &[(&streams, Type::TEXT_ARRAY)])
             .await
             .map_err(pg_err("reading stream versions"))?;
         for row in rows {
@@ -260,82 +271,115 @@ impl Inner {
     }
 
     /// Inserts a group's events and command records, moves the head row and notifies the
-    /// listeners (delivered at commit); the caller commits.
+    /// listeners (delivered at commit); the caller commits. The statements are sent together
+    /// (one round trip for a group of one INSERT of events) and run in the order sent.
     pub(crate) async fn write_group<C: GenericClient>(
         &self,
         tx: &C,
         group: &Group,
         new_head: &Head,
     ) -> Result<(), StoreError> {
-        for range in insert_slices(&group.canonicals) {
-            let positions = &group.positions[range.clone()];
-            let streams = &group.streams[range.clone()];
-            let versions = &group.versions[range.clone()];
-            let event_types = &group.event_types[range.clone()];
-            let command_ids = &group.command_ids[range.clone()];
-            let recorded_ats = &group.recorded_ats[range.clone()];
-            let canonicals = &group.canonicals[range.clone()];
-            let hashes = &group.hashes[range];
-            tx.execute(
-                &self.sql.insert_events,
-                &[
-                    &positions,
-                    &streams,
-                    &versions,
-                    &event_types,
-                    &command_ids,
-                    &recorded_ats,
-                    &canonicals,
-                    &hashes,
-                ],
-            )
-            .await
-            .map_err(write_err("writing events"))?;
-        }
-        if !group.commands.is_empty() {
-            let ids: Vec<&str> = group
-                .commands
-                .iter()
-                .map(|record| record.command_id.as_str())
-                .collect();
-            let body_hashes: Vec<Option<&[u8]>> = group
-                .commands
-                .iter()
-                .map(|record| record.body_hash.as_ref().map(|hash| &hash[..]))
-                .collect();
-            let positions: Vec<String> = group
-                .commands
-                .iter()
-                .map(|record| {
-                    let list: Vec<String> = record
-                        .events
-                        .iter()
-                        .map(|event| event.position.to_string())
-                        .collect();
-                    format!("{{{}}}", list.join(","))
-                })
-                .collect();
-            tx.execute(&self.sql.insert_commands, &[&ids, &body_hashes, &positions])
+        let mut slices = insert_slices(&group.canonicals);
+        let last = slices.pop();
+        // A group of more than one INSERT (thousands of events): all but the last one first.
+        for range in slices {
+            self.insert_events(tx, group, range)
                 .await
-                .map_err(write_err("writing the command index"))?;
+                .map_err(write_err("writing events"))?;
         }
-        tx.execute(
-            &self.sql.update_head,
+        let ids: Vec<&str> = group
+            .commands
+            .iter()
+            .map(|record| record.command_id.as_str())
+            .collect();
+        let body_hashes: Vec<Option<&[u8]>> = group
+            .commands
+            .iter()
+            .map(|record| record.body_hash.as_ref().map(|hash| &hash[..]))
+            .collect();
+        let positions: Vec<String> = group
+            .commands
+            .iter()
+            .map(|record| {
+                let list: Vec<String> = record
+                    .events
+                    .iter()
+                    .map(|event| event.position.to_string())
+                    .collect();
+                format!("{{{}}}", list.join(","))
+            })
+            .collect();
+        let head_position = to_i64(new_head.position);
+        let head_hash = &new_head.hash[..];
+        let notice = new_head.position.to_string();
+        let head_params: [(&(dyn ToSql + Sync), Type); 3] = [
+            (&head_position, Type::INT8),
+            (&head_hash, Type::BYTEA),
+            (&new_head.recorded_at, Type::TEXT),
+        ];
+        let notify_params: [(&(dyn ToSql + Sync), Type); 2] =
+            [(&self.sql.channel, Type::TEXT), (&notice, Type::TEXT)];
+        // Each future sends its statement when first polled: `join!` polls them in order.
+        let (events, commands, head, notified) = futures::join!(
+            async {
+                match last {
+                    Some(range) => self.insert_events(tx, group, range).await.map(drop),
+                    None => Ok(()),
+                }
+            },
+            async {
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                tx.execute_typed(
+                    &self.sql.insert_commands,
+                    &[
+                        (&ids, Type::TEXT_ARRAY),
+                        (&body_hashes, Type::BYTEA_ARRAY),
+                        (&positions, Type::TEXT_ARRAY),
+                    ],
+                )
+                .await
+            },
+            tx.execute_typed(&self.sql.update_head, &head_params),
+            tx.execute_typed("SELECT pg_notify($1, $2)", &notify_params)
+        );
+        events.map_err(write_err("writing events"))?;
+        commands.map_err(write_err("writing the command index"))?;
+        head.map_err(write_err("moving the head"))?;
+        notified.map_err(write_err("notifying listeners"))?;
+        Ok(())
+    }
+
+    /// One INSERT of the group's events of `range`.
+    async fn insert_events<C: GenericClient>(
+        &self,
+        tx: &C,
+        group: &Group,
+        range: std::ops::Range<usize>,
+    ) -> Result<u64, tokio_postgres::Error> {
+        let positions = &group.positions[range.clone()];
+        let streams = &group.streams[range.clone()];
+        let versions = &group.versions[range.clone()];
+        let event_types = &group.event_types[range.clone()];
+        let command_ids = &group.command_ids[range.clone()];
+        let recorded_ats = &group.recorded_ats[range.clone()];
+        let canonicals = &group.canonicals[range.clone()];
+        let hashes = &group.hashes[range];
+        tx.execute_typed(
+            &self.sql.insert_events,
             &[
-                &to_i64(new_head.position),
-                &&new_head.hash[..],
-                &new_head.recorded_at,
+                (&positions, Type::INT8_ARRAY),
+                (&streams, Type::TEXT_ARRAY),
+                (&versions, Type::INT8_ARRAY),
+                (&event_types, Type::TEXT_ARRAY),
+                (&command_ids, Type::TEXT_ARRAY),
+                (&recorded_ats, Type::TEXT_ARRAY),
+                (&canonicals, Type::BYTEA_ARRAY),
+                (&hashes, Type::BYTEA_ARRAY),
             ],
         )
         .await
-        .map_err(write_err("moving the head"))?;
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[&self.sql.channel, &new_head.position.to_string()],
-        )
-        .await
-        .map_err(write_err("notifying listeners"))?;
-        Ok(())
     }
 
     pub(crate) async fn import(&self, events: Vec<Envelope>) -> Result<(), StoreError> {
@@ -456,11 +500,11 @@ impl Inner {
 /// What an append wrote: where each command's events landed, the new head, and the events.
 type Written = (Vec<Vec<EventRef>>, Head, Vec<Envelope>);
 
-/// The reservation's connection, and whether its transaction holds the head row now.
+/// The reservation's connection, and the head its transaction holds locked now, if any.
 #[derive(Default)]
 pub(crate) struct Reservation {
     client: Option<tokio_postgres::Client>,
-    held: bool,
+    held: Option<Head>,
 }
 
 /// Rolls a refused transaction back (its own failure is only logged: a dropped transaction

@@ -224,8 +224,14 @@ async fn a_reservation_holds_other_writers_until_its_append() {
         fill(a.as_ref(), 2).await;
         let h = a.head().await.unwrap().position;
 
-        // a reserves; b decides on head h and its append waits for a's.
-        assert!(a.reserve_head().await.unwrap());
+        // a reserves (holding head h); b decides on head h and its append waits for a's.
+        let held = a
+            .reserve_head()
+            .await
+            .unwrap()
+            .expect("PostgreSQL reserves");
+        assert_eq!(held, a.head().await.unwrap());
+        assert_eq!(held.position, h);
         let a_batch = batch_for(a.as_ref(), vec![command("a-1", &["grant-R"])]).await;
         let b_append = append_on_grant_r(&b, "b-1").await;
         assert!(
@@ -241,7 +247,10 @@ async fn a_reservation_holds_other_writers_until_its_append() {
         );
 
         // An append with no commands only gives the reservation up.
-        assert!(a.reserve_head().await.unwrap());
+        assert_eq!(
+            a.reserve_head().await.unwrap().map(|held| held.position),
+            Some(a.head().await.unwrap().position)
+        );
         let b_append = append_on_grant_r(&b, "b-2").await;
         assert!(still_waiting(&b_append, Duration::from_millis(400)).await);
         let release = batch_for(a.as_ref(), Vec::new()).await;
@@ -249,7 +258,10 @@ async fn a_reservation_holds_other_writers_until_its_append() {
         assert_eq!(landed(b_append).await, h + 2);
 
         // Closing the store gives an unused reservation up too.
-        assert!(a.reserve_head().await.unwrap());
+        assert_eq!(
+            a.reserve_head().await.unwrap().map(|held| held.position),
+            Some(a.head().await.unwrap().position)
+        );
         let b_append = append_on_grant_r(&b, "b-3").await;
         assert!(still_waiting(&b_append, Duration::from_millis(400)).await);
         a.close().await.unwrap();

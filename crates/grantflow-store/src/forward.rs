@@ -59,7 +59,7 @@ pub trait Layer: Send + Sync + 'static {
     }
 
     /// A reservation of the append point.
-    async fn reserve_head(&self, inner: &dyn EventStore) -> Result<bool, StoreError> {
+    async fn reserve_head(&self, inner: &dyn EventStore) -> Result<Option<Head>, StoreError> {
         inner.reserve_head().await
     }
 
@@ -165,7 +165,7 @@ impl<L: Layer> EventStore for Forward<L> {
         self.layer.load_snapshot(self.inner.as_ref(), name).await
     }
 
-    async fn reserve_head(&self) -> Result<bool, StoreError> {
+    async fn reserve_head(&self) -> Result<Option<Head>, StoreError> {
         self.layer.reserve_head(self.inner.as_ref()).await
     }
 

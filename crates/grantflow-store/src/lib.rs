@@ -499,12 +499,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// Reserves the append point for this handle's next append, on a store other processes
     /// append to: until that append (or the store's close), other writers' appends wait, so
     /// a batch decided after catching up with the reserved head cannot be refused as a
-    /// conflict. The engine asks for it after repeated conflicts, so that a writer that
-    /// keeps losing the race for the head is not starved. The next append must follow
-    /// promptly (an append with no commands just releases the reservation). Returns whether
-    /// the store reserved anything (a store with one writer never needs to).
-    async fn reserve_head(&self) -> Result<bool, StoreError> {
-        Ok(false)
+    /// conflict. The engine reserves before deciding each batch on a shared store, so that
+    /// no batch loses the race for the head. The next append must follow promptly (an
+    /// append with no commands just releases the reservation). Returns the head the
+    /// reservation holds (nothing can move it until that append), or `None` when the store
+    /// reserves nothing (a store with one writer never needs to).
+    async fn reserve_head(&self) -> Result<Option<Head>, StoreError> {
+        Ok(None)
     }
 
     /// Whether this process is the store's only writer (sled holds its directory's lock).
