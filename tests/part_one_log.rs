@@ -6,23 +6,17 @@
 
 mod util;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 use util::{read, stderr, stdout, Store};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/part-one")
-        .join(name)
+    util::fixture("part-one", name)
 }
 
 fn imported() -> Store {
-    let store = Store::new();
-    let log = fixture("log.jsonl");
-    let output = store.run(&["import", log.to_str().expect("a UTF-8 path")]);
-    assert!(output.status.success(), "import: {}", stderr(&output));
-    store
+    util::imported(&fixture("log.jsonl"))
 }
 
 /// Every field of `old` has the same value in `new`.

@@ -10,54 +10,12 @@ mod util;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use util::{add_token, http_json, Store};
-
-/// A fresh schema for this test, dropped at the end (even when the test fails).
-struct Schema {
-    base: String,
-    name: String,
-}
-
-impl Schema {
-    fn new(base: &str) -> Schema {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        Schema {
-            base: base.split('?').next().unwrap_or(base).to_string(),
-            name: format!(
-                "gf_test_servers_{}_{}",
-                std::process::id(),
-                nanos % 1_000_000_000
-            ),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("{}?schema={}", self.base, self.name)
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .arg(&self.base)
-            .args([
-                "-q",
-                "-c",
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
 
 struct Server {
     child: Child,
@@ -130,7 +88,7 @@ fn two_servers_on_one_postgres_store_share_one_log() {
         eprintln!("skipping PostgreSQL tests: GRANTFLOW_TEST_POSTGRES is not set");
         return;
     };
-    let schema = Schema::new(&base);
+    let schema = util::PgSchema::new(&base, "servers");
     let url = schema.url();
     let store = Store::new();
     let fin = add_token(&store, "fin", "finance,integrator");

@@ -195,41 +195,6 @@ async fn serve_relays_the_log_exactly_once_across_restarts() {
     check_exactly_once(&all, &prefix, head);
 }
 
-/// A fresh PostgreSQL schema for this test, dropped at the end.
-struct Schema {
-    base: String,
-    name: String,
-}
-
-impl Schema {
-    fn new(base: &str) -> Schema {
-        let (_, tag) = unique("relay");
-        Schema {
-            base: base.split('?').next().unwrap_or(base).to_string(),
-            name: tag.replace("gftest_", "gf_test_"),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("{}?schema={}", self.base, self.name)
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .arg(&self.base)
-            .args([
-                "-q",
-                "-c",
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_killed_at_random_moments_loses_and_repeats_nothing() {
     let Some(url) = nats_url() else { return };
@@ -242,7 +207,7 @@ async fn a_relay_killed_at_random_moments_loses_and_repeats_nothing() {
     let seed = util::seed_from_env("GRANTFLOW_RELAY_SEED");
     let mut rng = util::Rng(seed);
     let (stream, prefix) = unique("kill");
-    let schema = Schema::new(&pg);
+    let schema = util::PgSchema::new(&pg, "relay");
     let store_url = schema.url();
     let store = Store::new();
     let on_pg = |args: &[&str]| -> Vec<String> {

@@ -7,24 +7,18 @@
 
 mod util;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use grantflow_store::{Envelope, EventStore};
 use serde_json::Value;
 use util::{read, stderr, stdout, Store};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/schema-2")
-        .join(name)
+    util::fixture("schema-2", name)
 }
 
 fn imported() -> Store {
-    let store = Store::new();
-    let log = fixture("log.jsonl");
-    let output = store.run(&["import", log.to_str().expect("a UTF-8 path")]);
-    assert!(output.status.success(), "import: {}", stderr(&output));
-    store
+    util::imported(&fixture("log.jsonl"))
 }
 
 #[test]

@@ -645,55 +645,13 @@ fn webhooks_deliver_every_event_in_order_signed_across_failures_and_a_restart() 
     );
 }
 
-/// A fresh schema for the PostgreSQL test, dropped at the end (even when the test fails).
-struct Schema {
-    base: String,
-    name: String,
-}
-
-impl Schema {
-    fn new(base: &str) -> Schema {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        Schema {
-            base: base.split('?').next().unwrap_or(base).to_string(),
-            name: format!(
-                "gf_test_webhooks_{}_{}",
-                std::process::id(),
-                nanos % 1_000_000_000
-            ),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("{}?schema={}", self.base, self.name)
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .arg(&self.base)
-            .args([
-                "-q",
-                "-c",
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 #[test]
 fn on_postgres_one_server_at_a_time_delivers_a_subscription() {
     let Ok(base) = std::env::var("GRANTFLOW_TEST_POSTGRES") else {
         eprintln!("skipping PostgreSQL tests: GRANTFLOW_TEST_POSTGRES is not set");
         return;
     };
-    let schema = Schema::new(&base);
+    let schema = util::PgSchema::new(&base, "webhooks");
     let url = schema.url();
     let pre = ["--store", url.as_str()];
     let receiver = Receiver::start();

@@ -456,3 +456,64 @@ impl ChunkedReader {
         }
     }
 }
+
+/// A fresh PostgreSQL schema for one test (`gf_test_<tag>_<pid>_<nanos>`), dropped at the end,
+/// also when the test fails.
+pub struct PgSchema {
+    base: String,
+    name: String,
+}
+
+impl PgSchema {
+    /// A schema in the database of `base` (a URL; its query, if any, is left out).
+    pub fn new(base: &str, tag: &str) -> PgSchema {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        PgSchema {
+            base: base.split('?').next().unwrap_or(base).to_string(),
+            name: format!(
+                "gf_test_{tag}_{}_{}",
+                std::process::id(),
+                nanos % 1_000_000_000
+            ),
+        }
+    }
+
+    /// The store's URL: the database with `?schema=` this schema.
+    pub fn url(&self) -> String {
+        format!("{}?schema={}", self.base, self.name)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.base)
+            .args([
+                "-q",
+                "-c",
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `tests/fixtures/<dir>/<name>`.
+pub fn fixture(dir: &str, name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir)
+        .join(name)
+}
+
+/// A new store into which `grantflow import` brought the log of `path` (which must succeed).
+pub fn imported(path: &Path) -> Store {
+    let store = Store::new();
+    let output = store.run(&["import", path.to_str().expect("a UTF-8 path")]);
+    assert!(output.status.success(), "import: {}", stderr(&output));
+    store
+}
