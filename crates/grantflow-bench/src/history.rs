@@ -297,8 +297,62 @@ async fn get(
     Ok((us.max(1), value))
 }
 
+/// `grantflow-bench chart`: the history chart from the `history-N` lines of earlier runs'
+/// output (the text lines `scenario history-N: key=value ...`, or a `--json` document).
+pub(crate) fn chart(from: &[PathBuf], svg: Option<&Path>) -> anyhow::Result<()> {
+    let svg = svg.context("give the chart's file with --history-svg FILE")?;
+    let mut points: Vec<(u64, Map<String, Value>)> = Vec::new();
+    for file in from {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        if let Ok(document) = serde_json::from_str::<Value>(&text) {
+            for line in document["scenarios"].as_array().into_iter().flatten() {
+                let name = line["scenario"].as_str().unwrap_or_default();
+                if let (Some(size), Some(fields)) = (history_size(name), line.as_object()) {
+                    points.push((size, fields.clone()));
+                }
+            }
+            continue;
+        }
+        for line in text.lines() {
+            let Some((name, rest)) = line
+                .strip_prefix("scenario ")
+                .and_then(|line| line.split_once(": "))
+            else {
+                continue;
+            };
+            let Some(size) = history_size(name) else {
+                continue;
+            };
+            let fields = rest
+                .split_whitespace()
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(key, value)| {
+                    let value = value.parse::<f64>().map_or(json!(value), |n| json!(n));
+                    (key.to_string(), value)
+                })
+                .collect();
+            points.push((size, fields));
+        }
+    }
+    anyhow::ensure!(!points.is_empty(), "no `history-N` line in the files given");
+    points.sort_by_key(|(size, _)| *size);
+    write_svg(svg, &points)?;
+    eprintln!(
+        "grantflow-bench: the history chart of {} sizes is in {}",
+        points.len(),
+        svg.display()
+    );
+    Ok(())
+}
+
+/// N of a `history-N` scenario name.
+fn history_size(name: &str) -> Option<u64> {
+    name.strip_prefix("history-")?.parse().ok()
+}
+
 /// Draws each question's p99 against the log's size.
-fn write_svg(path: &PathBuf, points: &[(u64, Map<String, Value>)]) -> anyhow::Result<()> {
+fn write_svg(path: &Path, points: &[(u64, Map<String, Value>)]) -> anyhow::Result<()> {
     use plotters::prelude::*;
     let series: Vec<(&str, Vec<(f64, f64)>)> = QUESTIONS
         .iter()

@@ -50,6 +50,13 @@ enum Mode {
     Run,
     /// A tiny workload through every scenario, for CI: checks that it all still works.
     Smoke,
+    /// Draws the history chart (`--history-svg FILE`) from the `scenario history-N:` lines of
+    /// earlier runs' output (text or `--json`), e.g. one run per size.
+    Chart {
+        /// Files holding earlier runs' output.
+        #[arg(long = "from", required = true)]
+        from: Vec<PathBuf>,
+    },
     /// Internal: one measurement in a child process (for peak RSS).
     #[command(hide = true)]
     Child(ChildArgs),
@@ -164,6 +171,7 @@ fn main() {
     let result = match &cli.mode {
         Some(Mode::Child(args)) => child::run_child(&cli_config(&cli.opts, false), args),
         Some(Mode::Smoke) => run(&cli.opts, true),
+        Some(Mode::Chart { from }) => history::chart(from, cli.opts.history_svg.as_deref()),
         Some(Mode::Run) | None => run(&cli.opts, false),
     };
     if let Err(error) = result {
