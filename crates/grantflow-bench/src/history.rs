@@ -413,7 +413,7 @@ fn write_svg(path: &Path, points: &[(u64, Map<String, Value>)]) -> anyhow::Resul
         .configure_series_labels()
         .border_style(BLACK)
         .background_style(WHITE.mix(0.9))
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .draw()?;
     root.present()?;
     Ok(())
