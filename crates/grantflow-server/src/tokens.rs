@@ -483,18 +483,8 @@ fn ensure_store(dir: &Path) -> Result<(), TokenError> {
 /// An exclusive lock on `<dir>/tokens.lock`, released when dropped.
 fn lock_registry(dir: &Path) -> Result<fs::File, TokenError> {
     let path = dir.join(TOKENS_LOCK_FILE_NAME);
-    let context = format!("locking {}", path.display());
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(|source| io(context.clone(), source))?;
-    file.lock().map_err(|source| io(context, source))?;
-    Ok(file)
+    grantflow_store_sled::lock_private_file(&path)
+        .map_err(|source| io(format!("locking {}", path.display()), source))
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], TokenError> {

@@ -64,3 +64,19 @@ pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
         .mode(0o700)
         .create(path)
 }
+
+/// Opens the lock file `path` (created owner-only, 0600, never through a symbolic link) and
+/// locks it exclusively, waiting for another holder: the lock is released when the file is
+/// dropped.
+pub fn lock_private_file(path: &Path) -> std::io::Result<fs::File> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    file.lock()?;
+    Ok(file)
+}

@@ -59,7 +59,7 @@ pub use chunk::{CHUNK_BYTES_TARGET, VALUE_BYTES_MAX};
 pub use config::{
     open_sled, sled_config, CACHE_CAPACITY_BYTES, FLUSH_EVERY_MS, OPEN_LOCK_WAIT_MS, SEGMENT_BYTES,
 };
-pub use files::{create_private_dir, replace_durably};
+pub use files::{create_private_dir, lock_private_file, replace_durably};
 pub use indexer::{
     INDEX_KEYS_PER_EVENT, INDEX_SLICE_KEYS_MAX, INDEX_SLICE_KEYS_MIN, INDEX_SPAN_EVENTS,
     TAIL_EVENTS_MAX, TAIL_EVENTS_MAX_ENV,

@@ -12,7 +12,7 @@
 //! The server notices changes by reading `subscriptions.json` again every second.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -97,18 +97,8 @@ impl FileRegistry {
         grantflow_store_sled::create_private_dir(&self.dir)
             .map_err(self.io(format!("creating {}", self.dir.display())))?;
         let path = self.dir.join(LOCK_FILE_NAME);
-        let context = format!("locking {}", path.display());
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(self.io(context.clone()))?;
-        file.lock().map_err(self.io(context))?;
-        Ok(file)
+        grantflow_store_sled::lock_private_file(&path)
+            .map_err(self.io(format!("locking {}", path.display())))
     }
 
     fn read_file(&self, path: &Path) -> Result<Option<Vec<u8>>, WebhookError> {
