@@ -32,8 +32,12 @@ pub(crate) struct AuditQuery {
 }
 
 /// The viewer, if signed in with the auditor's or admin's role; else the answer to give.
-fn auditor(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Box<Response>> {
-    let viewer = super::signed_in(state, headers, uri)?;
+async fn auditor(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<Viewer, Box<Response>> {
+    let viewer = super::signed_in(state, headers, uri).await?;
     if let Err(error) = viewer.caller.require(Access::Audit) {
         return Err(Box::new(layout::problem(
             &viewer,
@@ -51,7 +55,7 @@ pub(crate) async fn page(
     uri: Uri,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Response {
-    let viewer = match auditor(&state, &headers, &uri) {
+    let viewer = match auditor(&state, &headers, &uri).await {
         Ok(viewer) => viewer,
         Err(response) => return *response,
     };
@@ -181,7 +185,7 @@ pub(crate) async fn checkpoint(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if let Err(response) = auditor(&state, &headers, &uri) {
+    if let Err(response) = auditor(&state, &headers, &uri).await {
         return *response;
     }
     match state.checkpoint().await {
@@ -203,7 +207,7 @@ pub(crate) async fn export_jsonl(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if let Err(response) = auditor(&state, &headers, &uri) {
+    if let Err(response) = auditor(&state, &headers, &uri).await {
         return *response;
     }
     let store = state.engine().store().clone();
@@ -249,7 +253,7 @@ pub(crate) async fn events_csv(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if let Err(response) = auditor(&state, &headers, &uri) {
+    if let Err(response) = auditor(&state, &headers, &uri).await {
         return *response;
     }
     let mut out = Vec::new();
@@ -289,7 +293,7 @@ enum IatiFile {
 /// in plain text.
 async fn iati_file(state: &AppState, headers: &HeaderMap, uri: &Uri, file: IatiFile) -> Response {
     use grantflow_export::ExportError;
-    if let Err(response) = auditor(state, headers, uri) {
+    if let Err(response) = auditor(state, headers, uri).await {
         return *response;
     }
     let options = grantflow_export::IatiOptions {

@@ -36,8 +36,9 @@
     try {
       const response = await fetch(window.location.href, {
         credentials: "same-origin",
-        // A refresh leaves the one-time notice of a submitted form to the page it leads to.
-        headers: { Accept: "text/html", "Grantflow-Refresh": "1" },
+        // A refresh leaves the one-time notice of a submitted form to the page it leads to,
+        // and names the event it follows: the server answers once its figures hold it.
+        headers: { Accept: "text/html", "Grantflow-Refresh": String(change.position) },
       });
       if (!response.ok) {
         mark("Could not refresh the figures (" + response.status + "); reload the page.", "error");

@@ -87,7 +87,7 @@ pub(crate) async fn page(
     Path(id): Path<String>,
     moment: Result<Query<MomentQuery>, QueryRejection>,
 ) -> Response {
-    let viewer = match super::signed_in(&state, &headers, &uri) {
+    let viewer = match super::signed_in(&state, &headers, &uri).await {
         Ok(viewer) => viewer,
         Err(sign_in) => return *sign_in,
     };

@@ -233,17 +233,32 @@ fn forged(viewer: &Viewer) -> Response {
 }
 
 /// The signed-in viewer of a page request, or the sign-in page that brings them back to it.
-fn signed_in(
+/// A live page's refresh names the event that asked for it (`Grantflow-Refresh: <position>`,
+/// console.js): a subscriber sees an event once it is durable, the read model a moment later,
+/// so the page waits (at most [`REFRESH_CATCH_UP`]) until the model holds that event.
+async fn signed_in(
     state: &AppState,
     headers: &HeaderMap,
     uri: &axum::http::Uri,
 ) -> Result<Viewer, Box<Response>> {
-    Viewer::of(state, headers).ok_or_else(|| {
+    let viewer = Viewer::of(state, headers).ok_or_else(|| {
         Box::new(sign_in_first(
             uri.path_and_query().map_or("/", |p| p.as_str()),
         ))
-    })
+    })?;
+    if let Some(position) = session::refresh_position(headers) {
+        let started = std::time::Instant::now();
+        while state.engine().with_model(|model| model.position) < position
+            && started.elapsed() < REFRESH_CATCH_UP
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+    Ok(viewer)
 }
+
+/// How long a live page's refresh waits for the read model to reach the event it follows.
+const REFRESH_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The sign-in page for a request without a session, with where it wanted to go.
 fn sign_in_first(next: &str) -> Response {

@@ -42,7 +42,7 @@ pub(crate) async fn page(
     uri: Uri,
     query: Result<Query<PortfolioQuery>, QueryRejection>,
 ) -> Response {
-    let viewer = match super::signed_in(&state, &headers, &uri) {
+    let viewer = match super::signed_in(&state, &headers, &uri).await {
         Ok(viewer) => viewer,
         Err(sign_in) => return *sign_in,
     };

@@ -292,9 +292,21 @@ pub(crate) struct Viewer {
     refresh: bool,
 }
 
-/// The header of a live page's own refresh (`console.js`): such a request never takes the
-/// one-time notice, which belongs to the page a submitted form leads to.
+/// The header of a live page's own refresh (`console.js`), naming the position of the event
+/// it follows: such a request never takes the one-time notice, which belongs to the page a
+/// submitted form leads to.
 pub(crate) const REFRESH_HEADER: &str = "grantflow-refresh";
+
+/// The position a live page's refresh follows ([`REFRESH_HEADER`]), when it names one.
+pub(crate) fn refresh_position(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(REFRESH_HEADER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
 
 impl Viewer {
     /// The signed-in user of a request, or `None`: no cookie, an unknown or expired session,
