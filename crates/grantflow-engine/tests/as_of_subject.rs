@@ -79,15 +79,7 @@ async fn check(commands: Vec<(u8, usize, u32)>) {
 
 /// [`check`] on a fresh schema of the PostgreSQL database at `url`.
 async fn check_pg(url: &str, commands: Vec<(u8, usize, u32)>) {
-    use std::hash::{BuildHasher, Hasher};
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let schema = format!("gf_test_as_of_{random:016x}");
-    let base = url.split('?').next().unwrap_or(url).to_string();
-    let store_url = format!("{base}?schema={schema}");
-    // The body runs as a task so that the schema is dropped whatever it does.
-    let outcome = tokio::spawn(async move {
+    on_fresh_pg_schema(url, "as_of", |store_url| async move {
         let store: std::sync::Arc<dyn grantflow_store::EventStore> = std::sync::Arc::new(
             grantflow_store_pg::PgStore::connect(&store_url)
                 .await
@@ -98,17 +90,6 @@ async fn check_pg(url: &str, commands: Vec<(u8, usize, u32)>) {
         engine.close().await.unwrap();
     })
     .await;
-    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .expect("connect to drop the test schema");
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .await
-        .expect("drop the test schema");
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
-    }
 }
 
 async fn check_on(
@@ -189,13 +170,7 @@ proptest! {
     fn on_postgres_a_subjects_figures_as_of_any_moment_equal_the_full_folds(
         commands in proptest::collection::vec((any::<u8>(), 0usize..4, 0u32..10_000), 10..60)
     ) {
-        let Some(url) = std::env::var("GRANTFLOW_TEST_POSTGRES")
-            .ok()
-            .filter(|url| !url.trim().is_empty())
-        else {
-            eprintln!("skipping the PostgreSQL case: GRANTFLOW_TEST_POSTGRES is not set");
-            return Ok(());
-        };
+        let Some(url) = pg_url() else { return Ok(()) };
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -9,11 +9,13 @@
 //! Reads the database URL from `GRANTFLOW_TEST_POSTGRES`; without it the test says so and
 //! passes. It works in its own randomly named schema, dropped at the end (also on failure).
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{on_fresh_pg_schema, pg_url};
 use grantflow_engine::{audit, CommandOutcome, Engine, Submission};
 use grantflow_store::{EventStore, READ_EVENTS_MAX};
 use grantflow_store_pg::PgStore;
@@ -26,48 +28,10 @@ const ASSIGNS_PER_ENGINE: usize = 24;
 /// Contributions each engine is sent; each is also sent, with the same id, to the next one.
 const CONTRIBUTIONS_PER_ENGINE: usize = 24;
 
-fn pg_url() -> Option<String> {
-    match std::env::var("GRANTFLOW_TEST_POSTGRES") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            eprintln!("skipping PostgreSQL tests: GRANTFLOW_TEST_POSTGRES is not set");
-            None
-        }
-    }
-}
-
-/// The URL without any query, and the URL of `schema`.
-fn urls(url: &str, schema: &str) -> (String, String) {
-    let base = url.split('?').next().unwrap_or(url).to_string();
-    let of_schema = format!("{base}?schema={schema}");
-    (base, of_schema)
-}
-
-async fn drop_schema(base: &str, schema: &str) {
-    let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
-        .await
-        .expect("connect to drop the test schema");
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .await
-        .expect("drop the test schema");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engines_on_one_postgres_log_decide_the_same_grants_exactly_once() {
     let Some(url) = pg_url() else { return };
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let schema = format!("gf_test_engines_{random:016x}");
-    let (base, store_url) = urls(&url, &schema);
-    // The body runs as a task so that the schema is dropped whatever it does.
-    let outcome = tokio::spawn(engines_decide_the_same_grants(store_url)).await;
-    drop_schema(&base, &schema).await;
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
-    }
+    on_fresh_pg_schema(&url, "engines", engines_decide_the_same_grants).await;
 }
 
 async fn submit(engine: &Engine, actor: &str, body: Value) -> CommandOutcome {

@@ -558,3 +558,41 @@ pub fn with_id(mut body: Value, id: &str) -> Value {
     body["command_id"] = Value::String(id.to_string());
     body
 }
+
+/// The PostgreSQL database of the tests (`GRANTFLOW_TEST_POSTGRES`), or `None` after saying
+/// that the test skips.
+pub fn pg_url() -> Option<String> {
+    match std::env::var("GRANTFLOW_TEST_POSTGRES") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            eprintln!("skipping PostgreSQL tests: GRANTFLOW_TEST_POSTGRES is not set");
+            None
+        }
+    }
+}
+
+/// Runs `body` with the URL of a fresh schema (`gf_test_<tag>_<random>`) of the database at
+/// `url`, as a task, then drops the schema, also when `body` panics (the panic goes on).
+pub async fn on_fresh_pg_schema<F>(url: &str, tag: &str, body: impl FnOnce(String) -> F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let schema = format!("gf_test_{tag}_{random:016x}");
+    let base = url.split('?').next().unwrap_or(url).to_string();
+    let outcome = tokio::spawn(body(format!("{base}?schema={schema}"))).await;
+    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("connect to drop the test schema");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .expect("drop the test schema");
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
