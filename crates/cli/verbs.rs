@@ -665,6 +665,8 @@ async fn serve(
     // The token registry is checked (owner, mode) before the store opens.
     grantflow_server::Tokens::load(data)?;
     let engine = Arc::new(open_engine(data, Access::Create).await?);
+    // A fund's figures as of a past moment start from the checkpoint before it.
+    engine.keep_fund_checkpoints().await;
     let mut state = grantflow_server::AppState::new(engine.clone(), data.to_path_buf());
     if let Some(signer) = signer {
         tracing::info!(key_id = signer.key_id(), "checkpoints are signed");

@@ -197,7 +197,7 @@ fn evolve_proposal(world: &mut World, event: &Event) {
         return;
     };
     if let Some(state) = world.funds.get_mut(fund) {
-        state.grants += 1;
+        evolve_fund_of_grant(state, event);
     }
     if !world.grants.contains_key(grant) {
         world.grant_order.push(grant.clone());
@@ -271,7 +271,8 @@ fn evolve_movement(world: &mut World, event: &Event) {
             agency_state
                 .into_iter()
                 .for_each(|agency| agency.disbursed += amount);
-            fund.into_iter().for_each(|fund| fund.disbursed += amount);
+            fund.into_iter()
+                .for_each(|fund| evolve_fund_of_grant(fund, event));
         }
         Event::ExpenditureRecorded { category, .. } => {
             state.expended += amount;
@@ -287,9 +288,34 @@ fn evolve_movement(world: &mut World, event: &Event) {
             agency_state
                 .into_iter()
                 .for_each(|agency| agency.refunded += amount);
-            fund.into_iter().for_each(|fund| fund.refunded += amount);
+            fund.into_iter()
+                .for_each(|fund| evolve_fund_of_grant(fund, event));
         }
     }
+}
+
+/// What an event of a grant's stream does to its fund's figures: a proposal counts a grant,
+/// a disbursement and a refund move the fund's sums. (Every event of a fund's stream changes
+/// that fund's version at least.) Folds that keep funds only apply this to the fund of the
+/// grant, and need no grant's state.
+pub fn evolve_fund_of_grant(fund: &mut FundState, event: &Event) {
+    match event {
+        Event::GrantProposed { .. } => fund.grants += 1,
+        Event::DisbursementRecorded { amount, .. } => fund.disbursed += amount.amount,
+        Event::RefundRecorded { amount, .. } => fund.refunded += amount.amount,
+        _ => {}
+    }
+}
+
+/// Whether an event of this type may change a fund's figures: every event of a fund's stream,
+/// and the grant events [`evolve_fund_of_grant`] counts. A fold that keeps funds only decodes
+/// no other event.
+pub fn moves_fund_figures(event_type: &str) -> bool {
+    event_type.starts_with("fund.")
+        || matches!(
+            event_type,
+            "grant.proposed" | "grant.disbursement_recorded" | "grant.refund_recorded"
+        )
 }
 
 fn evolve_grant(world: &mut World, event: &Event) {

@@ -40,7 +40,7 @@ pub use error::{DomainError, ErrorCode, ERROR_CODES};
 pub use event::{
     command_of_event, Event, ReportedAmount, EVENT_SCHEMA, EVENT_SCHEMA_EXTENDED, EVENT_TYPES,
 };
-pub use evolve::evolve;
+pub use evolve::{evolve, moves_fund_figures};
 pub use money::{parse_amount, Amount, Currency, DecimalText, Money};
 pub use parse::{parse_command, parse_command_on};
 pub use terms::{Category, FundTerms, IncomeKind, Percent, ReportKind, ReportStatus};
@@ -50,6 +50,6 @@ pub use view::{
     PledgeView, ReportRow, ReportView, SectorView, TermsView,
 };
 pub use world::{
-    AgencyState, DocumentState, FundState, GrantState, PledgeState, ReportState, Status,
+    AgencyState, DocumentState, FundPart, FundState, GrantState, PledgeState, ReportState, Status,
     StreamState, World,
 };

@@ -350,6 +350,16 @@ impl GrantState {
     }
 }
 
+/// What a fund's figures are made of: its state and its stream's. The engine's fund
+/// checkpoints keep it, and a fold that keeps funds only starts from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FundPart {
+    /// The fund's state.
+    pub state: FundState,
+    /// Its stream's version and last position.
+    pub stream: StreamState,
+}
+
 /// All funds and grants. The engine snapshots it (serde).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct World {
@@ -416,6 +426,32 @@ impl World {
             })
             .cloned()
             .collect()
+    }
+
+    /// A fund's part of the world (`None` for an unknown fund).
+    pub fn fund_part(&self, fund: &str) -> Option<FundPart> {
+        Some(FundPart {
+            state: self.funds.get(fund)?.clone(),
+            stream: self.fund_stream_state(fund),
+        })
+    }
+
+    /// Puts a fund's part into the world, as it was where a fold that keeps funds only starts.
+    pub fn restore_fund(&mut self, part: FundPart) {
+        let fund = part.state.fund.clone();
+        if !self.funds.contains_key(&fund) {
+            self.fund_order.push(fund.clone());
+        }
+        self.fund_streams.insert(fund.clone(), part.stream);
+        self.funds.insert(fund, part.state);
+    }
+
+    /// Folds an event of a grant's stream into the figures of `fund`, the grant's fund, alone
+    /// ([`crate::evolve::evolve_fund_of_grant`]); the grant's own state is not kept.
+    pub fn evolve_fund_of_grant(&mut self, fund: &str, event: &crate::Event) {
+        if let Some(state) = self.funds.get_mut(fund) {
+            crate::evolve::evolve_fund_of_grant(state, event);
+        }
     }
 
     pub(crate) fn grant_stream_state(&self, grant: &str) -> StreamState {

@@ -12,6 +12,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod audit;
+pub mod checkpoint;
 mod command;
 pub mod query;
 pub mod signing;
@@ -202,7 +203,16 @@ pub struct Engine {
     queue: mpsc::Sender<writer::Job>,
     stats: Arc<Stats>,
     writer: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    checkpoints: Arc<checkpoint::Shared>,
+    /// The fund checkpointer, when one runs: its stop signal and task.
+    checkpointer: tokio::sync::Mutex<Option<Checkpointer>>,
 }
+
+/// A running fund checkpointer.
+type Checkpointer = (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+);
 
 impl Engine {
     /// Opens the engine on a store: loads the projection snapshot and folds in the events
@@ -234,6 +244,8 @@ impl Engine {
             queue,
             stats,
             writer: tokio::sync::Mutex::new(Some(handle)),
+            checkpoints: Arc::default(),
+            checkpointer: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -245,6 +257,39 @@ impl Engine {
     /// The writer's counters (batches, batch sizes, conflicts).
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.read()
+    }
+
+    /// Starts keeping the fund checkpoints ([`checkpoint`]) on a task of its own: it saves
+    /// those of every boundary the log has passed, then each new one, until the engine
+    /// closes. `serve` runs it; a store without them answers the same, folding more.
+    pub async fn keep_fund_checkpoints(&self) {
+        let mut running = self.checkpointer.lock().await;
+        if running.is_some() {
+            return;
+        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(checkpoint::run(
+            self.store.clone(),
+            self.read_model.clone(),
+            self.checkpoints.clone(),
+            stopped,
+        ));
+        *running = Some((stop, task));
+    }
+
+    /// Uses fund checkpoints with boundaries every `every` events (at least 1) instead of
+    /// [`checkpoint::FUND_CHECKPOINT_EVERY`], for tests on small logs: this engine's queries
+    /// read, and its checkpointer (started after this) keeps, checkpoints of that spacing.
+    pub fn use_fund_checkpoints_every(&self, every: u64) {
+        self.checkpoints
+            .every
+            .store(every.max(1), std::sync::atomic::Ordering::Release);
+    }
+
+    /// How the fund checkpoints served: the position through which they are saved (as this
+    /// engine last saw it), questions answered from them, entries refused.
+    pub fn fund_checkpoint_stats(&self) -> checkpoint::CheckpointStats {
+        self.checkpoints.stats()
     }
 
     /// A copy of the current read model (durable state only).
@@ -286,6 +331,10 @@ impl Engine {
     /// Stops the writer after the queued commands, saves a projection snapshot and closes the
     /// store.
     pub async fn close(&self) -> Result<(), EngineError> {
+        if let Some((stop, task)) = self.checkpointer.lock().await.take() {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
         let handle = self.writer.lock().await.take();
         if let Some(handle) = handle {
             // Dropping our sender alone does not stop the writer while clones exist; a

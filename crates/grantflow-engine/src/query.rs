@@ -71,8 +71,10 @@ pub async fn model_as_of(engine: &Engine, as_of: &AsOf) -> Result<ReadModel, Eng
 /// The read model as of a moment, enough to answer about `subject`: its figures (and, for a
 /// grant, its details) are those of [`model_as_of`], but only the streams they depend on are
 /// read. A grant's figures follow from its own stream alone; a fund's from its stream and its
-/// grants' streams. So the cost grows with the subject's history, not with the log's. Other
-/// grants and funds in the returned model are incomplete: read only `subject` from it.
+/// grants' streams, or, where the fund checkpoints reach ([`crate::checkpoint`]), from the
+/// checkpoint at or before the moment and the few events after it. So the cost grows with
+/// the subject's history, not with the log's. Other grants and funds in the returned model
+/// are incomplete: read only `subject` from it.
 pub async fn subject_as_of(
     engine: &Engine,
     subject: &Subject,
@@ -92,6 +94,21 @@ pub async fn subject_as_of(
         AsOf::Position(position) => (*position).min(head),
         AsOf::Time(time) => position_at_time(store, head, time).await?,
     };
+    if let Subject::Fund(fund) = subject {
+        if until < head {
+            let checkpointed = crate::checkpoint::fund_as_of(
+                store,
+                &engine.read_model,
+                &engine.checkpoints,
+                fund,
+                until,
+            )
+            .await?;
+            if let Some(model) = checkpointed {
+                return Ok(model);
+            }
+        }
+    }
     let mut model = ReadModel::default();
     for envelope in &streams_until(store, &streams, until).await? {
         model.apply(envelope)?;

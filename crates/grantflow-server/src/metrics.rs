@@ -45,6 +45,8 @@ impl Default for Metrics {
 pub struct Gauges {
     /// The durable head position.
     pub head_position: u64,
+    /// The fund checkpoints: how far they reach, how often they served, entries refused.
+    pub fund_checkpoints: grantflow_engine::checkpoint::CheckpointStats,
     /// Event streams open now.
     pub open_streams: usize,
     /// Live tokens in the registry.
@@ -141,6 +143,31 @@ impl Metrics {
         )?;
         writeln!(out, "# TYPE grantflow_head_position gauge")?;
         writeln!(out, "grantflow_head_position {}", gauges.head_position)?;
+        let checkpoints = gauges.fund_checkpoints;
+        for (name, kind, help, value) in [
+            (
+                "grantflow_fund_checkpoints_position",
+                "gauge",
+                "Position through which fund checkpoints are saved.",
+                checkpoints.mark,
+            ),
+            (
+                "grantflow_fund_checkpoints_used_total",
+                "counter",
+                "Questions about a fund's past answered from a fund checkpoint.",
+                checkpoints.used,
+            ),
+            (
+                "grantflow_fund_checkpoints_refused_total",
+                "counter",
+                "Fund checkpoints found damaged or of another log, never served.",
+                checkpoints.refused,
+            ),
+        ] {
+            writeln!(out, "# HELP {name} {help}")?;
+            writeln!(out, "# TYPE {name} {kind}")?;
+            writeln!(out, "{name} {value}")?;
+        }
         writeln!(
             out,
             "# HELP grantflow_open_streams Event streams (SSE) open now."

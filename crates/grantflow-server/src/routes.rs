@@ -798,6 +798,7 @@ async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Respon
     caller.require(Access::Metrics)?;
     let gauges = Gauges {
         head_position: state.engine().with_model(|model| model.position),
+        fund_checkpoints: state.engine().fund_checkpoint_stats(),
         open_streams: state.open_streams(),
         live_tokens: state.tokens().current().live_count(),
     };

@@ -75,8 +75,8 @@ use async_trait::async_trait;
 use grantflow_store::checks::{check_key_text, stream_read_bounds};
 use grantflow_store::recent::Recent;
 use grantflow_store::{
-    AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Hash, Head, StoreError,
-    READ_EVENTS_MAX,
+    AppendBatch, CheckpointEntry, CommandRecord, Envelope, EventRef, EventStore, Hash, Head,
+    StoreError, READ_EVENTS_MAX,
 };
 use tokio::sync::watch;
 use tokio_postgres::types::Type;
@@ -96,6 +96,19 @@ fn snapshot_checksum(name: &str, position: u64, bytes: &[u8]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update((name.len() as u64).to_be_bytes());
     hasher.update(name.as_bytes());
+    hasher.update(position.to_be_bytes());
+    hasher.update(bytes);
+    hasher.finalize().into()
+}
+/// The checksum a checkpoint row carries: SHA-256 of its name and key (each length first),
+/// position and bytes.
+fn checkpoint_checksum(name: &str, key: &str, position: u64, bytes: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for text in [name, key] {
+        hasher.update((text.len() as u64).to_be_bytes());
+        hasher.update(text.as_bytes());
+    }
     hasher.update(position.to_be_bytes());
     hasher.update(bytes);
     hasher.finalize().into()
@@ -482,6 +495,127 @@ impl EventStore for PgStore {
                     "snapshot {name} does not match its checksum (damaged or edited); its \
                      figures are not used: run `grantflow replay` as the schema's owner to \
                      rebuild it from the log"
+                ),
+            });
+        }
+        Ok(Some((position, bytes)))
+    }
+
+    async fn save_checkpoints(
+        &self,
+        name: &str,
+        through: u64,
+        entries: Vec<CheckpointEntry>,
+    ) -> Result<(), StoreError> {
+        check_key_text("checkpoint name", name).map_err(StoreError::Invalid)?;
+        for entry in &entries {
+            check_key_text("checkpoint key", &entry.key).map_err(StoreError::Invalid)?;
+            if entry.position > through {
+                return Err(StoreError::Invalid(format!(
+                    "checkpoint {name}/{} at position {} lies past the mark {through}",
+                    entry.key, entry.position
+                )));
+            }
+        }
+        self.inner.check_writable()?;
+        let mut conn = self.inner.pool.get().await?;
+        let client = conn.client()?;
+        let saved = async {
+            let tx = client.transaction().await?;
+            let head: i64 = tx
+                .query_one(&self.inner.sql.head_position, &[])
+                .await?
+                .try_get(0)?;
+            if through > from_i64(head) {
+                return Ok(Some(from_i64(head)));
+            }
+            for entry in &entries {
+                let checksum = checkpoint_checksum(name, &entry.key, entry.position, &entry.bytes);
+                tx.execute(
+                    &self.inner.sql.save_checkpoint,
+                    &[
+                        &name,
+                        &entry.key,
+                        &to_i64(entry.position),
+                        &entry.bytes,
+                        &&checksum[..],
+                    ],
+                )
+                .await?;
+            }
+            tx.execute(
+                &self.inner.sql.move_checkpoint_mark,
+                &[&name, &to_i64(through)],
+            )
+            .await?;
+            tx.commit().await.map(|()| None)
+        }
+        .await;
+        match saved {
+            Ok(None) => Ok(()),
+            Ok(Some(head)) => Err(StoreError::Invalid(format!(
+                "checkpoints {name} through position {through} lie past the head {head}"
+            ))),
+            // The least-privileged application role reads checkpoints and never writes them
+            // (see `app_role_grants`).
+            Err(error)
+                if error.code()
+                    == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
+            {
+                Err(StoreError::Invalid(
+                    "checkpoints not saved: this role may not write them (a server run as the \
+                     schema's owner, or `grantflow replay` run as the owner, saves them)"
+                        .to_string(),
+                ))
+            }
+            Err(error) => Err(pg_err("writing checkpoints")(error)),
+        }
+    }
+
+    async fn checkpoint_mark(&self, name: &str) -> Result<u64, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        let row = conn
+            .client()?
+            .query_opt(&self.inner.sql.checkpoint_mark, &[&name])
+            .await
+            .map_err(pg_err("reading a checkpoint mark"))?;
+        match row {
+            Some(row) => Ok(from_i64(
+                row.try_get(0)
+                    .map_err(pg_err("reading a checkpoint mark"))?,
+            )),
+            None => Ok(0),
+        }
+    }
+
+    async fn load_checkpoint(
+        &self,
+        name: &str,
+        key: &str,
+        at_most: u64,
+    ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let mut conn = self.inner.pool.get().await?;
+        let row = conn
+            .client()?
+            .query_opt(
+                &self.inner.sql.load_checkpoint,
+                &[&name, &key, &to_i64(at_most)],
+            )
+            .await
+            .map_err(pg_err("reading a checkpoint"))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let position: i64 = row.try_get(0).map_err(pg_err("reading a checkpoint"))?;
+        let bytes: Vec<u8> = row.try_get(1).map_err(pg_err("reading a checkpoint"))?;
+        let checksum: Vec<u8> = row.try_get(2).map_err(pg_err("reading a checkpoint"))?;
+        let position = from_i64(position);
+        if checksum != checkpoint_checksum(name, key, position, &bytes) {
+            return Err(StoreError::Corrupt {
+                position,
+                detail: format!(
+                    "checkpoint {name}/{key} at position {position} does not match its \
+                     checksum (damaged or edited); it is not used (the log is folded instead)"
                 ),
             });
         }

@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 use crate::pg_err;
 
 /// The schema version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The tables of schema version 1 (`{s}` is the quoted schema). See the crate README.
 const CREATE_V1: &str = r#"
@@ -104,6 +104,23 @@ CREATE TABLE {s}.webhook_attempts (
 );
 "#;
 
+/// Schema version 4: checkpointed states (`EventStore::save_checkpoints`), each with the
+/// SHA-256 of its name, key, position and bytes, and the mark of each name.
+const MIGRATE_V4: &str = r#"
+CREATE TABLE {s}.checkpoints (
+    name        text NOT NULL,
+    key         text NOT NULL,
+    position    bigint NOT NULL CHECK (position >= 0),
+    bytes       bytea NOT NULL,
+    checksum    bytea NOT NULL CHECK (octet_length(checksum) = 32),
+    PRIMARY KEY (name, key, position)
+);
+CREATE TABLE {s}.checkpoint_marks (
+    name        text PRIMARY KEY,
+    through     bigint NOT NULL CHECK (through >= 0)
+);
+"#;
+
 /// The schema name as an SQL identifier (names are checked to `[a-z_][a-z0-9_]*`).
 pub(crate) fn quoted(schema: &str) -> String {
     format!("\"{schema}\"")
@@ -111,12 +128,13 @@ pub(crate) fn quoted(schema: &str) -> String {
 
 /// The SQL that gives `role` exactly what a running grantflow needs in `schema`: rows of
 /// `events` and `commands` only inserted and read, the single `head` row read and updated
-/// (and locked), snapshots and the version only read, webhook subscriptions and their
+/// (and locked), snapshots, checkpoints and the version only read, webhook subscriptions and their
 /// attempts read and written (a server moves their cursors, records attempts and disables a
 /// failing one; `grantflow webhook` adds and removes them). No DELETE on the log's tables, no
 /// TRUNCATE, no DDL: the
 /// schema's owner creates and migrates it (connect once as the owner after an upgrade), and
-/// only the owner writes projection snapshots (`grantflow replay` run as the owner), so
+/// only the owner writes projection snapshots and checkpoints (`grantflow replay` run as the
+/// owner, or a server run as the owner), so
 /// that the role a server runs as cannot plant figures in one. Both names must be plain identifiers (`[a-z_][a-z0-9_]*`).
 pub fn app_role_grants(schema: &str, role: &str) -> String {
     let s = quoted(schema);
@@ -128,6 +146,8 @@ pub fn app_role_grants(schema: &str, role: &str) -> String {
          GRANT SELECT, INSERT ON {s}.commands TO {r};\n\
          GRANT SELECT, UPDATE ON {s}.head TO {r};\n\
          GRANT SELECT ON {s}.snapshots TO {r};\n\
+         GRANT SELECT ON {s}.checkpoints TO {r};\n\
+         GRANT SELECT ON {s}.checkpoint_marks TO {r};\n\
          GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.webhooks TO {r};\n\
          GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.webhook_attempts TO {r};\n"
     )
@@ -240,6 +260,11 @@ async fn migrate_from(
         tx.batch_execute(&MIGRATE_V3.replace("{s}", &s))
             .await
             .map_err(pg_err("migrating the schema to version 3"))?;
+    }
+    if version < 4 {
+        tx.batch_execute(&MIGRATE_V4.replace("{s}", &s))
+            .await
+            .map_err(pg_err("migrating the schema to version 4"))?;
     }
     tx.execute(
         &format!("UPDATE {s}.grantflow_schema_version SET version = $1, migrated_at = now()"),

@@ -16,6 +16,10 @@ pub(crate) struct Sql {
     pub(crate) commands: String,
     pub(crate) save_snapshot: String,
     pub(crate) load_snapshot: String,
+    pub(crate) save_checkpoint: String,
+    pub(crate) move_checkpoint_mark: String,
+    pub(crate) checkpoint_mark: String,
+    pub(crate) load_checkpoint: String,
     pub(crate) last_event: String,
     pub(crate) channel: String,
 }
@@ -81,6 +85,23 @@ impl Sql {
             ),
             load_snapshot: format!(
                 "SELECT position, bytes, checksum FROM {s}.snapshots WHERE name = $1"
+            ),
+            save_checkpoint: format!(
+                "INSERT INTO {s}.checkpoints (name, key, position, bytes, checksum) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (name, key, position) DO UPDATE SET bytes = EXCLUDED.bytes, \
+                 checksum = EXCLUDED.checksum"
+            ),
+            move_checkpoint_mark: format!(
+                "INSERT INTO {s}.checkpoint_marks (name, through) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE \
+                 SET through = GREATEST({s}.checkpoint_marks.through, EXCLUDED.through)"
+            ),
+            checkpoint_mark: format!("SELECT through FROM {s}.checkpoint_marks WHERE name = $1"),
+            load_checkpoint: format!(
+                "SELECT position, bytes, checksum FROM {s}.checkpoints \
+                 WHERE name = $1 AND key = $2 AND position <= $3 \
+                 ORDER BY position DESC LIMIT 1"
             ),
             last_event: format!(
                 "SELECT position, hash FROM {s}.events ORDER BY position DESC LIMIT 1"

@@ -777,10 +777,12 @@ async fn a_version_1_schema_is_migrated_and_its_unchecked_snapshot_dropped() {
         drop(store);
         let admin = pg.admin().await;
         // Back to version 1's shape: no checksum column, an unchecked snapshot, no webhook
-        // tables (version 3's).
+        // tables (version 3's), no checkpoint tables (version 4's).
         admin
             .batch_execute(&format!(
-                "DROP TABLE \"{schema}\".webhook_attempts; \
+                "DROP TABLE \"{schema}\".checkpoints; \
+                 DROP TABLE \"{schema}\".checkpoint_marks; \
+                 DROP TABLE \"{schema}\".webhook_attempts; \
                  DROP TABLE \"{schema}\".webhooks; \
                  ALTER TABLE \"{schema}\".snapshots DROP COLUMN checksum; \
                  INSERT INTO \"{schema}\".snapshots (name, position, bytes) \
@@ -809,6 +811,11 @@ async fn a_version_1_schema_is_migrated_and_its_unchecked_snapshot_dropped() {
         assert_eq!(
             webhooks, 0,
             "version 3's tables are created by the migration"
+        );
+        assert_eq!(
+            store.checkpoint_mark("funds.8192").await.unwrap(),
+            0,
+            "version 4's tables are created by the migration"
         );
         store
             .save_snapshot("world", 2, b"checked".to_vec())

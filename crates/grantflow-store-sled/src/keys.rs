@@ -10,6 +10,8 @@
 //! | `I` | the index mark: `S` and `C` are complete through this position (u64 BE) |
 //! | `M` | `grantflow store format 3`, written when the database is created |
 //! | `H` | head position (u64 BE) ‖ hash (32) ‖ recorded_at |
+//! | `K` + name + `0x00` | the mark of the checkpoints `name` (u64 BE) ([`crate::checkpoints`]) |
+//! | `K` + name + `0x00` + key + `0x00` + position (u64 BE) | a checkpointed state: HMAC-SHA256 (32) ‖ its bytes |
 
 use grantflow_store::{CommandRecord, EventRef, Head, StoreError};
 

@@ -18,13 +18,15 @@
 //! - `snapshot-<name>`: projection snapshots ([`snapshot`]), caches of the log.
 //! - `db/`: the sled database, one tree, keys by prefix ([`keys`]): the log in chunks of
 //!   several events ([`chunk`]), the head, and the stream and command indexes, which an
-//!   indexer thread writes off the writer's path ([`indexer`], [`tail`]).
+//!   indexer thread writes off the writer's path ([`indexer`], [`tail`]), and checkpointed
+//!   states ([`checkpoints`]).
 //!
 //! The order of a commit, the lock order and what each cache may hold are written down in
 //! ARCHITECTURE.md ("The sled store") and asserted where they are kept.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod checkpoints;
 mod chunk;
 mod commands;
 mod config;
@@ -51,7 +53,8 @@ use async_trait::async_trait;
 use foldhash::HashMap;
 use grantflow_store::recent::Recent;
 use grantflow_store::{
-    AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Head, PayloadPage, StoreError,
+    AppendBatch, CheckpointEntry, CommandRecord, Envelope, EventRef, EventStore, Head, PayloadPage,
+    StoreError,
 };
 use tokio::sync::watch;
 
@@ -317,6 +320,35 @@ impl EventStore for SledStore {
     async fn load_snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         let name = name.to_string();
         self.blocking(move |inner| inner.load_snapshot(&name)).await
+    }
+
+    async fn save_checkpoints(
+        &self,
+        name: &str,
+        through: u64,
+        entries: Vec<CheckpointEntry>,
+    ) -> Result<(), StoreError> {
+        self.check_not_read_only()?;
+        let name = name.to_string();
+        self.blocking(move |inner| inner.save_checkpoints(&name, through, &entries))
+            .await
+    }
+
+    async fn checkpoint_mark(&self, name: &str) -> Result<u64, StoreError> {
+        let name = name.to_string();
+        self.blocking(move |inner| inner.checkpoint_mark(&name))
+            .await
+    }
+
+    async fn load_checkpoint(
+        &self,
+        name: &str,
+        key: &str,
+        at_most: u64,
+    ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let (name, key) = (name.to_string(), key.to_string());
+        self.blocking(move |inner| inner.load_checkpoint(&name, &key, at_most))
+            .await
     }
 
     fn exclusive(&self) -> bool {

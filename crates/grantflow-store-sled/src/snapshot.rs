@@ -33,7 +33,7 @@ const OLD_SNAPSHOT_FILE_MAGIC: &[u8] = b"GFSNAP1\n";
 const SNAPSHOT_FILE_HEADER_BYTES: usize = 8 + 8 + 8 + 32;
 /// The file of the key that authenticates the snapshots, in the data directory.
 pub(crate) const SNAPSHOT_KEY_FILE: &str = "snapshot.key";
-const SNAPSHOT_KEY_BYTES: usize = 32;
+pub(crate) const SNAPSHOT_KEY_BYTES: usize = 32;
 
 impl Inner {
     /// Writes a snapshot to its own file beside the database (see [`snapshot_file_name`]).
@@ -126,7 +126,7 @@ fn mac(key: &[u8; SNAPSHOT_KEY_BYTES], name: &str, position: u64, bytes: &[u8]) 
 
 /// The store's snapshot key; `None` when there is none yet. A key file of the wrong size is
 /// refused (a snapshot is then never proven, and never written with a made-up key).
-fn read_key(dir: &Path) -> Result<Option<[u8; SNAPSHOT_KEY_BYTES]>, StoreError> {
+pub(crate) fn read_key(dir: &Path) -> Result<Option<[u8; SNAPSHOT_KEY_BYTES]>, StoreError> {
     let path = dir.join(SNAPSHOT_KEY_FILE);
     match fs::read(&path) {
         Ok(bytes) => bytes.as_slice().try_into().map(Some).map_err(|_| {
@@ -146,7 +146,7 @@ fn read_key(dir: &Path) -> Result<Option<[u8; SNAPSHOT_KEY_BYTES]>, StoreError> 
 
 /// Creates the store's snapshot key: random bytes in a new file (never over an existing one,
 /// never through a link), mode 0600, durable before any snapshot uses it.
-fn create_key(dir: &Path) -> Result<[u8; SNAPSHOT_KEY_BYTES], StoreError> {
+pub(crate) fn create_key(dir: &Path) -> Result<[u8; SNAPSHOT_KEY_BYTES], StoreError> {
     let path = dir.join(SNAPSHOT_KEY_FILE);
     let context = format!("creating {}", path.display());
     let mut key = [0u8; SNAPSHOT_KEY_BYTES];

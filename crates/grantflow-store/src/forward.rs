@@ -8,7 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    AppendBatch, CommandRecord, Envelope, EventRef, EventStore, Head, PayloadPage, StoreError,
+    AppendBatch, CheckpointEntry, CommandRecord, Envelope, EventRef, EventStore, Head, PayloadPage,
+    StoreError,
 };
 
 /// What a [`Forward`] does around its inner store's calls. Every method has a default that
@@ -56,6 +57,28 @@ pub trait Layer: Send + Sync + 'static {
         name: &str,
     ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         inner.load_snapshot(name).await
+    }
+
+    /// A save of checkpointed states.
+    async fn save_checkpoints(
+        &self,
+        inner: &dyn EventStore,
+        name: &str,
+        through: u64,
+        entries: Vec<CheckpointEntry>,
+    ) -> Result<(), StoreError> {
+        inner.save_checkpoints(name, through, entries).await
+    }
+
+    /// A checkpointed state's load.
+    async fn load_checkpoint(
+        &self,
+        inner: &dyn EventStore,
+        name: &str,
+        key: &str,
+        at_most: u64,
+    ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        inner.load_checkpoint(name, key, at_most).await
     }
 
     /// A reservation of the append point.
@@ -163,6 +186,34 @@ impl<L: Layer> EventStore for Forward<L> {
     async fn load_snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         self.layer.before_read()?;
         self.layer.load_snapshot(self.inner.as_ref(), name).await
+    }
+
+    async fn save_checkpoints(
+        &self,
+        name: &str,
+        through: u64,
+        entries: Vec<CheckpointEntry>,
+    ) -> Result<(), StoreError> {
+        self.layer
+            .save_checkpoints(self.inner.as_ref(), name, through, entries)
+            .await
+    }
+
+    async fn checkpoint_mark(&self, name: &str) -> Result<u64, StoreError> {
+        self.layer.before_read()?;
+        self.inner.checkpoint_mark(name).await
+    }
+
+    async fn load_checkpoint(
+        &self,
+        name: &str,
+        key: &str,
+        at_most: u64,
+    ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.layer.before_read()?;
+        self.layer
+            .load_checkpoint(self.inner.as_ref(), name, key, at_most)
+            .await
     }
 
     async fn reserve_head(&self) -> Result<Option<Head>, StoreError> {

@@ -420,6 +420,18 @@ impl StoreError {
     }
 }
 
+/// One checkpointed state ([`EventStore::save_checkpoints`]): what it is the state of, the
+/// log position it is as of, and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointEntry {
+    /// What the state is of (a fund's id).
+    pub key: String,
+    /// The position after whose event it holds.
+    pub position: u64,
+    /// The state.
+    pub bytes: Vec<u8>,
+}
+
 /// The event log every backend implements. Appends are durable when they return.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
@@ -495,6 +507,34 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The last snapshot saved under `name`, with its position.
     async fn load_snapshot(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+
+    /// Saves checkpointed states under `name` and moves its mark to `through` (never back):
+    /// each entry is the state of one `key` (e.g. a fund) as of the entry's position, at or
+    /// before `through`, and a key whose state did not change since its last entry need not
+    /// have a new one, so the mark says that every key's latest entry at or before any
+    /// position up to `through` is its state there. Entries and mark are saved together (all
+    /// or none); an entry saved again at the same key and position is replaced. Like
+    /// snapshots, checkpoints are caches of the log: not made durable at once, authenticated
+    /// by the store, checked by the engine against the log before use.
+    async fn save_checkpoints(
+        &self,
+        name: &str,
+        through: u64,
+        entries: Vec<CheckpointEntry>,
+    ) -> Result<(), StoreError>;
+
+    /// The mark of the checkpoints under `name` (0 when there is none).
+    async fn checkpoint_mark(&self, name: &str) -> Result<u64, StoreError>;
+
+    /// The latest entry of `key` under `name` at or before position `at_most`, with its
+    /// position. An entry whose bytes the store cannot authenticate (damaged or edited) is
+    /// [`StoreError::Corrupt`], never returned.
+    async fn load_checkpoint(
+        &self,
+        name: &str,
+        key: &str,
+        at_most: u64,
+    ) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
 
     /// Reserves the append point for this handle's next append, on a store other processes
     /// append to: until that append (or the store's close), other writers' appends wait, so

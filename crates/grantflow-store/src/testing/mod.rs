@@ -143,6 +143,7 @@ macro_rules! conformance_suite {
             import_in_several_groups_and_onto_a_prefix,
             import_refuses_bad_files_and_writes_nothing,
             snapshots_save_and_load,
+            checkpoints_save_and_load,
             concurrent_readers_see_only_durable_events,
             catch_up_then_live_exactly_once,
             subscription_filtered_by_stream,

@@ -533,6 +533,84 @@ pub async fn snapshots_save_and_load(b: Arc<dyn Backend>) {
     assert_eq!(store.load_snapshot("other").await.unwrap(), None);
 }
 
+/// Checkpointed states: the latest entry of a key at or before a position, the mark, all
+/// kept across a reopen.
+pub async fn checkpoints_save_and_load(b: Arc<dyn Backend>) {
+    let entry = |key: &str, position: u64, bytes: &[u8]| crate::CheckpointEntry {
+        key: key.to_string(),
+        position,
+        bytes: bytes.to_vec(),
+    };
+    let (store, location) = b.create().await;
+    fill(store.as_ref(), 30).await;
+    assert_eq!(store.checkpoint_mark("funds").await.unwrap(), 0);
+    assert_eq!(
+        store.load_checkpoint("funds", "F1", 30).await.unwrap(),
+        None
+    );
+    store
+        .save_checkpoints(
+            "funds",
+            10,
+            vec![entry("F1", 10, b"f1 at 10"), entry("F2", 10, b"f2 at 10")],
+        )
+        .await
+        .unwrap();
+    // F2 unchanged at 20: no entry of its own.
+    store
+        .save_checkpoints("funds", 20, vec![entry("F1", 20, b"f1 at 20")])
+        .await
+        .unwrap();
+    assert_eq!(store.checkpoint_mark("funds").await.unwrap(), 20);
+    assert_eq!(store.checkpoint_mark("other").await.unwrap(), 0);
+    let load = |key: &'static str, at_most: u64| {
+        let store = Arc::clone(&store);
+        async move { store.load_checkpoint("funds", key, at_most).await.unwrap() }
+    };
+    assert_eq!(load("F1", 9).await, None);
+    assert_eq!(load("F1", 10).await, Some((10, b"f1 at 10".to_vec())));
+    assert_eq!(load("F1", 19).await, Some((10, b"f1 at 10".to_vec())));
+    assert_eq!(load("F1", 25).await, Some((20, b"f1 at 20".to_vec())));
+    assert_eq!(load("F2", 25).await, Some((10, b"f2 at 10".to_vec())));
+    // A key that is a prefix of another is its own.
+    assert_eq!(load("F", 25).await, None);
+    // The mark never goes back; an entry saved again is replaced.
+    store
+        .save_checkpoints("funds", 10, vec![entry("F2", 10, b"f2 again")])
+        .await
+        .unwrap();
+    assert_eq!(store.checkpoint_mark("funds").await.unwrap(), 20);
+    assert_eq!(load("F2", 10).await, Some((10, b"f2 again".to_vec())));
+    // Refused, writing nothing: an entry past the mark, a mark past the head, bad names.
+    assert!(store
+        .save_checkpoints("funds", 25, vec![entry("F3", 26, b"x")])
+        .await
+        .is_err());
+    assert!(store
+        .save_checkpoints("funds", 31, vec![entry("F3", 25, b"x")])
+        .await
+        .is_err());
+    assert!(store.save_checkpoints("", 25, Vec::new()).await.is_err());
+    assert!(store
+        .save_checkpoints("funds", 25, vec![entry("", 25, b"x")])
+        .await
+        .is_err());
+    assert_eq!(load("F3", 30).await, None);
+    assert_eq!(store.checkpoint_mark("funds").await.unwrap(), 20);
+    store.close().await.unwrap();
+    drop(store);
+    let store = b.reopen(&location).await;
+    assert_eq!(store.checkpoint_mark("funds").await.unwrap(), 20);
+    assert_eq!(
+        store.load_checkpoint("funds", "F1", 30).await.unwrap(),
+        Some((20, b"f1 at 20".to_vec()))
+    );
+    assert_eq!(
+        store.load_checkpoint("funds", "F2", 30).await.unwrap(),
+        Some((10, b"f2 again".to_vec()))
+    );
+}
+
 /// Concurrent readers see only durable events.
 pub async fn concurrent_readers_see_only_durable_events(b: Arc<dyn Backend>) {
     let (store, _) = b.create().await;
