@@ -10,7 +10,9 @@
 //!   grants: `GET /v1/grants/{id}?at=P` (`grant_at`) and `?as_of=T` (`grant_as_of`) for a
 //!   random point after the grant began, `GET /v1/grants/{id}/audit` (`grant_audit`), and the
 //!   grant's fund `GET /v1/funds/{id}?at=P` (`fund_at`), each timed by the server
-//!   (`Server-Timing: app;dur=`), p50 and p99; then the server's peak RSS (`serve_peak_rss_mib`);
+//!   (`Server-Timing: app;dur=`), p50 and p99, once the server's fund checkpoints reach the
+//!   head (`checkpoints_ready_s`: how long the server took to save them, on its first start
+//!   on a store built without one); then the server's peak RSS (`serve_peak_rss_mib`);
 //! - the fold's speed (`replay_events_per_s`, the projection rebuild `Engine::open` runs
 //!   without a snapshot) and `grantflow replay`'s rule-checked speed (`checked_events_per_s`);
 //! - bytes on disk per event, beside the size of the same event in the JSON Lines export
@@ -136,11 +138,21 @@ async fn measure(
 ) -> anyhow::Result<Map<String, Value>> {
     let mut fields = Map::new();
     let token = add_token(binary, data, "bench.history", "auditor")?;
+    let admin = add_token(binary, data, "bench.history.metrics", "admin")?;
     let started = Instant::now();
     let server = Server::grantflow(binary, data).await?;
     fields.insert("open_s".into(), round(started.elapsed().as_secs_f64()));
     let pid = server.child.id();
-    let asked = ask(config, &server.addr, &token).await;
+    // The fund questions are timed once the server's fund checkpoints reach the head (on a
+    // store built without a server, it saves them on its first start).
+    let caught_up = checkpoints_caught_up(&server.addr, &admin).await;
+    if let Ok(seconds) = &caught_up {
+        fields.insert("checkpoints_ready_s".into(), round(*seconds));
+    }
+    let asked = match caught_up {
+        Ok(_) => ask(config, &server.addr, &token).await,
+        Err(error) => Err(error),
+    };
     let rss = pid.and_then(peak_rss_kib);
     let stopped = server.stop().await;
     let (head, timed) = asked?;
@@ -175,6 +187,39 @@ async fn measure(
         round(on_disk as f64 / exported.max(1) as f64),
     );
     Ok(fields)
+}
+
+/// Waits until the server's fund checkpoints reach the last boundary below its head
+/// (`/metrics`); the seconds waited since the server listens.
+async fn checkpoints_caught_up(addr: &str, admin: &str) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut conn = Conn::open(addr).await?;
+    let auth = [("Authorization", format!("Bearer {admin}"))];
+    let every = grantflow_engine::checkpoint::FUND_CHECKPOINT_EVERY;
+    loop {
+        let answer = conn.exchange("GET", "/metrics", &auth, "").await?;
+        anyhow::ensure!(
+            answer.status == 200,
+            "GET /metrics answered {}",
+            answer.status
+        );
+        let text = String::from_utf8_lossy(&answer.body);
+        let gauge = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse::<u64>().ok())
+        };
+        let head = gauge("grantflow_head_position ").context("no head in /metrics")?;
+        let mark = gauge("grantflow_fund_checkpoints_position ")
+            .context("no fund checkpoints in /metrics")?;
+        if mark >= head / every * every {
+            return Ok(started.elapsed().as_secs_f64());
+        }
+        anyhow::ensure!(
+            started.elapsed() < std::time::Duration::from_secs(3600),
+            "the fund checkpoints reach {mark} of {head} after an hour"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// The server's peak resident set (VmHWM), KiB.

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use grantflow_domain::{check_command, evolve, Date, Event, StoredEvent};
 use grantflow_store::envelope::ChainVerifier;
-use grantflow_store::{Envelope, EventStore, Hash};
+use grantflow_store::{Envelope, EventStore, Hash, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -414,7 +414,8 @@ pub async fn replay_checked(
 }
 
 /// Verifies a store end to end: every event's chain link and payload, the stored head and
-/// stream versions, and the stored projections against a rebuild from the log.
+/// stream versions, and the stored projections (the snapshot, the fund checkpoints) against
+/// a rebuild from the log.
 pub async fn verify(
     store: &dyn EventStore,
     checkpoint: Option<Checkpoint>,
@@ -526,6 +527,15 @@ async fn compare_with_store(
              `grantflow replay` to rebuild them",
         )));
     }
+    if let Some((boundary, why)) = crate::checkpoint::verify_stored(store, rebuilt).await? {
+        return Ok(Some(Failure::at(
+            boundary,
+            format!(
+                "{why}; it is not used: run `grantflow replay` to save the fund checkpoints \
+                 again from the log"
+            ),
+        )));
+    }
     Ok(None)
 }
 
@@ -541,8 +551,9 @@ pub struct ReplayReport {
 }
 
 /// Rebuilds every projection from the log alone, with the checked fold
-/// ([`replay_checked`]: chain, payloads, rules), and stores the result as the snapshot. A log
-/// that fails the check is refused ([`EngineError::Corrupt`]) and no snapshot is written.
+/// ([`replay_checked`]: chain, payloads, rules), and stores the result as the snapshot and
+/// the fund checkpoints, saved anew ([`crate::checkpoint`]). A log that fails the check is
+/// refused ([`EngineError::Corrupt`]) and nothing is written.
 pub async fn replay(
     store: &dyn EventStore,
     progress: Progress<'_>,
@@ -552,6 +563,12 @@ pub async fn replay(
     let model = replay_checked(store, head, progress).await?;
     let seconds = started.elapsed().as_secs_f64();
     save_snapshot(store, &model).await?;
+    match crate::checkpoint::save_all(store, &model).await {
+        Ok(_) => {}
+        // A store or role that keeps no checkpoints (PostgreSQL's application role).
+        Err(EngineError::Store(StoreError::Invalid(why))) => tracing::info!("{why}"),
+        Err(error) => return Err(error),
+    }
     let report = ReplayReport {
         events: model.position,
         seconds,

@@ -410,13 +410,10 @@ async fn keep(
             (fold, last) = (FundFold::new(0, None), HashMap::new());
         }
         let head = store.head().await?.position;
-        let next = (fold.position / every + 1) * every;
-        if next <= head {
-            fold.fold_until(store, next, &live).await?;
-            let head_hash = hex::encode(hash_at(store, next).await?);
-            let entries = changed_entries(&fold, next, &head_hash, &mut last)?;
-            store.save_checkpoints(&name, next, entries).await?;
-            shared.mark.fetch_max(next, Ordering::AcqRel);
+        if let Some(boundary) =
+            save_next(store, &name, every, &mut fold, &mut last, head, &live).await?
+        {
+            shared.mark.fetch_max(boundary, Ordering::AcqRel);
             if *stop.borrow() {
                 return Ok(());
             }
@@ -431,4 +428,114 @@ async fn keep(
             _ = stop.changed() => return Ok(()),
         }
     }
+}
+
+/// Folds `fold` on to the next boundary and saves the entries that changed, when that
+/// boundary is at or before `head`; which boundary it saved.
+async fn save_next(
+    store: &dyn EventStore,
+    name: &str,
+    every: u64,
+    fold: &mut FundFold,
+    last: &mut HashMap<String, Vec<u8>>,
+    head: u64,
+    live: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<Option<u64>, EngineError> {
+    let next = (fold.position / every + 1) * every;
+    if next > head {
+        return Ok(None);
+    }
+    fold.fold_until(store, next, live).await?;
+    let head_hash = hex::encode(hash_at(store, next).await?);
+    let entries = changed_entries(fold, next, &head_hash, last)?;
+    store.save_checkpoints(name, next, entries).await?;
+    Ok(Some(next))
+}
+
+/// Saves every fund checkpoint (of the default spacing) from the log's start to `model`'s
+/// position anew, replacing what is stored: `replay` rebuilds them with the projections.
+/// `model` is the log folded to its position (it names each grant's fund).
+pub(crate) async fn save_all(
+    store: &dyn EventStore,
+    model: &ReadModel,
+) -> Result<u64, EngineError> {
+    let every = FUND_CHECKPOINT_EVERY;
+    let name = checkpoints_name(every);
+    let live = |grant: &str| model.world.grant_fund(grant);
+    let mut fold = FundFold::new(0, None);
+    let mut last = HashMap::new();
+    let mut saved = 0;
+    while let Some(boundary) = save_next(
+        store,
+        &name,
+        every,
+        &mut fold,
+        &mut last,
+        model.position,
+        &live,
+    )
+    .await?
+    {
+        saved = boundary;
+    }
+    Ok(saved)
+}
+
+/// Checks every stored fund checkpoint (of the default spacing) up to `model`'s position
+/// against a fold of the log: each fund's entry at or before every boundary must prove
+/// itself and hold the fund's figures there. `None` when they all agree; else the boundary
+/// and what is wrong.
+pub(crate) async fn verify_stored(
+    store: &dyn EventStore,
+    model: &ReadModel,
+) -> Result<Option<(u64, String)>, EngineError> {
+    let every = FUND_CHECKPOINT_EVERY;
+    let name = checkpoints_name(every);
+    let mark = store
+        .checkpoint_mark(&name)
+        .await?
+        .min(model.position / every * every);
+    let live = |grant: &str| model.world.grant_fund(grant);
+    let mut fold = FundFold::new(0, None);
+    let mut boundary = every;
+    while boundary <= mark {
+        fold.fold_until(store, boundary, &live).await?;
+        let hash = hex::encode(hash_at(store, boundary).await?);
+        for fund in fold.world.fund_ids() {
+            let expected = fold.world.fund_part(&fund);
+            let stored = match store.load_checkpoint(&name, &fund, boundary).await {
+                Ok(stored) => stored,
+                Err(StoreError::Corrupt { detail, .. }) => return Ok(Some((boundary, detail))),
+                Err(error) => return Err(error.into()),
+            };
+            let Some((position, bytes)) = stored else {
+                return Ok(Some((
+                    boundary,
+                    format!("fund {fund} has no checkpoint at or before position {boundary}"),
+                )));
+            };
+            let wrong = |why: &str| {
+                Some((
+                    boundary,
+                    format!("the checkpoint of fund {fund} at position {position} {why}"),
+                ))
+            };
+            let Ok(file) = serde_json::from_slice::<EntryFile>(&bytes) else {
+                return Ok(wrong("is unreadable"));
+            };
+            if file.format != FORMAT || file.fund != fund || file.position != position {
+                return Ok(wrong("names another fund, position or format"));
+            }
+            if position == boundary && file.head_hash != hash {
+                return Ok(wrong("names another hash than the log's at its position"));
+            }
+            if Some(file.part) != expected {
+                return Ok(wrong(&format!(
+                    "differs from the fund's figures in the log at position {boundary}"
+                )));
+            }
+        }
+        boundary += every;
+    }
+    Ok(None)
 }

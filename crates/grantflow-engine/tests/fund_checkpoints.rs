@@ -3,7 +3,8 @@
 //! equal the full fold's), and saved again from the log, after which questions are answered
 //! from checkpoints once more. On sled (the entry edited in sled's tree, where the MAC under
 //! the store's key no longer matches) and on PostgreSQL (the row edited, where its checksum no
-//! longer matches) when `GRANTFLOW_TEST_POSTGRES` names a database.
+//! longer matches) when `GRANTFLOW_TEST_POSTGRES` names a database. `verify` checks every
+//! stored checkpoint against the log and fails on a damaged one; `replay` saves them anew.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -222,4 +223,78 @@ async fn on_postgres_a_damaged_fund_checkpoint_is_never_served() {
         .await;
     })
     .await;
+}
+
+/// More than one boundary of the default spacing: `verify` checks the checkpoints, fails
+/// on a damaged one, and `replay` saves them anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_checks_the_fund_checkpoints_and_replay_saves_them_anew() {
+    use grantflow_engine::audit::{replay, verify};
+    use grantflow_engine::checkpoint::FUND_CHECKPOINT_EVERY;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (store, engine) = open_engine(&data).await;
+    fill(&engine).await;
+    // Enough disbursements and refunds to pass the first boundary, submitted together.
+    let mut round = 0;
+    while store.head().await.unwrap().position <= FUND_CHECKPOINT_EVERY + 10 {
+        let mut pending = Vec::new();
+        for i in 0..500 {
+            let grant = ["G1", "G2", "G3"][i % 3];
+            let body = if (round + i) % 2 == 0 {
+                disburse(grant, "IOM", "1.00")
+            } else {
+                refund(grant, "IOM", "1.00")
+            };
+            pending.push(engine.enqueue(cli(body, "treasurer")).await.unwrap());
+        }
+        for outcome in pending {
+            outcome.wait().await.unwrap();
+        }
+        round += 1;
+    }
+    engine.keep_fund_checkpoints().await;
+    wait_for_mark(&engine, FUND_CHECKPOINT_EVERY).await;
+    engine.close().await.unwrap();
+    drop_engine(engine, store).await;
+
+    let verified = |data: std::path::PathBuf| async move {
+        let store: Arc<dyn EventStore> =
+            Arc::new(grantflow_store_sled::SledStore::open(&data).unwrap());
+        let report = verify(store.as_ref(), None, &|_, _| {}).await.unwrap();
+        store.close().await.unwrap();
+        drop(store);
+        report
+    };
+    let report = verified(data.clone()).await;
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+
+    let db = grantflow_store_sled::open_sled(&data.join("db")).unwrap();
+    let key = db
+        .scan_prefix(b"Kfunds.8192\0F1\0")
+        .next()
+        .expect("F1 has a checkpoint")
+        .unwrap()
+        .0;
+    let mut value = db.get(&key).unwrap().unwrap().to_vec();
+    *value.last_mut().unwrap() ^= 0x01;
+    db.insert(key, value).unwrap();
+    db.flush().unwrap();
+    drop(db);
+    let report = verified(data.clone()).await;
+    let failure = report.failure.expect("a damaged checkpoint fails verify");
+    assert_eq!(failure.position, FUND_CHECKPOINT_EVERY, "{failure:?}");
+    assert!(
+        failure.detail.contains("checkpoint F1")
+            || failure.detail.contains("checkpoint funds.8192/F1"),
+        "{failure:?}"
+    );
+
+    let store: Arc<dyn EventStore> =
+        Arc::new(grantflow_store_sled::SledStore::open(&data).unwrap());
+    replay(store.as_ref(), &|_, _| {}).await.unwrap();
+    store.close().await.unwrap();
+    drop(store);
+    let report = verified(data.clone()).await;
+    assert!(report.failure.is_none(), "{:?}", report.failure);
 }
