@@ -28,7 +28,7 @@ use grantflow_store::{CheckpointEntry, EventStore, PayloadRecord, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::{decode_stored, hash_at, EngineError, ReadModel, FOLD_PAGE_EVENTS};
+use crate::{decode_record, hash_at, EngineError, ReadModel, FOLD_PAGE_EVENTS};
 
 /// A boundary every this many events: a fund's figures as of any position fold at most this
 /// many events after its checkpoint (measured: BENCHMARKS.md, "History at scale").
@@ -147,12 +147,7 @@ impl FundFold {
         if !moves_fund_figures(record.event_type) {
             return Ok(());
         }
-        let event = decode_stored(
-            record.position,
-            record.event_type,
-            record.schema,
-            record.payload,
-        )?;
+        let event = decode_record(&record)?;
         if let Some(fund) = event.fund_stream_id() {
             if self.keeps(fund) {
                 evolve(&mut self.world, record.position, &event);

@@ -174,6 +174,16 @@ pub fn decode(envelope: &Envelope) -> Result<Event, EngineError> {
     )
 }
 
+/// [`decode`] of an event as a fold reads it.
+fn decode_record(record: &grantflow_store::PayloadRecord<'_>) -> Result<Event, EngineError> {
+    decode_stored(
+        record.position,
+        record.event_type,
+        record.schema,
+        record.payload,
+    )
+}
+
 /// [`decode`] of an event's parts.
 fn decode_stored(
     position: u64,
@@ -624,13 +634,7 @@ fn decode_page(
     // megabytes of events into fresh pages on every page of a replay.
     let mut events = Vec::with_capacity(range.len());
     page.visit_range(range, |record| {
-        let event = decode_stored(
-            record.position,
-            record.event_type,
-            record.schema,
-            record.payload,
-        )?;
-        events.push((record.position, event));
+        events.push((record.position, decode_record(&record)?));
         Ok::<(), EngineError>(())
     })?;
     Ok(events)

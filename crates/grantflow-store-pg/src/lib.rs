@@ -507,16 +507,7 @@ impl EventStore for PgStore {
         through: u64,
         entries: Vec<CheckpointEntry>,
     ) -> Result<(), StoreError> {
-        check_key_text("checkpoint name", name).map_err(StoreError::Invalid)?;
-        for entry in &entries {
-            check_key_text("checkpoint key", &entry.key).map_err(StoreError::Invalid)?;
-            if entry.position > through {
-                return Err(StoreError::Invalid(format!(
-                    "checkpoint {name}/{} at position {} lies past the mark {through}",
-                    entry.key, entry.position
-                )));
-            }
-        }
+        grantflow_store::checks::check_checkpoints(name, through, &entries)?;
         self.inner.check_writable()?;
         let mut conn = self.inner.pool.get().await?;
         let client = conn.client()?;

@@ -74,16 +74,7 @@ impl Inner {
         through: u64,
         entries: &[CheckpointEntry],
     ) -> Result<(), StoreError> {
-        check_key_text("checkpoint name", name).map_err(StoreError::Invalid)?;
-        for entry in entries {
-            check_key_text("checkpoint key", &entry.key).map_err(StoreError::Invalid)?;
-            if entry.position > through {
-                return Err(StoreError::Invalid(format!(
-                    "checkpoint {name}/{} at position {} lies past the mark {through}",
-                    entry.key, entry.position
-                )));
-            }
-        }
+        grantflow_store::checks::check_checkpoints(name, through, entries)?;
         let head = self.durable_head().position;
         if through > head {
             return Err(StoreError::Invalid(format!(

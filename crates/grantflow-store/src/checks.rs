@@ -136,3 +136,23 @@ pub fn check_import(
     }
     Ok(records)
 }
+
+/// What a save of checkpointed states must be (`EventStore::save_checkpoints`): a name and
+/// keys a store can keep, and no entry past the mark it moves to.
+pub fn check_checkpoints(
+    name: &str,
+    through: u64,
+    entries: &[crate::CheckpointEntry],
+) -> Result<(), crate::StoreError> {
+    check_key_text("checkpoint name", name).map_err(crate::StoreError::Invalid)?;
+    for entry in entries {
+        check_key_text("checkpoint key", &entry.key).map_err(crate::StoreError::Invalid)?;
+        if entry.position > through {
+            return Err(crate::StoreError::Invalid(format!(
+                "checkpoint {name}/{} at position {} lies past the mark {through}",
+                entry.key, entry.position
+            )));
+        }
+    }
+    Ok(())
+}
