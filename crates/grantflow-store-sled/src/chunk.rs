@@ -51,7 +51,8 @@ const CHUNK_COMPRESSED: u8 = 3;
 /// A compressed chunk's header: the format byte and the body's length.
 const COMPRESSED_HEADER_BYTES: usize = 1 + 4;
 /// zstd's level for log chunks: its fastest positive level, since the writer compresses
-/// every chunk on its way to the redo log (BENCHMARKS.md, "History at scale").
+/// every chunk on its way to the redo log; higher levels were no smaller on these chunks
+/// (BENCHMARKS.md, "Store format 4 against format 3").
 pub const ZSTD_LEVEL: i32 = 1;
 /// Per event in a chunk: length prefix and hash.
 const CHUNK_RECORD_OVERHEAD_BYTES: usize = 4 + 32;
