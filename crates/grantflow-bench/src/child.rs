@@ -92,6 +92,7 @@ pub(crate) fn run_child(config: &Config, args: &ChildArgs) -> anyhow::Result<()>
                 anyhow::Ok(())
             })
         }
+        "sled-breakdown" => sled_breakdown(args),
         "sqlite-append" | "file-append" => baseline_append(args),
         "pg-append"
         | "pg-replay"
@@ -310,6 +311,69 @@ async fn replay_and_scan(store: &dyn EventStore) -> anyhow::Result<()> {
     f.insert("checked_vm_hwm_kib".into(), json!(checked_hwm));
     println!("{}", Value::Object(f));
     Ok(())
+}
+
+/// Where a store's bytes go: the files of its data directory (sled's database file, its
+/// snapshot files, the redo files, everything else) as allocated on disk, and the live keys
+/// and values sled holds, by key prefix (`L` log chunks, `S` stream index, `C` command
+/// index, the rest). sled's file less its live keys and values is its own overhead: page
+/// headers, superseded page versions not yet cleaned, free space in segments.
+fn sled_breakdown(args: &ChildArgs) -> anyhow::Result<()> {
+    use grantflow_bench::sys::disk_bytes;
+    let data = &args.path;
+    let db_dir = data.join("db");
+    let mut files: Map<String, Value> = Map::new();
+    let (mut db_file, mut snapshots, mut redo, mut other) = (0u64, 0u64, 0u64, 0u64);
+    for entry in std::fs::read_dir(data)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let bytes = disk_bytes(&entry.path());
+        if name.starts_with("redo-") {
+            redo += bytes;
+        } else if name != "db" {
+            other += bytes;
+        }
+    }
+    for entry in std::fs::read_dir(&db_dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let bytes = disk_bytes(&entry.path());
+        if name == "db" {
+            db_file += bytes;
+        } else {
+            snapshots += bytes;
+        }
+    }
+    let db = grantflow_store_sled::open_sled(&db_dir)?;
+    let (mut live, mut count) = ([0u64; 4], [0u64; 4]);
+    for item in db.iter() {
+        let (key, value) = item?;
+        let slot = match key.first() {
+            Some(b'L') => 0,
+            Some(b'S') => 1,
+            Some(b'C') => 2,
+            _ => 3,
+        };
+        live[slot] += (key.len() + value.len()) as u64;
+        count[slot] += 1;
+    }
+    drop(db);
+    for (name, bytes) in [
+        ("db_file_bytes", db_file),
+        ("sled_other_files_bytes", snapshots),
+        ("redo_bytes", redo),
+        ("other_files_bytes", other),
+    ] {
+        files.insert(name.into(), json!(bytes));
+    }
+    for (index, name) in ["log", "stream_index", "command_index", "other"]
+        .iter()
+        .enumerate()
+    {
+        files.insert(format!("live_{name}_bytes"), json!(live[index]));
+        files.insert(format!("live_{name}_keys"), json!(count[index]));
+    }
+    emit(files)
 }
 
 fn baseline_append(args: &ChildArgs) -> anyhow::Result<()> {

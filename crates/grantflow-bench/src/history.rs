@@ -16,7 +16,9 @@
 //! - the fold's speed (`replay_events_per_s`, the projection rebuild `Engine::open` runs
 //!   without a snapshot) and `grantflow replay`'s rule-checked speed (`checked_events_per_s`);
 //! - bytes on disk per event, beside the size of the same event in the JSON Lines export
-//!   (`export_bytes_per_event`).
+//!   (`export_bytes_per_event`), and where they go: sled's database file, the redo files, and
+//!   inside sled the live log chunks, stream index and command index (child task
+//!   `sled-breakdown`; sled's file less those is sled's own overhead).
 //!
 //! With `--history-svg FILE`, the p99 of each question against the log's size is drawn as an
 //! SVG line chart.
@@ -55,7 +57,10 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
         ));
         let built = build_once(config, &data, size)?;
         let mut fields = measure(config, &binary, &data).await?;
-        fields.insert("built_now".into(), json!(built));
+        fields.insert("built_now".into(), json!(built.is_some()));
+        if let Some(events_per_s) = built {
+            fields.insert("build_events_per_s".into(), events_per_s);
+        }
         if !config.keep_stores {
             // A temporary root: the next, larger store needs the room.
             std::fs::remove_dir_all(&data)?;
@@ -71,12 +76,12 @@ pub(crate) async fn run(config: &Config, root: &Path, report: &mut Report) -> an
     Ok(())
 }
 
-/// Builds the store of `size` events at `data` unless a finished one is there; whether it
-/// built one.
-fn build_once(config: &Config, data: &Path, size: u64) -> anyhow::Result<bool> {
+/// Builds the store of `size` events at `data` unless a finished one is there; the build's
+/// append rate (events/s, the engine pipelined as `exec`) when it built one.
+fn build_once(config: &Config, data: &Path, size: u64) -> anyhow::Result<Option<Value>> {
     let marker = data.join("history-built");
     if marker.is_file() {
-        return Ok(false);
+        return Ok(None);
     }
     if data.exists() {
         std::fs::remove_dir_all(data)?;
@@ -106,7 +111,7 @@ fn build_once(config: &Config, data: &Path, size: u64) -> anyhow::Result<bool> {
         "building the store of {size} events: {accepted:?} of {commands:?} commands accepted"
     );
     std::fs::write(&marker, format!("{size}\n"))?;
-    Ok(true)
+    Ok(Some(line["events_per_s"].clone()))
 }
 
 /// Runs a child task of this binary on `data` and returns its JSON line.
@@ -186,6 +191,26 @@ async fn measure(
         "x_disk_export".into(),
         round(on_disk as f64 / exported.max(1) as f64),
     );
+    // Where the bytes on disk go, per event: sled's file and, inside it, the live log chunks
+    // and indexes (the rest of the file is sled's own overhead), and the redo files.
+    let breakdown = child_task(config, "sled-breakdown", data)?;
+    for (from, to) in [
+        ("db_file_bytes", "disk_sled_file_bytes_per_event"),
+        ("redo_bytes", "disk_redo_bytes_per_event"),
+        ("live_log_bytes", "live_log_bytes_per_event"),
+        (
+            "live_stream_index_bytes",
+            "live_stream_index_bytes_per_event",
+        ),
+        (
+            "live_command_index_bytes",
+            "live_command_index_bytes_per_event",
+        ),
+    ] {
+        if let Some(bytes) = breakdown.get(from).and_then(Value::as_u64) {
+            fields.insert(to.into(), per(bytes));
+        }
+    }
     Ok(fields)
 }
 

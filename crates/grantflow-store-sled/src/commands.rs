@@ -5,7 +5,7 @@ use grantflow_store::{CommandRecord, EventRef, StoreError};
 
 use crate::chunk::Chunk;
 use crate::errors::{lock, sled_err};
-use crate::keys::{chunk_key, command_key, decode_command, parse_chunk_key};
+use crate::keys::{chunk_key, command_key, decode_command_entry, parse_chunk_key, CommandEntry};
 use crate::Inner;
 
 /// Whether the command's id names its first position ([`grantflow_store::ids`]): such a command is
@@ -61,6 +61,18 @@ impl Inner {
         let Some(first) = grantflow_store::ids::located_position(command_id) else {
             return Ok(None);
         };
+        self.command_at(command_id, first, through)
+    }
+
+    /// The record of the command whose first event is at `first`, read from the log through
+    /// position `through`; `None` when no such command is there. The chunk holding the
+    /// command's last event records it in its trailer.
+    fn command_at(
+        &self,
+        command_id: &str,
+        first: u64,
+        through: u64,
+    ) -> Result<Option<CommandRecord>, StoreError> {
         let Some(item) = self.tree.range(chunk_key(0)..=chunk_key(first)).next_back() else {
             return Ok(None);
         };
@@ -166,17 +178,33 @@ impl Inner {
         Ok(records)
     }
 
-    /// A command index entry's record, unless its events are not durable yet.
+    /// A command index entry's record (the one it holds, or the one in the log where it
+    /// says), unless its events are not durable yet.
     fn durable_record(
         &self,
         command_id: &str,
         value: &[u8],
     ) -> Result<Option<CommandRecord>, StoreError> {
-        let record = decode_command(command_id, value).ok_or_else(|| StoreError::Corrupt {
+        let entry = decode_command_entry(command_id, value).ok_or_else(|| StoreError::Corrupt {
             position: 0,
             detail: format!("undecodable command index entry for {command_id:?}"),
         })?;
         let head = self.durable_head().position;
+        let record = match entry {
+            CommandEntry::Record(record) => record,
+            // The indexer writes only durable groups' entries: the whole command is in the
+            // log unless the entry is wrong.
+            CommandEntry::At(first) => {
+                self.command_at(command_id, first, head)?
+                    .ok_or_else(|| StoreError::Corrupt {
+                        position: first,
+                        detail: format!(
+                            "the command index says command {command_id:?} starts at position \
+                         {first}, the log does not hold it there"
+                        ),
+                    })?
+            }
+        };
         if record.events.iter().any(|event| event.position > head) {
             return Ok(None);
         }

@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex};
 
 use grantflow_store::StoreError;
 
+use crate::chunk::Encoding;
 use crate::commands::is_located;
 use crate::errors::{lock, sled_err};
-use crate::keys::{command_key, encode_command, stream_index_key, INDEXED_KEY};
+use crate::keys::{command_key, encode_command, encode_command_at, stream_index_key, INDEXED_KEY};
 use crate::tail::Span;
 use crate::Inner;
 
@@ -168,7 +169,8 @@ pub(crate) struct Indexing {
 }
 
 impl Indexing {
-    pub(crate) fn of(span: &Span) -> Indexing {
+    /// The span's entries, command-index entries in `encoding`'s form.
+    pub(crate) fn of(span: &Span, encoding: Encoding) -> Indexing {
         let mut entries: Vec<(Vec<u8>, Vec<u8>)> = span
             .streams
             .iter()
@@ -183,7 +185,13 @@ impl Indexing {
                 span.commands
                     .values()
                     .filter(|record| !is_located(record))
-                    .map(|record| (command_key(&record.command_id), encode_command(record))),
+                    .map(|record| {
+                        let value = match (encoding, record.events.first()) {
+                            (Encoding::Compact, Some(first)) => encode_command_at(first.position),
+                            _ => encode_command(record),
+                        };
+                        (command_key(&record.command_id), value)
+                    }),
             )
             .collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -248,7 +256,7 @@ impl Inner {
                 span.through <= self.durable_head().position,
                 "the index covers only durable groups"
             );
-            *indexing = Some(Indexing::of(&span));
+            *indexing = Some(Indexing::of(&span, self.encoding));
         }
         let Some(current) = indexing.as_mut() else {
             return Ok(true);

@@ -6,9 +6,9 @@
 //! |---|---|
 //! | `L` + first position (u64 BE) | a log chunk ([`crate::chunk`]) |
 //! | `S` + stream + `0x00` + first version (u64 BE) | positions of those versions (u64 LE each); written by the indexer, one entry per stream per span |
-//! | `C` + command id | body hash flag (0/1) [‖ hash] ‖ count (u32 LE) ‖ per event: position, version (u64 LE), stream, type (u32 LE length ‖ bytes); written by the indexer, except for a command whose id is located ([`grantflow_store::ids`]: it names the command's first position, where a lookup that misses the index finds it, in the log) |
+//! | `C` + command id | in a store of format 4: `2` ‖ the command's first position (u64 LE), where its record is, in the log (the trailer of the chunk holding its last event); in a store of format 3 (and for a command without events): body hash flag (0/1) [‖ hash] ‖ count (u32 LE) ‖ per event: position, version (u64 LE), stream, type (u32 LE length ‖ bytes). Written by the indexer, except for a command whose id is located ([`grantflow_store::ids`]: it names the command's first position, where a lookup that misses the index finds it, in the log) |
 //! | `I` | the index mark: `S` and `C` are complete through this position (u64 BE) |
-//! | `M` | `grantflow store format 3`, written when the database is created |
+//! | `M` | `grantflow store format 4` (`format 3` in a store of format 3), the marker's format, written when the database is created |
 //! | `H` | head position (u64 BE) ‖ hash (32) ‖ recorded_at |
 //! | `K` + name + `0x00` | the mark of the checkpoints `name` (u64 BE) ([`crate::checkpoints`]) |
 //! | `K` + name + `0x00` + key + `0x00` + position (u64 BE) | a checkpointed state: HMAC-SHA256 (32) ‖ its bytes |
@@ -111,6 +111,32 @@ pub(crate) fn encode_command(record: &CommandRecord) -> Vec<u8> {
         }
     }
     value
+}
+
+/// The first byte of a command-index entry that names the command's first position.
+const COMMAND_AT: u8 = 2;
+
+/// A command-index entry naming the command's first position (stores of format 4): the
+/// command's record is in the log, in the trailer of the chunk holding its last event.
+pub(crate) fn encode_command_at(first_position: u64) -> Vec<u8> {
+    let mut value = Vec::with_capacity(9);
+    value.push(COMMAND_AT);
+    value.extend_from_slice(&first_position.to_le_bytes());
+    value
+}
+
+/// A command-index entry: the record it holds, or the first position it names.
+pub(crate) enum CommandEntry {
+    Record(CommandRecord),
+    At(u64),
+}
+
+/// Decodes either form of a command-index entry.
+pub(crate) fn decode_command_entry(command_id: &str, value: &[u8]) -> Option<CommandEntry> {
+    match value.split_first()? {
+        (&COMMAND_AT, rest) => Some(CommandEntry::At(decode_u64_le(rest)?)),
+        _ => decode_command(command_id, value).map(CommandEntry::Record),
+    }
 }
 
 pub(crate) fn decode_command(command_id: &str, value: &[u8]) -> Option<CommandRecord> {

@@ -10,9 +10,10 @@
 //! recovered head are written back into sled ([`recovery`]).
 //!
 //! The data directory holds:
-//! - `GRANTFLOW`: the marker, `grantflow store\nformat 3\n`, checked before sled ever sees the
-//!   directory (sled may panic on garbage); it also says that the redo files must be there,
-//!   whatever sled holds.
+//! - `GRANTFLOW`: the marker, `grantflow store\nformat 4\n` (`format 3` in a store whose log
+//!   chunks are plain, which this build still reads and writes as it is), checked before sled
+//!   ever sees the directory (sled may panic on garbage); it also says that the redo files
+//!   must be there, whatever sled holds.
 //! - `redo-0`, `redo-1`: the redo log ([`redo`]), outside sled, where sled's recovery cannot
 //!   reach it.
 //! - `snapshot-<name>`: projection snapshots ([`snapshot`]), caches of the log.
@@ -58,7 +59,7 @@ use grantflow_store::{
 };
 use tokio::sync::watch;
 
-pub use chunk::{CHUNK_BYTES_TARGET, VALUE_BYTES_MAX};
+pub use chunk::{CHUNK_BYTES_TARGET, VALUE_BYTES_MAX, ZSTD_LEVEL};
 pub use config::{
     open_sled, sled_config, CACHE_CAPACITY_BYTES, FLUSH_EVERY_MS, OPEN_LOCK_WAIT_MS, SEGMENT_BYTES,
 };
@@ -67,7 +68,7 @@ pub use indexer::{
     INDEX_KEYS_PER_EVENT, INDEX_SLICE_KEYS_MAX, INDEX_SLICE_KEYS_MIN, INDEX_SPAN_EVENTS,
     TAIL_EVENTS_MAX, TAIL_EVENTS_MAX_ENV,
 };
-pub use recovery::{MARKER_FILE_NAME, STORE_FORMAT};
+pub use recovery::{MARKER_FILE_NAME, OLDEST_STORE_FORMAT, STORE_FORMAT};
 pub use redo::{REDO_FILE_NAMES, REDO_SWITCH_BYTES, REDO_SWITCH_BYTES_ENV};
 pub use write::IMPORT_GROUP_EVENTS_MAX;
 
@@ -127,6 +128,9 @@ pub(crate) struct Inner {
     pub(crate) failed: AtomicBool,
     /// [`TAIL_EVENTS_MAX`], or what the environment says.
     pub(crate) tail_events_max: u64,
+    /// How this store writes its log chunks and command-index entries: compact in a store
+    /// of format 4, plain in one of format 3 (which older builds read).
+    pub(crate) encoding: chunk::Encoding,
 }
 
 impl std::fmt::Debug for SledStore {

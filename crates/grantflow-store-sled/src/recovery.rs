@@ -28,7 +28,7 @@ use grantflow_store::recent::Recent;
 use grantflow_store::{CommandRecord, EventRef, Hash, Head, StoreError, ZERO_HASH};
 use tokio::sync::watch;
 
-use crate::chunk::Chunk;
+use crate::chunk::{Chunk, Encoding};
 use crate::commands::AbsentIds;
 use crate::config::{open_locked, sled_config, SLED_CONF_FILE_NAME};
 use crate::errors::{io_err, missing, not_a_store, sled_err};
@@ -42,10 +42,19 @@ use crate::redo::{Recovered, RedoLog};
 use crate::tail::Tail;
 use crate::Inner;
 
-/// The store format this build writes and reads: the redo log beside sled, the newest
-/// events' index entries in memory, command records in the log chunks' trailers. A store of
-/// another format is refused ([`StoreError::NewerFormat`], [`StoreError::UnsupportedFormat`]).
-pub const STORE_FORMAT: u32 = 3;
+/// The store format this build creates: the redo log beside sled, the newest events' index
+/// entries in memory, command records in the log chunks' trailers, log chunks compressed
+/// ([`crate::chunk`], chunk format 3) and command-index entries that name the command's first
+/// position ([`crate::keys`]), both of which a build that reads only store format 3 would take
+/// for damage. A store of another format than this one or [`OLDEST_STORE_FORMAT`] is refused
+/// ([`StoreError::NewerFormat`], [`StoreError::UnsupportedFormat`]).
+pub const STORE_FORMAT: u32 = 4;
+/// The oldest store format this build opens: format 3, whose log chunks are plain (chunk
+/// format 2) and whose command-index entries hold the command's record. Such a store keeps
+/// its format: its new chunks and entries are written so too, so the builds that wrote it
+/// can still open it. Nothing converts one format to another (an export
+/// imported into a new store is of [`STORE_FORMAT`]).
+pub const OLDEST_STORE_FORMAT: u32 = 3;
 /// The marker file that tells a grantflow store from any other directory.
 pub const MARKER_FILE_NAME: &str = "GRANTFLOW";
 /// The marker's first line.
@@ -80,8 +89,18 @@ fn format_error(dir: &Path, found: u32) -> StoreError {
         StoreError::UnsupportedFormat {
             path,
             found,
-            supported: STORE_FORMAT,
+            supported: OLDEST_STORE_FORMAT,
         }
+    }
+}
+
+/// How a store of `format` (one this build opens) writes its log chunks and command-index
+/// entries.
+fn encoding(format: u32) -> Encoding {
+    if format == OLDEST_STORE_FORMAT {
+        Encoding::Plain
+    } else {
+        Encoding::Compact
     }
 }
 
@@ -135,7 +154,7 @@ pub(crate) fn create_if_missing(dir: &Path) -> Result<(), StoreError> {
 /// Opens the store whose marker `dir` holds: sled, the format record, the redo log (its
 /// groups written back into sled), the head checked, the tail rebuilt.
 pub(crate) fn open_marked(dir: &Path) -> Result<Inner, StoreError> {
-    check_marker(dir)?;
+    let format = check_marker(dir)?;
     let db_dir = db_dir(dir);
     let db_file_path = db_dir.join(DB_FILE_NAME);
     // sled reads a damaged file as an empty database: remember whether there was one.
@@ -160,7 +179,7 @@ pub(crate) fn open_marked(dir: &Path) -> Result<Inner, StoreError> {
         .write(true)
         .open(&db_file_path)
         .map_err(io_err(format!("opening {}", db_file_path.display())))?;
-    check_format_record(dir, &tree, &db_file, had_database)?;
+    check_format_record(dir, &tree, &db_file, had_database, format)?;
     // Checked once the redo log has written back what a crash cut short (`open_redo`).
     let head = read_head(&tree)?;
     let (redo, head, synced) = open_redo(dir, &tree, &db_file, head)?;
@@ -187,20 +206,22 @@ pub(crate) fn open_marked(dir: &Path) -> Result<Inner, StoreError> {
         closed: AtomicBool::new(false),
         failed: AtomicBool::new(false),
         tail_events_max: tail_events_max(),
+        encoding: encoding(format),
     })
 }
 
-/// Checks the `M` record a store writes into its database when created; writes it into a new
-/// database. A database file that existed but holds no such record is damaged (sled reads an
-/// unreadable file as an empty database).
+/// Checks the `M` record a store writes into its database when created: the marker's format
+/// (`format`); writes it into a new database. A database file that existed but holds no such
+/// record is damaged (sled reads an unreadable file as an empty database).
 pub(crate) fn check_format_record(
     dir: &Path,
     tree: &sled::Db,
     db_file: &fs::File,
     had_database: bool,
+    format: u32,
 ) -> Result<(), StoreError> {
     let db_dir = &db_dir(dir);
-    let expected = format!("{MARKER_MAGIC} format {STORE_FORMAT}");
+    let expected = format!("{MARKER_MAGIC} format {format}");
     match tree
         .get(FORMAT_KEY)
         .map_err(sled_err("reading the format record"))?
@@ -211,7 +232,16 @@ pub(crate) fn check_format_record(
                 .and_then(|text| text.strip_prefix(&format!("{MARKER_MAGIC} format ")))
                 .and_then(|number| number.parse::<u32>().ok());
             match found {
-                Some(STORE_FORMAT) => Ok(()),
+                Some(found) if found == format => Ok(()),
+                Some(found) if (OLDEST_STORE_FORMAT..=STORE_FORMAT).contains(&found) => {
+                    Err(StoreError::Corrupt {
+                        position: 0,
+                        detail: format!(
+                            "the database's format record says format {found}, the marker \
+                             {MARKER_FILE_NAME} says {format}"
+                        ),
+                    })
+                }
                 Some(found) => Err(format_error(dir, found)),
                 None => Err(StoreError::Corrupt {
                     position: 0,
@@ -626,9 +656,9 @@ fn write_marker(dir: &Path) -> Result<(), StoreError> {
     replace_durably(dir, MARKER_FILE_NAME, &[text.as_bytes()])
 }
 
-/// Checks the marker: [`StoreError::NotAStore`] unless it is one, a format error unless it
-/// names [`STORE_FORMAT`].
-fn check_marker(dir: &Path) -> Result<(), StoreError> {
+/// Checks the marker and returns its format: [`StoreError::NotAStore`] unless it is one, a
+/// format error unless it names [`STORE_FORMAT`] or [`OLDEST_STORE_FORMAT`].
+fn check_marker(dir: &Path) -> Result<u32, StoreError> {
     let marker = dir.join(MARKER_FILE_NAME);
     let meta = fs::metadata(&marker).map_err(io_err(format!("reading {}", marker.display())))?;
     if !meta.is_file() || meta.len() > MARKER_BYTES_MAX {
@@ -651,7 +681,7 @@ fn check_marker(dir: &Path) -> Result<(), StoreError> {
             dir,
             &format!("{MARKER_FILE_NAME} is not a grantflow marker"),
         )),
-        Some(STORE_FORMAT) => Ok(()),
+        Some(found) if (OLDEST_STORE_FORMAT..=STORE_FORMAT).contains(&found) => Ok(found),
         Some(found) => Err(format_error(dir, found)),
     }
 }

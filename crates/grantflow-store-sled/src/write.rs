@@ -76,7 +76,7 @@ impl Inner {
             Some(version) => Ok(*version),
             None => self.stored_stream_version(stream),
         })?;
-        let mut group = Group::default();
+        let mut group = Group::new(self.encoding);
         for (envelope, canonical) in &sealed.events {
             group.push_event(envelope, canonical);
         }
@@ -260,7 +260,7 @@ impl Inner {
             }
         }
         for slice in events.chunks(IMPORT_GROUP_EVENTS_MAX) {
-            let mut group = Group::default();
+            let mut group = Group::new(self.encoding);
             for envelope in slice {
                 group.push_event(envelope, &envelope.canonical_bytes());
                 if let Some(records) = record_of_last_position.remove(&envelope.position) {

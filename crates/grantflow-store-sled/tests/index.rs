@@ -110,10 +110,22 @@ fn set_index(data: &Path, mark: u64, drop_entries: bool) {
     db.flush().unwrap();
 }
 
+/// In a store of format 4 and in one of format 3 (whose command-index entries hold the
+/// records, where format 4's name the command's first position in the log).
 #[tokio::test]
 async fn reads_agree_across_the_tail_the_indexed_entries_and_reopening() {
+    for plain in [false, true] {
+        reads_agree_in_a_store(plain).await;
+    }
+}
+
+async fn reads_agree_in_a_store(plain: bool) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    if plain {
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("GRANTFLOW"), b"grantflow store\nformat 3\n").unwrap();
+    }
     let mut ids = 0;
     let spans = 2 * INDEX_SPAN_EVENTS / GROUP_COMMANDS + 3;
     let (before, head) = {
@@ -137,6 +149,17 @@ async fn reads_agree_across_the_tail_the_indexed_entries_and_reopening() {
         "close writes the whole tail"
     );
 
+    {
+        let db = open_sled(&data.join("db")).unwrap();
+        let forms: Vec<u8> = db
+            .scan_prefix(b"C")
+            .map(|item| item.unwrap().1[0])
+            .collect();
+        assert_eq!(forms.len() as u64, ids);
+        // Format 4: `2` and the first position; format 3: the record (body hash flag 0/1).
+        let expected = if plain { 1 } else { 2 };
+        assert!(forms.iter().all(|form| *form == expected), "{forms:?}");
+    }
     let store = SledStore::open(&data).unwrap();
     assert_eq!(answers(&store, ids).await, before, "all from sled");
     // And it goes on from there, repeats refused.

@@ -67,7 +67,7 @@ fn newer_format_is_refused() {
             found, supported, ..
         }) => {
             assert_eq!(found, 999);
-            assert_eq!(supported, 3);
+            assert_eq!(supported, 4);
         }
         other => panic!("expected NewerFormat, got {other:?}"),
     }
@@ -80,8 +80,79 @@ fn empty_directory_becomes_a_store() {
     let store = SledStore::open(dir.path()).unwrap();
     drop(store);
     let marker = std::fs::read_to_string(dir.path().join("GRANTFLOW")).unwrap();
-    assert_eq!(marker, "grantflow store\nformat 3\n");
+    assert_eq!(marker, "grantflow store\nformat 4\n");
     SledStore::open_existing(dir.path()).unwrap();
+}
+
+/// The format byte of every log chunk in the database, and its format record.
+fn chunk_formats_and_record(dir: &std::path::Path) -> (Vec<u8>, String) {
+    let db = grantflow_store_sled::open_sled(&dir.join("db")).unwrap();
+    let formats = db
+        .scan_prefix(b"L")
+        .map(|item| item.unwrap().1[0])
+        .collect();
+    let record = String::from_utf8(db.get(b"M").unwrap().unwrap().to_vec()).unwrap();
+    (formats, record)
+}
+
+#[tokio::test]
+async fn a_new_store_compresses_its_log_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    grantflow_store::testing::fill(&store, 200).await;
+    let events = grantflow_store::testing::read_all(&store).await;
+    store.close().await.unwrap();
+    drop(store);
+    let (formats, record) = chunk_formats_and_record(dir.path());
+    assert!(!formats.is_empty());
+    assert!(formats.iter().all(|format| *format == 3), "{formats:?}");
+    assert_eq!(record, "grantflow store format 4");
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(grantflow_store::testing::read_all(&store).await, events);
+}
+
+/// A store of format 3 (plain log chunks, as the builds before format 4 wrote them) opens,
+/// reads, and takes new events in plain chunks, so that those builds can still open it.
+#[tokio::test]
+async fn a_store_of_format_3_keeps_its_plain_chunks_and_its_format() {
+    let dir = tempfile::tempdir().unwrap();
+    // A new database takes its marker's format.
+    std::fs::write(dir.path().join("GRANTFLOW"), b"grantflow store\nformat 3\n").unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    grantflow_store::testing::fill(&store, 100).await;
+    store.close().await.unwrap();
+    drop(store);
+    let store = SledStore::open(dir.path()).unwrap();
+    grantflow_store::testing::fill(&store, 100).await;
+    let events = grantflow_store::testing::read_all(&store).await;
+    assert_eq!(events.len(), 200);
+    let mut verifier = grantflow_store::envelope::ChainVerifier::new();
+    assert!(events.iter().all(|event| verifier.check(event).is_ok()));
+    store.close().await.unwrap();
+    drop(store);
+    let (formats, record) = chunk_formats_and_record(dir.path());
+    assert!(formats.len() >= 2);
+    assert!(formats.iter().all(|format| *format == 2), "{formats:?}");
+    assert_eq!(record, "grantflow store format 3");
+    let marker = std::fs::read_to_string(dir.path().join("GRANTFLOW")).unwrap();
+    assert_eq!(marker, "grantflow store\nformat 3\n");
+    let store = SledStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(grantflow_store::testing::read_all(&store).await, events);
+}
+
+#[tokio::test]
+async fn a_marker_and_a_format_record_that_disagree_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    store.close().await.unwrap();
+    drop(store);
+    std::fs::write(dir.path().join("GRANTFLOW"), b"grantflow store\nformat 3\n").unwrap();
+    match SledStore::open(dir.path()) {
+        Err(StoreError::Corrupt { detail, .. }) => {
+            assert!(detail.contains("says format 4"), "{detail}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
 }
 
 #[tokio::test]

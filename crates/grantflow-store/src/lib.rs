@@ -379,13 +379,13 @@ pub enum StoreError {
     },
     /// The store was written by a pre-release grantflow whose format this build does not
     /// read (only [`StoreError::NewerFormat`]'s opposite: an older format, never converted).
-    #[error("{path} holds store format {found}, which this build does not read (it reads format {supported}): export it with the build that wrote it and import the export into a new store")]
+    #[error("{path} holds store format {found}, which this build does not read (the oldest it reads is format {supported}): export it with the build that wrote it and import the export into a new store")]
     UnsupportedFormat {
         /// The directory or database.
         path: String,
         /// Format found.
         found: u32,
-        /// The format this build reads.
+        /// The oldest format this build reads.
         supported: u32,
     },
     /// What was asked cannot be stored as it is (a malformed stream name or command id, an
