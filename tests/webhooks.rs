@@ -274,6 +274,25 @@ fn appended(result: &Value) -> Vec<Appended> {
         .collect()
 }
 
+/// One round of the delivery test's traffic through the API: a contribution to F1 or F2
+/// (finance), a proposal of grant `G<round>` (secretariat), its approval (approver).
+fn grant_round(addr: SocketAddr, [fin, sec, boss]: [&str; 3], round: u32) -> Vec<Appended> {
+    let fund = if round.is_multiple_of(2) { "F1" } else { "F2" };
+    let grant = format!("G{round}");
+    let mut events = post(
+        addr,
+        fin,
+        json!({"command": "record-contribution", "fund": fund, "donor": "D", "amount": "1000.00", "received_on": "2020-01-01"}),
+    );
+    events.extend(post(addr, sec, json!({"command": "submit-proposal", "fund": fund, "grant": grant, "title": "T", "amount": "100.00"})));
+    events.extend(post(
+        addr,
+        boss,
+        json!({"command": "approve-grant", "grant": grant, "decided_on": "2020-01-02"}),
+    ));
+    events
+}
+
 fn post(addr: SocketAddr, token: &str, body: Value) -> Vec<Appended> {
     let (status, answer) = http_json(addr, "POST", "/v1/commands", Some(token), Some(&body))
         .expect("the server answers");
@@ -394,15 +413,7 @@ fn webhooks_deliver_every_event_in_order_signed_across_failures_and_a_restart() 
     let mut events: Vec<Appended> = Vec::new();
     let (server, addr) = util::spawn_serve(&store, &serve_args);
     for round in 0..6 {
-        let fund = if round % 2 == 0 { "F1" } else { "F2" };
-        let grant = format!("G{round}");
-        events.extend(post(addr, &fin, json!({"command": "record-contribution", "fund": fund, "donor": "D", "amount": "1000.00", "received_on": "2020-01-01"})));
-        events.extend(post(addr, &sec, json!({"command": "submit-proposal", "fund": fund, "grant": grant, "title": "T", "amount": "100.00"})));
-        events.extend(post(
-            addr,
-            &boss,
-            json!({"command": "approve-grant", "grant": grant, "decided_on": "2020-01-02"}),
-        ));
+        events.extend(grant_round(addr, [&fin, &sec, &boss], round));
     }
     // Subscription c keeps failing: disabled after 5 attempts, seen by the command line
     // while the server holds the store.
@@ -516,15 +527,7 @@ fn webhooks_deliver_every_event_in_order_signed_across_failures_and_a_restart() 
     }
     let (server, addr) = util::spawn_serve(&store, &serve_args);
     for round in 6..10 {
-        let fund = if round % 2 == 0 { "F1" } else { "F2" };
-        let grant = format!("G{round}");
-        events.extend(post(addr, &fin, json!({"command": "record-contribution", "fund": fund, "donor": "D", "amount": "1000.00", "received_on": "2020-01-01"})));
-        events.extend(post(addr, &sec, json!({"command": "submit-proposal", "fund": fund, "grant": grant, "title": "T", "amount": "100.00"})));
-        events.extend(post(
-            addr,
-            &boss,
-            json!({"command": "approve-grant", "grant": grant, "decided_on": "2020-01-02"}),
-        ));
+        events.extend(grant_round(addr, [&fin, &sec, &boss], round));
     }
     // c resumes from the event that failed once enabled and its receiver takes it.
     receiver.shared.lock().expect("lock").failing = false;
