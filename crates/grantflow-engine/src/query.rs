@@ -84,10 +84,7 @@ pub async fn subject_as_of(
         AsOf::Time(time) => AsOf::Time(normalize_time(time)?),
         other => other.clone(),
     };
-    // The streams, from the live model (a grant or fund created after the moment has no
-    // event up to it, and one that does not exist now never did).
-    let (head, streams) =
-        engine.with_model(|model| (model.position, subject_streams(&model.world, subject)));
+    let head = engine.with_model(|model| model.position);
     let store = engine.store().as_ref();
     let until = match &as_of {
         AsOf::Head => head,
@@ -109,6 +106,10 @@ pub async fn subject_as_of(
             }
         }
     }
+    // The streams, from the live model (a grant or fund created after the moment has no
+    // event up to it, and one that does not exist now never did). A fund's are found among
+    // all grants: only when no checkpoint answered.
+    let streams = engine.with_model(|model| subject_streams(&model.world, subject));
     let mut model = ReadModel::default();
     for envelope in &streams_until(store, &streams, until).await? {
         model.apply(envelope)?;
