@@ -535,7 +535,7 @@ pub fn verify(report: &VerifyReport, of_export: bool) -> String {
             if of_export {
                 ""
             } else {
-                ", projections, snapshot"
+                ", projections, snapshot, fund checkpoints"
             },
             if report.checkpoint_checked {
                 ", checkpoint"
